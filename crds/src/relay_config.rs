@@ -1,0 +1,422 @@
+//! The relay configuration file: one YAML document, camelCase keys, unknown fields refused.
+//!
+//! Paths inside it (TLS files, DKIM keys, the spool key) are relative to the file's own directory
+//! unless absolute. Secrets never appear inline: API keys carry only a hash of their secret, and
+//! private keys live in the files they name.
+
+use crate::units::{ByteSize, HumanDuration};
+use serde::{Deserialize, Serialize};
+
+/// The whole relay configuration.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RelayConfig {
+    /// The name this relay gives itself in greetings, `Received:` headers, EHLO and bounces.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Where the relay listens.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// The server certificate and key for STARTTLS and implicit TLS.
+    pub tls: TlsFiles,
+    /// Tenants (a tenant is a Kubernetes namespace) and the domains each may send for.
+    #[serde(default)]
+    pub tenants: Vec<Tenant>,
+    /// API keys: SMTP AUTH usernames and the hashes of their secrets.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+    /// How accepted mail leaves the relay.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// The encrypted durable queue.
+    pub spool: Spool,
+    /// Protocol limits and timeouts.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Listener addresses. An empty list disables that listener.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Listeners {
+    /// Submission with STARTTLS (RFC 6409), usually port 587.
+    #[serde(default = "default_submission")]
+    pub submission: Vec<String>,
+    /// Submission over implicit TLS (RFC 8314), usually port 465.
+    #[serde(default = "default_submissions")]
+    pub submissions: Vec<String>,
+    /// HTTP listener for `/metrics`, `/healthz` and `/readyz`; empty string disables it.
+    #[serde(default = "default_http")]
+    pub http: String,
+}
+
+/// PEM files of the server certificate chain and its private key; both are re-read when they change.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+/// A tenant: the namespace that owns some sending domains and API keys.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Tenant {
+    /// Tenant name (the Kubernetes namespace).
+    pub name: String,
+    /// Domains this tenant may send for; a domain belongs to one tenant only.
+    #[serde(default)]
+    pub domains: Vec<SendingDomain>,
+}
+
+/// A domain a tenant sends for, with its DKIM keys.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendingDomain {
+    /// The domain, lower case, without a trailing dot.
+    pub name: String,
+    /// Active DKIM keys: every message is signed with each of them (e.g. RSA and Ed25519 together).
+    #[serde(default)]
+    pub dkim: Vec<DkimKeyRef>,
+}
+
+/// DKIM signature algorithm.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    /// RSA with SHA-256; keys must be 2048 bits or more.
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+    /// Ed25519 with SHA-256 (RFC 8463).
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
+}
+
+/// One active DKIM key of a domain.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DkimKeyRef {
+    /// Selector: the record is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// Signature algorithm.
+    #[serde(default = "default_dkim_algorithm")]
+    pub algorithm: DkimAlgorithm,
+    /// PKCS#8 PEM private key file.
+    pub key_file: String,
+}
+
+/// An API key. Its id is the SMTP AUTH username; its secret is the password, held here only as a hash.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiKey {
+    /// Key id (SMTP AUTH username).
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// `sha256:<64 hex digits>` of the secret. Secrets carry at least 256 bits of entropy, so a
+    /// plain SHA-256 is a sound one-way function for them.
+    pub secret_hash: String,
+    /// What the key may do; `smtp:submit` allows SMTP submission.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Domains this key may send for, narrowing its tenant's; empty means all of the tenant's.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Client networks allowed to use this key (CIDR); empty means any.
+    #[serde(default)]
+    pub allowed_cidrs: Vec<String>,
+    /// Messages per minute this key may submit; absent means unlimited.
+    #[serde(default)]
+    pub messages_per_minute: Option<u32>,
+    /// RFC 3339 UTC time after which the key is refused (e.g. `2027-01-01T00:00:00Z`).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// A revoked key is refused at once.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// How mail leaves the relay.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Delivery {
+    /// `mx` (look up each recipient domain), `smarthost` (everything to one host) or `capture`
+    /// (write each message as an `.eml` file to `captureDir`; for `cascade-relay dev`).
+    #[serde(default)]
+    pub mode: DeliveryMode,
+    /// Destination TCP port for MX delivery (25 in production; tests point it elsewhere).
+    #[serde(default = "default_mx_port")]
+    pub mx_port: u16,
+    /// DNS servers (`IP:PORT`) for MX and address lookups; empty means the system's resolv.conf.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// The smarthost, required when `mode` is `smarthost`.
+    #[serde(default)]
+    pub smarthost: Option<Smarthost>,
+    /// Directory for `capture` mode.
+    #[serde(default)]
+    pub capture_dir: Option<String>,
+    /// Outbound TLS for MX delivery: `opportunistic` (STARTTLS whenever offered) or `required`.
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// Parallel outbound deliveries.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Retry schedule for temporary failures.
+    #[serde(default)]
+    pub retry: Retry,
+    /// Timeouts of the outbound SMTP client.
+    #[serde(default)]
+    pub timeouts: ClientTimeouts,
+}
+
+/// Delivery route.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum DeliveryMode {
+    #[default]
+    Mx,
+    Smarthost,
+    Capture,
+}
+
+/// Outbound TLS policy.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum OutboundTls {
+    /// Use STARTTLS when the receiver offers it; certificates are not verified (RFC 7435).
+    #[default]
+    Opportunistic,
+    /// Refuse to deliver without TLS; certificates are verified against the web PKI or `caFile`.
+    Required,
+}
+
+/// A fixed next hop.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Smarthost {
+    /// `host:port`.
+    pub address: String,
+    /// `opportunistic` or `required` (verified) TLS.
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// PEM CA bundle to verify the smarthost with instead of the built-in web PKI roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// AUTH username.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the AUTH password (never inline).
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+/// Exponential backoff with jitter for temporary failures.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retry {
+    /// First retry delay.
+    #[serde(default = "default_retry_initial")]
+    pub initial: HumanDuration,
+    /// Upper bound of one delay.
+    #[serde(default = "default_retry_max_delay")]
+    pub max_delay: HumanDuration,
+    /// After this age a still-deferred recipient fails permanently and is bounced.
+    #[serde(default = "default_max_age")]
+    pub max_age: HumanDuration,
+}
+
+/// Outbound SMTP client timeouts (RFC 5321 section 4.5.3.2 gives the classic values).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientTimeouts {
+    /// TCP connect.
+    #[serde(default = "default_connect_timeout")]
+    pub connect: HumanDuration,
+    /// Greeting and each command's reply.
+    #[serde(default = "default_command_timeout")]
+    pub command: HumanDuration,
+    /// The reply after the final dot of DATA.
+    #[serde(default = "default_data_end_timeout")]
+    pub data_end: HumanDuration,
+    /// How long an idle connection is kept for reuse.
+    #[serde(default = "default_idle_timeout")]
+    pub idle: HumanDuration,
+}
+
+/// The encrypted queue.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spool {
+    /// Directory for queued messages (created if missing).
+    pub dir: String,
+    /// Key file: one key per line, `<key-id> <base64 of 32 bytes>`; the first line encrypts new
+    /// messages, every line can decrypt (so keys rotate by adding a line on top).
+    pub key_file: String,
+}
+
+/// Inbound limits and timeouts.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Limits {
+    /// Largest message accepted (advertised in EHLO SIZE).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: ByteSize,
+    /// Recipients per message.
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Longest command or text line including CRLF (RFC 5321: at least 512 and 1000).
+    #[serde(default = "default_max_line_length")]
+    pub max_line_length: usize,
+    /// Concurrent SMTP sessions over all listeners.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// Commands in one session before it is closed.
+    #[serde(default = "default_max_commands")]
+    pub max_commands: usize,
+    /// Wait for a command (RFC 5321: 5 minutes).
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: HumanDuration,
+    /// Wait for each chunk of message data (RFC 5321: 3 minutes).
+    #[serde(default = "default_data_timeout")]
+    pub data_timeout: HumanDuration,
+    /// Failed AUTH attempts from one IP within `authFailureWindow` before it is refused.
+    #[serde(default = "default_auth_failures")]
+    pub max_auth_failures: u32,
+    /// Window for counting failed AUTH attempts, and how long an IP is refused after.
+    #[serde(default = "default_auth_window")]
+    pub auth_failure_window: HumanDuration,
+    /// How long in-flight sessions may take to finish on shutdown.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: HumanDuration,
+}
+
+fn default_hostname() -> String {
+    "localhost".into()
+}
+fn default_submission() -> Vec<String> {
+    vec!["0.0.0.0:587".into()]
+}
+fn default_submissions() -> Vec<String> {
+    vec!["0.0.0.0:465".into()]
+}
+fn default_http() -> String {
+    "0.0.0.0:9587".into()
+}
+fn default_dkim_algorithm() -> DkimAlgorithm {
+    DkimAlgorithm::RsaSha256
+}
+fn default_scopes() -> Vec<String> {
+    vec!["smtp:submit".into()]
+}
+fn default_mx_port() -> u16 {
+    25
+}
+fn default_concurrency() -> usize {
+    64
+}
+fn default_retry_initial() -> HumanDuration {
+    HumanDuration::mins(1)
+}
+fn default_retry_max_delay() -> HumanDuration {
+    HumanDuration::hours(4)
+}
+fn default_max_age() -> HumanDuration {
+    HumanDuration::days(5)
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
+}
+fn default_command_timeout() -> HumanDuration {
+    HumanDuration::mins(5)
+}
+fn default_data_end_timeout() -> HumanDuration {
+    HumanDuration::mins(10)
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration::secs(30)
+}
+fn default_data_timeout() -> HumanDuration {
+    HumanDuration::mins(3)
+}
+fn default_max_message_size() -> ByteSize {
+    ByteSize(25 << 20)
+}
+fn default_max_recipients() -> usize {
+    100
+}
+fn default_max_line_length() -> usize {
+    1000
+}
+fn default_max_sessions() -> usize {
+    2000
+}
+fn default_max_commands() -> usize {
+    1000
+}
+fn default_auth_failures() -> u32 {
+    5
+}
+fn default_auth_window() -> HumanDuration {
+    HumanDuration::mins(5)
+}
+fn default_shutdown_grace() -> HumanDuration {
+    HumanDuration::secs(25)
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self { submission: default_submission(), submissions: default_submissions(), http: default_http() }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            mode: DeliveryMode::Mx,
+            mx_port: default_mx_port(),
+            nameservers: vec![],
+            smarthost: None,
+            capture_dir: None,
+            tls: OutboundTls::Opportunistic,
+            concurrency: default_concurrency(),
+            retry: Retry::default(),
+            timeouts: ClientTimeouts::default(),
+        }
+    }
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { initial: default_retry_initial(), max_delay: default_retry_max_delay(), max_age: default_max_age() }
+    }
+}
+
+impl Default for ClientTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: default_connect_timeout(),
+            command: default_command_timeout(),
+            data_end: default_data_end_timeout(),
+            idle: default_idle_timeout(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: default_max_message_size(),
+            max_recipients: default_max_recipients(),
+            max_line_length: default_max_line_length(),
+            max_sessions: default_max_sessions(),
+            max_commands: default_max_commands(),
+            command_timeout: default_command_timeout(),
+            data_timeout: default_data_timeout(),
+            max_auth_failures: default_auth_failures(),
+            auth_failure_window: default_auth_window(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}

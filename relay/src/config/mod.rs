@@ -1,0 +1,315 @@
+//! Loads the relay configuration file and everything it references, checks all of it, and builds
+//! the [`Runtime`] the relay runs on. Every problem is reported (not just the first) as
+//! `file: field: reason`. A relay that is running keeps its last good runtime when a reload fails.
+
+pub mod cidr;
+
+use crate::dkim::Signer;
+use crate::smtp::command::valid_domain;
+use crate::spool::format::KeyRing;
+use cascade_crds::relay_config::{DeliveryMode, RelayConfig};
+use cidr::Cidr;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub const SCOPE_SMTP_SUBMIT: &str = "smtp:submit";
+const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.field, self.reason)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+/// A sending domain as the relay enforces it.
+pub struct DomainPolicy {
+    pub tenant: String,
+    pub signers: Vec<Signer>,
+}
+
+/// An API key as the relay enforces it.
+pub struct KeyPolicy {
+    pub tenant: String,
+    pub secret_hash: [u8; 32],
+    pub scopes: Vec<String>,
+    /// Empty: every domain of the tenant.
+    pub allowed_domains: HashSet<String>,
+    pub allowed_cidrs: Vec<Cidr>,
+    pub messages_per_minute: Option<u32>,
+    pub expires_at: Option<u64>,
+    pub revoked: bool,
+}
+
+/// The checked, loaded configuration.
+pub struct Runtime {
+    pub config: RelayConfig,
+    pub base_dir: PathBuf,
+    pub domains: HashMap<String, DomainPolicy>,
+    pub keys: HashMap<String, KeyPolicy>,
+    pub spool_keys_text: String,
+    pub smarthost_password: Option<String>,
+    pub nameservers: Vec<SocketAddr>,
+}
+
+impl Runtime {
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        resolve(&self.base_dir, path)
+    }
+    pub fn spool_keys(&self) -> KeyRing {
+        KeyRing::parse(&self.spool_keys_text).expect("validated at load")
+    }
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+struct Checker {
+    file: String,
+    base: PathBuf,
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+        self.problems.push(Problem { file: self.file.clone(), field: field.into(), reason: reason.into() });
+    }
+
+    fn read(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
+        let full = resolve(&self.base, path);
+        match std::fs::read(&full) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.fail(field, format!("cannot read {}: {e}", full.display()));
+                None
+            }
+        }
+    }
+}
+
+/// Parses the file's text; YAML and type errors come back as one problem with the location.
+pub fn parse(file: &str, text: &str) -> Result<RelayConfig, ConfigErrors> {
+    serde_saphyr::from_str::<RelayConfig>(text).map_err(|e| {
+        let msg = e.to_string();
+        ConfigErrors(vec![Problem { file: file.into(), field: "(document)".into(), reason: msg.trim().replace('\n', " ") }])
+    })
+}
+
+pub fn load(path: &Path) -> Result<Arc<Runtime>, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![Problem { file: file.clone(), field: "(file)".into(), reason: format!("cannot read: {e}") }]))?;
+    let config = parse(&file, &text)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    check(config, &file, &base).map(Arc::new)
+}
+
+/// Checks a parsed configuration, loading what it references.
+pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, ConfigErrors> {
+    let mut c = Checker { file: file.into(), base: base.to_path_buf(), problems: vec![] };
+    if !valid_domain(&config.hostname) && config.hostname != "localhost" {
+        c.fail("hostname", format!("{:?} is not a valid host name", config.hostname));
+    }
+    let l = &config.listeners;
+    for (name, list) in [("submission", &l.submission), ("submissions", &l.submissions)] {
+        for (i, a) in list.iter().enumerate() {
+            if a.parse::<SocketAddr>().is_err() {
+                c.fail(format!("listeners.{name}[{i}]"), format!("{a:?} is not IP:PORT"));
+            }
+        }
+    }
+    if !l.http.is_empty() && l.http.parse::<SocketAddr>().is_err() {
+        c.fail("listeners.http", format!("{:?} is not IP:PORT", l.http));
+    }
+    if let Some(pem) = c.read("tls.certFile", &config.tls.cert_file.clone()) {
+        if let Err(e) = crate::tls::parse_certs(&pem) {
+            c.fail("tls.certFile", e);
+        }
+    }
+    if let Some(pem) = c.read("tls.keyFile", &config.tls.key_file.clone()) {
+        if let Err(e) = crate::tls::parse_key(&pem) {
+            c.fail("tls.keyFile", e);
+        }
+    }
+
+    let mut domains = HashMap::new();
+    let mut tenant_domains: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (ti, tenant) in config.tenants.iter().enumerate() {
+        let tf = format!("tenants[{ti}]");
+        if tenant.name.is_empty() {
+            c.fail(format!("{tf}.name"), "must not be empty");
+        }
+        if tenant_domains.insert(&tenant.name, HashSet::new()).is_some() {
+            c.fail(format!("{tf}.name"), format!("tenant {:?} is listed twice", tenant.name));
+        }
+        for (di, domain) in tenant.domains.iter().enumerate() {
+            let df = format!("{tf}.domains[{di}]");
+            if !valid_domain(&domain.name) || domain.name != domain.name.to_ascii_lowercase() {
+                c.fail(format!("{df}.name"), format!("{:?} is not a lower-case domain name", domain.name));
+            }
+            let mut signers = Vec::new();
+            for (ki, key) in domain.dkim.iter().enumerate() {
+                let kf = format!("{df}.dkim[{ki}]");
+                if key.selector.is_empty() || !key.selector.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+                    c.fail(format!("{kf}.selector"), format!("{:?} is not a valid selector", key.selector));
+                }
+                if let Some(pem) = c.read(&format!("{kf}.keyFile"), &key.key_file) {
+                    match Signer::from_pem(&domain.name, &key.selector, key.algorithm, &pem) {
+                        Ok(s) => signers.push(s),
+                        Err(e) => c.fail(format!("{kf}.keyFile"), e.to_string()),
+                    }
+                }
+            }
+            if domains.contains_key(&domain.name) {
+                c.fail(format!("{df}.name"), format!("domain {:?} is claimed more than once", domain.name));
+                continue;
+            }
+            tenant_domains.entry(&tenant.name).or_default().insert(&domain.name);
+            domains.insert(domain.name.clone(), DomainPolicy { tenant: tenant.name.clone(), signers });
+        }
+    }
+
+    let mut keys = HashMap::new();
+    for (i, key) in config.api_keys.iter().enumerate() {
+        let kf = format!("apiKeys[{i}]");
+        if key.id.len() < 3 || key.id.len() > 128 || !key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            c.fail(format!("{kf}.id"), "must be 3-128 characters of letters, digits, '-', '_' or '.'");
+        }
+        let tenant_set = tenant_domains.get(key.tenant.as_str());
+        if tenant_set.is_none() {
+            c.fail(format!("{kf}.tenant"), format!("no tenant named {:?}", key.tenant));
+        }
+        let secret_hash = match crate::policy::auth::parse_secret_hash(&key.secret_hash) {
+            Some(h) => h,
+            None => {
+                c.fail(format!("{kf}.secretHash"), "expected sha256:<64 hex digits>");
+                [0; 32]
+            }
+        };
+        for (si, scope) in key.scopes.iter().enumerate() {
+            if !KNOWN_SCOPES.contains(&scope.as_str()) {
+                c.fail(format!("{kf}.scopes[{si}]"), format!("unknown scope {scope:?}; known: {}", KNOWN_SCOPES.join(", ")));
+            }
+        }
+        for (di, d) in key.allowed_domains.iter().enumerate() {
+            if tenant_set.is_some_and(|s| !s.contains(d.as_str())) {
+                c.fail(format!("{kf}.allowedDomains[{di}]"), format!("{d:?} is not a domain of tenant {:?}", key.tenant));
+            }
+        }
+        let mut cidrs = Vec::new();
+        for (ci, text) in key.allowed_cidrs.iter().enumerate() {
+            match text.parse::<Cidr>() {
+                Ok(n) => cidrs.push(n),
+                Err(e) => c.fail(format!("{kf}.allowedCidrs[{ci}]"), e),
+            }
+        }
+        if key.messages_per_minute == Some(0) {
+            c.fail(format!("{kf}.messagesPerMinute"), "must be at least 1 (use revoked: true to stop a key)");
+        }
+        let expires_at = key.expires_at.as_ref().and_then(|t| {
+            let parsed = crate::time::parse_rfc3339_utc(t);
+            if parsed.is_none() {
+                c.fail(format!("{kf}.expiresAt"), format!("{t:?} is not an RFC 3339 UTC time like 2027-01-01T00:00:00Z"));
+            }
+            parsed
+        });
+        let policy = KeyPolicy {
+            tenant: key.tenant.clone(),
+            secret_hash,
+            scopes: key.scopes.clone(),
+            allowed_domains: key.allowed_domains.iter().cloned().collect(),
+            allowed_cidrs: cidrs,
+            messages_per_minute: key.messages_per_minute,
+            expires_at,
+            revoked: key.revoked,
+        };
+        if keys.insert(key.id.clone(), policy).is_some() {
+            c.fail(format!("{kf}.id"), format!("key id {:?} is listed twice", key.id));
+        }
+    }
+
+    let d = &config.delivery;
+    let mut smarthost_password = None;
+    match d.mode {
+        DeliveryMode::Smarthost => match &d.smarthost {
+            None => c.fail("delivery.smarthost", "required when mode is smarthost"),
+            Some(s) => {
+                if crate::delivery::route::split_host_port(&s.address).is_none() {
+                    c.fail("delivery.smarthost.address", format!("{:?} is not host:port", s.address));
+                }
+                if s.username.is_some() != s.password_file.is_some() {
+                    c.fail("delivery.smarthost", "username and passwordFile go together");
+                }
+                if let Some(pf) = &s.password_file {
+                    smarthost_password = c.read("delivery.smarthost.passwordFile", pf).map(|b| String::from_utf8_lossy(&b).trim().to_string());
+                }
+                if let Some(ca) = &s.ca_file {
+                    if let Some(pem) = c.read("delivery.smarthost.caFile", ca) {
+                        if let Err(e) = crate::tls::parse_certs(&pem) {
+                            c.fail("delivery.smarthost.caFile", e);
+                        }
+                    }
+                }
+            }
+        },
+        DeliveryMode::Capture if d.capture_dir.is_none() => c.fail("delivery.captureDir", "required when mode is capture"),
+        _ => {}
+    }
+    let mut nameservers = Vec::new();
+    for (i, ns) in d.nameservers.iter().enumerate() {
+        match ns.parse::<SocketAddr>() {
+            Ok(a) => nameservers.push(a),
+            Err(_) => c.fail(format!("delivery.nameservers[{i}]"), format!("{ns:?} is not IP:PORT")),
+        }
+    }
+    if d.concurrency == 0 {
+        c.fail("delivery.concurrency", "must be at least 1");
+    }
+    if d.retry.initial.0.is_zero() || d.retry.initial > d.retry.max_delay {
+        c.fail("delivery.retry", "initial must be above zero and not above maxDelay");
+    }
+
+    let spool_keys_text = c.read("spool.keyFile", &config.spool.key_file).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    if !spool_keys_text.is_empty() {
+        if let Err(e) = KeyRing::parse(&spool_keys_text) {
+            c.fail("spool.keyFile", e);
+        }
+    }
+    let lim = &config.limits;
+    if lim.max_line_length < 1000 {
+        c.fail("limits.maxLineLength", "RFC 5321 requires at least 1000");
+    }
+    if lim.max_recipients == 0 || lim.max_sessions == 0 || lim.max_commands == 0 {
+        c.fail("limits", "maxRecipients, maxSessions and maxCommands must be at least 1");
+    }
+    if lim.max_message_size.0 < 1024 {
+        c.fail("limits.maxMessageSize", "must be at least 1KiB");
+    }
+
+    if !c.problems.is_empty() {
+        return Err(ConfigErrors(c.problems));
+    }
+    Ok(Runtime { config, base_dir: base.to_path_buf(), domains, keys, spool_keys_text, smarthost_password, nameservers })
+}
+
+#[cfg(test)]
+mod tests;

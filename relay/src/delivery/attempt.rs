@@ -1,0 +1,339 @@
+//! One delivery attempt of one queued message: group its pending recipients by destination, run
+//! a transaction per destination (reusing idle connections), record each recipient's outcome,
+//! bounce permanent failures, and either remove the message or reschedule it. The bounce is
+//! spooled before the original is updated, so nothing is lost between the two.
+
+use super::client::{Client, Outcome, SessionFailure, Timeouts, TlsPolicy};
+use super::queue::QueueItem;
+use super::{dsn, retry, route};
+use crate::config::Runtime;
+use crate::relay::{mask, Relay};
+use crate::spool::{Envelope, RcptStatus, Recipient};
+use cascade_crds::relay_config::{DeliveryMode, OutboundTls};
+use hickory_resolver::TokioResolver;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Pool = Mutex<HashMap<String, Vec<(Client, Instant)>>>;
+
+/// Long-lived delivery state: resolver, outbound TLS configurations, idle connections.
+pub struct Engine {
+    relay: Arc<Relay>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    resolver: Option<TokioResolver>,
+    nameservers: Vec<SocketAddr>,
+    pool: Pool,
+    opportunistic: Arc<rustls::ClientConfig>,
+    verified: Arc<rustls::ClientConfig>,
+}
+
+#[derive(Clone)]
+pub struct Job {
+    relay: Arc<Relay>,
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    pub fn new(relay: Arc<Relay>) -> Self {
+        let shared = Arc::new(Shared::build(&relay.runtime()));
+        Self { relay, shared }
+    }
+
+    /// Rebuilds the resolver when the configured nameservers changed.
+    pub fn refresh(&mut self) {
+        let rt = self.relay.runtime();
+        if rt.nameservers != self.shared.nameservers {
+            self.shared = Arc::new(Shared::build(&rt));
+        }
+    }
+
+    pub fn job(&self) -> Job {
+        Job { relay: self.relay.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl Shared {
+    fn build(rt: &Runtime) -> Self {
+        let resolver = match route::resolver(&rt.nameservers) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "no DNS resolver; MX delivery will be deferred");
+                None
+            }
+        };
+        Self {
+            resolver,
+            nameservers: rt.nameservers.clone(),
+            pool: Mutex::new(HashMap::new()),
+            opportunistic: crate::tls::client_config(false, None).expect("TLS client configuration"),
+            verified: crate::tls::client_config(true, None).expect("TLS client configuration"),
+        }
+    }
+}
+
+/// Where one group of recipients goes.
+enum Destination {
+    Mx(String),
+    Smarthost,
+}
+
+fn timeouts(rt: &Runtime) -> Timeouts {
+    let t = &rt.config.delivery.timeouts;
+    Timeouts { connect: t.connect.0, command: t.command.0, data_end: t.data_end.0 }
+}
+
+impl Job {
+    pub async fn attempt(&self, item: QueueItem) -> Option<Envelope> {
+        let rt = self.relay.runtime();
+        let QueueItem { mut env, message } = item;
+        let message = match message {
+            Some(m) => m,
+            None => match self.relay.spool.load(&env.id) {
+                Ok((stored, m)) => {
+                    env = stored;
+                    Arc::new(m)
+                }
+                Err(e) => {
+                    tracing::error!(queue_id = %env.id, error = %e, "cannot read queued message; it stays in the spool for inspection");
+                    return None;
+                }
+            },
+        };
+        env.attempts += 1;
+        let pending: Vec<usize> = env.recipients.iter().enumerate().filter(|(_, r)| r.status == RcptStatus::Pending).map(|(i, _)| i).collect();
+        match rt.config.delivery.mode {
+            DeliveryMode::Capture => {
+                let dir = rt.resolve(rt.config.delivery.capture_dir.as_deref().unwrap_or("outbox"));
+                let outcome = match capture(&dir, &env.id, &message) {
+                    Ok(path) => Outcome::Delivered(format!("captured to {}", path.display())),
+                    Err(e) => Outcome::Deferred(format!("capture: {e}")),
+                };
+                for i in pending {
+                    self.record(&mut env.recipients[i], &outcome, &env.id, false);
+                }
+            }
+            mode => {
+                let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+                for i in pending {
+                    let key = match mode {
+                        DeliveryMode::Smarthost => String::new(),
+                        _ => env.recipients[i].address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(),
+                    };
+                    groups.entry(key).or_default().push(i);
+                }
+                for (domain, idx) in groups {
+                    let dest = if matches!(mode, DeliveryMode::Smarthost) { Destination::Smarthost } else { Destination::Mx(domain) };
+                    let rcpts: Vec<String> = idx.iter().map(|&i| env.recipients[i].address.clone()).collect();
+                    let (outcomes, tls) = self.deliver(&rt, &dest, &env.sender, &rcpts, &message).await;
+                    for (&i, o) in idx.iter().zip(outcomes.iter()) {
+                        self.record(&mut env.recipients[i], o, &env.id, tls);
+                    }
+                }
+            }
+        }
+        self.finish(&rt, env, &message)
+    }
+
+    fn record(&self, r: &mut Recipient, outcome: &Outcome, queue_id: &str, tls: bool) {
+        let m = &self.relay.metrics;
+        let (status, text, label) = match outcome {
+            Outcome::Delivered(t) => (RcptStatus::Delivered, t, "delivered"),
+            Outcome::Deferred(t) => (RcptStatus::Pending, t, "deferred"),
+            Outcome::Failed(t) => (RcptStatus::Failed, t, "failed"),
+        };
+        match status {
+            RcptStatus::Delivered => m.delivered.inc(),
+            RcptStatus::Pending => m.deferred.inc(),
+            RcptStatus::Failed => m.bounced.inc(),
+        }
+        tracing::info!(queue_id, recipient = %mask(&r.address), result = label, tls, reply = %text, "delivery attempt");
+        r.status = status;
+        r.last_reply = Some(text.clone());
+    }
+
+    /// Runs one transaction for `rcpts`; returns one outcome each and whether TLS was used.
+    async fn deliver(&self, rt: &Runtime, dest: &Destination, sender: &str, rcpts: &[String], message: &[u8]) -> (Vec<Outcome>, bool) {
+        let all = |o: Outcome| (vec![o; rcpts.len()], false);
+        let d = &rt.config.delivery;
+        let (hosts, port, tls_required, verify_with): (Vec<String>, u16, bool, Option<Vec<u8>>) = match dest {
+            Destination::Smarthost => {
+                let Some(s) = d.smarthost.as_ref() else { return all(Outcome::Deferred("no smarthost configured".into())) };
+                let Some((host, port)) = route::split_host_port(&s.address) else { return all(Outcome::Deferred("bad smarthost address".into())) };
+                let ca = s.ca_file.as_ref().and_then(|f| std::fs::read(rt.resolve(f)).ok());
+                (vec![host], port, s.tls == OutboundTls::Required, ca)
+            }
+            Destination::Mx(domain) => {
+                let Some(resolver) = &self.shared.resolver else { return all(Outcome::Deferred("no DNS resolver".into())) };
+                match route::mx_hosts(resolver, domain).await {
+                    Ok(h) => (h, d.mx_port, d.tls == OutboundTls::Required, None),
+                    Err(route::RouteError::Temporary(e)) => return all(Outcome::Deferred(format!("DNS: {e}"))),
+                    Err(route::RouteError::Permanent(e)) => return all(Outcome::Failed(format!("DNS: {e}"))),
+                }
+            }
+        };
+        let auth = match (dest, d.smarthost.as_ref()) {
+            (Destination::Smarthost, Some(s)) => s.username.clone().zip(rt.smarthost_password.clone()),
+            _ => None,
+        };
+        let mut last = SessionFailure { permanent: false, reason: "no destination".into() };
+        for host in &hosts {
+            let config = match (tls_required, &verify_with) {
+                (true, Some(ca)) => match crate::tls::client_config(true, Some(ca)) {
+                    Ok(c) => c,
+                    Err(e) => return all(Outcome::Deferred(format!("smarthost CA file: {e}"))),
+                },
+                (true, None) => self.shared.verified.clone(),
+                (false, _) => self.shared.opportunistic.clone(),
+            };
+            let tls = TlsPolicy { required: tls_required, config, server_name: host.clone() };
+            let pool_key = format!("{host}:{port}:{tls_required}");
+            // A pooled connection may have been closed by the server: one fresh retry.
+            for fresh in [false, true] {
+                let pooled = if fresh { None } else { self.take_idle(&pool_key, d.timeouts.idle.0) };
+                let was_pooled = pooled.is_some();
+                let mut client = match pooled {
+                    Some(c) => c,
+                    None => {
+                        let addrs = match self.shared.resolver.as_ref() {
+                            Some(r) => route::addresses(r, host, port).await,
+                            None => host.parse().map(|ip| vec![SocketAddr::new(ip, port)]).map_err(|_| route::RouteError::Temporary("no resolver".into())),
+                        };
+                        let addrs = match addrs {
+                            Ok(a) => a,
+                            Err(route::RouteError::Temporary(e) | route::RouteError::Permanent(e)) => {
+                                last = SessionFailure { permanent: false, reason: e };
+                                break;
+                            }
+                        };
+                        match Client::connect(&addrs, &rt.config.hostname, &tls, auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())), timeouts(rt)).await {
+                            Ok(c) => {
+                                self.relay.metrics.outbound_connections.with_label_values(&[if c.tls { "yes" } else { "no" }]).inc();
+                                c
+                            }
+                            Err(e) => {
+                                last = e;
+                                break;
+                            }
+                        }
+                    }
+                };
+                match client.transaction(sender, rcpts, message).await {
+                    Ok(outcomes) => {
+                        let tls_used = client.tls;
+                        self.put_idle(pool_key, client);
+                        return (outcomes, tls_used);
+                    }
+                    Err(e) if was_pooled => last = e,
+                    Err(e) => {
+                        last = e;
+                        break;
+                    }
+                }
+            }
+        }
+        let reason = format!("{}", last.reason);
+        all(if last.permanent { Outcome::Failed(reason) } else { Outcome::Deferred(reason) })
+    }
+
+    fn take_idle(&self, key: &str, idle: Duration) -> Option<Client> {
+        let mut pool = self.shared.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let list = pool.get_mut(key)?;
+        while let Some((c, since)) = list.pop() {
+            if since.elapsed() < idle {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, key: String, client: Client) {
+        let mut pool = self.shared.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let list = pool.entry(key).or_default();
+        if list.len() < 64 {
+            list.push((client, Instant::now()));
+        }
+    }
+
+    /// Bounces what failed, then removes or reschedules the message.
+    fn finish(&self, rt: &Runtime, mut env: Envelope, message: &[u8]) -> Option<Envelope> {
+        let now = crate::time::now_unix();
+        let d = &rt.config.delivery;
+        if env.pending().next().is_some() && retry::expired(env.created, now, d.retry.max_age.0) {
+            for r in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+                let last = r.last_reply.clone().unwrap_or_default();
+                r.status = RcptStatus::Failed;
+                r.last_reply = Some(format!("gave up after {}: {last}", d.retry.max_age));
+                self.relay.metrics.bounced.inc();
+            }
+        }
+        let newly_failed: Vec<&Recipient> = env.recipients.iter().filter(|r| r.status == RcptStatus::Failed && !r.last_reply.as_deref().unwrap_or("").starts_with("[bounced] ")).collect();
+        if !newly_failed.is_empty() {
+            if env.sender.is_empty() {
+                tracing::warn!(queue_id = %env.id, failed = newly_failed.len(), "bounce undeliverable (null sender); dropped after logging");
+            } else if let Err(e) = self.bounce(rt, &env, &newly_failed, message) {
+                tracing::error!(queue_id = %env.id, error = %e, "could not queue bounce; will retry");
+                env.next_attempt = now + 60;
+                return Some(env);
+            }
+            for r in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Failed) {
+                if let Some(t) = r.last_reply.as_mut().filter(|t| !t.starts_with("[bounced] ")) {
+                    t.insert_str(0, "[bounced] ");
+                }
+            }
+        }
+        if env.pending().next().is_none() {
+            let latency = now.saturating_sub(env.created) as f64;
+            self.relay.metrics.delivery_latency.observe(latency);
+            if let Err(e) = self.relay.spool.remove(&env.id) {
+                tracing::error!(queue_id = %env.id, error = %e, "could not remove finished message");
+            }
+            return None;
+        }
+        let delay = retry::next_delay(env.attempts, d.retry.initial.0, d.retry.max_delay.0, retry::jitter_sample());
+        env.next_attempt = now + delay.as_secs().max(1);
+        if let Err(e) = self.relay.spool.store(&env, &[message]) {
+            tracing::error!(queue_id = %env.id, error = %e, "could not update queued message; an older copy stays on disk");
+        }
+        tracing::info!(queue_id = %env.id, retry_in_s = delay.as_secs(), attempts = env.attempts, "message deferred");
+        Some(env)
+    }
+
+    fn bounce(&self, rt: &Runtime, env: &Envelope, failed: &[&Recipient], message: &[u8]) -> Result<(), crate::spool::SpoolError> {
+        let id = crate::spool::new_queue_id();
+        let now = crate::time::now_unix();
+        let list: Vec<dsn::Failed<'_>> = failed.iter().map(|r| dsn::Failed { recipient: &r.address, reason: r.last_reply.as_deref().unwrap_or("failed") }).collect();
+        let body = dsn::build(&rt.config.hostname, &env.id, &id, &env.sender, env.created, now, &list, message);
+        let bounce = Envelope {
+            id: id.clone(),
+            sender: String::new(),
+            recipients: vec![Recipient { address: env.sender.clone(), status: RcptStatus::Pending, last_reply: None }],
+            tenant: env.tenant.clone(),
+            created: now,
+            next_attempt: 0,
+            attempts: 0,
+        };
+        self.relay.spool.store(&bounce, &[&body])?;
+        tracing::info!(queue_id = %env.id, bounce_id = %id, to = %mask(&env.sender), "bounce queued");
+        self.relay.queue.submit(bounce, Some(Arc::new(body)));
+        Ok(())
+    }
+}
+
+/// Writes `<dir>/<id>.eml` durably (temporary name, fsync, rename).
+fn capture(dir: &Path, id: &str, message: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{id}.tmp"));
+    let path = dir.join(format!("{id}.eml"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(message)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}

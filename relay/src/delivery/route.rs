@@ -1,0 +1,118 @@
+//! Where a recipient domain's mail goes: its MX hosts by preference (RFC 5321 section 5.1), the
+//! domain itself when it has no MX (implicit MX, A/AAAA), nowhere for a null MX (RFC 7505), or
+//! the configured smarthost.
+
+use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Why a destination could not be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// Try later (DNS timeout, SERVFAIL).
+    Temporary(String),
+    /// Never deliverable (NXDOMAIN, null MX).
+    Permanent(String),
+}
+
+pub fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+pub fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let mut opts = ResolverOpts::default();
+    opts.timeout = Duration::from_secs(5);
+    opts.attempts = 2;
+    let builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|e| format!("reading system resolver configuration: {e}"))?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|a| {
+                let mut ns = NameServerConfig::udp_and_tcp(a.ip());
+                for c in &mut ns.connections {
+                    c.port = a.port();
+                }
+                ns
+            })
+            .collect();
+        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), Default::default())
+    };
+    builder.with_options(opts).build().map_err(|e| format!("building resolver: {e}"))
+}
+
+fn classify(e: impl std::fmt::Display, what: &str) -> RouteError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("nxdomain") || lower.contains("no such domain") {
+        RouteError::Permanent(format!("{what}: domain does not exist"))
+    } else if lower.contains("no record") || lower.contains("norecord") || lower.contains("no records found") {
+        RouteError::Permanent(format!("{what}: no records"))
+    } else {
+        RouteError::Temporary(format!("{what}: {text}"))
+    }
+}
+
+/// MX hosts of `domain`, best first (implicit MX when there is none).
+pub async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<Vec<String>, RouteError> {
+    let fqdn = format!("{domain}.");
+    match resolver.mx_lookup(fqdn.as_str()).await {
+        Ok(lookup) => {
+            let mut mx: Vec<(u16, String)> = lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii().trim_end_matches('.').to_ascii_lowercase())),
+                    _ => None,
+                })
+                .collect();
+            if mx.iter().any(|(_, host)| host.is_empty()) {
+                return Err(RouteError::Permanent(format!("{domain} publishes a null MX and accepts no mail (RFC 7505)")));
+            }
+            if mx.is_empty() {
+                return Ok(vec![domain.to_string()]);
+            }
+            mx.sort();
+            Ok(mx.into_iter().map(|(_, h)| h).collect())
+        }
+        Err(e) => match classify(&e, domain) {
+            // No MX records but the name exists: implicit MX.
+            RouteError::Permanent(m) if m.ends_with("no records") => Ok(vec![domain.to_string()]),
+            other => Err(other),
+        },
+    }
+}
+
+/// Addresses of a host (an IP literal is its own address).
+pub async fn addresses(resolver: &TokioResolver, host: &str, port: u16) -> Result<Vec<SocketAddr>, RouteError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let lookup = resolver.lookup_ip(format!("{host}.").as_str()).await.map_err(|e| classify(e, host))?;
+    let addrs: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+    if addrs.is_empty() {
+        return Err(RouteError::Permanent(format!("{host}: no addresses")));
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_host_and_port() {
+        assert_eq!(split_host_port("mx.test:25"), Some(("mx.test".into(), 25)));
+        assert_eq!(split_host_port("[::1]:2525"), Some(("::1".into(), 2525)));
+        assert_eq!(split_host_port("mx.test"), None);
+        assert_eq!(split_host_port(":25"), None);
+        assert_eq!(split_host_port("mx.test:port"), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! `cascade-relay dev`: a complete relay with no files to write and no cluster. It prepares a data
+//! directory (self-signed certificate, spool key, tenant `dev` with domain `example.test`, an
+//! RSA-2048 DKIM key, an API key), writes an ordinary configuration file there, and serves it.
+//! Keys and credentials are kept across restarts; the configuration is rewritten from the flags.
+
+use crate::dkim;
+use crate::policy::auth::{format_secret_hash, hash_secret};
+use crate::spool::format::KeyRing;
+use anyhow::Context;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use cascade_crds::relay_config::*;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Every API key secret starts with this, so secret scanners can recognise a leaked one.
+pub const SECRET_PREFIX: &str = "cascade_sk_";
+pub const DEV_DOMAIN: &str = "example.test";
+pub const DEV_SELECTOR: &str = "cascade1";
+
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub submission: String,
+    pub submissions: String,
+    pub http: String,
+    pub smarthost: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("random number generator failed"))?;
+    Ok(b)
+}
+
+/// A new API key: id `ck_<16 hex>`, secret `cascade_sk_<43 base64url chars>` (256 bits).
+pub fn new_api_key() -> anyhow::Result<Credentials> {
+    let id: String = random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    Ok(Credentials { username: format!("ck_{id}"), password: format!("{SECRET_PREFIX}{secret}") })
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Creates what is missing in the data directory and (re)writes `relay.yaml`. Returns the
+/// config path and the credentials.
+pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
+    let dir = &opts.data_dir;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cert = dir.join("tls.crt");
+    let key = dir.join("tls.key");
+    if !cert.exists() || !key.exists() {
+        let (c, k) = crate::tls::self_signed(&["localhost", "127.0.0.1"]).map_err(|e| anyhow::anyhow!(e))?;
+        write_private(&key, k.as_bytes())?;
+        write_private(&cert, c.as_bytes())?;
+    }
+    let spool_key = dir.join("spool.key");
+    if !spool_key.exists() {
+        write_private(&spool_key, KeyRing::generate_line("dev1")?.as_bytes())?;
+    }
+    let dkim_key = dir.join(format!("dkim-{DEV_DOMAIN}-{DEV_SELECTOR}.pem"));
+    let dkim_pub = dir.join(format!("dkim-{DEV_DOMAIN}-{DEV_SELECTOR}.pub"));
+    if !dkim_key.exists() || !dkim_pub.exists() {
+        let (pem, public) = dkim::generate(DkimAlgorithm::RsaSha256)?;
+        write_private(&dkim_key, pem.as_bytes())?;
+        write_private(&dkim_pub, public.as_bytes())?;
+    }
+    let creds_path = dir.join("credentials.json");
+    let creds: Credentials = match fs::read(&creds_path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", creds_path.display()))?,
+        Err(_) => {
+            let c = new_api_key()?;
+            write_private(&creds_path, &serde_json::to_vec_pretty(&c)?)?;
+            c
+        }
+    };
+    let public = fs::read_to_string(&dkim_pub)?;
+    write_private(&dir.join("dns.zone"), zone_lines(DEV_DOMAIN, DEV_SELECTOR, public.trim()).as_bytes())?;
+
+    let config = RelayConfig {
+        hostname: "localhost".into(),
+        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone() },
+        tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
+        tenants: vec![Tenant {
+            name: "dev".into(),
+            domains: vec![SendingDomain {
+                name: DEV_DOMAIN.into(),
+                dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_key.file_name().unwrap_or_default().to_string_lossy().into() }],
+            }],
+        }],
+        api_keys: vec![ApiKey {
+            id: creds.username.clone(),
+            tenant: "dev".into(),
+            secret_hash: format_secret_hash(&hash_secret(&creds.password)),
+            scopes: vec![crate::config::SCOPE_SMTP_SUBMIT.into()],
+            allowed_domains: vec![],
+            allowed_cidrs: vec![],
+            messages_per_minute: None,
+            expires_at: None,
+            revoked: false,
+        }],
+        delivery: match &opts.smarthost {
+            Some(addr) => Delivery {
+                mode: DeliveryMode::Smarthost,
+                smarthost: Some(Smarthost { address: addr.clone(), tls: OutboundTls::Opportunistic, ca_file: None, username: None, password_file: None }),
+                ..Delivery::default()
+            },
+            None => Delivery { mode: DeliveryMode::Capture, capture_dir: Some("outbox".into()), ..Delivery::default() },
+        },
+        spool: Spool { dir: "spool".into(), key_file: "spool.key".into() },
+        limits: Limits::default(),
+    };
+    let yaml = serde_saphyr::to_string(&config).context("rendering relay.yaml")?;
+    let path = dir.join("relay.yaml");
+    write_private(&path, format!("# Written by `cascade-relay dev`; rewritten at every start.\n{yaml}").as_bytes())?;
+    Ok((path, creds))
+}
+
+/// Zone-file lines for the DKIM, SPF and DMARC records (TXT strings split at 255 bytes).
+pub fn zone_lines(domain: &str, selector: &str, public_b64: &str) -> String {
+    let dkim = dkim::txt_record(DkimAlgorithm::RsaSha256, public_b64);
+    let chunks: Vec<String> = dkim.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
+    format!(
+        "{selector}._domainkey.{domain}. 300 IN TXT {}\n{domain}. 300 IN TXT \"v=spf1 ip4:127.0.0.1 -all\"\n_dmarc.{domain}. 300 IN TXT \"v=DMARC1; p=reject; adkim=s; aspf=s\"\n",
+        chunks.join(" ")
+    )
+}
+
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    let (config, creds) = tokio::task::spawn_blocking({
+        let opts = DevOptions { data_dir: opts.data_dir.clone(), submission: opts.submission.clone(), submissions: opts.submissions.clone(), http: opts.http.clone(), smarthost: opts.smarthost.clone() };
+        move || prepare(&opts)
+    })
+    .await??;
+    let (host, port) = opts.submission.rsplit_once(':').unwrap_or(("127.0.0.1", "2587"));
+    let dir = opts.data_dir.display();
+    println!("Cascade dev relay — data in {dir}");
+    println!("  SMTP AUTH username: {}", creds.username);
+    println!("  SMTP AUTH password: {}   (also in {dir}/credentials.json)", creds.password);
+    println!("  DNS records to publish: {dir}/dns.zone");
+    match &opts.smarthost {
+        Some(s) => println!("  delivering through smarthost {s}"),
+        None => println!("  delivered mail is written to {dir}/outbox/"),
+    }
+    println!("Send a first message:");
+    println!(
+        "  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net",
+        creds.username, creds.password
+    );
+    crate::server::serve(&config).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_have_prefix_and_256_bits() {
+        let k = new_api_key().unwrap();
+        assert!(k.username.starts_with("ck_") && k.username.len() == 19);
+        let secret = k.password.strip_prefix(SECRET_PREFIX).unwrap();
+        assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret).unwrap().len(), 32);
+        assert_ne!(new_api_key().unwrap().password, k.password);
+    }
+
+    #[test]
+    fn zone_lines_split_long_txt_strings() {
+        let z = zone_lines("example.test", "s1", &"A".repeat(400));
+        let first = z.lines().next().unwrap();
+        assert!(first.starts_with("s1._domainkey.example.test. 300 IN TXT \"v=DKIM1; k=rsa; p="));
+        assert!(first.split('"').filter(|s| !s.trim().is_empty()).skip(1).all(|s| s.len() <= 255));
+        assert!(z.contains("_dmarc.example.test. 300 IN TXT \"v=DMARC1; p=reject"));
+    }
+}

@@ -1,0 +1,23 @@
+//! `cascade-relay`: accepts mail from authenticated clients over TLS, DKIM-signs it, keeps it
+//! encrypted in a durable spool, and delivers it.
+//!
+//! Data flow: [`server`] accepts connections → [`smtp`] runs the session (auth and sender rules
+//! from [`policy`]) → DATA is signed ([`dkim`]) and written to the [`spool`] → `250` → the
+//! [`delivery`] scheduler sends it on and bounces what fails. [`config`] loads and checks the
+//! file everything runs on; [`metrics`] and [`http`] make it observable; [`dev`] is the
+//! zero-configuration mode.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod delivery;
+pub mod dev;
+pub mod dkim;
+pub mod http;
+pub mod metrics;
+pub mod policy;
+pub mod relay;
+pub mod server;
+pub mod smtp;
+pub mod spool;
+pub mod time;
+pub mod tls;

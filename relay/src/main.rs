@@ -1,0 +1,89 @@
+//! The `cascade-relay` binary: install the crypto provider, set up JSON logs, parse arguments,
+//! and hand over to the library.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cascade-relay", version, about = "Cascade's secure outbound mail relay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a complete relay with generated keys and credentials: no files, no cluster.
+    Dev {
+        /// Where keys, credentials, the spool and captured mail live.
+        #[arg(long, env = "CASCADE_DEV_DATA_DIR", default_value = ".cascade-dev")]
+        data_dir: PathBuf,
+        /// STARTTLS submission listener.
+        #[arg(long, env = "CASCADE_DEV_SUBMISSION", default_value = "127.0.0.1:2587")]
+        submission: String,
+        /// Implicit-TLS submission listener.
+        #[arg(long, env = "CASCADE_DEV_SUBMISSIONS", default_value = "127.0.0.1:2465")]
+        submissions: String,
+        /// HTTP listener for /metrics, /healthz and /readyz.
+        #[arg(long, env = "CASCADE_DEV_HTTP", default_value = "127.0.0.1:9587")]
+        http: String,
+        /// Deliver everything to this host:port instead of writing it to DATA_DIR/outbox.
+        #[arg(long, env = "CASCADE_DEV_SMARTHOST")]
+        smarthost: Option<String>,
+    },
+    /// Run the relay from a configuration file.
+    Serve {
+        /// The relay configuration (YAML).
+        #[arg(long, env = "CASCADE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a configuration file and everything it references; print every problem.
+    CheckConfig {
+        /// The relay configuration (YAML).
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CASCADE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev { data_dir, submission, submissions, http, smarthost } => {
+                cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, smarthost }).await
+            }
+            Command::Serve { config } => cascade_relay::server::serve(&config).await,
+            Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
+                Ok(_) => {
+                    println!("{}: OK", path.display());
+                    Ok(())
+                }
+                Err(e) => {
+                    println!("{e}");
+                    Err(anyhow::anyhow!("{} problem(s) in {}", e.0.len(), path.display()))
+                }
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cascade-relay: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

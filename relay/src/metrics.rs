@@ -1,0 +1,70 @@
+//! Prometheus metrics of one relay, all prefixed `cascade_relay_`.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub accepted: IntCounter,
+    pub rejected: IntCounterVec,
+    pub delivered: IntCounter,
+    pub deferred: IntCounter,
+    pub bounced: IntCounter,
+    pub queue_depth: IntGauge,
+    pub delivery_latency: Histogram,
+    pub outbound_connections: IntCounterVec,
+    pub auth_failures: IntCounterVec,
+    pub sessions: IntGauge,
+    pub config_reloads: IntCounterVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(format!("cascade_relay_{name}"), help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(format!("cascade_relay_{name}"), help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(format!("cascade_relay_{name}"), help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let r = Registry::new();
+        let delivery_latency = Histogram::with_opts(
+            HistogramOpts::new("cascade_relay_delivery_latency_seconds", "Seconds from acceptance to final delivery of a recipient")
+                .buckets(vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0, 86400.0]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(delivery_latency.clone())).expect("unique metric");
+        Self {
+            accepted: counter(&r, "messages_accepted_total", "Messages accepted (spooled and acknowledged with 250)"),
+            rejected: counter_vec(&r, "messages_rejected_total", "Commands or messages refused, by reason", &["reason"]),
+            delivered: counter(&r, "recipients_delivered_total", "Recipients delivered"),
+            deferred: counter(&r, "recipients_deferred_total", "Recipient delivery attempts that failed temporarily"),
+            bounced: counter(&r, "recipients_bounced_total", "Recipients that failed permanently"),
+            queue_depth: gauge(&r, "queue_depth", "Messages in the spool"),
+            delivery_latency,
+            outbound_connections: counter_vec(&r, "outbound_connections_total", "Outbound SMTP sessions, by whether TLS was used", &["tls"]),
+            auth_failures: counter_vec(&r, "auth_failures_total", "Failed AUTH attempts, by reason", &["reason"]),
+            sessions: gauge(&r, "smtp_sessions", "Open SMTP sessions"),
+            config_reloads: counter_vec(&r, "config_reloads_total", "Configuration reloads, by result", &["result"]),
+            registry: r,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,100 @@
+//! The state one relay process shares between its sessions, its delivery workers and its HTTP
+//! listener: the current configuration (swapped atomically on reload), the spool, metrics,
+//! limiters, the TLS certificate and the handle of the delivery queue.
+
+use crate::config::Runtime;
+use crate::delivery::queue::QueueHandle;
+use crate::metrics::Metrics;
+use crate::policy::limits::{AuthFailures, KeyRates};
+use crate::spool::Spool;
+use crate::tls::CertStore;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+pub struct Relay {
+    runtime: RwLock<Arc<Runtime>>,
+    pub spool: Spool,
+    pub metrics: Metrics,
+    pub auth_failures: AuthFailures,
+    pub rates: KeyRates,
+    pub certs: Arc<CertStore>,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub queue: QueueHandle,
+    shutdown: watch::Sender<bool>,
+    ready: AtomicBool,
+}
+
+impl Relay {
+    pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle) -> Arc<Self> {
+        let limits = &rt.config.limits;
+        let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
+        Arc::new(Self {
+            tls: crate::tls::server_config(certs.clone()),
+            runtime: RwLock::new(rt),
+            spool,
+            metrics: Metrics::default(),
+            auth_failures,
+            rates: KeyRates::default(),
+            certs,
+            queue,
+            shutdown: watch::channel(false).0,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration in force now; cheap (an `Arc` clone).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn swap_runtime(&self, rt: Arc<Runtime>) {
+        self.spool.set_keys(rt.spool_keys());
+        *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = rt;
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// `d***@example.test`: enough to follow a message in the logs without exposing the address.
+pub fn mask(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None if address.is_empty() => "<>".into(),
+        None => "***".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masks_addresses() {
+        assert_eq!(super::mask("dev@example.test"), "d***@example.test");
+        assert_eq!(super::mask(""), "<>");
+        assert_eq!(super::mask("weird"), "***");
+    }
+}

@@ -1,0 +1,186 @@
+//! `cascade-relay serve`: load and check the configuration, open the spool and requeue what it
+//! holds, bind the listeners, run the delivery scheduler, reload configuration and certificates
+//! when their files change or on SIGHUP, and shut down cleanly on SIGTERM/SIGINT.
+
+use crate::config::{self, Runtime};
+use crate::delivery::queue::{self, QueueHandle};
+use crate::relay::Relay;
+use crate::smtp::{conn::Stream, Session};
+use crate::spool::Spool;
+use crate::tls::CertStore;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Semaphore;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// STARTTLS submission (587).
+    Submission,
+    /// Implicit TLS (465).
+    Submissions,
+}
+
+pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
+    let rt = config::load(config_path).map_err(|e| anyhow::anyhow!("configuration refused:\n{e}"))?;
+    let certs = CertStore::load(rt.resolve(&rt.config.tls.cert_file), rt.resolve(&rt.config.tls.key_file)).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+    let spool_dir = rt.resolve(&rt.config.spool.dir);
+    let spool = Spool::open(&spool_dir, rt.spool_keys()).context("opening the spool")?;
+    let (queue_handle, queue_rx) = QueueHandle::channel();
+    let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone());
+
+    let recovered = relay.spool.recover().context("reading the spool")?;
+    if !recovered.is_empty() {
+        tracing::info!(messages = recovered.len(), "requeued messages found in the spool");
+    }
+    for env in recovered {
+        queue_handle.submit(env, None);
+    }
+
+    let limits = rt.config.limits.clone();
+    let sessions = Arc::new(Semaphore::new(limits.max_sessions));
+    let mut accept_tasks = Vec::new();
+    let l = &rt.config.listeners;
+    for (kind, addrs) in [(Kind::Submission, &l.submission), (Kind::Submissions, &l.submissions)] {
+        for addr in addrs {
+            let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            tracing::info!(address = %listener.local_addr()?, tls = if kind == Kind::Submission { "starttls" } else { "implicit" }, "SMTP listener ready");
+            accept_tasks.push(tokio::spawn(accept_loop(listener, kind, relay.clone(), sessions.clone())));
+        }
+    }
+    if !l.http.is_empty() {
+        let listener = TcpListener::bind(&l.http).await.with_context(|| format!("binding {}", l.http))?;
+        tracing::info!(address = %listener.local_addr()?, "HTTP listener ready (/metrics, /healthz, /readyz)");
+        tokio::spawn(crate::http::serve(listener, relay.clone()));
+    }
+    let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
+    tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));
+    relay.set_ready(true);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    relay.begin_shutdown();
+    for t in accept_tasks {
+        t.abort();
+    }
+    let all = u32::try_from(limits.max_sessions).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.shutdown_grace.0, sessions.acquire_many(all)).await.is_err() {
+        tracing::warn!("sessions still open after the grace period; closing them (their messages were not acknowledged)");
+    }
+    let _ = tokio::time::timeout(limits.shutdown_grace.0 + Duration::from_secs(1), queue_task).await;
+    tracing::info!("stopped; queued messages stay in the spool");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, kind: Kind, relay: Arc<Relay>, sessions: Arc<Semaphore>) {
+    let mut shutdown = relay.shutdown_signal();
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = crate::relay::Relay::stopped(&mut shutdown) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+            relay.metrics.rejected.with_label_values(&["too_many_sessions"]).inc();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut s = stream;
+                let _ = s.write_all(b"421 4.7.0 Too many connections, try again later\r\n").await;
+            });
+            continue;
+        };
+        let relay = relay.clone();
+        tokio::spawn(async move {
+            let ip = peer.ip();
+            let stream = match kind {
+                Kind::Submission => Stream::Plain(stream),
+                Kind::Submissions => {
+                    let timeout = relay.runtime().config.limits.command_timeout.0;
+                    let accept = tokio_rustls::TlsAcceptor::from(relay.tls.clone()).accept(stream);
+                    match tokio::time::timeout(timeout, accept).await {
+                        Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                        _ => {
+                            tracing::debug!(client = %ip, "implicit TLS handshake failed");
+                            return;
+                        }
+                    }
+                }
+            };
+            Session::new(relay, stream, ip).run().await;
+            drop(permit);
+        });
+    }
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// Files whose change triggers a reload: the config itself and everything it references.
+fn watched(path: &Path, rt: &Runtime) -> Vec<(PathBuf, Option<SystemTime>)> {
+    let c = &rt.config;
+    let mut files = vec![path.to_path_buf(), rt.resolve(&c.spool.key_file)];
+    for t in &c.tenants {
+        for d in &t.domains {
+            files.extend(d.dkim.iter().map(|k| rt.resolve(&k.key_file)));
+        }
+    }
+    files.into_iter().map(|f| (f.clone(), mtime(&f))).collect()
+}
+
+async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGHUP");
+            return;
+        }
+    };
+    let mut seen = watched(&path, &relay.runtime());
+    let mut shutdown = relay.shutdown_signal();
+    loop {
+        let forced = tokio::select! {
+            _ = hup.recv() => true,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => false,
+            _ = crate::relay::Relay::stopped(&mut shutdown) => return,
+        };
+        let rt = relay.runtime();
+        match relay.certs.refresh(rt.resolve(&rt.config.tls.cert_file), rt.resolve(&rt.config.tls.key_file)) {
+            Ok(true) => tracing::info!("TLS certificate reloaded"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "new TLS certificate refused; keeping the current one"),
+        }
+        let now = watched(&path, &rt);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match config::load(&path) {
+            Ok(new) => {
+                relay.swap_runtime(new);
+                relay.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(config = %path.display(), "configuration reloaded");
+            }
+            Err(e) => {
+                relay.metrics.config_reloads.with_label_values(&["refused"]).inc();
+                for p in &e.0 {
+                    tracing::error!(problem = %p, "configuration reload refused; keeping the last good one");
+                }
+            }
+        }
+    }
+}

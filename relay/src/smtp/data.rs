@@ -1,0 +1,125 @@
+//! DATA: read the message (no bare LF/CR, bounded size and line length), check the `From:`
+//! domains against the key, add trace headers, DKIM-sign with every active key of the `From:`
+//! domain, and write it to the spool. `250` is sent only after the spool file and its directory
+//! are on disk; any failure before that is a `4xx`/`5xx` and the client keeps the message.
+
+use super::dotstuff::{DataError, DataReader};
+use super::message::{added_headers, from_domains, Trace};
+use super::reply::{common, Reply};
+use super::{Session, Stage};
+use crate::policy;
+use crate::relay::Relay;
+use crate::spool::{Envelope, RcptStatus, Recipient};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(crate) async fn data(&mut self) -> Reply {
+        let (from, to) = match std::mem::replace(&mut self.stage, Stage::Ready) {
+            Stage::Rcpt { from, to } => (from, to),
+            Stage::Mail { from, size } => {
+                self.stage = Stage::Mail { from, size };
+                return Reply::new(554, "5.5.1", "No valid recipients");
+            }
+            other => {
+                self.stage = other;
+                return common::bad_sequence("Need MAIL and RCPT before DATA");
+            }
+        };
+        let rt = self.relay.runtime();
+        let limits = &rt.config.limits;
+        self.conn.queue(&Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
+        if self.conn.flush().await.is_err() {
+            return Reply::new(421, "4.4.2", "Connection lost").closing();
+        }
+        let reader = DataReader::new(limits.max_message_size.0 as usize, limits.max_line_length);
+        let message = match self.conn.read_data(reader, limits.data_timeout.0).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return self.data_refused(e, &rt),
+            Err(_) => return common::timeout(),
+        };
+        let key_id = self.key_id.clone().unwrap_or_default();
+        let queue_id = crate::spool::new_queue_id();
+        let trace = Trace { helo: &self.helo, client_ip: self.peer, hostname: &rt.config.hostname, queue_id: &queue_id, tls: self.tls, unix_time: crate::time::now_unix() };
+        let added = added_headers(&message, &trace);
+        let relay = self.relay.clone();
+        let env = Envelope {
+            id: queue_id.clone(),
+            sender: from.to_string(),
+            recipients: to.iter().map(|a| Recipient { address: a.to_string(), status: RcptStatus::Pending, last_reply: None }).collect(),
+            tenant: rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default(),
+            created: crate::time::now_unix(),
+            next_attempt: 0,
+            attempts: 0,
+        };
+        let job = tokio::task::spawn_blocking(move || accept(&relay, &key_id, env, added, message));
+        match job.await {
+            Ok(Ok((env, stored))) => {
+                self.relay.metrics.accepted.inc();
+                tracing::info!(queue_id = %env.id, client = %self.peer, sender = %crate::relay::mask(&env.sender), recipients = env.recipients.len(), size = stored.len(), "message accepted");
+                self.relay.queue.submit(env, Some(Arc::new(stored)));
+                Reply::new(250, "2.0.0", format!("OK queued as {queue_id}"))
+            }
+            Ok(Err(reply)) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "accept task failed");
+                common::local_error()
+            }
+        }
+    }
+
+    fn data_refused(&self, e: DataError, rt: &crate::config::Runtime) -> Reply {
+        let limits = &rt.config.limits;
+        match e {
+            DataError::BareLf | DataError::BareCr => {
+                self.reject("bare_line_ending");
+                tracing::warn!(client = %self.peer, "message with bare LF/CR refused (possible SMTP smuggling)");
+                Reply::new(550, "5.6.0", "Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)")
+            }
+            DataError::TooLarge => {
+                self.reject("size");
+                Reply::new(552, "5.3.4", format!("Message size exceeds the limit of {} bytes", limits.max_message_size.0))
+            }
+            DataError::LineTooLong => {
+                self.reject("line_length");
+                Reply::new(550, "5.6.0", format!("Message has a line longer than {} bytes (RFC 5322 2.1.1)", limits.max_line_length))
+            }
+        }
+    }
+}
+
+/// Checks, signs and spools one message (blocking: signing and fsync). Returns the envelope and
+/// the stored bytes, or the reply to refuse with.
+fn accept(relay: &Relay, key_id: &str, env: Envelope, added: Vec<u8>, message: Vec<u8>) -> Result<(Envelope, Vec<u8>), Reply> {
+    let rt = relay.runtime();
+    let domains = from_domains(&message).inspect_err(|_| relay.metrics.rejected.with_label_values(&["from_header"]).inc())?;
+    if let Some(bad) = domains.iter().find(|d| !policy::may_send_as(&rt, key_id, d)) {
+        relay.metrics.rejected.with_label_values(&["from_domain"]).inc();
+        tracing::warn!(queue_id = %env.id, key = %key_id, from_domain = %bad, "From: domain not allowed for key");
+        return Err(Reply::new(550, "5.7.1", "From: header domain is not authorized for this API key"));
+    }
+    let signers = &rt.domains[&domains[0]].signers;
+    if signers.is_empty() {
+        relay.metrics.rejected.with_label_values(&["no_dkim_key"]).inc();
+        return Err(Reply::new(550, "5.7.1", "The From: domain has no active DKIM key; the relay signs every message"));
+    }
+    let mut signatures = Vec::new();
+    for signer in signers {
+        match signer.sign(&[&added, &message]) {
+            Ok(h) => signatures.extend_from_slice(h.as_bytes()),
+            Err(e) => {
+                tracing::error!(queue_id = %env.id, error = %e, "DKIM signing failed");
+                return Err(common::local_error());
+            }
+        }
+    }
+    let mut stored = Vec::with_capacity(signatures.len() + added.len() + message.len());
+    stored.extend_from_slice(&signatures);
+    stored.extend_from_slice(&added);
+    stored.extend_from_slice(&message);
+    if let Err(e) = relay.spool.store(&env, &[&stored]) {
+        tracing::error!(queue_id = %env.id, error = %e, "spool write failed; message not accepted");
+        return Err(common::local_error());
+    }
+    Ok((env, stored))
+}

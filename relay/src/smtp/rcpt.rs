@@ -1,0 +1,37 @@
+//! RCPT TO: only inside a transaction, up to the recipient limit (RFC 5321 section 4.5.3.1.8
+//! says 452 for too many, and the client sends the rest in another transaction).
+
+use super::command::Address;
+use super::reply::{common, Reply};
+use super::{Session, Stage};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(crate) fn rcpt(&mut self, to: Address) -> Reply {
+        if self.key_id.is_none() {
+            self.reject("no_auth");
+            return common::auth_required();
+        }
+        let max = self.relay.runtime().config.limits.max_recipients;
+        let stage = std::mem::replace(&mut self.stage, Stage::Ready);
+        let (from, mut list) = match stage {
+            Stage::Mail { from, .. } => (from, Vec::new()),
+            Stage::Rcpt { from, to } => (from, to),
+            other => {
+                self.stage = other;
+                return common::bad_sequence("Need MAIL before RCPT");
+            }
+        };
+        let reply = if list.len() >= max {
+            self.reject("too_many_recipients");
+            Reply::new(452, "4.5.3", format!("Too many recipients (limit {max}); send the rest in another message"))
+        } else if list.contains(&to) {
+            common::ok()
+        } else {
+            list.push(to);
+            common::ok()
+        };
+        self.stage = if list.is_empty() { Stage::Mail { from, size: None } } else { Stage::Rcpt { from, to: list } };
+        reply
+    }
+}

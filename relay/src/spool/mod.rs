@@ -1,0 +1,246 @@
+//! The durable queue: one encrypted file per message (see [`format`]), written to a temporary
+//! name, fsynced, renamed into place, and the directory fsynced, before the client hears `250`.
+//! On start every `*.msg` file is opened again; one that cannot be read is moved to
+//! `quarantine/` with a log line and never stops the others. Functions here block: call them
+//! from `spawn_blocking`.
+
+pub mod format;
+
+use format::{FormatError, KeyRing};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    pub id: String,
+    /// Reverse path; empty for the null sender (bounces).
+    pub sender: String,
+    pub recipients: Vec<Recipient>,
+    pub tenant: String,
+    /// Unix seconds when the message was accepted.
+    pub created: u64,
+    /// Unix seconds of the next delivery attempt.
+    pub next_attempt: u64,
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Recipient {
+    pub address: String,
+    pub status: RcptStatus,
+    /// The last reply or error seen for this recipient.
+    #[serde(default)]
+    pub last_reply: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RcptStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl Envelope {
+    pub fn pending(&self) -> impl Iterator<Item = &Recipient> {
+        self.recipients.iter().filter(|r| r.status == RcptStatus::Pending)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool I/O on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("spool file {path}: {source}")]
+    Format { path: PathBuf, source: FormatError },
+    #[error("spool file {path}: envelope is not valid: {reason}")]
+    Envelope { path: PathBuf, reason: String },
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    keys: RwLock<Arc<KeyRing>>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io { path: path.to_path_buf(), source }
+}
+
+/// A new queue id: time-ordered (milliseconds) plus 32 random bits, 20 hex digits.
+pub fn new_queue_id() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut r = [0u8; 4];
+    let _ = SystemRandom::new().fill(&mut r);
+    format!("{:012x}{:08x}", crate::time::now_unix_ms(), u32::from_be_bytes(r))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Spool {
+    /// Opens (creating, mode 0700) the spool directory and removes temporary files left by a crash
+    /// (they were never acknowledged to anyone).
+    pub fn open(dir: &Path, keys: KeyRing) -> Result<Self, SpoolError> {
+        for d in [dir.to_path_buf(), dir.join("quarantine")] {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(io_err(&d))?;
+        }
+        for entry in fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+            if entry.path().extension().is_some_and(|e| e == "tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(Arc::new(keys)) })
+    }
+
+    pub fn set_keys(&self, keys: KeyRing) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+    }
+
+    fn keys(&self) -> Arc<KeyRing> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn path_of(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.msg"))
+    }
+
+    /// Writes (or atomically replaces) a message durably.
+    pub fn store(&self, env: &Envelope, message: &[&[u8]]) -> Result<(), SpoolError> {
+        let json = serde_json::to_vec(env).map_err(|e| SpoolError::Envelope { path: self.path_of(&env.id), reason: e.to_string() })?;
+        let path = self.path_of(&env.id);
+        let bytes = format::seal(&self.keys(), &env.id, &json, message).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
+        let tmp = self.dir.join(format!("{}.tmp", env.id));
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(&bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))
+    }
+
+    pub fn load(&self, id: &str) -> Result<(Envelope, Vec<u8>), SpoolError> {
+        let path = self.path_of(id);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        let (json, message) = format::open(&self.keys(), id, bytes).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
+        let env: Envelope = serde_json::from_slice(&json).map_err(|e| SpoolError::Envelope { path: path.clone(), reason: e.to_string() })?;
+        if env.id != id {
+            return Err(SpoolError::Envelope { path, reason: format!("envelope id {:?} does not match the file name", env.id) });
+        }
+        Ok((env, message))
+    }
+
+    /// Deletes a finished message. A crash before the directory reaches the disk can bring it back
+    /// and deliver it twice; never lose it.
+    pub fn remove(&self, id: &str) -> Result<(), SpoolError> {
+        let path = self.path_of(id);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves an unreadable file aside so it never blocks the queue, and says so in the log.
+    fn quarantine(&self, path: &Path, reason: &dyn std::fmt::Display) {
+        let name = path.file_name().unwrap_or_default();
+        let dest = self.dir.join("quarantine").join(name);
+        match fs::rename(path, &dest) {
+            Ok(()) => tracing::error!(file = %path.display(), moved_to = %dest.display(), %reason, "spool file unreadable; set aside"),
+            Err(e) => tracing::error!(file = %path.display(), %reason, error = %e, "spool file unreadable and could not be set aside"),
+        }
+    }
+
+    /// Every readable queued message's envelope; unreadable files are quarantined.
+    pub fn recover(&self) -> Result<Vec<Envelope>, SpoolError> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))?.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "msg") {
+                continue;
+            }
+            let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            if !valid_id(&id) {
+                self.quarantine(&path, &"file name is not a queue id");
+                continue;
+            }
+            match self.load(&id) {
+                Ok((env, _)) => found.push(env),
+                Err(e) => self.quarantine(&path, &e),
+            }
+        }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cascade-test-{tag}-{}", new_queue_id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    pub fn keys() -> KeyRing {
+        KeyRing::parse(&KeyRing::generate_line("k1").unwrap()).unwrap()
+    }
+
+    pub fn envelope(id: &str) -> Envelope {
+        Envelope {
+            id: id.into(),
+            sender: "a@example.test".into(),
+            recipients: vec![Recipient { address: "b@dest.test".into(), status: RcptStatus::Pending, last_reply: None }],
+            tenant: "t".into(),
+            created: 1,
+            next_attempt: 1,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn stores_loads_and_recovers() {
+        let dir = temp_dir("spool");
+        let spool = Spool::open(&dir, keys()).unwrap();
+        let id = new_queue_id();
+        spool.store(&envelope(&id), &[b"Subject: MARKER\r\n\r\nMARKER\r\n"]).unwrap();
+        let (env, msg) = spool.load(&id).unwrap();
+        assert_eq!(env, envelope(&id));
+        assert_eq!(msg, b"Subject: MARKER\r\n\r\nMARKER\r\n");
+        assert!(!String::from_utf8_lossy(&fs::read(spool.path_of(&id)).unwrap()).contains("MARKER"));
+        assert_eq!(spool.recover().unwrap(), vec![envelope(&id)]);
+        spool.remove(&id).unwrap();
+        spool.remove(&id).unwrap();
+        assert!(spool.recover().unwrap().is_empty());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_and_truncated_files_are_set_aside_and_the_rest_recovered() {
+        let dir = temp_dir("corrupt");
+        let key_line = KeyRing::generate_line("k1").unwrap();
+        let spool = Spool::open(&dir, KeyRing::parse(&key_line).unwrap()).unwrap();
+        let (good, bad, short) = ("0000000000aa00000001", "0000000000aa00000002", "0000000000aa00000003");
+        for id in [good, bad, short] {
+            spool.store(&envelope(id), &[b"body"]).unwrap();
+        }
+        let mut bytes = fs::read(spool.path_of(bad)).unwrap();
+        bytes[40] ^= 0xff;
+        fs::write(spool.path_of(bad), bytes).unwrap();
+        let bytes = fs::read(spool.path_of(short)).unwrap();
+        fs::write(spool.path_of(short), &bytes[..bytes.len() / 2]).unwrap();
+        fs::write(dir.join("not-an-id!.msg"), b"x").unwrap();
+        fs::write(dir.join(format!("{good}x.tmp")), b"partial").unwrap();
+        let spool = Spool::open(&dir, KeyRing::parse(&key_line).unwrap()).unwrap();
+        assert_eq!(spool.recover().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec![good]);
+        let mut aside: Vec<_> = fs::read_dir(dir.join("quarantine")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        aside.sort();
+        assert_eq!(aside, vec![format!("{bad}.msg"), format!("{short}.msg"), "not-an-id!.msg".to_string()]);
+        assert!(!dir.join(format!("{good}x.tmp")).exists());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,132 @@
+//! TLS with rustls (TLS 1.2 and 1.3 only, aws-lc-rs provider). The server certificate is served
+//! through [`CertStore`], which swaps in new PEM files when their modification time changes, so
+//! certificate renewals need no restart. Outbound, [`client_config`] builds the opportunistic
+//! (unverified, RFC 7435) or verified client configuration.
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem).collect::<Result<_, _>>().map_err(|e| format!("bad PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate found in PEM file".into());
+    }
+    Ok(certs)
+}
+
+pub fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no usable private key in PEM file: {e}"))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn load_certified(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
+    let certs = parse_certs(&std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?)?;
+    let key = parse_key(&std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?)?;
+    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| format!("certificate and key do not match: {e}"))
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// The server certificate, reloaded from its files when they change.
+#[derive(Debug)]
+pub struct CertStore {
+    paths: Mutex<(PathBuf, PathBuf, Option<SystemTime>, Option<SystemTime>)>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    pub fn load(cert: PathBuf, key: PathBuf) -> Result<Arc<Self>, String> {
+        let ck = load_certified(&cert, &key)?;
+        let (mc, mk) = (mtime(&cert), mtime(&key));
+        Ok(Arc::new(Self { paths: Mutex::new((cert, key, mc, mk)), current: RwLock::new(Arc::new(ck)) }))
+    }
+
+    /// Points the store at (possibly new) files and reloads when they or their contents changed.
+    /// Returns `Ok(true)` when a new certificate was installed; on error the old one stays.
+    pub fn refresh(&self, cert: PathBuf, key: PathBuf) -> Result<bool, String> {
+        let mut p = self.paths.lock().unwrap_or_else(|e| e.into_inner());
+        let (mc, mk) = (mtime(&cert), mtime(&key));
+        if p.0 == cert && p.1 == key && p.2 == mc && p.3 == mk {
+            return Ok(false);
+        }
+        let ck = load_certified(&cert, &key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ck);
+        *p = (cert, key, mc, mk);
+        Ok(true)
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+pub fn server_config(certs: Arc<CertStore>) -> Arc<rustls::ServerConfig> {
+    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("TLS 1.2 and 1.3 are supported by aws-lc-rs")
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    Arc::new(cfg)
+}
+
+/// Accepts any certificate: opportunistic TLS encrypts against passive observers without
+/// authenticating the peer (RFC 7435); MX hosts rarely have certificates for their names.
+#[derive(Debug)]
+struct Opportunistic(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Opportunistic {
+    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Outbound TLS: `verify` with the given roots (or the web PKI), otherwise opportunistic.
+pub fn client_config(verify: bool, ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?;
+    let cfg = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_pem {
+            Some(pem) => {
+                for c in parse_certs(pem)? {
+                    roots.add(c).map_err(|e| e.to_string())?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(Opportunistic(provider()))).with_no_client_auth()
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// A self-signed certificate and key (PEM) for `names`, for `cascade-relay dev` and tests.
+pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
+    let ck = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+    Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
+}
