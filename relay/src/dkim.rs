@@ -28,8 +28,8 @@ pub enum Signer {
 pub enum DkimError {
     #[error("not a PEM private key: {0}")]
     Pem(String),
-    #[error("RSA key is {0} bits; at least 2048 are required")]
-    WeakRsa(usize),
+    #[error("RSA key is shorter than 2048 bits; at least 2048 are required")]
+    WeakRsa,
     #[error("key does not match algorithm {0}: {1}")]
     Load(&'static str, String),
     #[error("signing failed: {0}")]
@@ -48,10 +48,9 @@ impl Signer {
                     PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
                     _ => return Err(DkimError::Load("rsa-sha256", "not an RSA key".into())),
                 }
-                .map_err(|e| DkimError::Load("rsa-sha256", e.to_string()))?;
-                let bits = pair.public_modulus_len() * 8;
-                if bits < 2048 {
-                    return Err(DkimError::WeakRsa(bits));
+                .map_err(|e| if e.to_string().contains("TooSmall") { DkimError::WeakRsa } else { DkimError::Load("rsa-sha256", e.to_string()) })?;
+                if pair.public_modulus_len() * 8 < 2048 {
+                    return Err(DkimError::WeakRsa);
                 }
                 let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| DkimError::Load("rsa-sha256", e.to_string()))?;
                 Ok(Self::Rsa(DkimSigner::from_key(key).domain(domain).selector(selector).headers(SIGNED_HEADERS.iter().copied())))

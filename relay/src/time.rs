@@ -83,14 +83,14 @@ mod tests {
     #[test]
     fn formats_rfc5322_dates() {
         assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_795_883_400), "Sat, 28 Nov 2026 13:10:00 +0000");
+        assert_eq!(rfc5322_date(1_795_883_400), "Sat, 28 Nov 2026 16:30:00 +0000");
     }
 
     #[test]
     fn parses_rfc3339_utc_and_rejects_the_rest() {
         assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_utc("2026-11-28T13:10:00Z"), Some(1_795_883_400));
-        assert_eq!(parse_rfc3339_utc("2026-11-28T13:10:00.250Z"), Some(1_795_883_400));
+        assert_eq!(parse_rfc3339_utc("2026-11-28T16:30:00Z"), Some(1_795_883_400));
+        assert_eq!(parse_rfc3339_utc("2026-11-28T16:30:00.250Z"), Some(1_795_883_400));
         for bad in ["2026-11-28", "2026-11-28T13:10:00+01:00", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "garbage"] {
             assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
         }

@@ -1,0 +1,116 @@
+//! Configuration checks: defaults pinned, every problem reported with file, field and reason.
+
+use super::*;
+use crate::dev::{self, DevOptions};
+
+fn bundle() -> (PathBuf, String) {
+    let dir = crate::spool::tests::temp_dir("config");
+    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:2587".into(), submissions: "127.0.0.1:2465".into(), http: "127.0.0.1:9587".into(), smarthost: None };
+    let (path, _) = dev::prepare(&opts).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+fn problems(path: &Path, text: &str) -> Vec<String> {
+    std::fs::write(path, text).unwrap();
+    match load(path) {
+        Ok(_) => vec![],
+        Err(e) => e.0.iter().map(|p| format!("{}: {}", p.field, p.reason)).collect(),
+    }
+}
+
+#[test]
+fn the_dev_bundle_loads() {
+    let (path, _) = bundle();
+    let rt = load(&path).unwrap();
+    assert_eq!(rt.domains["example.test"].signers.len(), 1);
+    assert_eq!(rt.keys.len(), 1);
+}
+
+#[test]
+fn defaults_are_pinned() {
+    let minimal = "tls: {certFile: c.pem, keyFile: k.pem}\nspool: {dir: spool, keyFile: spool.key}\n";
+    let config = parse("relay.yaml", minimal).unwrap();
+    let limits = serde_json::to_value(&config.limits).unwrap();
+    assert_eq!(
+        limits,
+        serde_json::json!({
+            "maxMessageSize": "25MiB", "maxRecipients": 100, "maxLineLength": 1000, "maxSessions": 2000,
+            "maxCommands": 1000, "commandTimeout": "5m", "dataTimeout": "3m", "maxAuthFailures": 5,
+            "authFailureWindow": "5m", "shutdownGrace": "25s"
+        })
+    );
+    let delivery = serde_json::to_value(&config.delivery).unwrap();
+    assert_eq!(
+        delivery,
+        serde_json::json!({
+            "mode": "mx", "mxPort": 25, "nameservers": [], "smarthost": null, "captureDir": null, "tls": "opportunistic",
+            "concurrency": 64, "retry": {"initial": "1m", "maxDelay": "4h", "maxAge": "5d"},
+            "timeouts": {"connect": "30s", "command": "5m", "dataEnd": "10m", "idle": "30s"}
+        })
+    );
+    assert_eq!(config.listeners.submission, vec!["0.0.0.0:587"]);
+    assert_eq!(config.listeners.submissions, vec!["0.0.0.0:465"]);
+}
+
+#[test]
+fn unknown_fields_and_bad_values_are_refused_with_their_location() {
+    let err = parse("relay.yaml", "tls: {certFile: c, keyFile: k}\nspool: {dir: s, keyFile: k}\nlimits: {maxRecipeints: 5}\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("relay.yaml: (document): ") && msg.contains("maxRecipeints"), "{msg}");
+    let err = parse("relay.yaml", "tls: {certFile: c, keyFile: k}\nspool: {dir: s, keyFile: k}\nlimits: {commandTimeout: soon}\n").unwrap_err();
+    assert!(err.to_string().contains("invalid duration \"soon\""), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_field() {
+    let (path, text) = bundle();
+    let broken = text
+        .replace("hostname: localhost", "hostname: -bad-")
+        .replace("127.0.0.1:2587", "nowhere")
+        .replace("keyFile: dkim-example.test-cascade1.pem", "keyFile: missing.pem")
+        .replace("tenant: dev", "tenant: nobody")
+        .replace("secretHash: sha256:", "secretHash: md5:")
+        .replace("allowedCidrs: []", "allowedCidrs: [10.0.0.0/99]")
+        .replace("expiresAt: null", "expiresAt: tomorrow")
+        .replace("scopes:\n  - smtp:submit", "scopes:\n  - smtp:everything")
+        .replace("mode: capture", "mode: smarthost");
+    let found = problems(&path, &broken);
+    let expect = [
+        "hostname: \"-bad-\" is not a valid host name",
+        "listeners.submission[0]: \"nowhere\" is not IP:PORT",
+        "tenants[0].domains[0].dkim[0].keyFile: cannot read",
+        "apiKeys[0].tenant: no tenant named \"nobody\"",
+        "apiKeys[0].secretHash: expected sha256:<64 hex digits>",
+        "apiKeys[0].scopes[0]: unknown scope \"smtp:everything\"",
+        "apiKeys[0].allowedCidrs[0]: \"10.0.0.0/99\": prefix length above 32",
+        "apiKeys[0].expiresAt: \"tomorrow\" is not an RFC 3339 UTC time",
+        "delivery.smarthost: required when mode is smarthost",
+    ];
+    for e in expect {
+        assert!(found.iter().any(|f| f.starts_with(e)), "missing {e:?} in {found:#?}");
+    }
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+}
+
+#[test]
+fn domains_belong_to_one_tenant_and_keys_to_their_tenants_domains() {
+    let (path, text) = bundle();
+    let dkim_line = text.lines().find(|l| l.contains("keyFile: dkim-")).unwrap().trim().to_string();
+    let extra = format!("- name: other\n  domains:\n  - name: example.test\n    dkim:\n    - selector: s2\n      {dkim_line}\napiKeys:");
+    let dup = text.replacen("apiKeys:", &extra, 1).replace("allowedDomains: []", "allowedDomains: [bank.test]");
+    let found = problems(&path, &dup);
+    assert!(found.iter().any(|f| f == "tenants[1].domains[0].name: domain \"example.test\" is claimed more than once"), "{found:#?}");
+    assert!(found.iter().any(|f| f == "apiKeys[0].allowedDomains[0]: \"bank.test\" is not a domain of tenant \"dev\""), "{found:#?}");
+}
+
+#[test]
+fn weak_rsa_keys_are_refused() {
+    let (path, text) = bundle();
+    std::fs::write(path.parent().unwrap().join("weak.pem"), WEAK_RSA_1024).unwrap();
+    let found = problems(&path, &text.replace("keyFile: dkim-example.test-cascade1.pem", "keyFile: weak.pem"));
+    assert_eq!(found, vec!["tenants[0].domains[0].dkim[0].keyFile: RSA key is shorter than 2048 bits; at least 2048 are required"]);
+}
+
+/// A throwaway 1024-bit RSA key (PKCS#8), only to prove it is refused.
+const WEAK_RSA_1024: &str = include_str!("testdata/weak-rsa-1024.pem");

@@ -359,7 +359,7 @@ mod tests {
         let (r, used) = parse_response(b"250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\nextra").unwrap().unwrap();
         assert_eq!(r.code, 250);
         assert_eq!(r.lines, vec!["mx.test", "PIPELINING", "STARTTLS"]);
-        assert_eq!(used, 41);
+        assert_eq!(used, 43);
         assert_eq!(parse_response(b"250-partial\r\n").unwrap(), None);
         assert_eq!(parse_response(b"354\r\n").unwrap().unwrap().0.code, 354);
         assert!(parse_response(b"hello\r\n").is_err());

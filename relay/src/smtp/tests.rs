@@ -1,0 +1,277 @@
+//! The session over an in-memory stream, TLS included: every verb, the TLS and AUTH rules,
+//! sender rules, pipelining, limits and the DATA refusals.
+
+use super::conn::Stream;
+use super::Session;
+use crate::delivery::queue::{QueueHandle, QueueItem};
+use crate::dev::{self, Credentials, DevOptions};
+use crate::relay::Relay;
+use crate::spool::Spool;
+use crate::tls::CertStore;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub(crate) struct Fixture {
+    pub relay: Arc<Relay>,
+    pub creds: Credentials,
+    pub queue: UnboundedReceiver<QueueItem>,
+    pub dir: std::path::PathBuf,
+}
+
+/// A relay in capture mode on a fresh dev bundle, with `tweak` applied to the config file.
+pub(crate) fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = crate::spool::tests::temp_dir("session");
+    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:0".into(), submissions: "127.0.0.1:0".into(), http: "".into(), smarthost: None };
+    let (path, creds) = dev::prepare(&opts).unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    tweak(&mut text);
+    std::fs::write(&path, text).unwrap();
+    let rt = crate::config::load(&path).unwrap();
+    let certs = CertStore::load(rt.resolve("tls.crt"), rt.resolve("tls.key")).unwrap();
+    let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys()).unwrap();
+    let (handle, queue) = QueueHandle::channel();
+    Fixture { relay: Relay::new(rt, spool, certs, handle), creds, queue, dir }
+}
+
+pub(crate) fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+/// A line-oriented SMTP client over any stream.
+struct Client<S> {
+    io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    async fn send(&mut self, line: &str) {
+        self.io.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+    }
+    async fn raw(&mut self, bytes: &[u8]) {
+        self.io.get_mut().write_all(bytes).await.unwrap();
+    }
+    /// One complete (possibly multi-line) reply, lines joined with '\n'.
+    async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), self.io.read_line(&mut line)).await.expect("reply in time").unwrap();
+            if n == 0 {
+                return format!("{all}<EOF>");
+            }
+            all.push_str(line.trim_end());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+            all.push('\n');
+        }
+    }
+    async fn cmd(&mut self, line: &str) -> String {
+        self.send(line).await;
+        self.reply().await
+    }
+}
+
+fn start(f: &Fixture) -> Client<DuplexStream> {
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let session = Session::new(f.relay.clone(), Stream::Plain(server), [127, 0, 0, 1].into());
+    tokio::spawn(session.run());
+    Client { io: BufReader::new(client) }
+}
+
+/// Connects, upgrades with STARTTLS and says EHLO again; returns the TLS client and EHLO reply.
+async fn tls_client(f: &Fixture) -> (Client<tokio_rustls::client::TlsStream<DuplexStream>>, String) {
+    let mut c = start(f);
+    assert!(c.reply().await.starts_with("220 "));
+    c.cmd("EHLO client.test").await;
+    assert_eq!(c.cmd("STARTTLS").await, "220 2.0.0 Ready to start TLS");
+    let config = crate::tls::client_config(false, None).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config).connect("localhost".try_into().unwrap(), c.io.into_inner()).await.unwrap();
+    let mut c = Client { io: BufReader::new(tls) };
+    let ehlo = c.cmd("EHLO client.test").await;
+    (c, ehlo)
+}
+
+async fn authed(f: &Fixture) -> Client<tokio_rustls::client::TlsStream<DuplexStream>> {
+    let (mut c, _) = tls_client(f).await;
+    let token = plain(&f.creds.username, &f.creds.password);
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {token}")).await, "235 2.7.0 Authentication successful");
+    c
+}
+
+fn plain(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+const GOOD: &str = "From: Dev <dev@example.test>\r\nTo: r@dest.test\r\nSubject: hi\r\n\r\nhello\r\n.\r\n";
+
+#[tokio::test]
+async fn plaintext_offers_starttls_and_refuses_auth_and_mail() {
+    let f = fixture();
+    let mut c = start(&f);
+    assert_eq!(c.reply().await, "220 localhost ESMTP Cascade");
+    let ehlo = c.cmd("EHLO client.test").await;
+    assert!(ehlo.contains("250-STARTTLS") || ehlo.ends_with("250 STARTTLS"), "{ehlo}");
+    for cap in ["SIZE 26214400", "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"] {
+        assert!(ehlo.contains(cap), "{cap} missing in {ehlo}");
+    }
+    assert!(!ehlo.contains("AUTH"), "{ehlo}");
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain(&f.creds.username, &f.creds.password))).await, "530 5.7.0 Must issue a STARTTLS command first");
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, "530 5.7.0 Must issue a STARTTLS command first");
+    assert_eq!(c.cmd("RCPT TO:<x@dest.test>").await, "530 5.7.0 Authentication required");
+    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK");
+    assert!(c.cmd("VRFY x").await.starts_with("252 "));
+    assert!(c.cmd("HELP").await.starts_with("214 "));
+    assert_eq!(c.cmd("QUIT").await, "221 2.0.0 Bye");
+}
+
+#[tokio::test]
+async fn tls_session_advertises_auth_and_refuses_bad_credentials() {
+    let f = fixture();
+    let (mut c, ehlo) = tls_client(&f).await;
+    assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"), "{ehlo}");
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, "530 5.7.0 Authentication required");
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain(&f.creds.username, "cascade_sk_wrong"))).await, "535 5.7.8 Authentication credentials invalid");
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain("ck_nobody", &f.creds.password))).await, "535 5.7.8 Authentication credentials invalid");
+    assert_eq!(c.cmd("AUTH CRAM-MD5").await, "504 5.5.4 Unrecognized authentication mechanism; use PLAIN or LOGIN");
+    // LOGIN, step by step.
+    assert_eq!(c.cmd("AUTH LOGIN").await, "334 VXNlcm5hbWU6");
+    assert_eq!(c.cmd(&b64(&f.creds.username)).await, "334 UGFzc3dvcmQ6");
+    assert_eq!(c.cmd(&b64(&f.creds.password)).await, "235 2.7.0 Authentication successful");
+    assert_eq!(c.cmd("AUTH LOGIN").await, "503 5.5.1 Already authenticated");
+    assert!(f.relay.metrics.render().contains("cascade_relay_auth_failures_total{reason=\"bad_secret\"} 1"));
+}
+
+#[tokio::test]
+async fn repeated_auth_failures_block_the_client_ip() {
+    let f = fixture_with(|t| *t = t.replace("maxAuthFailures: 5", "maxAuthFailures: 2"));
+    let (mut c, _) = tls_client(&f).await;
+    let bad = format!("AUTH PLAIN {}", plain(&f.creds.username, "nope"));
+    assert!(c.cmd(&bad).await.starts_with("535 5.7.8"));
+    assert!(c.cmd(&bad).await.starts_with("535 5.7.8"));
+    // Blocked now: a new connection is refused at once, even with good credentials.
+    let mut c2 = start(&f);
+    assert!(c2.reply().await.starts_with("421 4.7.0 Too many failed authentications"));
+}
+
+#[tokio::test]
+async fn accepts_signs_and_spools_a_message() {
+    let mut f = fixture();
+    let mut c = authed(&f).await;
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test> SIZE=100").await, "250 2.0.0 OK");
+    assert_eq!(c.cmd("RCPT TO:<r@dest.test>").await, "250 2.0.0 OK");
+    assert_eq!(c.cmd("DATA").await, "354 End data with <CR><LF>.<CR><LF>");
+    c.raw(GOOD.as_bytes()).await;
+    let reply = c.reply().await;
+    assert!(reply.starts_with("250 2.0.0 OK queued as "), "{reply}");
+    let id = reply.rsplit(' ').next().unwrap().to_string();
+    let item = f.queue.recv().await.unwrap();
+    assert_eq!(item.env.id, id);
+    assert_eq!(item.env.sender, "dev@example.test");
+    let (env, stored) = f.relay.spool.load(&id).unwrap();
+    assert_eq!(env.recipients[0].address, "r@dest.test");
+    let text = String::from_utf8(stored).unwrap();
+    assert!(text.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"), "{text}");
+    assert!(text.contains("Received: from client.test (127.0.0.1)") && text.contains("Message-ID: <") && text.contains("\r\nDate: "));
+    assert!(text.ends_with("\r\n\r\nhello\r\n"));
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[tokio::test]
+async fn pipelined_transaction_gets_replies_in_order() {
+    let mut f = fixture();
+    let mut c = authed(&f).await;
+    c.raw(b"MAIL FROM:<dev@example.test>\r\nRCPT TO:<a@dest.test>\r\nRCPT TO:<b@dest.test>\r\nDATA\r\n").await;
+    assert_eq!(c.reply().await, "250 2.0.0 OK");
+    assert_eq!(c.reply().await, "250 2.0.0 OK");
+    assert_eq!(c.reply().await, "250 2.0.0 OK");
+    assert!(c.reply().await.starts_with("354 "));
+    c.raw(format!("{GOOD}RSET\r\n").as_bytes()).await;
+    assert!(c.reply().await.starts_with("250 2.0.0 OK queued as"));
+    assert_eq!(c.reply().await, "250 2.0.0 OK");
+    assert_eq!(f.queue.recv().await.unwrap().env.recipients.len(), 2);
+}
+
+#[tokio::test]
+async fn foreign_sender_domains_are_refused() {
+    let f = fixture();
+    let mut c = authed(&f).await;
+    assert_eq!(c.cmd("MAIL FROM:<ceo@bank.test>").await, "550 5.7.1 Sender address domain is not authorized for this API key");
+    assert_eq!(c.cmd("MAIL FROM:<>").await, "550 5.7.1 Sender address domain is not authorized for this API key");
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, "250 2.0.0 OK");
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, "503 5.5.1 Nested MAIL command");
+    c.cmd("RCPT TO:<r@dest.test>").await;
+    c.cmd("DATA").await;
+    c.raw(b"From: ceo@bank.test\r\nSubject: pay\r\n\r\nx\r\n.\r\n").await;
+    assert_eq!(c.reply().await, "550 5.7.1 From: header domain is not authorized for this API key");
+    // The session goes on and a good message still passes.
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    c.cmd("RCPT TO:<r@dest.test>").await;
+    c.cmd("DATA").await;
+    c.raw(b"Subject: no from\r\n\r\nx\r\n.\r\n").await;
+    assert_eq!(c.reply().await, "550 5.6.0 Message has no valid From: header");
+}
+
+#[tokio::test]
+async fn bare_lf_smuggling_is_refused_and_nothing_is_smuggled() {
+    let mut f = fixture();
+    let mut c = authed(&f).await;
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    c.cmd("RCPT TO:<r@dest.test>").await;
+    c.cmd("DATA").await;
+    c.raw(b"From: dev@example.test\r\n\r\nfirst\n.\nMAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nsmuggled\r\n.\r\n").await;
+    assert_eq!(c.reply().await, "550 5.6.0 Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)");
+    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK");
+    assert!(f.queue.try_recv().is_err(), "nothing may be queued");
+}
+
+#[tokio::test]
+async fn limits_on_recipients_size_lines_and_sequence() {
+    let f = fixture_with(|t| *t = t.replace("maxRecipients: 100", "maxRecipients: 2").replace("maxMessageSize: 25MiB", "maxMessageSize: 2KiB"));
+    let mut c = authed(&f).await;
+    assert_eq!(c.cmd("RCPT TO:<r@dest.test>").await, "503 5.5.1 Need MAIL before RCPT");
+    assert_eq!(c.cmd("DATA").await, "503 5.5.1 Need MAIL and RCPT before DATA");
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test> SIZE=999999").await, "552 5.3.4 Message size exceeds the limit of 2048 bytes");
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    assert_eq!(c.cmd("DATA").await, "554 5.5.1 No valid recipients");
+    c.cmd("RCPT TO:<a@dest.test>").await;
+    c.cmd("RCPT TO:<b@dest.test>").await;
+    assert!(c.cmd("RCPT TO:<c@dest.test>").await.starts_with("452 4.5.3 Too many recipients"));
+    c.cmd("DATA").await;
+    let body = ("y".repeat(98) + "\r\n").repeat(30);
+    c.raw(format!("From: dev@example.test\r\n\r\n{body}.\r\n").as_bytes()).await;
+    assert!(c.reply().await.starts_with("552 5.3.4"));
+    assert!(c.cmd(&format!("NOOP {}", "x".repeat(2000))).await.starts_with("500 5.5.2 Line too long"));
+    c.raw(b"NOOP\n").await;
+    assert_eq!(c.reply().await, "500 5.5.2 Command lines must end with CRLF");
+    assert_eq!(c.cmd("RSET").await, "250 2.0.0 OK");
+}
+
+#[tokio::test]
+async fn revoking_a_key_takes_effect_at_the_next_mail() {
+    let f = fixture();
+    let mut c = authed(&f).await;
+    let rt = f.relay.runtime();
+    let mut config = rt.config.clone();
+    config.api_keys[0].revoked = true;
+    let new = crate::config::check(config, "relay.yaml", &rt.base_dir).unwrap();
+    f.relay.swap_runtime(Arc::new(new));
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, "535 5.7.8 Authentication credentials no longer valid");
+}
+
+#[tokio::test]
+async fn shutdown_answers_421_to_idle_sessions() {
+    let f = fixture();
+    let mut c = start(&f);
+    c.reply().await;
+    c.cmd("EHLO x.test").await;
+    f.relay.begin_shutdown();
+    assert_eq!(c.reply().await, "421 4.3.2 Service shutting down, try again later");
+}

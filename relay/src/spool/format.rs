@@ -73,6 +73,15 @@ impl KeyRing {
     }
 }
 
+impl std::fmt::Debug for KeyRing {
+    /// Key ids only: key material is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<&String> = self.keys.keys().collect();
+        ids.sort();
+        f.debug_struct("KeyRing").field("active", &self.active).field("ids", &ids).finish()
+    }
+}
+
 fn aad(key_id: &str, queue_id: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(MAGIC.len() + 1 + key_id.len() + queue_id.len());
     aad.extend_from_slice(MAGIC);

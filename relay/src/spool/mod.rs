@@ -237,7 +237,7 @@ pub(crate) mod tests {
         fs::write(dir.join(format!("{good}x.tmp")), b"partial").unwrap();
         let spool = Spool::open(&dir, KeyRing::parse(&key_line).unwrap()).unwrap();
         assert_eq!(spool.recover().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec![good]);
-        let mut aside: Vec<_> = fs::read_dir(dir.join("quarantine")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut aside: Vec<_> = fs::read_dir(dir.join("quarantine")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         aside.sort();
         assert_eq!(aside, vec![format!("{bad}.msg"), format!("{short}.msg"), "not-an-id!.msg".to_string()]);
         assert!(!dir.join(format!("{good}x.tmp")).exists());
