@@ -1,0 +1,294 @@
+"""Real peers for the relay's integration tests, all on 127.0.0.1 with OS-chosen ports.
+
+- `dns`: a Knot DNS server serving zones this suite writes (MX records, the relay's DKIM record).
+- `Sink`: an aiosmtpd receiver, optionally offering STARTTLS and answering 4xx a number of times.
+- `Relay`: `cascade-relay serve` on a config derived from a `cascade-relay dev` bundle, in MX mode
+  pointed at the DNS server and the sink's port.
+
+Every wait is bounded; every process is stopped at the end of its test.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as AioSMTP
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("CASCADE_RELAY_BIN", ROOT / "target" / "debug" / "cascade-relay"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_until(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not reached within {timeout}s")
+
+
+# ---------------------------------------------------------------- DNS (Knot)
+
+class Dns:
+    def __init__(self, workdir):
+        self.dir = Path(workdir)
+        self.port = free_port()
+        self.zones = {}
+        self.proc = None
+
+    def set_zone(self, origin, records):
+        """records: zone-file lines relative to nothing (absolute names)."""
+        self.zones[origin] = records
+
+    def start(self):
+        (self.dir / "db").mkdir(exist_ok=True)
+        zones_conf = ""
+        for origin, records in self.zones.items():
+            body = f"$ORIGIN {origin}.\n$TTL 60\n@ IN SOA ns.{origin}. admin.{origin}. 1 60 60 600 60\n@ IN NS ns.{origin}.\nns IN A 127.0.0.1\n"
+            body += "\n".join(records) + "\n"
+            (self.dir / f"{origin}.zone").write_text(body)
+            zones_conf += f"  - domain: {origin}\n"
+        conf = (
+            f"server:\n  listen: 127.0.0.1@{self.port}\n  rundir: {self.dir}\n\n"
+            f"database:\n  storage: {self.dir / 'db'}\n\n"
+            f"template:\n  - id: default\n    storage: {self.dir}\n    file: \"%s.zone\"\n\n"
+            f"zone:\n{zones_conf}"
+        )
+        (self.dir / "knot.conf").write_text(conf)
+        self.log = open(self.dir / "knot.log", "w")
+        self.proc = subprocess.Popen(["knotd", "-c", str(self.dir / "knot.conf")], stdout=self.log, stderr=subprocess.STDOUT)
+        self.resolver()  # fails fast if the server does not answer
+        wait_until(self._answers, 15, "knot answering")
+
+    def _answers(self):
+        import dns.resolver
+        try:
+            origin = next(iter(self.zones))
+            self.resolver().resolve(origin, "SOA")
+            return True
+        except Exception:
+            return False
+
+    def resolver(self):
+        import dns.resolver
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers = ["127.0.0.1"]
+        r.port = self.port
+        r.lifetime = 3
+        return r
+
+    def txt(self, name):
+        answer = self.resolver().resolve(name, "TXT")
+        return b"".join(b"".join(rr.strings) for rr in answer)
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# ---------------------------------------------------------------- SMTP sink (aiosmtpd)
+
+class SinkHandler:
+    def __init__(self):
+        self.messages = []  # (mail_from, rcpt_tos, data bytes, tls bool)
+        self.temp_failures = 0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            if self.temp_failures > 0:
+                self.temp_failures -= 1
+                return "451 4.3.0 try again later (test sink)"
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.ssl is not None))
+        return "250 2.0.0 OK (test sink)"
+
+
+class Sink:
+    def __init__(self, workdir, tls=False):
+        self.port = free_port()
+        self.handler = SinkHandler()
+        kwargs = {}
+        if tls:
+            cert, key = Path(workdir) / "sink.crt", Path(workdir) / "sink.key"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                            "-days", "2", "-subj", "/CN=mx.dest.test"], check=True, capture_output=True)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(str(cert), str(key))
+            kwargs = {"tls_context": ctx, "require_starttls": False}
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, server_hostname="mx.dest.test", **kwargs)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+    @property
+    def messages(self):
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+
+# ---------------------------------------------------------------- the relay
+
+class Relay:
+    """A relay whose bundle comes from `cascade-relay dev`; `configure` points it at DNS and a sink."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir) / "relay"
+        self.submission, self.submissions, self.http = free_port(), free_port(), free_port()
+        # `dev` writes the bundle, then serves: start it, wait for the listener, stop it.
+        proc = subprocess.Popen([str(BINARY), "dev", "--data-dir", str(self.dir), "--submission", f"127.0.0.1:{self.submission}",
+                                 "--submissions", f"127.0.0.1:{self.submissions}", "--http", f"127.0.0.1:{self.http}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_port(self.submission)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        self.creds = json.loads((self.dir / "credentials.json").read_text())
+        self.zone = (self.dir / "dns.zone").read_text()
+        self.config = self.dir / "serve.yaml"
+        self.config.write_text((self.dir / "relay.yaml").read_text())
+        self.proc = None
+
+    def configure(self, dns, sink, tweak=None):
+        cfg = (self.dir / "relay.yaml").read_text()
+        delivery = (
+            "delivery:\n  mode: mx\n  mxPort: %d\n  nameservers:\n  - 127.0.0.1:%d\n"
+            "  retry:\n    initial: 1s\n    maxDelay: 2s\n    maxAge: 5d\n" % (sink.port, dns.port)
+        )
+        cfg = re.sub(r"delivery:\n(  .*\n)+", delivery, cfg)
+        if tweak:
+            cfg = tweak(cfg)
+        self.config.write_text(cfg)
+        return self
+
+    def start(self):
+        self.log = open(self.dir / "relay.log", "ab")
+        self.proc = subprocess.Popen([str(BINARY), "serve", "--config", str(self.config)], stdout=self.log, stderr=self.log)
+        wait_port(self.submission)
+        return self
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def metric(self, name):
+        m = re.search(r"^" + re.escape(name) + r" (\S+)$", self.metrics(), re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def log_text(self):
+        return (self.dir / "relay.log").read_bytes().decode(errors="replace")
+
+    def dkim_zone_records(self):
+        """The relay's dns.zone lines, for the `example.test` zone."""
+        return [l.replace(".example.test.", "").replace("example.test.", "@") for l in self.zone.splitlines() if l.strip()]
+
+    def swaks(self, *extra, to="rcpt@dest.test", sender="dev@example.test", tls=True, auth=True, body=None, header=None, timeout=60):
+        cmd = ["swaks", "--server", f"127.0.0.1:{self.submission}", "--from", sender, "--to", to, "--timeout", "20"]
+        if tls:
+            cmd.append("--tls")
+        if auth:
+            cmd += ["--auth", "PLAIN", "--auth-user", self.creds["username"], "--auth-password", self.creds["password"]]
+        if body is not None:
+            cmd += ["--body", body]
+        if header is not None:
+            cmd += ["--header", header]
+        cmd += list(extra)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workdir():
+    with tempfile.TemporaryDirectory(prefix="cascade-it-") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def dns_server(workdir):
+    servers = []
+
+    def make(zones):
+        d = workdir / f"dns{len(servers)}"
+        d.mkdir()
+        s = Dns(d)
+        for origin, recs in zones.items():
+            s.set_zone(origin, recs)
+        s.start()
+        servers.append(s)
+        return s
+    yield make
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
+def cleanup():
+    stack = []
+    yield stack.append
+    for stop in reversed(stack):
+        try:
+            stop()
+        except Exception:
+            pass
+
+
+def standard_setup(workdir, dns_server, cleanup, sink_tls=False, tweak=None):
+    """DNS with `dest.test MX 10 mx.dest.test -> 127.0.0.1` and the relay's DKIM/SPF/DMARC
+    records; a sink; the relay in MX mode. Returns (dns, sink, relay), all running."""
+    sink = Sink(workdir, tls=sink_tls).start()
+    cleanup(sink.stop)
+    relay = Relay(workdir)
+    dns = dns_server({
+        "dest.test": ["@ IN MX 10 mx.dest.test.", "mx IN A 127.0.0.1"],
+        "example.test": relay.dkim_zone_records(),
+    })
+    relay.configure(dns, sink, tweak).start()
+    cleanup(relay.stop)
+    return dns, sink, relay
