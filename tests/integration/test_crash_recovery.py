@@ -52,3 +52,5 @@ def test_acknowledged_messages_survive_kill_9(workdir, dns_server, cleanup):
     wait_until(lambda: acked <= delivered(), 180, "every acknowledged message at the sink")
     missing = acked - delivered()
     assert not missing, f"{len(missing)} acknowledged messages lost"
+    print(f"acknowledged {len(acked)} of {TOTAL}; delivered {len(delivered())}")
+    assert len(acked) >= TOTAL // 2, "too few messages acknowledged for the test to mean much"
