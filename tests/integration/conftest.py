@@ -123,7 +123,14 @@ class SinkHandler:
     def __init__(self):
         self.messages = []  # (mail_from, rcpt_tos, data bytes, tls bool)
         self.temp_failures = 0
+        self.reject_rcpts = set()
         self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.reject_rcpts:
+            return "550 5.1.1 No such user here (test sink)"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
@@ -287,7 +294,7 @@ def standard_setup(workdir, dns_server, cleanup, sink_tls=False, tweak=None):
     relay = Relay(workdir)
     dns = dns_server({
         "dest.test": ["@ IN MX 10 mx.dest.test.", "mx IN A 127.0.0.1"],
-        "example.test": relay.dkim_zone_records(),
+        "example.test": relay.dkim_zone_records() + ["@ IN MX 10 mx.dest.test."],
     })
     relay.configure(dns, sink, tweak).start()
     cleanup(relay.stop)

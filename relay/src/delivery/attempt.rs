@@ -237,7 +237,7 @@ impl Job {
                 }
             }
         }
-        let reason = format!("{}", last.reason);
+        let reason = last.reason;
         all(if last.permanent { Outcome::Failed(reason) } else { Outcome::Deferred(reason) })
     }
 
@@ -308,7 +308,8 @@ impl Job {
         let id = crate::spool::new_queue_id();
         let now = crate::time::now_unix();
         let list: Vec<dsn::Failed<'_>> = failed.iter().map(|r| dsn::Failed { recipient: &r.address, reason: r.last_reply.as_deref().unwrap_or("failed") }).collect();
-        let body = dsn::build(&rt.config.hostname, &env.id, &id, &env.sender, env.created, now, &list, message);
+        let report = dsn::Report { hostname: &rt.config.hostname, queue_id: &env.id, bounce_id: &id, sender: &env.sender, arrival: env.created, now };
+        let body = dsn::build(&report, &list, message);
         let bounce = Envelope {
             id: id.clone(),
             sender: String::new(),

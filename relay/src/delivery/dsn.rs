@@ -32,7 +32,20 @@ fn clean(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { ' ' }).collect()
 }
 
-pub fn build(hostname: &str, queue_id: &str, bounce_id: &str, sender: &str, arrival: u64, now: u64, failed: &[Failed<'_>], original: &[u8]) -> Vec<u8> {
+/// Who reports what about which message.
+#[derive(Clone, Copy)]
+pub struct Report<'a> {
+    pub hostname: &'a str,
+    pub queue_id: &'a str,
+    pub bounce_id: &'a str,
+    pub sender: &'a str,
+    /// Unix seconds the original was accepted.
+    pub arrival: u64,
+    pub now: u64,
+}
+
+pub fn build(report: &Report<'_>, failed: &[Failed<'_>], original: &[u8]) -> Vec<u8> {
+    let Report { hostname, queue_id, bounce_id, sender, arrival, now } = *report;
     let boundary = format!("{bounce_id}/{hostname}");
     let mut out = String::new();
     out.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"));
@@ -72,7 +85,7 @@ mod tests {
     #[test]
     fn builds_a_delivery_status_report() {
         let failed = [Failed { recipient: "x@dest.test", reason: "550 5.1.1 No such user" }, Failed { recipient: "y@dest.test", reason: "expired after 5d" }];
-        let dsn = String::from_utf8(build("relay.test", "q1", "b1", "a@example.test", 0, 60, &failed, b"Subject: hi\r\n\r\nsecret body\r\n")).unwrap();
+        let dsn = String::from_utf8(build(&Report { hostname: "relay.test", queue_id: "q1", bounce_id: "b1", sender: "a@example.test", arrival: 0, now: 60 }, &failed, b"Subject: hi\r\n\r\nsecret body\r\n")).unwrap();
         assert!(dsn.contains("Content-Type: multipart/report; report-type=delivery-status;"));
         assert!(dsn.contains("Final-Recipient: rfc822; x@dest.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"));
         assert!(dsn.contains("Final-Recipient: rfc822; y@dest.test\r\nAction: failed\r\nStatus: 5.0.0\r\n"));
