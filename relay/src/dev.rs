@@ -4,7 +4,7 @@
 //! Keys and credentials are kept across restarts; the configuration is rewritten from the flags.
 
 use crate::dkim;
-use crate::policy::auth::{format_secret_hash, hash_secret};
+use crate::policy::auth::{format_secret_hash, hash_secret, SECRET_PREFIX};
 use crate::spool::format::KeyRing;
 use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -15,8 +15,6 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Every API key secret starts with this, so secret scanners can recognise a leaked one.
-pub const SECRET_PREFIX: &str = "cascade_sk_";
 pub const DEV_DOMAIN: &str = "example.test";
 pub const DEV_SELECTOR: &str = "cascade1";
 

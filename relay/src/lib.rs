@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod dev;
 pub mod dkim;
 pub mod http;
+pub mod io;
 pub mod metrics;
 pub mod policy;
 pub mod relay;

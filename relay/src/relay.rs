@@ -49,7 +49,7 @@ impl Relay {
     }
 
     pub fn swap_runtime(&self, rt: Arc<Runtime>) {
-        self.spool.set_keys(rt.spool_keys());
+        self.spool.set_keys(rt.spool_keys.clone());
         *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = rt;
     }
 

@@ -28,7 +28,7 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
     let rt = config::load(config_path).map_err(|e| anyhow::anyhow!("configuration refused:\n{e}"))?;
     let certs = CertStore::load(rt.resolve(&rt.config.tls.cert_file), rt.resolve(&rt.config.tls.key_file)).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let spool_dir = rt.resolve(&rt.config.spool.dir);
-    let spool = Spool::open(&spool_dir, rt.spool_keys()).context("opening the spool")?;
+    let spool = Spool::open(&spool_dir, rt.spool_keys.clone()).context("opening the spool")?;
     let (queue_handle, queue_rx) = QueueHandle::channel();
     let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone());
 

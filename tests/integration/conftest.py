@@ -84,11 +84,9 @@ class Dns:
         (self.dir / "knot.conf").write_text(conf)
         self.log = open(self.dir / "knot.log", "w")
         self.proc = subprocess.Popen(["knotd", "-c", str(self.dir / "knot.conf")], stdout=self.log, stderr=subprocess.STDOUT)
-        self.resolver()  # fails fast if the server does not answer
         wait_until(self._answers, 15, "knot answering")
 
     def _answers(self):
-        import dns.resolver
         try:
             origin = next(iter(self.zones))
             self.resolver().resolve(origin, "SOA")

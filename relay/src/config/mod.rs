@@ -7,7 +7,7 @@ pub mod cidr;
 use crate::dkim::Signer;
 use crate::smtp::command::valid_domain;
 use crate::spool::format::KeyRing;
-use cascade_crds::relay_config::{DeliveryMode, RelayConfig};
+use cascade_crds::relay_config::{DeliveryMode, OutboundTls, RelayConfig};
 use cidr::Cidr;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -60,7 +60,9 @@ pub struct Runtime {
     pub base_dir: PathBuf,
     pub domains: HashMap<String, DomainPolicy>,
     pub keys: HashMap<String, KeyPolicy>,
-    pub spool_keys_text: String,
+    pub spool_keys: Arc<KeyRing>,
+    /// Outbound TLS for the smarthost, built once at load (its CA file read here, not per delivery).
+    pub smarthost_tls: Option<Arc<rustls::ClientConfig>>,
     pub smarthost_password: Option<String>,
     pub nameservers: Vec<SocketAddr>,
 }
@@ -68,9 +70,6 @@ pub struct Runtime {
 impl Runtime {
     pub fn resolve(&self, path: &str) -> PathBuf {
         resolve(&self.base_dir, path)
-    }
-    pub fn spool_keys(&self) -> KeyRing {
-        KeyRing::parse(&self.spool_keys_text).expect("validated at load")
     }
 }
 
@@ -249,6 +248,7 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
 
     let d = &config.delivery;
     let mut smarthost_password = None;
+    let mut smarthost_tls = None;
     match d.mode {
         DeliveryMode::Smarthost => match &d.smarthost {
             None => c.fail("delivery.smarthost", "required when mode is smarthost"),
@@ -262,11 +262,11 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
                 if let Some(pf) = &s.password_file {
                     smarthost_password = c.read("delivery.smarthost.passwordFile", pf).map(|b| String::from_utf8_lossy(&b).trim().to_string());
                 }
-                if let Some(ca) = &s.ca_file {
-                    if let Some(pem) = c.read("delivery.smarthost.caFile", ca) {
-                        if let Err(e) = crate::tls::parse_certs(&pem) {
-                            c.fail("delivery.smarthost.caFile", e);
-                        }
+                let ca = s.ca_file.as_ref().and_then(|ca| c.read("delivery.smarthost.caFile", ca));
+                if s.ca_file.is_none() || ca.is_some() {
+                    match crate::tls::client_config(s.tls == OutboundTls::Required, ca.as_deref()) {
+                        Ok(cfg) => smarthost_tls = Some(cfg),
+                        Err(e) => c.fail("delivery.smarthost.caFile", e),
                     }
                 }
             }
@@ -288,12 +288,13 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
         c.fail("delivery.retry", "initial must be above zero and not above maxDelay");
     }
 
-    let spool_keys_text = c.read("spool.keyFile", &config.spool.key_file).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    if !spool_keys_text.is_empty() {
-        if let Err(e) = KeyRing::parse(&spool_keys_text) {
+    let spool_keys = c.read("spool.keyFile", &config.spool.key_file).and_then(|b| match KeyRing::parse(&String::from_utf8_lossy(&b)) {
+        Ok(k) => Some(Arc::new(k)),
+        Err(e) => {
             c.fail("spool.keyFile", e);
+            None
         }
-    }
+    });
     let lim = &config.limits;
     if lim.max_line_length < 1000 {
         c.fail("limits.maxLineLength", "RFC 5321 requires at least 1000");
@@ -305,10 +306,12 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
         c.fail("limits.maxMessageSize", "must be at least 1KiB");
     }
 
-    if !c.problems.is_empty() {
-        return Err(ConfigErrors(c.problems));
+    match spool_keys {
+        Some(spool_keys) if c.problems.is_empty() => {
+            Ok(Runtime { config, base_dir: base.to_path_buf(), domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers })
+        }
+        _ => Err(ConfigErrors(c.problems)),
     }
-    Ok(Runtime { config, base_dir: base.to_path_buf(), domains, keys, spool_keys_text, smarthost_password, nameservers })
 }
 
 #[cfg(test)]

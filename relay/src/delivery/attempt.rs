@@ -94,11 +94,9 @@ impl Job {
         let QueueItem { mut env, message } = item;
         let message = match message {
             Some(m) => m,
+            // The envelope in memory is never older than the one on disk; only the body is read.
             None => match self.relay.spool.load(&env.id) {
-                Ok((stored, m)) => {
-                    env = stored;
-                    Arc::new(m)
-                }
+                Ok((_, m)) => Arc::new(m),
                 Err(e) => {
                     tracing::error!(queue_id = %env.id, error = %e, "cannot read queued message; it stays in the spool for inspection");
                     return None;
@@ -161,17 +159,20 @@ impl Job {
     async fn deliver(&self, rt: &Runtime, dest: &Destination, sender: &str, rcpts: &[String], message: &[u8]) -> (Vec<Outcome>, bool) {
         let all = |o: Outcome| (vec![o; rcpts.len()], false);
         let d = &rt.config.delivery;
-        let (hosts, port, tls_required, verify_with): (Vec<String>, u16, bool, Option<Vec<u8>>) = match dest {
+        let (hosts, port, tls_required, config) = match dest {
             Destination::Smarthost => {
-                let Some(s) = d.smarthost.as_ref() else { return all(Outcome::Deferred("no smarthost configured".into())) };
+                let (Some(s), Some(config)) = (d.smarthost.as_ref(), rt.smarthost_tls.clone()) else {
+                    return all(Outcome::Deferred("no smarthost configured".into()));
+                };
                 let Some((host, port)) = route::split_host_port(&s.address) else { return all(Outcome::Deferred("bad smarthost address".into())) };
-                let ca = s.ca_file.as_ref().and_then(|f| std::fs::read(rt.resolve(f)).ok());
-                (vec![host], port, s.tls == OutboundTls::Required, ca)
+                (vec![host], port, s.tls == OutboundTls::Required, config)
             }
             Destination::Mx(domain) => {
                 let Some(resolver) = &self.shared.resolver else { return all(Outcome::Deferred("no DNS resolver".into())) };
+                let required = d.tls == OutboundTls::Required;
+                let config = if required { self.shared.verified.clone() } else { self.shared.opportunistic.clone() };
                 match route::mx_hosts(resolver, domain).await {
-                    Ok(h) => (h, d.mx_port, d.tls == OutboundTls::Required, None),
+                    Ok(h) => (h, d.mx_port, required, config),
                     Err(route::RouteError::Temporary(e)) => return all(Outcome::Deferred(format!("DNS: {e}"))),
                     Err(route::RouteError::Permanent(e)) => return all(Outcome::Failed(format!("DNS: {e}"))),
                 }
@@ -183,15 +184,7 @@ impl Job {
         };
         let mut last = SessionFailure { permanent: false, reason: "no destination".into() };
         for host in &hosts {
-            let config = match (tls_required, &verify_with) {
-                (true, Some(ca)) => match crate::tls::client_config(true, Some(ca)) {
-                    Ok(c) => c,
-                    Err(e) => return all(Outcome::Deferred(format!("smarthost CA file: {e}"))),
-                },
-                (true, None) => self.shared.verified.clone(),
-                (false, _) => self.shared.opportunistic.clone(),
-            };
-            let tls = TlsPolicy { required: tls_required, config, server_name: host.clone() };
+            let tls = TlsPolicy { required: tls_required, config: config.clone(), server_name: host.clone() };
             let pool_key = format!("{host}:{port}:{tls_required}");
             // A pooled connection may have been closed by the server: one fresh retry.
             for fresh in [false, true] {
@@ -272,19 +265,18 @@ impl Job {
                 self.relay.metrics.bounced.inc();
             }
         }
-        let newly_failed: Vec<&Recipient> = env.recipients.iter().filter(|r| r.status == RcptStatus::Failed && !r.last_reply.as_deref().unwrap_or("").starts_with("[bounced] ")).collect();
-        if !newly_failed.is_empty() {
+        let unbounced: Vec<&Recipient> = env.recipients.iter().filter(|r| r.status == RcptStatus::Failed && !r.bounced).collect();
+        if !unbounced.is_empty() {
             if env.sender.is_empty() {
-                tracing::warn!(queue_id = %env.id, failed = newly_failed.len(), "bounce undeliverable (null sender); dropped after logging");
-            } else if let Err(e) = self.bounce(rt, &env, &newly_failed, message) {
+                tracing::warn!(queue_id = %env.id, failed = unbounced.len(), "bounce undeliverable (null sender); dropped after logging");
+            } else if let Err(e) = self.bounce(rt, &env, &unbounced, message) {
                 tracing::error!(queue_id = %env.id, error = %e, "could not queue bounce; will retry");
                 env.next_attempt = now + 60;
+                self.persist(&env, message);
                 return Some(env);
             }
             for r in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Failed) {
-                if let Some(t) = r.last_reply.as_mut().filter(|t| !t.starts_with("[bounced] ")) {
-                    t.insert_str(0, "[bounced] ");
-                }
+                r.bounced = true;
             }
         }
         if env.pending().next().is_none() {
@@ -297,11 +289,17 @@ impl Job {
         }
         let delay = retry::next_delay(env.attempts, d.retry.initial.0, d.retry.max_delay.0, retry::jitter_sample());
         env.next_attempt = now + delay.as_secs().max(1);
-        if let Err(e) = self.relay.spool.store(&env, &[message]) {
-            tracing::error!(queue_id = %env.id, error = %e, "could not update queued message; an older copy stays on disk");
-        }
+        self.persist(&env, message);
         tracing::info!(queue_id = %env.id, retry_in_s = delay.as_secs(), attempts = env.attempts, "message deferred");
         Some(env)
+    }
+
+    /// Rewrites the queued copy with the new recipient states. On failure the older copy stays:
+    /// a restart may then deliver some recipients twice, never lose one.
+    fn persist(&self, env: &Envelope, message: &[u8]) {
+        if let Err(e) = self.relay.spool.store(env, &[message]) {
+            tracing::error!(queue_id = %env.id, error = %e, "could not update queued message; an older copy stays on disk");
+        }
     }
 
     fn bounce(&self, rt: &Runtime, env: &Envelope, failed: &[&Recipient], message: &[u8]) -> Result<(), crate::spool::SpoolError> {
@@ -313,7 +311,7 @@ impl Job {
         let bounce = Envelope {
             id: id.clone(),
             sender: String::new(),
-            recipients: vec![Recipient { address: env.sender.clone(), status: RcptStatus::Pending, last_reply: None }],
+            recipients: vec![Recipient::pending(&env.sender)],
             tenant: env.tenant.clone(),
             created: now,
             next_attempt: 0,

@@ -6,6 +6,9 @@ use crate::config::{Runtime, SCOPE_SMTP_SUBMIT};
 use aws_lc_rs::digest::{digest, SHA256};
 use std::net::IpAddr;
 
+/// Every API key secret starts with this, so secret scanners can recognise a leaked one.
+pub const SECRET_PREFIX: &str = "cascade_sk_";
+
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     digest(&SHA256, secret.as_bytes()).as_ref().try_into().expect("sha256 is 32 bytes")
 }

@@ -109,7 +109,7 @@ fn utf8(b: &[u8]) -> Result<String, Reply> {
 /// A key id as the client sent it, safe for a log line: short, printable, and never a secret
 /// pasted into the username field by mistake (anything that looks like one is withheld).
 fn printable(user: &str) -> String {
-    if user.len() > 64 || user.contains(crate::dev::SECRET_PREFIX) {
+    if user.len() > 64 || user.contains(auth::SECRET_PREFIX) {
         return "(withheld)".into();
     }
     user.chars().map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()

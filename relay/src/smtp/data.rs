@@ -9,7 +9,7 @@ use super::reply::{common, Reply};
 use super::{Session, Stage};
 use crate::policy;
 use crate::relay::Relay;
-use crate::spool::{Envelope, RcptStatus, Recipient};
+use crate::spool::{Envelope, Recipient};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -17,8 +17,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub(crate) async fn data(&mut self) -> Reply {
         let (from, to) = match std::mem::replace(&mut self.stage, Stage::Ready) {
             Stage::Rcpt { from, to } => (from, to),
-            Stage::Mail { from, size } => {
-                self.stage = Stage::Mail { from, size };
+            Stage::Mail { from } => {
+                self.stage = Stage::Mail { from };
                 return Reply::new(554, "5.5.1", "No valid recipients");
             }
             other => {
@@ -46,7 +46,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let env = Envelope {
             id: queue_id.clone(),
             sender: from.to_string(),
-            recipients: to.iter().map(|a| Recipient { address: a.to_string(), status: RcptStatus::Pending, last_reply: None }).collect(),
+            recipients: to.iter().map(|a| Recipient::pending(&a.to_string())).collect(),
             tenant: rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default(),
             created: crate::time::now_unix(),
             next_attempt: 0,

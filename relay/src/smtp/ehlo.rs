@@ -48,13 +48,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.stage = Stage::Connected;
                 self.helo.clear();
                 self.key_id = None;
-                // The driver expects a reply; a NOOP-like nothing is not SMTP, so we hand back an
-                // internal marker the driver never writes.
-                Reply { code: 0, enhanced: "", lines: vec![], close: false }
+                Reply::none(false)
             }
             Err(e) => {
                 tracing::info!(client = %self.peer, error = %e, "TLS handshake failed");
-                Reply { code: 0, enhanced: "", lines: vec![], close: true }
+                Reply::none(true)
             }
         }
     }

@@ -45,7 +45,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Reply::new(451, "4.7.1", format!("Rate limit of {limit} messages per minute for this API key reached; try again later"));
             }
         }
-        self.stage = Stage::Mail { from, size };
+        self.stage = Stage::Mail { from };
         common::ok()
     }
 }

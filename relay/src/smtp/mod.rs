@@ -31,7 +31,7 @@ pub enum Stage {
     /// EHLO done, no transaction.
     Ready,
     /// MAIL accepted; collecting recipients.
-    Mail { from: Address, size: Option<u64> },
+    Mail { from: Address },
     /// At least one recipient accepted.
     Rcpt { from: Address, to: Vec<Address> },
 }

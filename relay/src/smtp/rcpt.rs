@@ -31,7 +31,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             list.push(to);
             common::ok()
         };
-        self.stage = if list.is_empty() { Stage::Mail { from, size: None } } else { Stage::Rcpt { from, to: list } };
+        self.stage = if list.is_empty() { Stage::Mail { from } } else { Stage::Rcpt { from, to: list } };
         reply
     }
 }

@@ -16,6 +16,12 @@ impl Reply {
         Self { code, enhanced, lines: vec![text.into()], close: false }
     }
 
+    /// Nothing to send: the stage already wrote its own reply (STARTTLS answers `220` before the
+    /// handshake). `close` ends the session.
+    pub fn none(close: bool) -> Self {
+        Self { code: 0, enhanced: "", lines: vec![], close }
+    }
+
     /// A reply after which the server closes the connection.
     pub fn closing(mut self) -> Self {
         self.close = true;

@@ -30,7 +30,7 @@ pub(crate) fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
     std::fs::write(&path, text).unwrap();
     let rt = crate::config::load(&path).unwrap();
     let certs = CertStore::load(rt.resolve("tls.crt"), rt.resolve("tls.key")).unwrap();
-    let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys()).unwrap();
+    let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys.clone()).unwrap();
     let (handle, queue) = QueueHandle::channel();
     Fixture { relay: Relay::new(rt, spool, certs, handle), creds, queue, dir }
 }

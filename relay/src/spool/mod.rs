@@ -35,6 +35,15 @@ pub struct Recipient {
     /// The last reply or error seen for this recipient.
     #[serde(default)]
     pub last_reply: Option<String>,
+    /// A bounce for this (failed) recipient has been queued.
+    #[serde(default)]
+    pub bounced: bool,
+}
+
+impl Recipient {
+    pub fn pending(address: &str) -> Self {
+        Self { address: address.into(), status: RcptStatus::Pending, last_reply: None, bounced: false }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -85,7 +94,7 @@ fn valid_id(id: &str) -> bool {
 impl Spool {
     /// Opens (creating, mode 0700) the spool directory and removes temporary files left by a crash
     /// (they were never acknowledged to anyone).
-    pub fn open(dir: &Path, keys: KeyRing) -> Result<Self, SpoolError> {
+    pub fn open(dir: &Path, keys: Arc<KeyRing>) -> Result<Self, SpoolError> {
         for d in [dir.to_path_buf(), dir.join("quarantine")] {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(&d).map_err(io_err(&d))?;
         }
@@ -94,11 +103,11 @@ impl Spool {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(Arc::new(keys)) })
+        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys) })
     }
 
-    pub fn set_keys(&self, keys: KeyRing) {
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+    pub fn set_keys(&self, keys: Arc<KeyRing>) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
     }
 
     fn keys(&self) -> Arc<KeyRing> {
@@ -186,15 +195,15 @@ pub(crate) mod tests {
         dir
     }
 
-    pub fn keys() -> KeyRing {
-        KeyRing::parse(&KeyRing::generate_line("k1").unwrap()).unwrap()
+    pub fn keys() -> Arc<KeyRing> {
+        Arc::new(KeyRing::parse(&KeyRing::generate_line("k1").unwrap()).unwrap())
     }
 
     pub fn envelope(id: &str) -> Envelope {
         Envelope {
             id: id.into(),
             sender: "a@example.test".into(),
-            recipients: vec![Recipient { address: "b@dest.test".into(), status: RcptStatus::Pending, last_reply: None }],
+            recipients: vec![Recipient::pending("b@dest.test")],
             tenant: "t".into(),
             created: 1,
             next_attempt: 1,
@@ -223,7 +232,7 @@ pub(crate) mod tests {
     fn corrupt_and_truncated_files_are_set_aside_and_the_rest_recovered() {
         let dir = temp_dir("corrupt");
         let key_line = KeyRing::generate_line("k1").unwrap();
-        let spool = Spool::open(&dir, KeyRing::parse(&key_line).unwrap()).unwrap();
+        let spool = Spool::open(&dir, Arc::new(KeyRing::parse(&key_line).unwrap())).unwrap();
         let (good, bad, short) = ("0000000000aa00000001", "0000000000aa00000002", "0000000000aa00000003");
         for id in [good, bad, short] {
             spool.store(&envelope(id), &[b"body"]).unwrap();
@@ -235,7 +244,7 @@ pub(crate) mod tests {
         fs::write(spool.path_of(short), &bytes[..bytes.len() / 2]).unwrap();
         fs::write(dir.join("not-an-id!.msg"), b"x").unwrap();
         fs::write(dir.join(format!("{good}x.tmp")), b"partial").unwrap();
-        let spool = Spool::open(&dir, KeyRing::parse(&key_line).unwrap()).unwrap();
+        let spool = Spool::open(&dir, Arc::new(KeyRing::parse(&key_line).unwrap())).unwrap();
         assert_eq!(spool.recover().unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), vec![good]);
         let mut aside: Vec<_> = fs::read_dir(dir.join("quarantine")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         aside.sort();
