@@ -14,7 +14,7 @@ command -v swaks >/dev/null || missing+=(swaks)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/bin/python3 ] || missing+=(python3)
-for mod in dkim:python3-dkim aiosmtpd:python3-aiosmtpd pytest:python3-pytest dns:python3-dnspython; do
+for mod in dkim:python3-dkim aiosmtpd:python3-aiosmtpd pytest:python3-pytest dns:python3-dnspython nacl:python3-nacl; do
   /usr/bin/python3 -c "import ${mod%%:*}" 2>/dev/null || missing+=("${mod##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

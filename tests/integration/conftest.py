@@ -139,18 +139,41 @@ class SinkHandler:
         return "250 2.0.0 OK (test sink)"
 
 
+def make_certificate(d, name):
+    """A throwaway CA and a server certificate it issued. Returns (ca.crt, leaf.crt, leaf.key)."""
+    ca_key, ca, key, csr, leaf = (d / f"{name}-ca.key", d / f"{name}-ca.crt", d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt")
+    run = lambda *a: subprocess.run(list(a), check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", f"/CN={name} test CA")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=mx.dest.test")
+    ext = d / f"{name}.ext"
+    ext.write_text("subjectAltName=DNS:mx.dest.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(leaf), "-days", "2", "-extfile", str(ext))
+    return ca, leaf, key
+
+
 class Sink:
-    def __init__(self, workdir, tls=False):
+    """aiosmtpd on 127.0.0.1. `tls`: offer STARTTLS with a certificate for `mx.dest.test` and
+    IP 127.0.0.1 issued by a fresh CA (`self.cert` is the CA's PEM, what a client trusts). `auth`: (user, password) it
+    requires, over TLS only."""
+
+    def __init__(self, workdir, tls=False, auth=None, name="sink"):
         self.port = free_port()
         self.handler = SinkHandler()
+        self.logins = []
         kwargs = {}
-        if tls:
-            cert, key = Path(workdir) / "sink.crt", Path(workdir) / "sink.key"
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                            "-days", "2", "-subj", "/CN=mx.dest.test"], check=True, capture_output=True)
+        if tls or auth:
+            self.cert, leaf, key = make_certificate(Path(workdir), name)
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(str(cert), str(key))
+            ctx.load_cert_chain(str(leaf), str(key))
             kwargs = {"tls_context": ctx, "require_starttls": False}
+        if auth:
+            from aiosmtpd.smtp import AuthResult
+
+            def authenticator(server, session, envelope, mechanism, data):
+                ok = (data.login.decode(), data.password.decode()) == auth
+                self.logins.append((data.login.decode(), ok))
+                return AuthResult(success=ok)
+            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=True)
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, server_hostname="mx.dest.test", **kwargs)
 
     def start(self):
@@ -284,16 +307,18 @@ def cleanup():
             pass
 
 
-def standard_setup(workdir, dns_server, cleanup, sink_tls=False, tweak=None):
+def standard_setup(workdir, dns_server, cleanup, sink_tls=False, tweak=None, zones=None, extra_example=()):
     """DNS with `dest.test MX 10 mx.dest.test -> 127.0.0.1` and the relay's DKIM/SPF/DMARC
     records; a sink; the relay in MX mode. Returns (dns, sink, relay), all running."""
     sink = Sink(workdir, tls=sink_tls).start()
     cleanup(sink.stop)
     relay = Relay(workdir)
-    dns = dns_server({
+    all_zones = {
         "dest.test": ["@ IN MX 10 mx.dest.test.", "mx IN A 127.0.0.1"],
-        "example.test": relay.dkim_zone_records() + ["@ IN MX 10 mx.dest.test."],
-    })
+        "example.test": relay.dkim_zone_records() + ["@ IN MX 10 mx.dest.test."] + list(extra_example),
+    }
+    all_zones.update(zones or {})
+    dns = dns_server(all_zones)
     relay.configure(dns, sink, tweak).start()
     cleanup(relay.stop)
     return dns, sink, relay

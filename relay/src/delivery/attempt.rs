@@ -199,8 +199,12 @@ impl Job {
                         };
                         let addrs = match addrs {
                             Ok(a) => a,
-                            Err(route::RouteError::Temporary(e) | route::RouteError::Permanent(e)) => {
-                                last = SessionFailure { permanent: false, reason: e };
+                            Err(route::RouteError::Temporary(reason)) => {
+                                last = SessionFailure { permanent: false, reason };
+                                break;
+                            }
+                            Err(route::RouteError::Permanent(reason)) => {
+                                last = SessionFailure { permanent: true, reason };
                                 break;
                             }
                         };

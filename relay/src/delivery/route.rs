@@ -4,6 +4,7 @@
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::proto::rr::RData;
+use hickory_resolver::net::NetError;
 use hickory_resolver::TokioResolver;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -48,15 +49,23 @@ pub fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
     builder.with_options(opts).build().map_err(|e| format!("building resolver: {e}"))
 }
 
-fn classify(e: impl std::fmt::Display, what: &str) -> RouteError {
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("nxdomain") || lower.contains("no such domain") {
-        RouteError::Permanent(format!("{what}: domain does not exist"))
-    } else if lower.contains("no record") || lower.contains("norecord") || lower.contains("no records found") {
-        RouteError::Permanent(format!("{what}: no records"))
+/// What a failed lookup means for delivery.
+enum LookupFailure {
+    /// NXDOMAIN: the name does not exist.
+    NoDomain,
+    /// The name exists but has no records of the type asked.
+    NoRecords,
+    /// Timeout, SERVFAIL, network: try later.
+    Other(String),
+}
+
+fn classify(e: &NetError) -> LookupFailure {
+    if e.is_nx_domain() {
+        LookupFailure::NoDomain
+    } else if e.is_no_records_found() {
+        LookupFailure::NoRecords
     } else {
-        RouteError::Temporary(format!("{what}: {text}"))
+        LookupFailure::Other(e.to_string())
     }
 }
 
@@ -82,10 +91,11 @@ pub async fn mx_hosts(resolver: &TokioResolver, domain: &str) -> Result<Vec<Stri
             mx.sort();
             Ok(mx.into_iter().map(|(_, h)| h).collect())
         }
-        Err(e) => match classify(&e, domain) {
-            // No MX records but the name exists: implicit MX.
-            RouteError::Permanent(m) if m.ends_with("no records") => Ok(vec![domain.to_string()]),
-            other => Err(other),
+        Err(e) => match classify(&e) {
+            // No MX records but the name exists: implicit MX (RFC 5321 section 5.1).
+            LookupFailure::NoRecords => Ok(vec![domain.to_string()]),
+            LookupFailure::NoDomain => Err(RouteError::Permanent(format!("{domain}: domain does not exist"))),
+            LookupFailure::Other(e) => Err(RouteError::Temporary(format!("{domain}: {e}"))),
         },
     }
 }
@@ -95,7 +105,11 @@ pub async fn addresses(resolver: &TokioResolver, host: &str, port: u16) -> Resul
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let lookup = resolver.lookup_ip(format!("{host}.").as_str()).await.map_err(|e| classify(e, host))?;
+    let lookup = resolver.lookup_ip(format!("{host}.").as_str()).await.map_err(|e| match classify(&e) {
+        LookupFailure::NoDomain => RouteError::Permanent(format!("{host}: domain does not exist")),
+        LookupFailure::NoRecords => RouteError::Permanent(format!("{host}: no addresses")),
+        LookupFailure::Other(e) => RouteError::Temporary(format!("{host}: {e}")),
+    })?;
     let addrs: Vec<SocketAddr> = lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
     if addrs.is_empty() {
         return Err(RouteError::Permanent(format!("{host}: no addresses")));
