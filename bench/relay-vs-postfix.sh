@@ -25,9 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 cargo build --release --locked --ignore-rust-version -p cascade-relay 2>&1 | tail -1
 BIN=$PWD/target/release/cascade-relay
-work=$(mktemp -d /tmp/cascade-bench.XXXXXX)
+# OpenDKIM refuses keys below a world-writable directory such as /tmp, and Postfix's daemons (user
+# postfix) must reach their queue: a root-owned 0755 directory outside /tmp and $HOME serves both.
+mkdir -p /var/lib/cascade-bench && chmod 755 /var/lib/cascade-bench
+work=$(mktemp -d /var/lib/cascade-bench/run.XXXXXX) && chmod 755 "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; postfix -c "$work/pf" stop >/dev/null 2>&1 || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/cascade.pid" ] && kill "$(cat "$work/cascade.pid")" 2>/dev/null || true
+  [ -f "$work/opendkim.pid" ] && kill "$(cat "$work/opendkim.pid")" 2>/dev/null || true
+  postfix -c "$work/pf" stop >/dev/null 2>&1 || true
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
 trap cleanup EXIT
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 150); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 not up" >&2; return 1; }
@@ -36,7 +45,8 @@ wait_port() { for _ in $(seq 150); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/nul
 measure() {
   local port=$1; shift
   local sink; sink=$(port)
-  smtp-sink -u postfix -c 127.0.0.1:"$sink" 1000 > "$work/sink-$port.out" 2>&1 & pids+=($!)
+  mkdir -p "$work/dump-$port" && chown postfix "$work/dump-$port"   # smtp-sink appends a suffix to the -D name
+  smtp-sink -u postfix -c -D "$work/dump-$port/m" 127.0.0.1:"$sink" 1000 > "$work/sink-$port.out" 2>&1 & pids+=($!)
   wait_port "$sink"
   echo "$sink" > "$work/sinkport"
   "$@" "$sink"   # start the server under test, pointed at the sink
@@ -45,12 +55,14 @@ measure() {
   /usr/bin/python3 bench/load.py --port "$port" --sessions "$SESSIONS" --messages "$N" --size "$SIZE" ${AUTH_ARGS:-} > "$work/load-$port.json"
   local deadline=$((SECONDS + LIMIT_S)) got=0
   while [ "$SECONDS" -lt "$deadline" ]; do
-    got=$(tr '\r' '\n' < "$work/sink-$port.out" | sed -n 's/.*msg=\([0-9]*\).*/\1/p' | tail -1)
+    got=$(tr '\r' '\n' < "$work/sink-$port.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1)
     [ "${got:-0}" -ge "$N" ] && break
     sleep 0.2
   done
   local end; end=$(date +%s.%N)
-  echo "  load: $(cat "$work/load-$port.json"); sink received ${got:-0}" >&2
+  sleep 0.5
+  local signed; signed=$(cat "$work/dump-$port"/* 2>/dev/null | grep -c '^DKIM-Signature: v=1; a=rsa-sha256' || true)
+  echo "  load: $(cat "$work/load-$port.json"); sink received ${got:-0}, ${signed} carry an RSA-SHA256 DKIM signature" >&2
   /usr/bin/python3 -c "print(round(${got:-0} / ($end - $start), 1))"
 }
 
@@ -58,14 +70,14 @@ start_cascade() {
   local sink=$1 dir=$work/cascade
   CASCADE_LOG=warn "$BIN" dev --data-dir "$dir" --submission 127.0.0.1:"$CASCADE_PORT" --submissions 127.0.0.1:0 \
     --http 127.0.0.1:"$CASCADE_HTTP" --smarthost 127.0.0.1:"$sink" > "$work/cascade.out" 2> "$work/cascade.log" & pids+=($!)
-  CASCADE_PID=$!
+  echo $! > "$work/cascade.pid"
 }
 
 start_postfix() {
   local sink=$1 pf=$work/pf
-  mkdir -p "$pf" "$work/pfq" "$work/pfd"
+  mkdir -p "$pf" "$work/pfq" "$work/pfd" && chown postfix "$work/pfd"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pf/tls.key" -out "$pf/tls.crt" -days 2 -subj /CN=localhost 2>/dev/null
-  openssl genrsa -out "$work/dkim.key" 2048 2>/dev/null; chmod 600 "$work/dkim.key"; chown opendkim "$work/dkim.key" 2>/dev/null || true
+  openssl genrsa -out "$work/dkim.key" 2048 2>/dev/null; chmod 600 "$work/dkim.key"
   local milter; milter=$(port)
   cat > "$work/opendkim.conf" <<EOF
 Syslog no
@@ -79,7 +91,7 @@ PidFile $work/opendkim.pid
 EOF
   opendkim -f -x "$work/opendkim.conf" > "$work/opendkim.log" 2>&1 & pids+=($!)
   wait_port "$milter"
-  sed "s/^smtp      inet/127.0.0.1:$POSTFIX_PORT inet/" /etc/postfix/master.cf > "$pf/master.cf"
+  sed "s/^smtp      inet.*/127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd/" /etc/postfix/master.cf > "$pf/master.cf"
   cat > "$pf/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $work/pfq
@@ -102,9 +114,12 @@ smtp_tls_security_level = none
 smtpd_milters = inet:127.0.0.1:$milter
 milter_default_action = tempfail
 default_process_limit = 150
+maillog_file_prefixes = $work
+maillog_file = $work/postfix.log
 EOF
-  postfix -c "$pf" check >/dev/null 2>&1 || true
-  postfix -c "$pf" start
+  postconf -c "$pf" -F '*/*/chroot = n'   # no chroot: nothing is copied into the queue directory
+  postfix -c "$pf" check
+  postfix -c "$pf" start || { tail -5 "$work/postfix.log" >&2; return 1; }
 }
 
 CASCADE_PORT=$(port); CASCADE_HTTP=$(port); POSTFIX_PORT=$(port)
@@ -121,6 +136,7 @@ echo "Postfix + OpenDKIM:  $postfix_rate msg/s"
 /usr/bin/python3 -c "p=$postfix_rate; c=$cascade; print('Ratio Cascade/Postfix: ' + (f'{c/p:.2f}x (target >= 2x)' if p else 'n/a (Postfix run failed)'))"
 
 # Memory with idle connections.
+CASCADE_PID=$(cat "$work/cascade.pid")
 rss_before=$(awk '/VmRSS/{print $2}' /proc/"$CASCADE_PID"/status)
 /usr/bin/python3 - "$CASCADE_PORT" "$IDLE" "$CASCADE_PID" <<'EOF'
 import socket, sys, time
