@@ -17,6 +17,7 @@ def test_sigterm_lets_a_transaction_in_data_finish(workdir, dns_server, cleanup)
     c.sock.sendall(data[:40])
     relay.proc.send_signal(signal.SIGTERM)
     wait_until(lambda: _refused(relay.submission), 10, "listener closed")
+    assert _readyz(relay) == 503
     c.sock.sendall(data[40:] + b"\r\n.\r\n")
     code, text = c.getreply()
     assert code == 250, text
@@ -34,3 +35,12 @@ def _refused(port):
         return False
     except OSError:
         return True
+
+
+def _readyz(relay):
+    import urllib.error
+    import urllib.request
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{relay.http}/readyz", timeout=5).status
+    except urllib.error.HTTPError as e:
+        return e.code
