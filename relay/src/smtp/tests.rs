@@ -275,3 +275,14 @@ async fn shutdown_answers_421_to_idle_sessions() {
     f.relay.begin_shutdown();
     assert_eq!(c.reply().await, "421 4.3.2 Service shutting down, try again later");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_client_is_disconnected_after_the_command_timeout() {
+    let f = fixture_with(|t| *t = t.replace("commandTimeout: 5m", "commandTimeout: 5s"));
+    let mut c = start(&f);
+    assert!(c.reply().await.starts_with("220 "));
+    let started = tokio::time::Instant::now();
+    assert_eq!(c.reply().await, "421 4.4.2 Timeout waiting for client, closing connection");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+    assert_eq!(c.reply().await, "<EOF>");
+}
