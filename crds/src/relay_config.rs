@@ -84,6 +84,7 @@ pub struct SendingDomain {
 
 /// DKIM signature algorithm.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 pub enum DkimAlgorithm {
     /// RSA with SHA-256; keys must be 2048 bits or more.
     #[serde(rename = "rsa-sha256")]
@@ -183,6 +184,7 @@ pub enum DeliveryMode {
 
 /// Outbound TLS policy.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum OutboundTls {
     /// Use STARTTLS when the receiver offers it; certificates are not verified (RFC 7435).

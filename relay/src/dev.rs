@@ -128,12 +128,12 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
 
 /// Zone-file lines for the DKIM, SPF and DMARC records (TXT strings split at 255 bytes).
 pub fn zone_lines(domain: &str, selector: &str, public_b64: &str) -> String {
-    let dkim = dkim::txt_record(DkimAlgorithm::RsaSha256, public_b64);
-    let chunks: Vec<String> = dkim.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
-    format!(
-        "{selector}._domainkey.{domain}. 300 IN TXT {}\n{domain}. 300 IN TXT \"v=spf1 ip4:127.0.0.1 -all\"\n_dmarc.{domain}. 300 IN TXT \"v=DMARC1; p=reject; adkim=s; aspf=s\"\n",
-        chunks.join(" ")
-    )
+    [
+        dkim::txt_zone_line(&format!("{selector}._domainkey.{domain}."), &dkim::txt_record(DkimAlgorithm::RsaSha256, public_b64)),
+        dkim::txt_zone_line(&format!("{domain}."), "v=spf1 ip4:127.0.0.1 -all"),
+        dkim::txt_zone_line(&format!("_dmarc.{domain}."), "v=DMARC1; p=reject; adkim=s; aspf=s"),
+    ]
+    .concat()
 }
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {

@@ -108,6 +108,30 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// The public key (`p=` value) of a PKCS#8 PEM private key.
+pub fn public_key_of(algorithm: DkimAlgorithm, pem: &[u8]) -> Result<String, DkimError> {
+    let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| DkimError::Pem(e.to_string()))?;
+    let PrivateKeyDer::Pkcs8(k) = der else { return Err(DkimError::Pem("expected a PKCS#8 key".into())) };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match algorithm {
+        DkimAlgorithm::RsaSha256 => {
+            let pair = RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).map_err(|e| DkimError::Load("rsa-sha256", e.to_string()))?;
+            let spki: PublicKeyX509Der = pair.public_key().as_der().map_err(|_| DkimError::Generate)?;
+            Ok(b64.encode(spki.as_ref()))
+        }
+        DkimAlgorithm::Ed25519Sha256 => {
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(k.secret_pkcs8_der()).map_err(|e| DkimError::Load("ed25519-sha256", e.to_string()))?;
+            Ok(b64.encode(pair.public_key().as_ref()))
+        }
+    }
+}
+
+/// One zone-file line `NAME 300 IN TXT "..." "..."`, the value split into 255-byte strings.
+pub fn txt_zone_line(name: &str, value: &str) -> String {
+    let chunks: Vec<String> = value.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
+    format!("{name} 300 IN TXT {}\n", chunks.join(" "))
+}
+
 /// The TXT record value to publish at `<selector>._domainkey.<domain>`.
 pub fn txt_record(algorithm: DkimAlgorithm, public_b64: &str) -> String {
     let k = match algorithm {
@@ -133,6 +157,14 @@ mod tests {
             let h = header.split("h=").nth(1).unwrap().to_ascii_lowercase();
             let h = h.split(';').next().unwrap().replace(['\r', '\n', '\t', ' '], "");
             assert_eq!(h.split(':').filter(|n| *n == "from").count(), 2, "{header}");
+        }
+    }
+
+    #[test]
+    fn public_key_is_derived_from_the_private_key() {
+        for alg in [DkimAlgorithm::RsaSha256, DkimAlgorithm::Ed25519Sha256] {
+            let (pem, public) = generate(alg).unwrap();
+            assert_eq!(public_key_of(alg, pem.as_bytes()).unwrap(), public);
         }
     }
 

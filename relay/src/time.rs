@@ -51,6 +51,13 @@ pub fn rfc5322_date(unix: u64) -> String {
     )
 }
 
+/// `2026-11-28T16:30:00Z`
+pub fn rfc3339_utc(unix: u64) -> String {
+    let secs = unix % 86_400;
+    let (y, m, d) = civil_from_days((unix / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 /// Parses `YYYY-MM-DDTHH:MM:SSZ` (optionally with fractional seconds) into unix seconds.
 pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
     let b = s.as_bytes();
@@ -91,6 +98,8 @@ mod tests {
         assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339_utc("2026-11-28T16:30:00Z"), Some(1_795_883_400));
         assert_eq!(parse_rfc3339_utc("2026-11-28T16:30:00.250Z"), Some(1_795_883_400));
+        assert_eq!(rfc3339_utc(1_795_883_400), "2026-11-28T16:30:00Z");
+        assert_eq!(parse_rfc3339_utc(&rfc3339_utc(86_400 * 40 + 7)), Some(86_400 * 40 + 7));
         for bad in ["2026-11-28", "2026-11-28T13:10:00+01:00", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "garbage"] {
             assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
         }

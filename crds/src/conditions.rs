@@ -1,0 +1,86 @@
+//! Kubernetes-convention status conditions, and the one helper that sets them: it keeps
+//! `lastTransitionTime` unless the status flips, and always records `observedGeneration`
+//! (the cert-manager and API-conventions way, so Flux and Argo CD can gate on `Ready`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One aspect of a resource's state.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, e.g. `Ready`, `DomainConflict`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// Machine-readable reason in CamelCase.
+    pub reason: String,
+    /// Human-readable explanation: what is wrong and what to change.
+    pub message: String,
+    /// RFC 3339 time of the last change of `status`.
+    pub last_transition_time: String,
+    /// The `metadata.generation` this condition was computed for.
+    pub observed_generation: i64,
+}
+
+pub const TRUE: &str = "True";
+pub const FALSE: &str = "False";
+
+/// Condition types shared by all kinds.
+pub mod types {
+    pub const READY: &str = "Ready";
+    pub const DOMAIN_CONFLICT: &str = "DomainConflict";
+}
+
+/// Sets (adds or updates) condition `type_`. `now` is an RFC 3339 time, used only when the
+/// condition is new or its status changes.
+pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: &str, generation: i64, now: &str) {
+    let status = if status { TRUE } else { FALSE };
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.status = status.into();
+                c.last_transition_time = now.into();
+            }
+            c.reason = reason.into();
+            c.message = message.into();
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: now.into(),
+            observed_generation: generation,
+        }),
+    }
+}
+
+/// Removes condition `type_` if present.
+pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions.iter().any(|c| c.type_ == type_ && c.status == TRUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_changes_only_when_status_flips() {
+        let mut c = vec![];
+        set(&mut c, "Ready", false, "Pending", "waiting", 1, "t1");
+        set(&mut c, "Ready", false, "StillPending", "still waiting", 2, "t2");
+        assert_eq!((c[0].last_transition_time.as_str(), c[0].reason.as_str(), c[0].observed_generation), ("t1", "StillPending", 2));
+        set(&mut c, "Ready", true, "Ok", "ready", 3, "t3");
+        assert_eq!((c[0].status.as_str(), c[0].last_transition_time.as_str()), ("True", "t3"));
+        assert!(is_true(&c, "Ready"));
+        remove(&mut c, "Ready");
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,79 @@
+use crate::conditions::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An API key of a tenant: SMTP AUTH credentials with scopes and limits, revocable at any time.
+/// The operator generates the secret once into the Secret `<name>-credentials`; everything else
+/// only ever sees its hash.
+#[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cascade-mail.com",
+    version = "v1alpha1",
+    kind = "ApiKey",
+    doc = "An API key: SMTP AUTH credentials of a tenant, scoped and revocable.",
+    namespaced,
+    status = "ApiKeyStatus",
+    shortname = "ak",
+    category = "cascade",
+    printcolumn = r#"{"name":"Key ID","type":"string","jsonPath":".status.keyId"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySpec {
+    /// What the key may do: `smtp:submit` (SMTP submission); HTTP API scopes come later.
+    #[serde(default = "default_scopes")]
+    #[schemars(length(min = 1))]
+    pub scopes: Vec<String>,
+    /// Sender domains (a subset of this namespace's SendingDomains); empty means all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
+    /// Client networks (CIDR) the key may be used from; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cidrs: Vec<String>,
+    /// Messages per minute; absent means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub messages_per_minute: Option<u32>,
+    /// RFC 3339 UTC time after which the key stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Set to stop the key at once.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// Whether a key works.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiKeyState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// Observed state of an ApiKey.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyStatus {
+    /// The generation the status was computed for.
+    #[serde(default)]
+    pub observed_generation: i64,
+    /// The key id (the SMTP AUTH username).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// A non-secret fingerprint of the secret (first bytes of its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Active, Expired or Revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ApiKeyState>,
+    /// `Ready` and friends.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["smtp:submit".into()]
+}

@@ -1,0 +1,14 @@
+//! `cascade-mail.com/v1alpha1`: the custom resources platform teams write. All are namespaced;
+//! a tenant is a namespace. Every field's doc comment is its `kubectl explain` text.
+
+mod api_key;
+mod dkim_key;
+mod relay_pool;
+mod sending_domain;
+
+pub use api_key::*;
+pub use dkim_key::*;
+pub use relay_pool::*;
+pub use sending_domain::*;
+
+pub const GROUP: &str = "cascade-mail.com";

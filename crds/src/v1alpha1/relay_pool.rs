@@ -1,0 +1,259 @@
+use crate::conditions::Condition;
+use crate::relay_config::OutboundTls;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A pool of relay pods: listeners, delivery route, spool storage and limits, and which tenant
+/// namespaces it serves. Platform admins own RelayPools; tenants reference them from their
+/// SendingDomains.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cascade-mail.com",
+    version = "v1alpha1",
+    kind = "RelayPool",
+    doc = "A pool of relay pods serving the tenant namespaces it selects.",
+    namespaced,
+    status = "RelayPoolStatus",
+    shortname = "rp",
+    category = "cascade",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Available","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Delivery","type":"string","jsonPath":".spec.delivery.mode"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayPoolSpec {
+    /// Number of relay pods (ignored while `autoscaling` is set).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+    /// Scale the pool with a HorizontalPodAutoscaler between these bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// Host name the relays use in greetings, `Received:` headers and bounces.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// SMTP and HTTP ports.
+    #[serde(default)]
+    pub listeners: PoolListeners,
+    /// Server certificate for STARTTLS and implicit TLS.
+    #[serde(default)]
+    pub tls: PoolTls,
+    /// How mail leaves the pool.
+    #[serde(default)]
+    pub delivery: PoolDelivery,
+    /// The persistent volume each pod's encrypted spool lives on.
+    #[serde(default)]
+    pub spool: PoolSpool,
+    /// Protocol limits applied by every pod.
+    #[serde(default)]
+    pub limits: PoolLimits,
+    /// Which namespaces' SendingDomains and ApiKeys this pool serves (empty: none).
+    #[serde(default)]
+    pub tenants: NamespaceSelector,
+    /// Client networks (CIDR) allowed to connect; empty means any.
+    #[serde(default)]
+    pub allowed_client_cidrs: Vec<String>,
+}
+
+/// Autoscaling bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscaling {
+    /// Lower bound of pods.
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+    /// Upper bound of pods.
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation (percent) the autoscaler aims for.
+    #[serde(default = "default_cpu_target")]
+    pub target_cpu_percent: i32,
+}
+
+/// Listener ports.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolListeners {
+    /// STARTTLS submission port.
+    #[serde(default = "default_submission_port")]
+    pub submission_port: u16,
+    /// Implicit-TLS submission port.
+    #[serde(default = "default_submissions_port")]
+    pub submissions_port: u16,
+    /// Metrics and health port.
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+}
+
+/// Server certificate source.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolTls {
+    /// A `kubernetes.io/tls` Secret in the pool's namespace (e.g. from cert-manager); empty means
+    /// the operator generates a self-signed certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// Delivery route.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.mode != 'smarthost' || has(self.smarthost)").message("smarthost is required when mode is smarthost"))]
+#[serde(rename_all = "camelCase")]
+pub struct PoolDelivery {
+    /// `mx` (look up each recipient domain) or `smarthost`.
+    #[serde(default)]
+    pub mode: PoolDeliveryMode,
+    /// Outbound TLS for MX delivery: `opportunistic` or `required`.
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// The next hop for `mode: smarthost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smarthost: Option<PoolSmarthost>,
+}
+
+/// Delivery mode.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum PoolDeliveryMode {
+    #[default]
+    Mx,
+    Smarthost,
+}
+
+/// A smarthost.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSmarthost {
+    /// `host:port`.
+    pub address: String,
+    /// `opportunistic` or `required` (verified) TLS.
+    #[serde(default)]
+    pub tls: OutboundTls,
+    /// Secret in the pool's namespace with keys `username` and `password` for AUTH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// Spool volume.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSpool {
+    /// Size of each pod's PersistentVolumeClaim.
+    #[serde(default = "default_spool_size")]
+    pub size: String,
+    /// StorageClass of the claims; empty means the cluster default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+}
+
+/// Limits every pod applies.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolLimits {
+    /// Largest message accepted (e.g. `25MiB`).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: String,
+    /// Recipients per message.
+    #[serde(default = "default_max_recipients")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_recipients: u32,
+    /// Concurrent SMTP sessions per pod.
+    #[serde(default = "default_max_sessions")]
+    #[schemars(range(min = 1))]
+    pub max_sessions: u32,
+}
+
+/// Namespaces selected by labels, by name, or both (a namespace matching either is selected).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    /// Namespaces carrying all of these labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+    /// Namespaces with these names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_names: Vec<String>,
+}
+
+impl NamespaceSelector {
+    /// Whether a namespace with this name and these labels is selected.
+    pub fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.match_names.iter().any(|n| n == name)
+            || (!self.match_labels.is_empty() && self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    }
+}
+
+/// Observed state of a RelayPool.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayPoolStatus {
+    /// The generation the status was computed for.
+    #[serde(default)]
+    pub observed_generation: i64,
+    /// Pods ready to accept mail.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Hash of the relay configuration the pods should run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// `Ready` and friends.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+fn default_hostname() -> String {
+    "localhost".into()
+}
+fn default_cpu_target() -> i32 {
+    70
+}
+fn default_submission_port() -> u16 {
+    587
+}
+fn default_submissions_port() -> u16 {
+    465
+}
+fn default_http_port() -> u16 {
+    9587
+}
+fn default_spool_size() -> String {
+    "10Gi".into()
+}
+fn default_max_message_size() -> String {
+    "25MiB".into()
+}
+fn default_max_recipients() -> u32 {
+    100
+}
+fn default_max_sessions() -> u32 {
+    2000
+}
+
+impl Default for PoolListeners {
+    fn default() -> Self {
+        Self { submission_port: default_submission_port(), submissions_port: default_submissions_port(), http_port: default_http_port() }
+    }
+}
+impl Default for PoolDelivery {
+    fn default() -> Self {
+        Self { mode: PoolDeliveryMode::Mx, tls: OutboundTls::Opportunistic, smarthost: None }
+    }
+}
+impl Default for PoolSpool {
+    fn default() -> Self {
+        Self { size: default_spool_size(), storage_class: None }
+    }
+}
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self { max_message_size: default_max_message_size(), max_recipients: default_max_recipients(), max_sessions: default_max_sessions() }
+    }
+}

@@ -1,0 +1,47 @@
+//! The `cascade-operator` binary: parse arguments and hand over to the library.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cascade-operator", version, about = "Cascade's Kubernetes operator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions (YAML).
+    Crds,
+    /// Render a relay bundle, credentials and DNS records from resource files, without a cluster.
+    Render {
+        /// YAML files with RelayPool, SendingDomain, DkimKey, ApiKey (and Namespace) objects.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Output directory (existing keys and credentials in it are kept).
+        #[arg(short = 'o', long = "output")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let result = match Cli::parse().command {
+        Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
+        Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {
+            let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();
+            println!("rendered {} tenant(s), {domains} domain(s), {} API key(s) into {}", plan.config.tenants.len(), plan.config.api_keys.len(), out.display());
+            println!("run: cascade-relay serve --config {}", out.join("relay/relay.yaml").display());
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cascade-operator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The pure heart of the operator: from the custom resources (and the public halves of the key
+//! material) to what one RelayPool's relays run — the relay configuration, the DNS records to
+//! publish, and every resource's status. No I/O, no clock (time is passed in), no randomness:
+//! the same inputs always give the same plan. The controllers and `cascade-operator render`
+//! both call it.
+
+use cascade_crds::conditions::{self, types};
+use cascade_crds::relay_config::{self as rc, DkimAlgorithm, RelayConfig};
+use cascade_crds::v1alpha1::*;
+use cascade_crds::ByteSize;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+
+/// (namespace, name) of a namespaced object.
+pub type Key = (String, String);
+
+pub fn key_of<K: ResourceExt>(o: &K) -> Key {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+/// Everything read from the cluster (or from files).
+#[derive(Default, Clone)]
+pub struct Inputs {
+    pub pools: Vec<RelayPool>,
+    pub domains: Vec<SendingDomain>,
+    pub dkim_keys: Vec<DkimKey>,
+    pub api_keys: Vec<ApiKey>,
+    /// Labels of each namespace (for the pools' namespace selectors).
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Public halves of the key material, which the shell generated or loaded.
+#[derive(Default, Clone)]
+pub struct Material {
+    /// DKIM `p=` value per DkimKey.
+    pub dkim_public: BTreeMap<Key, String>,
+    /// Key id and `sha256:` secret hash per ApiKey.
+    pub api_keys: BTreeMap<Key, (String, String)>,
+}
+
+/// The desired state for one RelayPool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub config: RelayConfig,
+    /// (fully qualified name, TXT value), sorted.
+    pub records: Vec<(String, String)>,
+    pub domain_status: BTreeMap<Key, SendingDomainStatus>,
+    pub dkim_status: BTreeMap<Key, DkimKeyStatus>,
+    pub api_key_status: BTreeMap<Key, ApiKeyStatus>,
+}
+
+/// Where a DkimKey's private key file lives inside the relay bundle.
+pub fn dkim_key_file((ns, name): &Key) -> String {
+    format!("dkim/{ns}.{name}.pem")
+}
+
+/// The name of the DkimKey a SendingDomain with `dkim.generate` and no keys gets.
+pub fn generated_dkim_name(domain_name: &str) -> String {
+    format!("{domain_name}-dkim")
+}
+
+/// The DkimKeys in play: the ones written, plus one per SendingDomain that asks the operator to
+/// generate it (selector `cascade1`, RSA-2048) and has none of that name yet.
+pub fn effective_dkim_keys(inputs: &Inputs) -> Vec<DkimKey> {
+    let mut keys = inputs.dkim_keys.clone();
+    for d in &inputs.domains {
+        if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate {
+            let (ns, name) = key_of(d);
+            let gen = generated_dkim_name(&name);
+            if !keys.iter().any(|k| key_of(k) == (ns.clone(), gen.clone())) {
+                let mut k = DkimKey::new(
+                    &gen,
+                    DkimKeySpec { domain: d.spec.domain.clone(), selector: "cascade1".into(), algorithm: DkimAlgorithm::RsaSha256, rotation: Default::default() },
+                );
+                k.metadata.namespace = Some(ns);
+                keys.push(k);
+            }
+        }
+    }
+    keys
+}
+
+/// The DkimKeys that sign for a SendingDomain.
+fn keys_for<'a>(d: &SendingDomain, keys: &'a [DkimKey]) -> Result<Vec<&'a DkimKey>, String> {
+    let (ns, name) = key_of(d);
+    let names: Vec<String> = if d.spec.dkim.keys.is_empty() {
+        if !d.spec.dkim.generate {
+            return Err("no DKIM keys listed and generate is false; every message must be signed".into());
+        }
+        vec![generated_dkim_name(&name)]
+    } else {
+        d.spec.dkim.keys.clone()
+    };
+    names
+        .iter()
+        .map(|n| {
+            let k = keys.iter().find(|k| key_of(*k) == (ns.clone(), n.clone())).ok_or_else(|| format!("DkimKey {n:?} not found in namespace {ns}"))?;
+            if k.spec.domain != d.spec.domain {
+                return Err(format!("DkimKey {n:?} is for domain {:?}, not {:?}", k.spec.domain, d.spec.domain));
+            }
+            Ok(k)
+        })
+        .collect()
+}
+
+/// For each claimed domain, the SendingDomain that owns it: the oldest claim (creation time,
+/// then namespace and name) wins everywhere.
+pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
+    let mut owners: BTreeMap<String, (Option<String>, Key)> = BTreeMap::new();
+    for d in domains {
+        let created = d.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
+        let candidate = (created, key_of(d));
+        owners
+            .entry(d.spec.domain.clone())
+            .and_modify(|cur| {
+                let older = match (&candidate.0, &cur.0) {
+                    (Some(a), Some(b)) => a < b || (a == b && candidate.1 < cur.1),
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => candidate.1 < cur.1,
+                };
+                if older {
+                    *cur = candidate.clone();
+                }
+            })
+            .or_insert(candidate.clone());
+    }
+    owners.into_iter().map(|(d, (_, k))| (d, k)).collect()
+}
+
+fn spf_value(spec: &SpfExpectation) -> Option<String> {
+    if let Some(inc) = &spec.include {
+        return Some(format!("v=spf1 include:{inc} -all"));
+    }
+    if spec.egress.is_empty() {
+        return None;
+    }
+    let mechs: Vec<String> = spec.egress.iter().map(|c| if c.contains(':') { format!("ip6:{c}") } else { format!("ip4:{c}") }).collect();
+    Some(format!("v=spf1 {} -all", mechs.join(" ")))
+}
+
+fn dmarc_value(spec: &DmarcExpectation) -> String {
+    let p = match spec.policy {
+        DmarcPolicy::None => "none",
+        DmarcPolicy::Quarantine => "quarantine",
+        DmarcPolicy::Reject => "reject",
+    };
+    match &spec.rua {
+        Some(rua) => format!("v=DMARC1; p={p}; rua={rua}"),
+        None => format!("v=DMARC1; p={p}"),
+    }
+}
+
+fn api_key_state(spec: &ApiKeySpec, now_unix: u64) -> Result<ApiKeyState, String> {
+    if spec.revoked {
+        return Ok(ApiKeyState::Revoked);
+    }
+    match &spec.expires_at {
+        Some(t) => match cascade_relay::time::parse_rfc3339_utc(t) {
+            Some(at) if at <= now_unix => Ok(ApiKeyState::Expired),
+            Some(_) => Ok(ApiKeyState::Active),
+            None => Err(format!("expiresAt {t:?} is not an RFC 3339 UTC time")),
+        },
+        None => Ok(ApiKeyState::Active),
+    }
+}
+
+/// Computes the plan for `pool`. `now` is an RFC 3339 time for condition transitions.
+pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, String> {
+    let (pool_ns, pool_name) = key_of(pool);
+    let all_keys = effective_dkim_keys(inputs);
+    let owners = domain_owners(&inputs.domains);
+    let no_labels = BTreeMap::new();
+    let mut plan_status = BTreeMap::new();
+    let mut dkim_status = BTreeMap::new();
+    let mut tenants: BTreeMap<String, Vec<rc::SendingDomain>> = BTreeMap::new();
+    let mut records = Vec::new();
+
+    for d in &inputs.domains {
+        if d.spec.relay_pool.name != pool_name || d.spec.relay_pool.namespace != pool_ns {
+            continue;
+        }
+        let k = key_of(d);
+        let gen = d.metadata.generation.unwrap_or(0);
+        let mut st = d.status.clone().unwrap_or_default();
+        st.observed_generation = gen;
+        let selected = pool.spec.tenants.selects(&k.0, inputs.namespace_labels.get(&k.0).unwrap_or(&no_labels));
+        let owner = owners.get(&d.spec.domain);
+        let served: Result<Vec<&DkimKey>, (&str, String)> = if owner != Some(&k) {
+            let (ons, oname) = owner.cloned().unwrap_or_default();
+            Err(("DomainConflict", format!("domain {} is already claimed by SendingDomain {ons}/{oname}; this claim is not served", d.spec.domain)))
+        } else if !selected {
+            Err(("NamespaceNotServed", format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0)))
+        } else {
+            keys_for(d, &all_keys).map_err(|e| ("DkimKeyMissing", e))
+        };
+        match served {
+            Err((reason, msg)) => {
+                if reason == "DomainConflict" {
+                    conditions::set(&mut st.conditions, types::DOMAIN_CONFLICT, true, reason, &msg, gen, now);
+                } else {
+                    conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
+                }
+                conditions::set(&mut st.conditions, types::READY, false, reason, &msg, gen, now);
+                st.records.clear();
+            }
+            Ok(keys) => {
+                conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
+                let mut refs = Vec::new();
+                let mut recs = Vec::new();
+                let mut missing = None;
+                for key in keys {
+                    let kk = key_of(key);
+                    let Some(public) = material.dkim_public.get(&kk) else {
+                        missing = Some(format!("DkimKey {} has no key material yet", kk.1));
+                        continue;
+                    };
+                    let name = format!("{}._domainkey.{}.", key.spec.selector, key.spec.domain);
+                    let value = cascade_relay::dkim::txt_record(key.spec.algorithm, public);
+                    let mut ks = DkimKeyStatus { observed_generation: key.metadata.generation.unwrap_or(0), dns_name: Some(name.clone()), txt_value: Some(value.clone()), conditions: key.status.clone().unwrap_or_default().conditions };
+                    conditions::set(&mut ks.conditions, types::READY, true, "KeyGenerated", "private key generated and stored; publish txtValue at dnsName", ks.observed_generation, now);
+                    dkim_status.insert(kk.clone(), ks);
+                    recs.push(DnsRecord { name, type_: "TXT".into(), value });
+                    refs.push(rc::DkimKeyRef { selector: key.spec.selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });
+                }
+                if let Some(v) = spf_value(&d.spec.spf) {
+                    recs.push(DnsRecord { name: format!("{}.", d.spec.domain), type_: "TXT".into(), value: v });
+                }
+                recs.push(DnsRecord { name: format!("_dmarc.{}.", d.spec.domain), type_: "TXT".into(), value: dmarc_value(&d.spec.dmarc) });
+                records.extend(recs.iter().map(|r| (r.name.clone(), r.value.clone())));
+                st.records = recs;
+                match missing {
+                    Some(msg) => conditions::set(&mut st.conditions, types::READY, false, "DkimKeyPending", &msg, gen, now),
+                    None => {
+                        let msg = format!("served by RelayPool {pool_ns}/{pool_name}; publish the records in status.records");
+                        conditions::set(&mut st.conditions, types::READY, true, "Served", &msg, gen, now);
+                        tenants.entry(k.0.clone()).or_default().push(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs });
+                    }
+                }
+            }
+        }
+        plan_status.insert(k, st);
+    }
+
+    let mut api_keys = Vec::new();
+    let mut api_key_status = BTreeMap::new();
+    for a in &inputs.api_keys {
+        let k = key_of(a);
+        let Some(tenant_domains) = tenants.get(&k.0) else { continue };
+        let gen = a.metadata.generation.unwrap_or(0);
+        let mut st = a.status.clone().unwrap_or_default();
+        st.observed_generation = gen;
+        let served: Vec<String> = a.spec.allowed_domains.iter().filter(|d| tenant_domains.iter().any(|t| &&t.name == d)).cloned().collect();
+        let (state, problem) = match api_key_state(&a.spec, now_unix) {
+            Ok(s) => (s, None),
+            Err(e) => (ApiKeyState::Revoked, Some(e)),
+        };
+        let problem = problem.or_else(|| (!a.spec.allowed_domains.is_empty() && served.is_empty()).then(|| "none of allowedDomains is a served SendingDomain of this namespace".to_string()));
+        let Some((key_id, hash)) = material.api_keys.get(&k) else { continue };
+        st.key_id = Some(key_id.clone());
+        st.fingerprint = Some(hash.trim_start_matches("sha256:").chars().take(16).collect());
+        st.state = Some(state);
+        match &problem {
+            Some(p) => conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", p, gen, now),
+            None if state == ApiKeyState::Active => conditions::set(&mut st.conditions, types::READY, true, "Active", &format!("credentials in Secret {}-credentials", k.1), gen, now),
+            None => conditions::set(&mut st.conditions, types::READY, false, &format!("{state:?}"), &format!("the key is {state:?} and refused by every relay"), gen, now),
+        }
+        api_key_status.insert(k.clone(), st);
+        api_keys.push(rc::ApiKey {
+            id: key_id.clone(),
+            tenant: k.0.clone(),
+            secret_hash: hash.clone(),
+            scopes: a.spec.scopes.clone(),
+            allowed_domains: served,
+            allowed_cidrs: a.spec.allowed_cidrs.clone(),
+            messages_per_minute: a.spec.messages_per_minute,
+            expires_at: a.spec.expires_at.clone(),
+            revoked: a.spec.revoked || problem.is_some(),
+        });
+    }
+
+    let spec = &pool.spec;
+    let delivery = match spec.delivery.mode {
+        PoolDeliveryMode::Mx => rc::Delivery { mode: rc::DeliveryMode::Mx, tls: spec.delivery.tls, ..Default::default() },
+        PoolDeliveryMode::Smarthost => {
+            let s = spec.delivery.smarthost.as_ref().ok_or("delivery.smarthost is required when mode is smarthost")?;
+            if s.credentials_secret.is_some() {
+                return Err("delivery.smarthost.credentialsSecret is not rendered yet (the relay needs the Secret's values)".into());
+            }
+            rc::Delivery {
+                mode: rc::DeliveryMode::Smarthost,
+                smarthost: Some(rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None }),
+                ..Default::default()
+            }
+        }
+    };
+    let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| format!("limits.maxMessageSize: {e}"))?;
+    let l = &spec.listeners;
+    records.sort();
+    let config = RelayConfig {
+        hostname: spec.hostname.clone(),
+        listeners: rc::Listeners {
+            submission: vec![format!("0.0.0.0:{}", l.submission_port)],
+            submissions: vec![format!("0.0.0.0:{}", l.submissions_port)],
+            http: format!("0.0.0.0:{}", l.http_port),
+        },
+        tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
+        tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { name, domains }).collect(),
+        api_keys,
+        delivery,
+        spool: rc::Spool { dir: "spool".into(), key_file: "spool.key".into() },
+        limits: rc::Limits {
+            max_message_size,
+            max_recipients: spec.limits.max_recipients as usize,
+            max_sessions: spec.limits.max_sessions as usize,
+            ..Default::default()
+        },
+    };
+    Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status })
+}
+
+#[cfg(test)]
+mod tests;

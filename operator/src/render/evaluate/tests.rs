@@ -1,0 +1,180 @@
+//! The evaluation, table by table, with fixtures that read like the resources they stand for.
+
+use super::*;
+use cascade_crds::conditions::Condition;
+
+fn pool(ns: &str, name: &str, serves: &[&str]) -> RelayPool {
+    let spec: RelayPoolSpec = serde_json::from_value(serde_json::json!({ "tenants": { "matchNames": serves } })).unwrap();
+    let mut p = RelayPool::new(name, spec);
+    p.metadata.namespace = Some(ns.into());
+    p
+}
+
+fn domain(ns: &str, name: &str, domain: &str, created: &str) -> SendingDomain {
+    let spec: SendingDomainSpec = serde_json::from_value(serde_json::json!({
+        "domain": domain, "relayPool": { "name": "main", "namespace": "platform" }, "spf": { "include": "_spf.relay.test" }
+    }))
+    .unwrap();
+    let mut d = SendingDomain::new(name, spec);
+    d.metadata.namespace = Some(ns.into());
+    d.metadata.generation = Some(1);
+    d.metadata.creation_timestamp = Some(k8s_time(created));
+    d
+}
+
+fn k8s_time(s: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    serde_json::from_value(serde_json::json!(s)).unwrap()
+}
+
+fn api_key(ns: &str, name: &str, extra: serde_json::Value) -> ApiKey {
+    let mut a = ApiKey::new(name, serde_json::from_value(extra).unwrap());
+    a.metadata.namespace = Some(ns.into());
+    a
+}
+
+/// Key material for every effective DKIM key and API key of `inputs`.
+fn material(inputs: &Inputs) -> Material {
+    let mut m = Material::default();
+    for k in effective_dkim_keys(inputs) {
+        let key = key_of(&k);
+        m.dkim_public.insert(key.clone(), format!("PUB-{}", key.1));
+    }
+    for a in &inputs.api_keys {
+        let key = key_of(a);
+        m.api_keys.insert(key.clone(), (format!("ck_{}", key.1), format!("sha256:{}", "ab".repeat(32))));
+    }
+    m
+}
+
+fn world(domains: Vec<SendingDomain>, api_keys: Vec<ApiKey>) -> Inputs {
+    Inputs { pools: vec![pool("platform", "main", &["shop", "blog"])], domains, api_keys, ..Default::default() }
+}
+
+fn plan(inputs: &Inputs) -> Plan {
+    evaluate(&inputs.pools[0], inputs, &material(inputs), 1_800_000_000, "2027-01-15T08:00:00Z").unwrap()
+}
+
+fn ready(conditions: &[Condition]) -> (String, String) {
+    let c = conditions.iter().find(|c| c.type_ == "Ready").expect("a Ready condition");
+    (c.status.clone(), c.reason.clone())
+}
+
+fn k(ns: &str, name: &str) -> Key {
+    (ns.into(), name.into())
+}
+
+#[test]
+fn a_domain_with_a_generated_key_is_served_signed_and_published() {
+    let inputs = world(vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![]);
+    let p = plan(&inputs);
+    assert_eq!(p.config.tenants.len(), 1);
+    let t = &p.config.tenants[0];
+    assert_eq!((t.name.as_str(), t.domains[0].name.as_str()), ("shop", "shop.test"));
+    assert_eq!(t.domains[0].dkim[0].selector, "cascade1");
+    assert_eq!(t.domains[0].dkim[0].key_file, "dkim/shop.main-dkim.pem");
+    assert_eq!(
+        p.records,
+        vec![
+            ("_dmarc.shop.test.".to_string(), "v=DMARC1; p=reject".to_string()),
+            ("cascade1._domainkey.shop.test.".to_string(), "v=DKIM1; k=rsa; p=PUB-main-dkim".to_string()),
+            ("shop.test.".to_string(), "v=spf1 include:_spf.relay.test -all".to_string()),
+        ]
+    );
+    let st = &p.domain_status[&k("shop", "main")];
+    assert_eq!(ready(&st.conditions), ("True".into(), "Served".into()));
+    assert_eq!(st.observed_generation, 1);
+    assert_eq!(st.records.len(), 3);
+    let ks = &p.dkim_status[&k("shop", "main-dkim")];
+    assert_eq!(ks.dns_name.as_deref(), Some("cascade1._domainkey.shop.test."));
+}
+
+#[test]
+fn the_oldest_claim_of_a_domain_wins_and_the_other_is_never_served() {
+    let inputs = world(
+        vec![domain("blog", "stolen", "shop.test", "2026-06-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")],
+        vec![],
+    );
+    let p = plan(&inputs);
+    assert_eq!(p.config.tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["shop"]);
+    let loser = &p.domain_status[&k("blog", "stolen")];
+    assert_eq!(ready(&loser.conditions), ("False".into(), "DomainConflict".into()));
+    assert!(loser.conditions.iter().any(|c| c.type_ == "DomainConflict" && c.status == "True" && c.message.contains("shop/main")));
+    assert!(loser.records.is_empty());
+}
+
+#[test]
+fn namespaces_outside_the_selector_are_not_served_nor_their_keys() {
+    let inputs = world(vec![domain("other", "main", "other.test", "2026-01-01T00:00:00Z")], vec![api_key("other", "app", serde_json::json!({}))]);
+    let p = plan(&inputs);
+    assert!(p.config.tenants.is_empty() && p.config.api_keys.is_empty());
+    assert_eq!(ready(&p.domain_status[&k("other", "main")].conditions).1, "NamespaceNotServed");
+}
+
+#[test]
+fn selectors_match_labels_too() {
+    let mut inputs = world(vec![domain("labelled", "main", "l.test", "2026-01-01T00:00:00Z")], vec![]);
+    inputs.pools[0].spec.tenants.match_labels.insert("cascade-mail.com/tenant".into(), "yes".into());
+    inputs.namespace_labels.insert("labelled".into(), [("cascade-mail.com/tenant".to_string(), "yes".to_string())].into());
+    assert_eq!(plan(&inputs).config.tenants[0].name, "labelled");
+}
+
+#[test]
+fn api_keys_get_state_fingerprint_and_narrowed_domains() {
+    let domains = vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z"), domain("shop", "news", "news.shop.test", "2026-01-01T00:00:00Z")];
+    let keys = vec![
+        api_key("shop", "active", serde_json::json!({ "allowedDomains": ["news.shop.test", "elsewhere.test"] })),
+        api_key("shop", "revoked", serde_json::json!({ "revoked": true })),
+        api_key("shop", "expired", serde_json::json!({ "expiresAt": "2020-01-01T00:00:00Z" })),
+        api_key("shop", "future", serde_json::json!({ "expiresAt": "2099-01-01T00:00:00Z" })),
+        api_key("shop", "nowhere", serde_json::json!({ "allowedDomains": ["elsewhere.test"] })),
+        api_key("shop", "garbled", serde_json::json!({ "expiresAt": "soon" })),
+    ];
+    let p = plan(&world(domains, keys));
+    let state = |n: &str| p.api_key_status[&k("shop", n)].state;
+    assert_eq!(state("active"), Some(ApiKeyState::Active));
+    assert_eq!(state("revoked"), Some(ApiKeyState::Revoked));
+    assert_eq!(state("expired"), Some(ApiKeyState::Expired));
+    assert_eq!(state("future"), Some(ApiKeyState::Active));
+    let cfg = |id: &str| p.config.api_keys.iter().find(|a| a.id == format!("ck_{id}")).unwrap();
+    assert_eq!(cfg("active").allowed_domains, vec!["news.shop.test"]);
+    assert_eq!(cfg("active").tenant, "shop");
+    assert!(cfg("revoked").revoked && !cfg("active").revoked);
+    // A key whose every allowed domain is unserved must not widen to "all domains": it is refused.
+    assert!(cfg("nowhere").revoked);
+    assert_eq!(ready(&p.api_key_status[&k("shop", "nowhere")].conditions).1, "InvalidSpec");
+    assert!(cfg("garbled").revoked);
+    assert_eq!(p.api_key_status[&k("shop", "active")].fingerprint.as_deref(), Some("abababababababab"));
+}
+
+#[test]
+fn a_missing_dkim_key_keeps_the_domain_unserved() {
+    let mut d = domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z");
+    d.spec.dkim.keys = vec!["nope".into()];
+    let p = plan(&world(vec![d], vec![]));
+    assert!(p.config.tenants.is_empty());
+    let (status, reason) = ready(&p.domain_status[&k("shop", "main")].conditions);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "DkimKeyMissing"));
+}
+
+#[test]
+fn an_unchanged_world_gives_the_same_plan_and_keeps_transition_times() {
+    let mut inputs = world(vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![api_key("shop", "app", serde_json::json!({}))]);
+    let first = plan(&inputs);
+    inputs.domains[0].status = Some(first.domain_status[&k("shop", "main")].clone());
+    inputs.api_keys[0].status = Some(first.api_key_status[&k("shop", "app")].clone());
+    // The generated DkimKey now exists (the operator created it) and carries its status.
+    let mut generated = effective_dkim_keys(&inputs).pop().unwrap();
+    generated.status = Some(first.dkim_status[&k("shop", "main-dkim")].clone());
+    inputs.dkim_keys.push(generated);
+    let later = evaluate(&inputs.pools[0], &inputs, &material(&inputs), 1_900_000_000, "2030-03-17T17:46:40Z").unwrap();
+    assert_eq!(later, first);
+}
+
+#[test]
+fn the_rendered_config_passes_the_relays_own_checks() {
+    let inputs = world(vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![api_key("shop", "app", serde_json::json!({}))]);
+    let p = plan(&inputs);
+    let yaml = serde_saphyr::to_string(&p.config).unwrap();
+    let back = cascade_relay::config::parse("relay.yaml", &yaml).unwrap();
+    assert_eq!(back, p.config);
+}

@@ -1,0 +1,144 @@
+//! `cascade-operator render -f FILE... -o OUT`: the operator's evaluation without a cluster.
+//!
+//! Reads custom resources (and optional `Namespace` objects, for label selectors) from YAML,
+//! loads or creates the key material under OUT, runs [`evaluate`], and writes:
+//! - `OUT/relay/` — `relay.yaml` and everything it references (TLS certificate, spool key, DKIM
+//!   keys), ready for `cascade-relay serve --config OUT/relay/relay.yaml`;
+//! - `OUT/credentials/<namespace>.<apikey>.json` — `{"username", "password"}`, created once;
+//! - `OUT/dns.zone` — the records to publish;
+//! - `OUT/status.yaml` — the status every resource would get.
+//!
+//! Running it again on the same OUT keeps existing keys and credentials.
+
+pub mod evaluate;
+
+use anyhow::{bail, Context};
+use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
+use cascade_relay::dev::Credentials;
+use cascade_relay::policy::auth::{format_secret_hash, hash_secret};
+use evaluate::{key_of, Inputs, Key, Material};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Parses every YAML document of `files` into the inputs; errors name the file and document.
+pub fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Inputs> {
+    let mut inputs = Inputs::default();
+    for file in files {
+        let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for (i, doc) in docs.into_iter().enumerate() {
+            if doc.is_null() {
+                continue;
+            }
+            let at = || format!("{} (document {})", file.display(), i + 1);
+            let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            let api = doc.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+            if kind == "Namespace" {
+                let name = doc.pointer("/metadata/name").and_then(|n| n.as_str()).with_context(|| format!("{}: Namespace without a name", at()))?;
+                let labels = doc.pointer("/metadata/labels").cloned().map(serde_json::from_value).transpose().with_context(at)?.unwrap_or_default();
+                inputs.namespace_labels.insert(name.to_string(), labels);
+                continue;
+            }
+            if api != "cascade-mail.com/v1alpha1" {
+                bail!("{}: apiVersion {api:?} kind {kind:?} is not a Cascade resource (cascade-mail.com/v1alpha1)", at());
+            }
+            if doc.pointer("/metadata/namespace").and_then(|n| n.as_str()).is_none_or(str::is_empty) {
+                bail!("{}: metadata.namespace is required (a tenant is a namespace)", at());
+            }
+            match kind.as_str() {
+                "RelayPool" => inputs.pools.push(serde_json::from_value::<RelayPool>(doc).with_context(at)?),
+                "SendingDomain" => inputs.domains.push(serde_json::from_value::<SendingDomain>(doc).with_context(at)?),
+                "DkimKey" => inputs.dkim_keys.push(serde_json::from_value::<DkimKey>(doc).with_context(at)?),
+                "ApiKey" => inputs.api_keys.push(serde_json::from_value::<ApiKey>(doc).with_context(at)?),
+                other => bail!("{}: unknown kind {other:?}", at()),
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Loads the key material under `out`, creating what is missing.
+fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<Material> {
+    let relay = out.join("relay");
+    let mut material = Material::default();
+    for k in evaluate::effective_dkim_keys(inputs) {
+        let key: Key = key_of(&k);
+        let path = relay.join(evaluate::dkim_key_file(&key));
+        let pem = match fs::read(&path) {
+            Ok(p) => p,
+            Err(_) => {
+                let (pem, _) = cascade_relay::dkim::generate(k.spec.algorithm)?;
+                write_private(&path, pem.as_bytes())?;
+                pem.into_bytes()
+            }
+        };
+        let public = cascade_relay::dkim::public_key_of(k.spec.algorithm, &pem).with_context(|| format!("{}", path.display()))?;
+        material.dkim_public.insert(key, public);
+    }
+    for a in &inputs.api_keys {
+        let key = key_of(a);
+        let path = out.join("credentials").join(format!("{}.{}.json", key.0, key.1));
+        let creds: Credentials = match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", path.display()))?,
+            Err(_) => {
+                let c = cascade_relay::dev::new_api_key()?;
+                write_private(&path, &serde_json::to_vec_pretty(&c)?)?;
+                c
+            }
+        };
+        material.api_keys.insert(key, (creds.username, format_secret_hash(&hash_secret(&creds.password))));
+    }
+    Ok(material)
+}
+
+pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
+    let inputs = read_inputs(files)?;
+    let pool = match inputs.pools.as_slice() {
+        [p] => p.clone(),
+        [] => bail!("no RelayPool in the input: render needs exactly one"),
+        many => bail!("{} RelayPools in the input ({}); render needs exactly one", many.len(), many.iter().map(|p| key_of(p).1).collect::<Vec<_>>().join(", ")),
+    };
+    let material = ensure_material(&inputs, out)?;
+    let now = cascade_relay::time::now_unix();
+    let plan = evaluate::evaluate(&pool, &inputs, &material, now, &cascade_relay::time::rfc3339_utc(now)).map_err(|e| anyhow::anyhow!("RelayPool {}: {e}", key_of(&pool).1))?;
+
+    let relay = out.join("relay");
+    if !relay.join("tls.crt").exists() || !relay.join("tls.key").exists() {
+        let (cert, key) = cascade_relay::tls::self_signed(&[plan.config.hostname.as_str()]).map_err(|e| anyhow::anyhow!(e))?;
+        write_private(&relay.join("tls.key"), key.as_bytes())?;
+        write_private(&relay.join("tls.crt"), cert.as_bytes())?;
+    }
+    if !relay.join("spool.key").exists() {
+        write_private(&relay.join("spool.key"), cascade_relay::spool::format::KeyRing::generate_line("k1")?.as_bytes())?;
+    }
+    let yaml = serde_saphyr::to_string(&plan.config)?;
+    write_private(&relay.join("relay.yaml"), format!("# Rendered by `cascade-operator render`; do not edit.\n{yaml}").as_bytes())?;
+    let zone: String = plan.records.iter().map(|(name, value)| cascade_relay::dkim::txt_zone_line(name, value)).collect();
+    write_private(&out.join("dns.zone"), zone.as_bytes())?;
+    let mut status = BTreeMap::new();
+    status.insert("sendingDomains", serde_json::to_value(keyed(&plan.domain_status))?);
+    status.insert("dkimKeys", serde_json::to_value(keyed(&plan.dkim_status))?);
+    status.insert("apiKeys", serde_json::to_value(keyed(&plan.api_key_status))?);
+    write_private(&out.join("status.yaml"), serde_saphyr::to_string(&status)?.as_bytes())?;
+    // The relay refuses what the operator renders wrong: check it the same way.
+    cascade_relay::config::load(&relay.join("relay.yaml")).map_err(|e| anyhow::anyhow!("rendered configuration refused:\n{e}"))?;
+    Ok(plan)
+}
+
+fn keyed<T: Clone>(m: &BTreeMap<Key, T>) -> BTreeMap<String, T> {
+    m.iter().map(|((ns, n), v)| (format!("{ns}/{n}"), v.clone())).collect()
+}
