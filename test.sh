@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-cargo build --locked --ignore-rust-version -p cascade-relay
+cargo build --locked --ignore-rust-version --workspace --bins
 cargo test --locked --ignore-rust-version --workspace
 # Debian's python3 (not a pyenv one on PATH) sees the apt-installed modules.
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
