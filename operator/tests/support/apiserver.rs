@@ -1,0 +1,117 @@
+//! A real Kubernetes API server (k8s.io/apiextensions-apiserver + etcd) on 127.0.0.1 for
+//! controller tests, built by `tests/apiserver/build.sh` from Debian packages and cached.
+//!
+//! When it cannot be built here the tests that need it print a loud SKIP line and pass, unless
+//! `REQUIRE_REAL_API=1`, which turns that into a failure. Only `apiextensions.k8s.io` and custom
+//! resources are served (no built-in kinds, no RBAC, no garbage collector).
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ApiServer {
+    children: Vec<Child>,
+    dir: PathBuf,
+    pub client: kube::Client,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The directory with `apiextensions-apiserver` and `etcd`, or why there is none.
+fn binaries() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("CASCADE_APISERVER_BIN") {
+        return Ok(dir.into());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/apiserver/build.sh");
+    let out = Command::new("bash").arg(&script).stderr(Stdio::inherit()).output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{} exited with {}", script.display(), out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().into())
+}
+
+impl ApiServer {
+    /// Starts etcd and the API server; `None` (after a loud message) when they are not available.
+    pub async fn start() -> Option<Self> {
+        let bin = match binaries() {
+            Ok(b) => b,
+            Err(why) => {
+                assert!(std::env::var("REQUIRE_REAL_API").as_deref() != Ok("1"), "REQUIRE_REAL_API=1 but no API server: {why}");
+                eprintln!("\n*** SKIP: no real Kubernetes API server on this machine ({why}); set REQUIRE_REAL_API=1 to fail instead ***\n");
+                return None;
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("cascade-apiserver-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
+        let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        run(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout", &p("ca.key"), "-out", &p("ca.crt")]));
+        run(Command::new("openssl").args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=system:masters/CN=admin", "-keyout", &p("admin.key"), "-out", &p("admin.csr")]));
+        // Extensions make it an X.509 v3 certificate, the only version rustls accepts.
+        std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+        run(Command::new("openssl").args(["x509", "-req", "-in", &p("admin.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("client.ext"), "-out", &p("admin.crt")]));
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: admin\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: t\n  context: {{cluster: t, user: admin}}\ncurrent-context: t\n",
+            p("admin.crt"),
+            p("admin.key")
+        );
+        std::fs::write(dir.join("kubeconfig"), kubeconfig).unwrap();
+        let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
+        let etcd = Command::new(bin.join("etcd"))
+            .args(["--data-dir", &p("etcd"), "--name", "default"])
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"))
+            .arg(format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"))
+            .stdout(log("etcd.log"))
+            .stderr(log("etcd.err"))
+            .spawn()
+            .expect("start etcd");
+        let kc = p("kubeconfig");
+        let api = Command::new(bin.join("apiextensions-apiserver"))
+            .arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+            .args(["--bind-address=127.0.0.1", &format!("--secure-port={api_port}"), &format!("--cert-dir={}", p("certs"))])
+            .args([format!("--client-ca-file={}", p("ca.crt")), "--authentication-skip-lookup".into()])
+            .args([format!("--kubeconfig={kc}"), format!("--authentication-kubeconfig={kc}"), format!("--authorization-kubeconfig={kc}")])
+            .arg("--disable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,MutatingAdmissionPolicy")
+            .arg("--enable-priority-and-fairness=false")
+            .stdout(log("apiserver.log"))
+            .stderr(log("apiserver.err"))
+            .spawn()
+            .expect("start apiextensions-apiserver");
+        let kubeconfig = Kubeconfig::read_from(dir.join("kubeconfig")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let server = Self { children: vec![etcd, api], dir, client };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let req = http::Request::get("/apis/apiextensions.k8s.io/v1").body(Vec::new()).unwrap();
+            if server.client.request_text(req).await.is_ok() {
+                return Some(server);
+            }
+            assert!(Instant::now() < deadline, "API server not ready within 60s; see {}", server.dir.display());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
