@@ -48,6 +48,10 @@ pub struct Listeners {
     /// HTTP listener for `/metrics`, `/healthz` and `/readyz`; empty string disables it.
     #[serde(default = "default_http")]
     pub http: String,
+    /// Client networks (CIDR) allowed to connect to the SMTP listeners; empty means any. Others
+    /// get `554 5.7.1` and are disconnected before any command.
+    #[serde(default)]
+    pub allowed_client_cidrs: Vec<String>,
 }
 
 /// PEM files of the server certificate chain and its private key; both are re-read when they change.
@@ -369,7 +373,7 @@ fn default_shutdown_grace() -> HumanDuration {
 
 impl Default for Listeners {
     fn default() -> Self {
-        Self { submission: default_submission(), submissions: default_submissions(), http: default_http() }
+        Self { submission: default_submission(), submissions: default_submissions(), http: default_http(), allowed_client_cidrs: vec![] }
     }
 }
 

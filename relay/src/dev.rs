@@ -89,7 +89,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
 
     let config = RelayConfig {
         hostname: "localhost".into(),
-        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone() },
+        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone(), allowed_client_cidrs: vec![] },
         tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: vec![Tenant {
             name: "dev".into(),

@@ -65,6 +65,14 @@ pub struct Runtime {
     pub smarthost_tls: Option<Arc<rustls::ClientConfig>>,
     pub smarthost_password: Option<String>,
     pub nameservers: Vec<SocketAddr>,
+    /// Networks allowed to connect; empty means any.
+    pub client_networks: Vec<Cidr>,
+}
+
+impl Runtime {
+    pub fn client_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.client_networks.is_empty() || self.client_networks.iter().any(|n| n.contains(ip))
+    }
 }
 
 impl Runtime {
@@ -138,6 +146,13 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
     }
     if !l.http.is_empty() && l.http.parse::<SocketAddr>().is_err() {
         c.fail("listeners.http", format!("{:?} is not IP:PORT", l.http));
+    }
+    let mut client_networks = Vec::new();
+    for (i, text) in l.allowed_client_cidrs.iter().enumerate() {
+        match text.parse::<Cidr>() {
+            Ok(n) => client_networks.push(n),
+            Err(e) => c.fail(format!("listeners.allowedClientCidrs[{i}]"), e),
+        }
     }
     if let Some(pem) = c.read("tls.certFile", &config.tls.cert_file.clone()) {
         if let Err(e) = crate::tls::parse_certs(&pem) {
@@ -308,7 +323,7 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
 
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
-            Ok(Runtime { config, base_dir: base.to_path_buf(), domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers })
+            Ok(Runtime { config, base_dir: base.to_path_buf(), domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

@@ -267,6 +267,16 @@ async fn revoking_a_key_takes_effect_at_the_next_mail() {
 }
 
 #[tokio::test]
+async fn clients_outside_the_allowed_networks_are_refused_at_once() {
+    let f = fixture_with(|t| *t = t.replace("allowedClientCidrs: []", "allowedClientCidrs: [10.0.0.0/8]"));
+    let mut c = start(&f);
+    assert_eq!(c.reply().await, "554 5.7.1 Your address is not allowed to use this relay");
+    assert_eq!(c.reply().await, "<EOF>");
+    let f = fixture_with(|t| *t = t.replace("allowedClientCidrs: []", "allowedClientCidrs: [127.0.0.0/8]"));
+    assert!(start(&f).reply().await.starts_with("220 "));
+}
+
+#[tokio::test]
 async fn shutdown_answers_421_to_idle_sessions() {
     let f = fixture();
     let mut c = start(&f);
