@@ -63,11 +63,12 @@ pub fn generated_dkim_name(domain_name: &str) -> String {
 /// generate it (selector `cascade1`, RSA-2048) and has none of that name yet.
 pub fn effective_dkim_keys(inputs: &Inputs) -> Vec<DkimKey> {
     let mut keys = inputs.dkim_keys.clone();
+    let existing: std::collections::BTreeSet<Key> = keys.iter().map(key_of).collect();
     for d in &inputs.domains {
         if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate {
             let (ns, name) = key_of(d);
             let gen = generated_dkim_name(&name);
-            if !keys.iter().any(|k| key_of(k) == (ns.clone(), gen.clone())) {
+            if !existing.contains(&(ns.clone(), gen.clone())) {
                 let mut k = DkimKey::new(
                     &gen,
                     DkimKeySpec { domain: d.spec.domain.clone(), selector: "cascade1".into(), algorithm: DkimAlgorithm::RsaSha256, rotation: Default::default() },
@@ -81,7 +82,7 @@ pub fn effective_dkim_keys(inputs: &Inputs) -> Vec<DkimKey> {
 }
 
 /// The DkimKeys that sign for a SendingDomain.
-fn keys_for<'a>(d: &SendingDomain, keys: &'a [DkimKey]) -> Result<Vec<&'a DkimKey>, String> {
+fn keys_for<'a>(d: &SendingDomain, keys: &BTreeMap<Key, &'a DkimKey>) -> Result<Vec<&'a DkimKey>, String> {
     let (ns, name) = key_of(d);
     let names: Vec<String> = if d.spec.dkim.keys.is_empty() {
         if !d.spec.dkim.generate {
@@ -94,7 +95,7 @@ fn keys_for<'a>(d: &SendingDomain, keys: &'a [DkimKey]) -> Result<Vec<&'a DkimKe
     names
         .iter()
         .map(|n| {
-            let k = keys.iter().find(|k| key_of(*k) == (ns.clone(), n.clone())).ok_or_else(|| format!("DkimKey {n:?} not found in namespace {ns}"))?;
+            let k = *keys.get(&(ns.clone(), n.clone())).ok_or_else(|| format!("DkimKey {n:?} not found in namespace {ns}"))?;
             if k.spec.domain != d.spec.domain {
                 return Err(format!("DkimKey {n:?} is for domain {:?}, not {:?}", k.spec.domain, d.spec.domain));
             }
@@ -168,7 +169,8 @@ fn api_key_state(spec: &ApiKeySpec, now_unix: u64) -> Result<ApiKeyState, String
 /// Computes the plan for `pool`. `now` is an RFC 3339 time for condition transitions.
 pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, String> {
     let (pool_ns, pool_name) = key_of(pool);
-    let all_keys = effective_dkim_keys(inputs);
+    let effective = effective_dkim_keys(inputs);
+    let all_keys: BTreeMap<Key, &DkimKey> = effective.iter().map(|k| (key_of(k), k)).collect();
     let owners = domain_owners(&inputs.domains);
     let no_labels = BTreeMap::new();
     let mut plan_status = BTreeMap::new();
