@@ -16,6 +16,12 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions (YAML).
     Crds,
+    /// Run the controllers in a cluster (today: DkimKey).
+    Run {
+        /// The operator's own namespace, holding the master key Secret.
+        #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
+        namespace: String,
+    },
     /// Render a relay bundle, credentials and DNS records from resource files, without a cluster.
     Render {
         /// YAML files with RelayPool, SendingDomain, DkimKey, ApiKey (and Namespace) objects.
@@ -27,9 +33,24 @@ enum Command {
     },
 }
 
+fn run(namespace: String) -> anyhow::Result<()> {
+    tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await?;
+        let secrets = cascade_operator::secrets::SecretStore::kubernetes(client.clone());
+        let master = cascade_operator::master_key::ensure(&secrets, &namespace).await?;
+        let ctx = std::sync::Arc::new(cascade_operator::Context { client, secrets, master, metrics: Default::default() });
+        tracing::info!(namespace, "controllers starting");
+        cascade_operator::controller::run(ctx).await;
+        Ok(())
+    })
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
+        Command::Run { namespace } => run(namespace),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {
             let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();

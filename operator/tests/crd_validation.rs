@@ -4,31 +4,7 @@
 mod support;
 
 use cascade_crds::v1alpha1::{RelayPool, SendingDomain};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use std::time::{Duration, Instant};
-
-async fn install_crds(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let yaml = cascade_operator::crdgen::crds_yaml().unwrap();
-    let docs: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&yaml).unwrap();
-    for crd in &docs {
-        crds.create(&PostParams::default(), crd).await.unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for crd in &docs {
-        let name = crd.metadata.name.clone().unwrap();
-        loop {
-            let got = crds.get(&name).await.unwrap();
-            let established = got.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{name} not established");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
 
 fn dry_run() -> PostParams {
     PostParams { dry_run: true, ..Default::default() }
@@ -55,7 +31,7 @@ where
 async fn crds_accept_the_examples_and_refuse_bad_specs() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let Some(server) = support::apiserver::ApiServer::start().await else { return };
-    install_crds(&server.client).await;
+    support::crds::install(&server.client).await;
 
     // Every example resource is valid.
     let examples = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/cascade.yaml")).unwrap();

@@ -104,6 +104,17 @@ fn keys_for<'a>(d: &SendingDomain, keys: &BTreeMap<Key, &'a DkimKey>) -> Result<
         .collect()
 }
 
+/// The status of a DkimKey whose key material exists with public key `public`.
+pub fn dkim_key_status(key: &DkimKey, public: &str, now: &str) -> DkimKeyStatus {
+    let generation = key.metadata.generation.unwrap_or(0);
+    let mut st = key.status.clone().unwrap_or_default();
+    st.observed_generation = generation;
+    st.dns_name = Some(format!("{}._domainkey.{}.", key.spec.selector, key.spec.domain));
+    st.txt_value = Some(cascade_relay::dkim::txt_record(key.spec.algorithm, public));
+    conditions::set(&mut st.conditions, types::READY, true, "KeyGenerated", "private key generated and stored encrypted; publish txtValue at dnsName", generation, now);
+    st
+}
+
 /// For each claimed domain, the SendingDomain that owns it: the oldest claim (creation time,
 /// then namespace and name) wins everywhere.
 pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
@@ -217,10 +228,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
                         missing = Some(format!("DkimKey {} has no key material yet", kk.1));
                         continue;
                     };
-                    let name = format!("{}._domainkey.{}.", key.spec.selector, key.spec.domain);
-                    let value = cascade_relay::dkim::txt_record(key.spec.algorithm, public);
-                    let mut ks = DkimKeyStatus { observed_generation: key.metadata.generation.unwrap_or(0), dns_name: Some(name.clone()), txt_value: Some(value.clone()), conditions: key.status.clone().unwrap_or_default().conditions };
-                    conditions::set(&mut ks.conditions, types::READY, true, "KeyGenerated", "private key generated and stored; publish txtValue at dnsName", ks.observed_generation, now);
+                    let ks = dkim_key_status(key, public, now);
+                    let (name, value) = (ks.dns_name.clone().unwrap_or_default(), ks.txt_value.clone().unwrap_or_default());
                     dkim_status.insert(kk.clone(), ks);
                     recs.push(DnsRecord { name, type_: "TXT".into(), value });
                     refs.push(rc::DkimKeyRef { selector: key.spec.selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });

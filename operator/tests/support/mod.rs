@@ -1,1 +1,5 @@
+//! Shared by several test binaries; each uses a subset.
+#![allow(dead_code)]
+
 pub mod apiserver;
+pub mod crds;

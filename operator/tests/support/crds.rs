@@ -1,0 +1,50 @@
+//! CRDs for the test API server: Cascade's own, and stand-ins for built-in kinds it does not serve.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use std::time::{Duration, Instant};
+
+async fn create_established(client: &kube::Client, docs: &[CustomResourceDefinition]) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in docs {
+        crds.create(&PostParams::default(), crd).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for crd in docs {
+        let name = crd.metadata.name.clone().unwrap();
+        loop {
+            let got = crds.get(&name).await.unwrap();
+            if got.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} not established");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Installs the generated Cascade CRDs and waits until they are served.
+pub async fn install(client: &kube::Client) {
+    let yaml = cascade_operator::crdgen::crds_yaml().unwrap();
+    let docs: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&yaml).unwrap();
+    create_established(client, &docs).await;
+}
+
+/// A namespaced `Secret` kind in group `core.test.local`, shaped like the real one, and the
+/// API resource the operator should use for it.
+pub async fn install_secret_stand_in(client: &kube::Client) -> ApiResource {
+    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "secrets.core.test.local" },
+        "spec": {
+            "group": "core.test.local", "scope": "Namespaced",
+            "names": { "kind": "Secret", "plural": "secrets", "singular": "secret" },
+            "versions": [{ "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }]
+        }
+    }))
+    .unwrap();
+    create_established(client, &[crd]).await;
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("core.test.local", "v1", "Secret"), "secrets")
+}
