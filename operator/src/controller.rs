@@ -1,24 +1,92 @@
-//! Runs the controllers. Each is gather → evaluate (pure) → apply, with one field manager.
+//! Runs the controllers, and what they share: the reconcile error type, the error policy's
+//! metric, and "apply the status only when it changed". Each controller is gather → evaluate
+//! (pure) → apply, with one field manager.
 
-use crate::{dkim_key, Context};
-use cascade_crds::v1alpha1::DkimKey;
+use crate::secrets::FIELD_MANAGER;
+use crate::{api_key, dkim_key, Context};
+use cascade_crds::v1alpha1::{ApiKey, DkimKey};
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Runs until the stream ends (never, in practice) or the task is dropped.
-pub async fn run(ctx: Arc<Context>) {
-    let keys: Api<DkimKey> = Api::all(ctx.client.clone());
-    let secrets: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ctx.secrets.resource);
-    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=cascade-operator");
-    Controller::new(keys, watcher::Config::default())
-        .owns_with(secrets, ctx.secrets.resource.clone(), managed)
-        .run(dkim_key::reconcile, dkim_key::error_policy, ctx)
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reading or writing Kubernetes objects: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("generating or sealing key material: {0}")]
+    Key(String),
+}
+
+impl ReconcileError {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube",
+            Self::Key(_) => "key",
+        }
+    }
+}
+
+/// Counts the failure by kind and error, logs it, and retries soon.
+pub fn record_error(ctx: &Context, kind: &str, name: &str, error: &ReconcileError) -> Action {
+    ctx.metrics.reconcile_errors.with_label_values(&[kind, error.metric_label()]).inc();
+    tracing::warn!(kind, name, %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// The status as JSON without transition times: equal when nothing but the clock moved.
+fn comparable<S: Serialize>(s: &S) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    if let Some(conds) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
+        for c in conds {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastTransitionTime");
+            }
+        }
+    }
+    v
+}
+
+/// Server-side applies `new` as the status of `obj` when it differs from `old`; writes nothing
+/// otherwise.
+pub async fn apply_status<K, S>(client: &kube::Client, obj: &K, kind: &str, old: Option<&S>, new: &S) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
+    if old.map(comparable) == Some(comparable(new)) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": new });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await.map(|_| ())
+}
+
+async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>>) {
+    stream
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "controller event");
             }
         })
         .await;
+}
+
+/// Runs every controller until the task is dropped.
+pub async fn run(ctx: Arc<Context>) {
+    let secrets = || Api::<DynamicObject>::all_with(ctx.client.clone(), &ctx.secrets.resource);
+    let managed = || watcher::Config::default().labels("app.kubernetes.io/managed-by=cascade-operator");
+    let dkim = Controller::new(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default())
+        .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
+        .run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
+    let keys = Controller::new(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default())
+        .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
+        .run(api_key::reconcile, api_key::error_policy, ctx.clone());
+    futures::join!(drain(dkim), drain(keys));
 }

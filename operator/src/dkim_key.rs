@@ -3,32 +3,15 @@
 //! (the private key sealed under the master key, owned by the DkimKey), then server-side apply
 //! the status only when it differs.
 
+use crate::controller::{apply_status, ReconcileError};
 use crate::render::evaluate;
-use crate::secrets::{SecretData, FIELD_MANAGER};
+use crate::secrets::SecretData;
 use crate::Context;
 use cascade_crds::v1alpha1::DkimKey;
-use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("reading or writing Kubernetes objects: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("generating or sealing the DKIM key: {0}")]
-    Key(String),
-}
-
-impl Error {
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Kube(_) => "kube",
-            Self::Key(_) => "key",
-        }
-    }
-}
 
 pub fn secret_name(key_name: &str) -> String {
     format!("{key_name}-dkim")
@@ -40,7 +23,7 @@ fn public_of(data: &SecretData, dk: &DkimKey, ctx: &Context, context: &str) -> O
     cascade_relay::dkim::public_key_of(dk.spec.algorithm, &pem).ok()
 }
 
-pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let ns = dk.namespace().unwrap_or_default();
     let name = dk.name_any();
     let context = format!("{ns}/{name}");
@@ -48,8 +31,8 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Er
     let public = match existing.as_ref().and_then(|d| public_of(d, &dk, &ctx, &context)) {
         Some(p) => p,
         None => {
-            let (pem, public) = cascade_relay::dkim::generate(dk.spec.algorithm).map_err(|e| Error::Key(e.to_string()))?;
-            let sealed = crate::master_key::seal(&ctx.master, &context, pem.as_bytes()).map_err(|e| Error::Key(e.to_string()))?;
+            let (pem, public) = cascade_relay::dkim::generate(dk.spec.algorithm).map_err(|e| ReconcileError::Key(e.to_string()))?;
+            let sealed = crate::master_key::seal(&ctx.master, &context, pem.as_bytes()).map_err(|e| ReconcileError::Key(e.to_string()))?;
             let data: SecretData = [("private.sealed".to_string(), sealed), ("public".to_string(), public.clone().into_bytes())].into();
             let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/dkim-key".to_string(), name.clone())].into();
             ctx.secrets.apply(&ns, &secret_name(&name), &data, labels, dk.controller_owner_ref(&())).await?;
@@ -59,25 +42,10 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Er
     };
     let now = cascade_relay::time::rfc3339_utc(cascade_relay::time::now_unix());
     let status = evaluate::dkim_key_status(&dk, &public, &now);
-    if dk.status.as_ref().map(strip_times) != Some(strip_times(&status)) {
-        let api: Api<DkimKey> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "DkimKey", "status": status });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    }
+    apply_status(&ctx.client, &*dk, "DkimKey", dk.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 
-/// A status without transition times, so that an unchanged world compares equal.
-fn strip_times(s: &cascade_crds::v1alpha1::DkimKeyStatus) -> cascade_crds::v1alpha1::DkimKeyStatus {
-    let mut s = s.clone();
-    for c in &mut s.conditions {
-        c.last_transition_time.clear();
-    }
-    s
-}
-
-pub fn error_policy(dk: Arc<DkimKey>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors.with_label_values(&["DkimKey", error.metric_label()]).inc();
-    tracing::warn!(namespace = ?dk.namespace(), dkim_key = %dk.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+pub fn error_policy(dk: Arc<DkimKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    crate::controller::record_error(&ctx, "DkimKey", &dk.name_any(), error)
 }

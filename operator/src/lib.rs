@@ -2,9 +2,10 @@
 //!
 //! [`render::evaluate`] is the pure core (resources in, relay configuration, DNS records and
 //! statuses out); [`render`] runs it on files without a cluster; [`crdgen`] prints the CRDs;
-//! [`controller`] runs the in-cluster controllers (today: [`dkim_key`]).
+//! [`controller`] runs the in-cluster controllers ([`dkim_key`], [`api_key`]).
 #![forbid(unsafe_code)]
 
+pub mod api_key;
 pub mod controller;
 pub mod crdgen;
 pub mod dkim_key;

@@ -16,7 +16,7 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions (YAML).
     Crds,
-    /// Run the controllers in a cluster (today: DkimKey).
+    /// Run the controllers in a cluster (today: DkimKey and ApiKey).
     Run {
         /// The operator's own namespace, holding the master key Secret.
         #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]

@@ -4,11 +4,10 @@
 //! Keys and credentials are kept across restarts; the configuration is rewritten from the flags.
 
 use crate::dkim;
-use crate::policy::auth::{format_secret_hash, hash_secret, SECRET_PREFIX};
+pub use crate::policy::auth::{new_api_key, Credentials};
+use crate::policy::auth::{format_secret_hash, hash_secret};
 use crate::spool::format::KeyRing;
 use anyhow::Context;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use base64::Engine;
 use cascade_crds::relay_config::*;
 use std::fs;
 use std::io::Write;
@@ -24,25 +23,6 @@ pub struct DevOptions {
     pub submissions: String,
     pub http: String,
     pub smarthost: Option<String>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
-    let mut b = [0u8; N];
-    SystemRandom::new().fill(&mut b).map_err(|_| anyhow::anyhow!("random number generator failed"))?;
-    Ok(b)
-}
-
-/// A new API key: id `ck_<16 hex>`, secret `cascade_sk_<43 base64url chars>` (256 bits).
-pub fn new_api_key() -> anyhow::Result<Credentials> {
-    let id: String = random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect();
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
-    Ok(Credentials { username: format!("ck_{id}"), password: format!("{SECRET_PREFIX}{secret}") })
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -163,12 +143,13 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn api_keys_have_prefix_and_256_bits() {
         let k = new_api_key().unwrap();
         assert!(k.username.starts_with("ck_") && k.username.len() == 19);
-        let secret = k.password.strip_prefix(SECRET_PREFIX).unwrap();
+        let secret = k.password.strip_prefix(crate::policy::auth::SECRET_PREFIX).unwrap();
         assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret).unwrap().len(), 32);
         assert_ne!(new_api_key().unwrap().password, k.password);
     }

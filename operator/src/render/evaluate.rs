@@ -177,6 +177,35 @@ fn api_key_state(spec: &ApiKeySpec, now_unix: u64) -> Result<ApiKeyState, String
     }
 }
 
+/// An ApiKey's status given its key id and secret hash, and whether relays must refuse it
+/// (revoked, expired, or an invalid spec, including `problem` found by the caller).
+pub fn api_key_status(a: &ApiKey, key_id: &str, hash: &str, problem: Option<String>, now_unix: u64, now: &str) -> (ApiKeyStatus, bool) {
+    let generation = a.metadata.generation.unwrap_or(0);
+    let mut st = a.status.clone().unwrap_or_default();
+    st.observed_generation = generation;
+    let (state, problem) = match api_key_state(&a.spec, now_unix) {
+        Ok(s) => (s, problem),
+        Err(e) => (ApiKeyState::Revoked, Some(e)),
+    };
+    st.key_id = Some(key_id.to_string());
+    st.fingerprint = Some(hash.trim_start_matches("sha256:").chars().take(16).collect());
+    st.state = Some(state);
+    match &problem {
+        Some(p) => conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", p, generation, now),
+        None if state == ApiKeyState::Active => {
+            conditions::set(&mut st.conditions, types::READY, true, "Active", &format!("credentials in Secret {}", credentials_secret(&a.name_any())), generation, now)
+        }
+        None => conditions::set(&mut st.conditions, types::READY, false, &format!("{state:?}"), &format!("the key is {state:?} and refused by every relay"), generation, now),
+    }
+    let refused = problem.is_some() || state != ApiKeyState::Active;
+    (st, refused)
+}
+
+/// The Secret holding an ApiKey's username and password for its owner.
+pub fn credentials_secret(api_key_name: &str) -> String {
+    format!("{api_key_name}-credentials")
+}
+
 /// Computes the plan for `pool`. `now` is an RFC 3339 time for condition transitions.
 pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, String> {
     let (pool_ns, pool_name) = key_of(pool);
@@ -254,29 +283,15 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
     }
 
     let mut api_keys = Vec::new();
-    let mut api_key_status = BTreeMap::new();
+    let mut key_statuses = BTreeMap::new();
     for a in &inputs.api_keys {
         let k = key_of(a);
         let Some(tenant_domains) = tenants.get(&k.0) else { continue };
-        let gen = a.metadata.generation.unwrap_or(0);
-        let mut st = a.status.clone().unwrap_or_default();
-        st.observed_generation = gen;
         let served: Vec<String> = a.spec.allowed_domains.iter().filter(|d| tenant_domains.iter().any(|t| &&t.name == d)).cloned().collect();
-        let (state, problem) = match api_key_state(&a.spec, now_unix) {
-            Ok(s) => (s, None),
-            Err(e) => (ApiKeyState::Revoked, Some(e)),
-        };
-        let problem = problem.or_else(|| (!a.spec.allowed_domains.is_empty() && served.is_empty()).then(|| "none of allowedDomains is a served SendingDomain of this namespace".to_string()));
+        let unserved = (!a.spec.allowed_domains.is_empty() && served.is_empty()).then(|| "none of allowedDomains is a served SendingDomain of this namespace".to_string());
         let Some((key_id, hash)) = material.api_keys.get(&k) else { continue };
-        st.key_id = Some(key_id.clone());
-        st.fingerprint = Some(hash.trim_start_matches("sha256:").chars().take(16).collect());
-        st.state = Some(state);
-        match &problem {
-            Some(p) => conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", p, gen, now),
-            None if state == ApiKeyState::Active => conditions::set(&mut st.conditions, types::READY, true, "Active", &format!("credentials in Secret {}-credentials", k.1), gen, now),
-            None => conditions::set(&mut st.conditions, types::READY, false, &format!("{state:?}"), &format!("the key is {state:?} and refused by every relay"), gen, now),
-        }
-        api_key_status.insert(k.clone(), st);
+        let (st, refused) = api_key_status(a, key_id, hash, unserved, now_unix, now);
+        key_statuses.insert(k.clone(), st);
         api_keys.push(rc::ApiKey {
             id: key_id.clone(),
             tenant: k.0.clone(),
@@ -286,7 +301,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             allowed_cidrs: a.spec.allowed_cidrs.clone(),
             messages_per_minute: a.spec.messages_per_minute,
             expires_at: a.spec.expires_at.clone(),
-            revoked: a.spec.revoked || problem.is_some(),
+            revoked: refused,
         });
     }
 
@@ -328,7 +343,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             ..Default::default()
         },
     };
-    Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status })
+    Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status: key_statuses })
 }
 
 #[cfg(test)]

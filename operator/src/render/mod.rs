@@ -14,7 +14,7 @@ pub mod evaluate;
 
 use anyhow::{bail, Context};
 use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
-use cascade_relay::dev::Credentials;
+use cascade_relay::policy::auth::Credentials;
 use cascade_relay::policy::auth::{format_secret_hash, hash_secret};
 use evaluate::{key_of, Inputs, Key, Material};
 use std::collections::BTreeMap;
@@ -95,7 +95,7 @@ fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<Material> {
         let creds: Credentials = match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", path.display()))?,
             Err(_) => {
-                let c = cascade_relay::dev::new_api_key()?;
+                let c = cascade_relay::policy::auth::new_api_key()?;
                 write_private(&path, &serde_json::to_vec_pretty(&c)?)?;
                 c
             }

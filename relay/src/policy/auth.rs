@@ -9,6 +9,32 @@ use std::net::IpAddr;
 /// Every API key secret starts with this, so secret scanners can recognise a leaked one.
 pub const SECRET_PREFIX: &str = "cascade_sk_";
 
+/// An API key's username (its id) and password (its secret).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed")]
+pub struct RngFailed;
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], RngFailed> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; N];
+    SystemRandom::new().fill(&mut b).map_err(|_| RngFailed)?;
+    Ok(b)
+}
+
+/// A new API key: id `ck_<16 hex>`, secret `cascade_sk_<43 base64url chars>` (256 bits).
+pub fn new_api_key() -> Result<Credentials, RngFailed> {
+    use base64::Engine;
+    let id: String = random_bytes::<8>()?.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    Ok(Credentials { username: format!("ck_{id}"), password: format!("{SECRET_PREFIX}{secret}") })
+}
+
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     digest(&SHA256, secret.as_bytes()).as_ref().try_into().expect("sha256 is 32 bytes")
 }

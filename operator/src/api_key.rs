@@ -1,0 +1,44 @@
+//! The ApiKey controller. gather: the Secret `<name>-credentials` → evaluate: the status
+//! ([`evaluate::api_key_status`]) → apply: create the credentials once (≥ 256-bit secret with the
+//! `cascade_sk_` prefix, for the key's owner; never rewritten, so the password stays valid), then
+//! server-side apply the status only when it differs. Keys are requeued at their expiry.
+
+use crate::controller::{apply_status, ReconcileError};
+use crate::render::evaluate;
+use crate::secrets::SecretData;
+use crate::Context;
+use cascade_crds::v1alpha1::ApiKey;
+use cascade_relay::policy::auth::{format_secret_hash, hash_secret, new_api_key};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ns = key.namespace().unwrap_or_default();
+    let name = key.name_any();
+    let secret = evaluate::credentials_secret(&name);
+    let field = |d: &SecretData, k: &str| d.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
+    let (username, password) = match ctx.secrets.get(&ns, &secret).await?.and_then(|d| field(&d, "username").zip(field(&d, "password"))) {
+        Some(c) => c,
+        None => {
+            let creds = new_api_key().map_err(|e| ReconcileError::Key(e.to_string()))?;
+            let data: SecretData = [("username".to_string(), creds.username.clone().into_bytes()), ("password".to_string(), creds.password.clone().into_bytes())].into();
+            let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/api-key".to_string(), name.clone())].into();
+            ctx.secrets.apply(&ns, &secret, &data, labels, key.controller_owner_ref(&())).await?;
+            tracing::info!(namespace = %ns, api_key = %name, key_id = %creds.username, "API key credentials created");
+            (creds.username, creds.password)
+        }
+    };
+    let now_unix = cascade_relay::time::now_unix();
+    let hash = format_secret_hash(&hash_secret(&password));
+    let (status, _refused) = evaluate::api_key_status(&key, &username, &hash, None, now_unix, &cascade_relay::time::rfc3339_utc(now_unix));
+    apply_status(&ctx.client, &*key, "ApiKey", key.status.as_ref(), &status).await?;
+    // Wake up when the key expires, so its state flips on time.
+    let until_expiry = key.spec.expires_at.as_deref().and_then(cascade_relay::time::parse_rfc3339_utc).filter(|t| *t > now_unix).map(|t| t - now_unix + 1);
+    Ok(Action::requeue(Duration::from_secs(until_expiry.unwrap_or(3600).min(3600))))
+}
+
+pub fn error_policy(key: Arc<ApiKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    crate::controller::record_error(&ctx, "ApiKey", &key.name_any(), error)
+}

@@ -1,0 +1,67 @@
+//! The ApiKey controller against a real API server: credentials created once for the owner,
+//! status with key id, fingerprint and state; revocation and expiry reflected without touching
+//! the credentials; nothing written in a steady state.
+
+mod support;
+
+use cascade_crds::v1alpha1::{ApiKey, ApiKeySpec, ApiKeyState};
+use cascade_relay::policy::auth::{format_secret_hash, hash_secret, SECRET_PREFIX};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn spec(extra: serde_json::Value) -> ApiKeySpec {
+    serde_json::from_value(extra).unwrap()
+}
+
+#[tokio::test]
+async fn api_keys_get_credentials_once_and_truthful_status() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let Some(server) = support::apiserver::ApiServer::start().await else { return };
+    let client = server.client.clone();
+    support::crds::install(&client).await;
+    let resource = support::crds::install_secret_stand_in(&client).await;
+    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
+    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
+    let ctx = Arc::new(cascade_operator::Context { client: client.clone(), secrets: secrets.clone(), master, metrics: Default::default() });
+    let controller = tokio::spawn(cascade_operator::controller::run(ctx));
+
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), "shop");
+    keys.create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
+    keys.create(&PostParams::default(), &ApiKey::new("old", spec(serde_json::json!({ "expiresAt": "2020-01-01T00:00:00Z" })))).await.unwrap();
+
+    let status = until("ApiKey status", || async { keys.get("web").await.ok()?.status.filter(|s| s.key_id.is_some()) }).await;
+    let creds = secrets.get("shop", "web-credentials").await.unwrap().expect("credentials Secret");
+    let (user, pass) = (String::from_utf8(creds["username"].clone()).unwrap(), String::from_utf8(creds["password"].clone()).unwrap());
+    assert!(pass.starts_with(SECRET_PREFIX) && pass.len() >= SECRET_PREFIX.len() + 43);
+    assert_eq!(status.key_id.as_deref(), Some(user.as_str()));
+    let hash = format_secret_hash(&hash_secret(&pass));
+    assert_eq!(status.fingerprint.as_deref(), Some(&hash["sha256:".len()..][..16]));
+    assert_eq!(status.state, Some(ApiKeyState::Active));
+    assert!(!serde_json::to_string(&status).unwrap().contains(&pass), "the secret must never reach the status");
+    let old = until("expired key status", || async { keys.get("old").await.ok()?.status.filter(|s| s.state.is_some()) }).await;
+    assert_eq!(old.state, Some(ApiKeyState::Expired));
+
+    let version = keys.get("web").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(keys.get("web").await.unwrap().metadata.resource_version, version, "an unchanged world must not be written");
+
+    let revoke = serde_json::json!({ "spec": { "revoked": true } });
+    keys.patch("web", &PatchParams::default(), &Patch::Merge(&revoke)).await.unwrap();
+    let revoked = until("revoked state", || async { keys.get("web").await.ok()?.status.filter(|s| s.state == Some(ApiKeyState::Revoked)) }).await;
+    assert!(revoked.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Revoked"));
+    let again = secrets.get("shop", "web-credentials").await.unwrap().unwrap();
+    assert_eq!(again["password"], creds["password"], "credentials are written once");
+    controller.abort();
+}
