@@ -3,8 +3,9 @@
 //! (pure) → apply, with one field manager.
 
 use crate::secrets::FIELD_MANAGER;
-use crate::{api_key, dkim_key, Context};
-use cascade_crds::v1alpha1::{ApiKey, DkimKey};
+use crate::{api_key, dkim_key, relay_pool, Context};
+use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
+use kube::runtime::reflector::ObjectRef;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -88,5 +89,17 @@ pub async fn run(ctx: Arc<Context>) {
     let keys = Controller::new(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default())
         .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
         .run(api_key::reconcile, api_key::error_policy, ctx.clone());
-    futures::join!(drain(dkim), drain(keys));
+    // Pools re-evaluate when anything they could serve changes: every pool, since a namespace or
+    // a domain claim elsewhere can change what a pool serves.
+    let pools = Controller::new(Api::<RelayPool>::all(ctx.client.clone()), watcher::Config::default());
+    let store = pools.store();
+    let all_pools = move || store.state().iter().map(|p| ObjectRef::from_obj(&**p)).collect::<Vec<_>>();
+    let (a, b, c) = (all_pools.clone(), all_pools.clone(), all_pools);
+    let pools = pools
+        .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
+        .watches(Api::<SendingDomain>::all(ctx.client.clone()), watcher::Config::default(), move |_| a())
+        .watches(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default(), move |_| b())
+        .watches(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default(), move |_| c())
+        .run(relay_pool::reconcile, relay_pool::error_policy, ctx.clone());
+    futures::join!(drain(dkim), drain(keys), drain(pools));
 }

@@ -16,7 +16,7 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions (YAML).
     Crds,
-    /// Run the controllers in a cluster (today: DkimKey and ApiKey).
+    /// Run the controllers in a cluster (DkimKey, ApiKey, RelayPool; SendingDomain status comes from RelayPool).
     Run {
         /// The operator's own namespace, holding the master key Secret.
         #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
@@ -40,7 +40,7 @@ fn run(namespace: String) -> anyhow::Result<()> {
         let client = kube::Client::try_default().await?;
         let secrets = cascade_operator::secrets::SecretStore::kubernetes(client.clone());
         let master = cascade_operator::master_key::ensure(&secrets, &namespace).await?;
-        let ctx = std::sync::Arc::new(cascade_operator::Context { client, secrets, master, metrics: Default::default() });
+        let ctx = std::sync::Arc::new(cascade_operator::Context::kubernetes(client, master));
         tracing::info!(namespace, "controllers starting");
         cascade_operator::controller::run(ctx).await;
         Ok(())

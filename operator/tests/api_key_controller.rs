@@ -34,7 +34,7 @@ async fn api_keys_get_credentials_once_and_truthful_status() {
     let resource = support::crds::install_secret_stand_in(&client).await;
     let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
     let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    let ctx = Arc::new(cascade_operator::Context { client: client.clone(), secrets: secrets.clone(), master, metrics: Default::default() });
+    let ctx = Arc::new(support::crds::context(&client, secrets.clone(), master));
     let controller = tokio::spawn(cascade_operator::controller::run(ctx));
 
     let keys: Api<ApiKey> = Api::namespaced(client.clone(), "shop");

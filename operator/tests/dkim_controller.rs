@@ -32,7 +32,7 @@ async fn dkim_keys_get_sealed_material_and_status() {
     // A second start reads the same master key instead of making a new one.
     let again = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
     assert_eq!(format!("{master:?}"), format!("{again:?}"));
-    let ctx = Arc::new(cascade_operator::Context { client: client.clone(), secrets: secrets.clone(), master, metrics: Default::default() });
+    let ctx = Arc::new(support::crds::context(&client, secrets.clone(), master));
     let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
 
     let keys: Api<DkimKey> = Api::namespaced(client.clone(), "shop");

@@ -24,10 +24,10 @@ def test_rendered_bundle_runs_and_signs_verifiably(workdir, dns_server, cleanup)
     out = workdir / "out"
     render(out)
     creds = json.loads((out / "credentials" / "shop.web.json").read_text())
-    dkim_key = (out / "relay" / "dkim" / "shop.shop-dkim.pem").read_bytes()
+    dkim_key = (out / "relay" / "dkim-shop.shop-dkim.pem").read_bytes()
     render(out)  # idempotent: same keys, same credentials
     assert json.loads((out / "credentials" / "shop.web.json").read_text()) == creds
-    assert (out / "relay" / "dkim" / "shop.shop-dkim.pem").read_bytes() == dkim_key
+    assert (out / "relay" / "dkim-shop.shop-dkim.pem").read_bytes() == dkim_key
 
     zone = [l for l in (out / "dns.zone").read_text().splitlines() if l.strip()]
     dns = dns_server({"shop.example": zone + ["@ IN MX 10 mx.dest.test."], "dest.test": ["@ IN MX 10 mx.dest.test.", "mx IN A 127.0.0.1"]})

@@ -51,12 +51,22 @@ pub struct Plan {
 
 /// Where a DkimKey's private key file lives inside the relay bundle.
 pub fn dkim_key_file((ns, name): &Key) -> String {
-    format!("dkim/{ns}.{name}.pem")
+    format!("dkim-{ns}.{name}.pem")
 }
 
 /// The name of the DkimKey a SendingDomain with `dkim.generate` and no keys gets.
 pub fn generated_dkim_name(domain_name: &str) -> String {
     format!("{domain_name}-dkim")
+}
+
+/// The DkimKey the operator makes for a SendingDomain with `dkim.generate` and no keys:
+/// selector `cascade1`, RSA-2048, in the domain's namespace.
+pub fn generated_dkim_key(d: &SendingDomain) -> DkimKey {
+    let (ns, name) = key_of(d);
+    let spec = DkimKeySpec { domain: d.spec.domain.clone(), selector: "cascade1".into(), algorithm: DkimAlgorithm::RsaSha256, rotation: Default::default() };
+    let mut k = DkimKey::new(&generated_dkim_name(&name), spec);
+    k.metadata.namespace = Some(ns);
+    k
 }
 
 /// The DkimKeys in play: the ones written, plus one per SendingDomain that asks the operator to
@@ -68,13 +78,8 @@ pub fn effective_dkim_keys(inputs: &Inputs) -> Vec<DkimKey> {
         if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate {
             let (ns, name) = key_of(d);
             let gen = generated_dkim_name(&name);
-            if !existing.contains(&(ns.clone(), gen.clone())) {
-                let mut k = DkimKey::new(
-                    &gen,
-                    DkimKeySpec { domain: d.spec.domain.clone(), selector: "cascade1".into(), algorithm: DkimAlgorithm::RsaSha256, rotation: Default::default() },
-                );
-                k.metadata.namespace = Some(ns);
-                keys.push(k);
+            if !existing.contains(&(ns, gen)) {
+                keys.push(generated_dkim_key(d));
             }
         }
     }

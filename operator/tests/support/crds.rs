@@ -48,3 +48,10 @@ pub async fn install_secret_stand_in(client: &kube::Client) -> ApiResource {
     create_established(client, &[crd]).await;
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("core.test.local", "v1", "Secret"), "secrets")
 }
+
+/// An operator context for the test server: Secrets through the stand-in kind.
+pub fn context(client: &kube::Client, secrets: cascade_operator::secrets::SecretStore, master: cascade_relay::spool::format::KeyRing) -> cascade_operator::Context {
+    let mut ctx = cascade_operator::Context::kubernetes(client.clone(), master);
+    ctx.secrets = secrets;
+    ctx
+}

@@ -71,7 +71,7 @@ fn a_domain_with_a_generated_key_is_served_signed_and_published() {
     let t = &p.config.tenants[0];
     assert_eq!((t.name.as_str(), t.domains[0].name.as_str()), ("shop", "shop.test"));
     assert_eq!(t.domains[0].dkim[0].selector, "cascade1");
-    assert_eq!(t.domains[0].dkim[0].key_file, "dkim/shop.main-dkim.pem");
+    assert_eq!(t.domains[0].dkim[0].key_file, "dkim-shop.main-dkim.pem");
     assert_eq!(
         p.records,
         vec![

@@ -1,0 +1,181 @@
+//! The RelayPool controller: the whole world a pool serves goes through the same pure
+//! [`evaluate`] as `render`.
+//!
+//! gather: SendingDomains, DkimKeys, ApiKeys, namespace labels, and the key material in their
+//! Secrets → evaluate: the relay configuration, DNS records and SendingDomain statuses → apply:
+//! the DkimKeys SendingDomains ask to be generated, the pool's spool key and (if no certificate
+//! Secret is named) a self-signed certificate, created once; the config bundle Secret
+//! `<pool>-relay-config` (everything `cascade-relay serve` needs, `relay.yaml` at its root); the
+//! SendingDomain and RelayPool statuses. Nothing is written when nothing changed. Any change of a
+//! SendingDomain, DkimKey or ApiKey re-evaluates every pool, so a revoked key leaves the bundle
+//! within one reconcile.
+
+use crate::controller::{apply_status, ReconcileError};
+use crate::render::evaluate::{self, key_of, Inputs, Key, Material};
+use crate::secrets::{SecretData, FIELD_MANAGER};
+use crate::Context;
+use cascade_crds::conditions::{self, types};
+use cascade_crds::v1alpha1::*;
+use cascade_relay::policy::auth::{format_secret_hash, hash_secret};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn bundle_secret(pool: &str) -> String {
+    format!("{pool}-relay-config")
+}
+
+fn labels(pool: &str) -> BTreeMap<String, String> {
+    [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/relay-pool".to_string(), pool.to_string())].into()
+}
+
+async fn gather(ctx: &Context, pool: &RelayPool) -> Result<Inputs, kube::Error> {
+    let lp = ListParams::default();
+    let mut inputs = Inputs {
+        pools: vec![pool.clone()],
+        domains: Api::<SendingDomain>::all(ctx.client.clone()).list(&lp).await?.items,
+        dkim_keys: Api::<DkimKey>::all(ctx.client.clone()).list(&lp).await?.items,
+        api_keys: Api::<ApiKey>::all(ctx.client.clone()).list(&lp).await?.items,
+        namespace_labels: BTreeMap::new(),
+    };
+    if !pool.spec.tenants.match_labels.is_empty() {
+        let namespaces: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ctx.namespaces);
+        for ns in namespaces.list(&lp).await?.items {
+            inputs.namespace_labels.insert(ns.name_any(), ns.metadata.labels.unwrap_or_default());
+        }
+    }
+    Ok(inputs)
+}
+
+/// Creates the DkimKeys that SendingDomains of this pool ask the operator to generate (owned by
+/// their SendingDomain), and adds them to the inputs.
+async fn ensure_generated_keys(ctx: &Context, pool: &RelayPool, inputs: &mut Inputs) -> Result<(), kube::Error> {
+    let (pool_ns, pool_name) = key_of(pool);
+    for d in &inputs.domains {
+        let (ns, name) = key_of(d);
+        let generated = evaluate::generated_dkim_name(&name);
+        let wanted = d.spec.relay_pool.name == pool_name && d.spec.relay_pool.namespace == pool_ns && d.spec.dkim.keys.is_empty() && d.spec.dkim.generate;
+        if !wanted || inputs.dkim_keys.iter().any(|k| key_of(k) == (ns.clone(), generated.clone())) {
+            continue;
+        }
+        let mut key = evaluate::generated_dkim_key(d);
+        key.metadata.owner_references = d.controller_owner_ref(&()).map(|o| vec![o]);
+        let api: Api<DkimKey> = Api::namespaced(ctx.client.clone(), &ns);
+        let applied = api.patch(&generated, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&key)).await?;
+        tracing::info!(namespace = %ns, dkim_key = %generated, "DkimKey created for SendingDomain {name}");
+        inputs.dkim_keys.push(applied);
+    }
+    Ok(())
+}
+
+/// Public keys, private keys (for the bundle) and API key hashes from the Secrets the DkimKey and
+/// ApiKey controllers maintain. Objects whose Secret is not there yet are simply absent.
+async fn material(ctx: &Context, inputs: &Inputs) -> Result<(Material, BTreeMap<Key, Vec<u8>>), ReconcileError> {
+    let mut m = Material::default();
+    let mut private = BTreeMap::new();
+    for k in &inputs.dkim_keys {
+        let key = key_of(k);
+        let Some(data) = ctx.secrets.get(&key.0, &crate::dkim_key::secret_name(&key.1)).await? else { continue };
+        let Some(sealed) = data.get("private.sealed") else { continue };
+        let Ok(pem) = crate::master_key::open(&ctx.master, &format!("{}/{}", key.0, key.1), sealed) else { continue };
+        let Ok(public) = cascade_relay::dkim::public_key_of(k.spec.algorithm, &pem) else { continue };
+        m.dkim_public.insert(key.clone(), public);
+        private.insert(key, pem);
+    }
+    for a in &inputs.api_keys {
+        let key = key_of(a);
+        let Some(data) = ctx.secrets.get(&key.0, &evaluate::credentials_secret(&key.1)).await? else { continue };
+        if let (Some(user), Some(pass)) = (data.get("username"), data.get("password")) {
+            let hash = format_secret_hash(&hash_secret(&String::from_utf8_lossy(pass)));
+            m.api_keys.insert(key, (String::from_utf8_lossy(user).into_owned(), hash));
+        }
+    }
+    Ok((m, private))
+}
+
+/// A Secret's data, created once with `make` when absent.
+async fn once(ctx: &Context, ns: &str, name: &str, pool: &RelayPool, make: impl FnOnce() -> Result<SecretData, String>) -> Result<SecretData, ReconcileError> {
+    if let Some(d) = ctx.secrets.get(ns, name).await? {
+        return Ok(d);
+    }
+    let data = make().map_err(ReconcileError::Key)?;
+    ctx.secrets.apply(ns, name, &data, labels(&pool.name_any()), pool.controller_owner_ref(&())).await?;
+    Ok(data)
+}
+
+pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let (ns, name) = key_of(&*pool);
+    let mut inputs = gather(&ctx, &pool).await?;
+    ensure_generated_keys(&ctx, &pool, &mut inputs).await?;
+    let (material, private) = material(&ctx, &inputs).await?;
+    let now_unix = cascade_relay::time::now_unix();
+    let now = cascade_relay::time::rfc3339_utc(now_unix);
+    let plan = match evaluate::evaluate(&pool, &inputs, &material, now_unix, &now) {
+        Ok(p) => p,
+        Err(e) => {
+            let mut st = pool.status.clone().unwrap_or_default();
+            st.observed_generation = pool.metadata.generation.unwrap_or(0);
+            conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", &e, st.observed_generation, &now);
+            apply_status(&ctx.client, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+    };
+
+    let spool_key = once(&ctx, &ns, &format!("{name}-spool-key"), &pool, || {
+        let line = cascade_relay::spool::format::KeyRing::generate_line("k1").map_err(|e| e.to_string())?;
+        Ok([("spool.key".to_string(), line.into_bytes())].into())
+    })
+    .await?;
+    let tls = match &pool.spec.tls.secret_name {
+        Some(secret) => ctx.secrets.get(&ns, secret).await?.unwrap_or_default(),
+        None => {
+            once(&ctx, &ns, &format!("{name}-tls"), &pool, || {
+                let (cert, key) = cascade_relay::tls::self_signed(&[pool.spec.hostname.as_str()])?;
+                Ok([("tls.crt".to_string(), cert.into_bytes()), ("tls.key".to_string(), key.into_bytes())].into())
+            })
+            .await?
+        }
+    };
+    let yaml = serde_saphyr::to_string(&plan.config).map_err(|e| ReconcileError::Key(e.to_string()))?;
+    let mut bundle: SecretData = BTreeMap::new();
+    bundle.insert("relay.yaml".into(), yaml.clone().into_bytes());
+    for file in ["tls.crt", "tls.key"] {
+        bundle.insert(file.into(), tls.get(file).cloned().unwrap_or_default());
+    }
+    bundle.insert("spool.key".into(), spool_key.get("spool.key").cloned().unwrap_or_default());
+    for t in &plan.config.tenants {
+        for d in &t.domains {
+            for k in &d.dkim {
+                let key = private.iter().find(|(kk, _)| evaluate::dkim_key_file(kk) == k.key_file);
+                if let Some((_, pem)) = key {
+                    bundle.insert(k.key_file.clone(), pem.clone());
+                }
+            }
+        }
+    }
+    if ctx.secrets.get(&ns, &bundle_secret(&name)).await?.as_ref() != Some(&bundle) {
+        ctx.secrets.apply(&ns, &bundle_secret(&name), &bundle, labels(&name), pool.controller_owner_ref(&())).await?;
+        tracing::info!(namespace = %ns, relay_pool = %name, api_keys = plan.config.api_keys.len(), "relay configuration bundle updated");
+    }
+
+    for d in &inputs.domains {
+        if let Some(st) = plan.domain_status.get(&key_of(d)) {
+            apply_status(&ctx.client, d, "SendingDomain", d.status.as_ref(), st).await?;
+        }
+    }
+    let mut st = pool.status.clone().unwrap_or_default();
+    st.observed_generation = pool.metadata.generation.unwrap_or(0);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, yaml.as_bytes());
+    st.config_hash = Some(digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect());
+    let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
+    conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
+    apply_status(&ctx.client, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    crate::controller::record_error(&ctx, "RelayPool", &pool.name_any(), error)
+}

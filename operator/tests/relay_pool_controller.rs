@@ -1,0 +1,103 @@
+//! The RelayPool controller against a real API server: the bundle the relays run, the generated
+//! DkimKey, SendingDomain statuses (served, conflict), revocation reaching the bundle, a tampered
+//! bundle restored, and nothing written in a steady state.
+
+mod support;
+
+use cascade_crds::v1alpha1::{ApiKey, RelayPool, SendingDomain};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn pools_render_bundles_statuses_and_revocations() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let Some(server) = support::apiserver::ApiServer::start().await else { return };
+    let client = server.client.clone();
+    support::crds::install(&client).await;
+    let resource = support::crds::install_secret_stand_in(&client).await;
+    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
+    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
+    let controller = tokio::spawn(cascade_operator::controller::run(Arc::new(support::crds::context(&client, secrets.clone(), master))));
+
+    let api = "cascade-mail.com/v1alpha1";
+    let pools: Api<RelayPool> = Api::namespaced(client.clone(), "cascade-system");
+    pools.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop", "blog"]}}}))).await.unwrap();
+    let shop_domains: Api<SendingDomain> = Api::namespaced(client.clone(), "shop");
+    let domain = |ns: &str, name: &str| obj::<SendingDomain>(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": name, "namespace": ns},
+        "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"egress": ["192.0.2.10"]}}}));
+    shop_domains.create(&PostParams::default(), &domain("shop", "shop")).await.unwrap();
+    let keys: Api<ApiKey> = Api::namespaced(client.clone(), "shop");
+    keys.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "ApiKey", "metadata": {"name": "web"}, "spec": {}}))).await.unwrap();
+
+    // The bundle: served domain with its generated key, the API key's hash, accepted by the relay.
+    let bundle = until("a bundle serving shop.example and the key", || async {
+        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+        let yaml = String::from_utf8(data.get("relay.yaml")?.clone()).ok()?;
+        (yaml.contains("name: shop.example") && yaml.contains("id: ck_")).then_some(data)
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("cascade-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, bytes) in &bundle {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    let rt = cascade_relay::config::load(&dir.join("relay.yaml")).expect("the relay accepts the rendered bundle");
+    assert_eq!(rt.domains["shop.example"].signers.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let generated: Api<cascade_crds::v1alpha1::DkimKey> = Api::namespaced(client.clone(), "shop");
+    assert!(generated.get("shop-dkim").await.is_ok(), "the SendingDomain's DkimKey was created");
+
+    let st = until("shop status", || async { shop_domains.get("shop").await.ok()?.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")) }).await;
+    assert!(st.records.iter().any(|r| r.name == "cascade1._domainkey.shop.example." && r.value.starts_with("v=DKIM1; k=rsa; p=")));
+    assert!(st.records.iter().any(|r| r.value == "v=spf1 ip4:192.0.2.10 -all"));
+
+    // A later claim of the same domain from another namespace is refused.
+    let blog: Api<SendingDomain> = Api::namespaced(client.clone(), "blog");
+    blog.create(&PostParams::default(), &domain("blog", "stolen")).await.unwrap();
+    let conflict = until("conflict", || async { blog.get("stolen").await.ok()?.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "DomainConflict" && c.status == "True")) }).await;
+    assert!(conflict.conditions.iter().any(|c| c.message.contains("shop/shop")));
+
+    // Steady state: the bundle is not rewritten.
+    let version = || async { secrets.api("cascade-system").get("main-relay-config").await.unwrap().metadata.resource_version };
+    let before = version().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(version().await, before, "an unchanged world must not be written");
+
+    // Revocation reaches the bundle quickly.
+    let started = Instant::now();
+    keys.patch("web", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"revoked": true}}))).await.unwrap();
+    until("revocation in the bundle", || async {
+        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+        String::from_utf8_lossy(data.get("relay.yaml")?).contains("revoked: true").then_some(())
+    })
+    .await;
+    let latency = started.elapsed();
+    eprintln!("revocation reached the bundle in {latency:?}");
+    assert!(latency < Duration::from_secs(5), "revocation took {latency:?}");
+
+    // A tampered bundle is restored.
+    let tamper = serde_json::json!({"data": {"relay.yaml": "aGFja2VkCg=="}});
+    secrets.api("cascade-system").patch("main-relay-config", &PatchParams::default(), &Patch::Merge(&tamper)).await.unwrap();
+    until("the bundle restored", || async {
+        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+        String::from_utf8_lossy(data.get("relay.yaml")?).contains("name: shop.example").then_some(())
+    })
+    .await;
+    controller.abort();
+}
