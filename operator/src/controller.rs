@@ -95,8 +95,11 @@ pub async fn run(ctx: Arc<Context>) {
     let store = pools.store();
     let all_pools = move || store.state().iter().map(|p| ObjectRef::from_obj(&**p)).collect::<Vec<_>>();
     let (a, b, c) = (all_pools.clone(), all_pools.clone(), all_pools);
+    let mut pools = pools.owns_with(secrets(), ctx.secrets.resource.clone(), managed());
+    for resource in ctx.workload_kinds.values() {
+        pools = pools.owns_with(Api::<DynamicObject>::all_with(ctx.client.clone(), resource), resource.clone(), managed());
+    }
     let pools = pools
-        .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
         .watches(Api::<SendingDomain>::all(ctx.client.clone()), watcher::Config::default(), move |_| a())
         .watches(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default(), move |_| b())
         .watches(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default(), move |_| c())

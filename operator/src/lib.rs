@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod relay_pool;
 pub mod render;
 pub mod secrets;
+pub mod workloads;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -21,6 +22,10 @@ pub struct Context {
     pub secrets: secrets::SecretStore,
     /// How to reach Namespaces (for label selectors); a stand-in on the test API server.
     pub namespaces: kube::core::ApiResource,
+    /// How to reach each workload kind, by (apiVersion, kind) as the manifests name them.
+    pub workload_kinds: std::collections::BTreeMap<(String, String), kube::core::ApiResource>,
+    /// The relay container image the StatefulSets run.
+    pub relay_image: String,
     /// The master key ring (see [`master_key`]).
     pub master: cascade_relay::spool::format::KeyRing,
     pub metrics: metrics::Metrics,
@@ -29,7 +34,18 @@ pub struct Context {
 impl Context {
     /// A context for a real cluster.
     pub fn kubernetes(client: kube::Client, master: cascade_relay::spool::format::KeyRing) -> Self {
+        use k8s_openapi::api as k;
+        use kube::core::ApiResource as R;
+        let kinds = [
+            R::erase::<k::apps::v1::StatefulSet>(&()),
+            R::erase::<k::core::v1::Service>(&()),
+            R::erase::<k::policy::v1::PodDisruptionBudget>(&()),
+            R::erase::<k::networking::v1::NetworkPolicy>(&()),
+            R::erase::<k::autoscaling::v2::HorizontalPodAutoscaler>(&()),
+        ];
         Self {
+            workload_kinds: kinds.into_iter().map(|r| ((r.api_version.clone(), r.kind.clone()), r)).collect(),
+            relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
             secrets: secrets::SecretStore::kubernetes(client.clone()),
             namespaces: kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             client,

@@ -139,7 +139,9 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
             .await?
         }
     };
-    let yaml = serde_saphyr::to_string(&plan.config).map_err(|e| ReconcileError::Key(e.to_string()))?;
+    let mut config = plan.config.clone();
+    config.spool.dir = crate::workloads::SPOOL_DIR.into();
+    let yaml = serde_saphyr::to_string(&config).map_err(|e| ReconcileError::Key(e.to_string()))?;
     let mut bundle: SecretData = BTreeMap::new();
     bundle.insert("relay.yaml".into(), yaml.clone().into_bytes());
     for file in ["tls.crt", "tls.key"] {
@@ -166,14 +168,49 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
             apply_status(&ctx.client, d, "SendingDomain", d.status.as_ref(), st).await?;
         }
     }
+    let config_hash = short_hash(yaml.as_bytes());
+    let ready_replicas = apply_workloads(&ctx, &pool, &config_hash).await?;
     let mut st = pool.status.clone().unwrap_or_default();
     st.observed_generation = pool.metadata.generation.unwrap_or(0);
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, yaml.as_bytes());
-    st.config_hash = Some(digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect());
+    st.config_hash = Some(config_hash);
+    st.ready_replicas = ready_replicas;
     let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
     conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
     apply_status(&ctx.client, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const SPEC_HASH: &str = "cascade-mail.com/spec-hash";
+
+/// Applies the pool's workloads, each only when its rendered manifest changed (tracked by a hash
+/// annotation). Returns the StatefulSet's ready replicas.
+async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> Result<i32, ReconcileError> {
+    let ns = pool.namespace().unwrap_or_default();
+    let mut ready = 0;
+    for manifest in crate::workloads::all(pool, &ctx.relay_image, config_hash) {
+        let api_version = manifest["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = manifest["kind"].as_str().unwrap_or_default().to_string();
+        let Some(resource) = ctx.workload_kinds.get(&(api_version, kind.clone())) else { continue };
+        let hash = short_hash(manifest.to_string().as_bytes());
+        let mut obj: DynamicObject = serde_json::from_value(manifest).map_err(|e| ReconcileError::Key(e.to_string()))?;
+        obj.types = Some(kube::core::TypeMeta { api_version: resource.api_version.clone(), kind: resource.kind.clone() });
+        obj.metadata.annotations.get_or_insert_with(Default::default).insert(SPEC_HASH.into(), hash.clone());
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, resource);
+        let name = obj.name_any();
+        let current = match api.get_opt(&name).await? {
+            Some(cur) if cur.annotations().get(SPEC_HASH) == Some(&hash) => cur,
+            _ => api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?,
+        };
+        if kind == "StatefulSet" {
+            ready = current.data.pointer("/status/readyReplicas").and_then(|v| v.as_i64()).unwrap_or(0) as i32;
+        }
+    }
+    Ok(ready)
 }
 
 pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

@@ -5,7 +5,7 @@
 mod support;
 
 use cascade_crds::v1alpha1::{ApiKey, RelayPool, SendingDomain};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,10 @@ async fn pools_render_bundles_statuses_and_revocations() {
     let resource = support::crds::install_secret_stand_in(&client).await;
     let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
     let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    let controller = tokio::spawn(cascade_operator::controller::run(Arc::new(support::crds::context(&client, secrets.clone(), master))));
+    let mut ctx = support::crds::context(&client, secrets.clone(), master);
+    ctx.workload_kinds = support::crds::install_workload_stand_ins(&client).await;
+    let statefulsets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "cascade-system", &ctx.workload_kinds[&("apps/v1".to_string(), "StatefulSet".to_string())]);
+    let controller = tokio::spawn(cascade_operator::controller::run(Arc::new(ctx)));
 
     let api = "cascade-mail.com/v1alpha1";
     let pools: Api<RelayPool> = Api::namespaced(client.clone(), "cascade-system");
@@ -67,6 +70,13 @@ async fn pools_render_bundles_statuses_and_revocations() {
     assert!(st.records.iter().any(|r| r.name == "cascade1._domainkey.shop.example." && r.value.starts_with("v=DKIM1; k=rsa; p=")));
     assert!(st.records.iter().any(|r| r.value == "v=spf1 ip4:192.0.2.10 -all"));
 
+    // The StatefulSet runs the bundle, with the configuration hash that rolls pods on change.
+    let config_hash = |sts: &DynamicObject| sts.data.pointer("/spec/template/metadata/annotations/cascade-mail.com~1config-hash").and_then(|v| v.as_str()).map(String::from);
+    let sts = until("the relay StatefulSet", || async { statefulsets.get("main-relay").await.ok() }).await;
+    let pool_hash = until("pool status", || async { pools.get("main").await.ok()?.status?.config_hash }).await;
+    assert_eq!(config_hash(&sts), Some(pool_hash.clone()));
+    assert_eq!(sts.data.pointer("/spec/template/spec/volumes/0/secret/secretName").and_then(|v| v.as_str()), Some("main-relay-config"));
+
     // A later claim of the same domain from another namespace is refused.
     let blog: Api<SendingDomain> = Api::namespaced(client.clone(), "blog");
     blog.create(&PostParams::default(), &domain("blog", "stolen")).await.unwrap();
@@ -90,6 +100,12 @@ async fn pools_render_bundles_statuses_and_revocations() {
     let latency = started.elapsed();
     eprintln!("revocation reached the bundle in {latency:?}");
     assert!(latency < Duration::from_secs(5), "revocation took {latency:?}");
+    // ... and the pods roll to it.
+    until("the StatefulSet updated to the new configuration", || async {
+        let sts = statefulsets.get("main-relay").await.ok()?;
+        (config_hash(&sts) != Some(pool_hash.clone())).then_some(())
+    })
+    .await;
 
     // A tampered bundle is restored.
     let tamper = serde_json::json!({"data": {"relay.yaml": "aGFja2VkCg=="}});

@@ -31,22 +31,49 @@ pub async fn install(client: &kube::Client) {
     create_established(client, &docs).await;
 }
 
-/// A namespaced `Secret` kind in group `core.test.local`, shaped like the real one, and the
-/// API resource the operator should use for it.
-pub async fn install_secret_stand_in(client: &kube::Client) -> ApiResource {
-    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+/// A stand-in for a built-in kind: any content, namespaced, in group `<prefix>.test.local`.
+fn stand_in(prefix: &str, kind: &str, plural: &str) -> (CustomResourceDefinition, ApiResource) {
+    let group = format!("{prefix}.test.local");
+    let crd = serde_json::from_value(serde_json::json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "secrets.core.test.local" },
+        "metadata": { "name": format!("{plural}.{group}") },
         "spec": {
-            "group": "core.test.local", "scope": "Namespaced",
-            "names": { "kind": "Secret", "plural": "secrets", "singular": "secret" },
-            "versions": [{ "name": "v1", "served": true, "storage": true,
+            "group": group, "scope": "Namespaced",
+            "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase() },
+            "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
                 "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }]
         }
     }))
     .unwrap();
+    (crd, ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", kind), plural))
+}
+
+/// A namespaced `Secret` kind in group `core.test.local`, shaped like the real one, and the
+/// API resource the operator should use for it.
+pub async fn install_secret_stand_in(client: &kube::Client) -> ApiResource {
+    let (crd, resource) = stand_in("core", "Secret", "secrets");
     create_established(client, &[crd]).await;
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("core.test.local", "v1", "Secret"), "secrets")
+    resource
+}
+
+/// Stand-ins for the workload kinds, keyed as the operator's manifests name the real ones.
+pub async fn install_workload_stand_ins(client: &kube::Client) -> std::collections::BTreeMap<(String, String), ApiResource> {
+    let real = [
+        ("apps/v1", "StatefulSet", "apps", "statefulsets"),
+        ("v1", "Service", "core", "services"),
+        ("policy/v1", "PodDisruptionBudget", "policy", "poddisruptionbudgets"),
+        ("networking.k8s.io/v1", "NetworkPolicy", "networking", "networkpolicies"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", "autoscaling", "horizontalpodautoscalers"),
+    ];
+    let mut map = std::collections::BTreeMap::new();
+    let mut crds = Vec::new();
+    for (api_version, kind, prefix, plural) in real {
+        let (crd, resource) = stand_in(prefix, kind, plural);
+        crds.push(crd);
+        map.insert((api_version.to_string(), kind.to_string()), resource);
+    }
+    create_established(client, &crds).await;
+    map
 }
 
 /// An operator context for the test server: Secrets through the stand-in kind.

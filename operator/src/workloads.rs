@@ -1,0 +1,287 @@
+//! The relay workloads of a RelayPool, as pure functions of the pool: a StatefulSet (spool on a
+//! PersistentVolumeClaim per pod, restricted pod security, no service account token, the config
+//! hash as a pod annotation so pods roll when the configuration changes), a Service, a headless
+//! Service for the StatefulSet, a PodDisruptionBudget, a NetworkPolicy (ingress only to the SMTP
+//! and HTTP ports, from the allowed client networks; egress only DNS and SMTP) and, with
+//! `autoscaling`, a HorizontalPodAutoscaler.
+
+use cascade_crds::v1alpha1::RelayPool;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource};
+use k8s_openapi::api::core::v1::*;
+use k8s_openapi::api::networking::v1::*;
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+
+/// Where the relay finds its files inside the pod.
+pub const CONFIG_DIR: &str = "/etc/cascade";
+pub const SPOOL_DIR: &str = "/var/spool/cascade";
+/// The non-root user the relay image runs as.
+pub const RELAY_UID: i64 = 65532;
+
+fn selector_labels(pool: &str) -> BTreeMap<String, String> {
+    [("app.kubernetes.io/name".to_string(), "cascade-relay".to_string()), ("cascade-mail.com/relay-pool".to_string(), pool.to_string())].into()
+}
+
+fn meta(pool: &RelayPool, name: String) -> ObjectMeta {
+    let mut labels = selector_labels(&pool.name_any());
+    labels.insert("app.kubernetes.io/managed-by".into(), "cascade-operator".into());
+    ObjectMeta { name: Some(name), namespace: pool.namespace(), labels: Some(labels), owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]), ..Default::default() }
+}
+
+fn port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort { name: Some(name.into()), container_port: i32::from(port), protocol: Some("TCP".into()), ..Default::default() }
+}
+
+fn probe(path: &str, http_port: u16) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(i32::from(http_port)), ..Default::default() }),
+        period_seconds: Some(5),
+        ..Default::default()
+    }
+}
+
+pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> StatefulSet {
+    let name = pool.name_any();
+    let l = &pool.spec.listeners;
+    let container = Container {
+        name: "relay".into(),
+        image: Some(image.into()),
+        args: Some(vec!["serve".into(), "--config".into(), format!("{CONFIG_DIR}/relay.yaml")]),
+        ports: Some(vec![port("submission", l.submission_port), port("submissions", l.submissions_port), port("http", l.http_port)]),
+        readiness_probe: Some(probe("/readyz", l.http_port)),
+        liveness_probe: Some(probe("/healthz", l.http_port)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount { name: "spool".into(), mount_path: SPOOL_DIR.into(), ..Default::default() },
+        ]),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        automount_service_account_token: Some(false),
+        termination_grace_period_seconds: Some(60),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RELAY_UID),
+            run_as_group: Some(RELAY_UID),
+            fs_group: Some(RELAY_UID),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: "config".into(),
+            secret: Some(SecretVolumeSource { secret_name: Some(crate::relay_pool::bundle_secret(&name)), default_mode: Some(0o440), ..Default::default() }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let mut storage = BTreeMap::new();
+    storage.insert("storage".to_string(), Quantity(pool.spec.spool.size.clone()));
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta { name: Some("spool".into()), ..Default::default() },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: pool.spec.spool.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements { requests: Some(storage), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut template_meta = ObjectMeta { labels: Some(selector_labels(&name)), ..Default::default() };
+    template_meta.annotations = Some([("cascade-mail.com/config-hash".to_string(), config_hash.to_string())].into());
+    StatefulSet {
+        metadata: meta(pool, format!("{name}-relay")),
+        spec: Some(StatefulSetSpec {
+            // With autoscaling the HPA owns the replica count.
+            replicas: pool.spec.autoscaling.is_none().then_some(pool.spec.replicas),
+            service_name: Some(format!("{name}-relay-headless")),
+            selector: LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() },
+            template: PodTemplateSpec { metadata: Some(template_meta), spec: Some(pod) },
+            volume_claim_templates: Some(vec![claim]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn service_port(name: &str, port: u16) -> ServicePort {
+    ServicePort { name: Some(name.into()), port: i32::from(port), target_port: Some(IntOrString::String(name.into())), protocol: Some("TCP".into()), ..Default::default() }
+}
+
+/// The client-facing Service and the StatefulSet's headless Service.
+pub fn services(pool: &RelayPool) -> [Service; 2] {
+    let name = pool.name_any();
+    let l = &pool.spec.listeners;
+    let ports = vec![service_port("submission", l.submission_port), service_port("submissions", l.submissions_port), service_port("http", l.http_port)];
+    let spec = |headless: bool| ServiceSpec {
+        selector: Some(selector_labels(&name)),
+        ports: Some(ports.clone()),
+        cluster_ip: headless.then(|| "None".to_string()),
+        ..Default::default()
+    };
+    [
+        Service { metadata: meta(pool, format!("{name}-relay")), spec: Some(spec(false)), ..Default::default() },
+        Service { metadata: meta(pool, format!("{name}-relay-headless")), spec: Some(spec(true)), ..Default::default() },
+    ]
+}
+
+pub fn disruption_budget(pool: &RelayPool) -> PodDisruptionBudget {
+    let name = pool.name_any();
+    PodDisruptionBudget {
+        metadata: meta(pool, format!("{name}-relay")),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn np_port(port: u16, protocol: &str) -> NetworkPolicyPort {
+    NetworkPolicyPort { port: Some(IntOrString::Int(i32::from(port))), protocol: Some(protocol.into()), ..Default::default() }
+}
+
+pub fn network_policy(pool: &RelayPool) -> NetworkPolicy {
+    let name = pool.name_any();
+    let l = &pool.spec.listeners;
+    let from: Option<Vec<NetworkPolicyPeer>> = (!pool.spec.allowed_client_cidrs.is_empty())
+        .then(|| pool.spec.allowed_client_cidrs.iter().map(|c| NetworkPolicyPeer { ip_block: Some(IPBlock { cidr: c.clone(), except: None }), ..Default::default() }).collect());
+    let smtp_out = [25, 465, 587].into_iter().map(|p| np_port(p, "TCP"));
+    let dns_out = [np_port(53, "UDP"), np_port(53, "TCP")];
+    NetworkPolicy {
+        metadata: meta(pool, format!("{name}-relay")),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from,
+                ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
+            }]),
+            egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).collect()), to: None }]),
+        }),
+    }
+}
+
+pub fn autoscaler(pool: &RelayPool) -> Option<HorizontalPodAutoscaler> {
+    let a = pool.spec.autoscaling.as_ref()?;
+    let name = pool.name_any();
+    Some(HorizontalPodAutoscaler {
+        metadata: meta(pool, format!("{name}-relay")),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference { api_version: Some("apps/v1".into()), kind: "StatefulSet".into(), name: format!("{name}-relay") },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource { name: "cpu".into(), target: MetricTarget { type_: "Utilization".into(), average_utilization: Some(a.target_cpu_percent), ..Default::default() } }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn manifest<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(obj).unwrap_or_default();
+    v["apiVersion"] = api_version.into();
+    v["kind"] = kind.into();
+    v
+}
+
+/// Every workload object of the pool, as manifests with `apiVersion` and `kind`.
+pub fn all(pool: &RelayPool, image: &str, config_hash: &str) -> Vec<serde_json::Value> {
+    let [svc, headless] = services(pool);
+    let mut out = vec![
+        manifest(&statefulset(pool, image, config_hash), "apps/v1", "StatefulSet"),
+        manifest(&svc, "v1", "Service"),
+        manifest(&headless, "v1", "Service"),
+        manifest(&disruption_budget(pool), "policy/v1", "PodDisruptionBudget"),
+        manifest(&network_policy(pool), "networking.k8s.io/v1", "NetworkPolicy"),
+    ];
+    if let Some(hpa) = autoscaler(pool) {
+        out.push(manifest(&hpa, "autoscaling/v2", "HorizontalPodAutoscaler"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(spec: serde_json::Value) -> RelayPool {
+        let mut p = RelayPool::new("main", serde_json::from_value(spec).unwrap());
+        p.metadata.namespace = Some("cascade-system".into());
+        p.metadata.uid = Some("uid-1".into());
+        p
+    }
+
+    #[test]
+    fn relay_pods_run_restricted_with_the_config_hash() {
+        let s = statefulset(&pool(serde_json::json!({ "spool": { "size": "20Gi", "storageClass": "fast" } })), "cascade-relay:test", "abc123");
+        let spec = s.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let t = spec.template;
+        assert_eq!(t.metadata.unwrap().annotations.unwrap()["cascade-mail.com/config-hash"], "abc123");
+        let pod = t.spec.unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let psc = pod.security_context.unwrap();
+        assert_eq!((psc.run_as_non_root, psc.seccomp_profile.unwrap().type_.as_str()), (Some(true), "RuntimeDefault"));
+        let c = &pod.containers[0];
+        let csc = c.security_context.clone().unwrap();
+        assert_eq!((csc.read_only_root_filesystem, csc.allow_privilege_escalation), (Some(true), Some(false)));
+        assert_eq!(csc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
+        assert_eq!(c.args.clone().unwrap(), vec!["serve", "--config", "/etc/cascade/relay.yaml"]);
+        let claim = &spec.volume_claim_templates.unwrap()[0];
+        let claim_spec = claim.spec.clone().unwrap();
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(claim_spec.resources.unwrap().requests.unwrap()["storage"].0, "20Gi");
+        assert_eq!(s.metadata.owner_references.unwrap()[0].kind, "RelayPool");
+    }
+
+    #[test]
+    fn autoscaling_hands_replicas_to_an_hpa() {
+        let p = pool(serde_json::json!({ "autoscaling": { "minReplicas": 2, "maxReplicas": 6 } }));
+        assert_eq!(statefulset(&p, "i", "h").spec.unwrap().replicas, None);
+        let hpa = autoscaler(&p).unwrap().spec.unwrap();
+        assert_eq!((hpa.min_replicas, hpa.max_replicas, hpa.scale_target_ref.name.as_str()), (Some(2), 6, "main-relay"));
+        assert!(autoscaler(&pool(serde_json::json!({}))).is_none());
+        assert_eq!(all(&p, "i", "h").len(), 6);
+        assert_eq!(all(&pool(serde_json::json!({})), "i", "h").len(), 5);
+    }
+
+    #[test]
+    fn network_policy_admits_only_smtp_and_http_from_allowed_networks() {
+        let np = network_policy(&pool(serde_json::json!({ "allowedClientCidrs": ["10.0.0.0/8"] }))).spec.unwrap();
+        let ingress = &np.ingress.unwrap()[0];
+        assert_eq!(ingress.from.clone().unwrap()[0].ip_block.clone().unwrap().cidr, "10.0.0.0/8");
+        let ports: Vec<_> = ingress.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
+        assert_eq!(ports, vec![IntOrString::Int(587), IntOrString::Int(465), IntOrString::Int(9587)]);
+        let egress: Vec<_> = np.egress.unwrap()[0].ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
+        assert_eq!(egress, [53, 53, 25, 465, 587].map(IntOrString::Int).to_vec());
+        // No allowed networks: ingress open to any client, still only on the relay's ports.
+        assert!(network_policy(&pool(serde_json::json!({}))).spec.unwrap().ingress.unwrap()[0].from.is_none());
+    }
+
+    #[test]
+    fn services_select_the_relay_pods() {
+        let [svc, headless] = services(&pool(serde_json::json!({})));
+        assert_eq!(svc.spec.clone().unwrap().selector.unwrap()["cascade-mail.com/relay-pool"], "main");
+        assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+        assert_eq!(svc.spec.unwrap().ports.unwrap().len(), 3);
+        assert_eq!(disruption_budget(&pool(serde_json::json!({}))).spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
+    }
+}
