@@ -31,3 +31,5 @@ bash tests/apiserver/build.sh >/dev/null || echo "test.sh: no real API server (e
 cargo test --locked --ignore-rust-version --workspace
 # Debian's python3 (not a pyenv one on PATH) sees the apt-installed modules.
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+# Cluster end-to-end: runs where KUBECONFIG reaches a cluster, says SKIP otherwise.
+bash tests/e2e/run.sh

@@ -107,6 +107,15 @@ async fn pools_render_bundles_statuses_and_revocations() {
     })
     .await;
 
+    // A deleted ApiKey disappears from the bundle.
+    let key_id = keys.get("web").await.unwrap().status.and_then(|s| s.key_id).expect("key id");
+    keys.delete("web", &Default::default()).await.unwrap();
+    until("the deleted key gone from the bundle", || async {
+        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+        (!String::from_utf8_lossy(data.get("relay.yaml")?).contains(&key_id)).then_some(())
+    })
+    .await;
+
     // A tampered bundle is restored.
     let tamper = serde_json::json!({"data": {"relay.yaml": "aGFja2VkCg=="}});
     secrets.api("cascade-system").patch("main-relay-config", &PatchParams::default(), &Patch::Merge(&tamper)).await.unwrap();
