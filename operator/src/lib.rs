@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod controller;
 pub mod crdgen;
 pub mod dkim_key;
+pub mod leader;
 pub mod master_key;
 pub mod metrics;
 pub mod relay_pool;

@@ -40,10 +40,17 @@ fn run(namespace: String) -> anyhow::Result<()> {
         let client = kube::Client::try_default().await?;
         let secrets = cascade_operator::secrets::SecretStore::kubernetes(client.clone());
         let master = cascade_operator::master_key::ensure(&secrets, &namespace).await?;
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("cascade-operator-{}", std::process::id()));
+        let lease = kube::core::ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
+        let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
         let ctx = std::sync::Arc::new(cascade_operator::Context::kubernetes(client, master));
-        tracing::info!(namespace, "controllers starting");
-        cascade_operator::controller::run(ctx).await;
-        Ok(())
+        tracing::info!(namespace, identity, "waiting for leadership");
+        elector.acquire().await;
+        tracing::info!(namespace, identity, "leading; controllers starting");
+        tokio::select! {
+            _ = cascade_operator::controller::run(ctx) => Ok(()),
+            _ = elector.hold() => Err(anyhow::anyhow!("lost leadership; exiting so a replica can take over")),
+        }
     })
 }
 

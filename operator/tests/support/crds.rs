@@ -82,3 +82,10 @@ pub fn context(client: &kube::Client, secrets: cascade_operator::secrets::Secret
     ctx.secrets = secrets;
     ctx
 }
+
+/// A stand-in for `coordination.k8s.io/v1` Lease.
+pub async fn install_lease_stand_in(client: &kube::Client) -> ApiResource {
+    let (crd, resource) = stand_in("coordination", "Lease", "leases");
+    create_established(client, &[crd]).await;
+    resource
+}
