@@ -7,19 +7,9 @@ mod support;
 use cascade_crds::v1alpha1::{ApiKey, ApiKeySpec, ApiKeyState};
 use cascade_relay::policy::auth::{format_secret_hash, hash_secret, SECRET_PREFIX};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::operator::until;
 
-async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn spec(extra: serde_json::Value) -> ApiKeySpec {
     serde_json::from_value(extra).unwrap()
@@ -27,15 +17,8 @@ fn spec(extra: serde_json::Value) -> ApiKeySpec {
 
 #[tokio::test]
 async fn api_keys_get_credentials_once_and_truthful_status() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Some(server) = support::apiserver::ApiServer::start().await else { return };
-    let client = server.client.clone();
-    support::crds::install(&client).await;
-    let resource = support::crds::install_secret_stand_in(&client).await;
-    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
-    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    let ctx = Arc::new(support::crds::context(&client, secrets.clone(), master));
-    let controller = tokio::spawn(cascade_operator::controller::run(ctx));
+    let Some(op) = support::operator::start(false).await else { return };
+    let (client, secrets) = (op.client.clone(), op.secrets.clone());
 
     let keys: Api<ApiKey> = Api::namespaced(client.clone(), "shop");
     keys.create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
@@ -63,5 +46,4 @@ async fn api_keys_get_credentials_once_and_truthful_status() {
     assert!(revoked.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Revoked"));
     let again = secrets.get("shop", "web-credentials").await.unwrap().unwrap();
     assert_eq!(again["password"], creds["password"], "credentials are written once");
-    controller.abort();
 }

@@ -6,34 +6,17 @@ mod support;
 
 use cascade_crds::v1alpha1::{DkimKey, DkimKeySpec};
 use kube::api::{Api, DeleteParams, PostParams};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::operator::until;
 
-async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test]
 async fn dkim_keys_get_sealed_material_and_status() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Some(server) = support::apiserver::ApiServer::start().await else { return };
-    let client = server.client.clone();
-    support::crds::install(&client).await;
-    let resource = support::crds::install_secret_stand_in(&client).await;
-    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
-    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
+    let Some(op) = support::operator::start(false).await else { return };
+    let (client, secrets, ctx) = (op.client.clone(), op.secrets.clone(), op.ctx.clone());
     // A second start reads the same master key instead of making a new one.
     let again = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    assert_eq!(format!("{master:?}"), format!("{again:?}"));
-    let ctx = Arc::new(support::crds::context(&client, secrets.clone(), master));
-    let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
+    assert_eq!(format!("{:?}", ctx.master), format!("{again:?}"));
 
     let keys: Api<DkimKey> = Api::namespaced(client.clone(), "shop");
     let spec = DkimKeySpec { domain: "shop.example".into(), selector: "s1".into(), algorithm: cascade_crds::relay_config::DkimAlgorithm::RsaSha256, rotation: Default::default() };
@@ -63,5 +46,4 @@ async fn dkim_keys_get_sealed_material_and_status() {
     })
     .await;
     assert!(secrets.get("shop", "k1-dkim").await.unwrap().is_some());
-    controller.abort();
 }

@@ -6,19 +6,9 @@ mod support;
 
 use cascade_crds::v1alpha1::{ApiKey, RelayPool, SendingDomain};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::operator::until;
 
-async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
-    let deadline = Instant::now() + Duration::from_secs(45);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
     serde_json::from_value(v).unwrap()
@@ -26,17 +16,10 @@ fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
 
 #[tokio::test]
 async fn pools_render_bundles_statuses_and_revocations() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let Some(server) = support::apiserver::ApiServer::start().await else { return };
-    let client = server.client.clone();
-    support::crds::install(&client).await;
-    let resource = support::crds::install_secret_stand_in(&client).await;
-    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
-    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    let mut ctx = support::crds::context(&client, secrets.clone(), master);
-    ctx.workload_kinds = support::crds::install_workload_stand_ins(&client).await;
-    let statefulsets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "cascade-system", &ctx.workload_kinds[&("apps/v1".to_string(), "StatefulSet".to_string())]);
-    let controller = tokio::spawn(cascade_operator::controller::run(Arc::new(ctx)));
+    let Some(op) = support::operator::start(true).await else { return };
+    let (client, secrets) = (op.client.clone(), op.secrets.clone());
+    let sts_kind = &op.ctx.workload_kinds[&("apps/v1".to_string(), "StatefulSet".to_string())];
+    let statefulsets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "cascade-system", sts_kind);
 
     let api = "cascade-mail.com/v1alpha1";
     let pools: Api<RelayPool> = Api::namespaced(client.clone(), "cascade-system");
@@ -124,5 +107,4 @@ async fn pools_render_bundles_statuses_and_revocations() {
         String::from_utf8_lossy(data.get("relay.yaml")?).contains("name: shop.example").then_some(())
     })
     .await;
-    controller.abort();
 }

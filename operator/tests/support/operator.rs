@@ -1,0 +1,52 @@
+//! The operator's controllers running against the test API server, and a bounded wait.
+
+use super::apiserver::ApiServer;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Running {
+    pub client: kube::Client,
+    pub secrets: cascade_operator::secrets::SecretStore,
+    pub ctx: Arc<cascade_operator::Context>,
+    controller: tokio::task::JoinHandle<()>,
+    // Last: the server outlives the controller that talks to it.
+    _server: ApiServer,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.controller.abort();
+    }
+}
+
+/// Starts the API server, installs the CRDs and stand-ins (Secrets, and the workload kinds when
+/// `workloads`), ensures the master key and runs the controllers. `None` when the server is not
+/// available here (the test then passes after a loud SKIP).
+pub async fn start(workloads: bool) -> Option<Running> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let server = ApiServer::start().await?;
+    let client = server.client.clone();
+    super::crds::install(&client).await;
+    let resource = super::crds::install_secret_stand_in(&client).await;
+    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
+    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
+    let mut ctx = super::crds::context(&client, secrets.clone(), master);
+    if workloads {
+        ctx.workload_kinds = super::crds::install_workload_stand_ins(&client).await;
+    }
+    let ctx = Arc::new(ctx);
+    let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
+    Some(Running { client, secrets, ctx, controller, _server: server })
+}
+
+/// Polls `f` until it yields a value; fails the test after 45 seconds.
+pub async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
