@@ -177,7 +177,11 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
     conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
     apply_status(&ctx.client, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
-    Ok(Action::requeue(Duration::from_secs(300)))
+    // Material other controllers are still creating shows up as watch events, but an event can
+    // slip past before this pool is in the mappers' cache: look again soon rather than in 5 min.
+    let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a)))
+        || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == "DkimKeyPending"));
+    Ok(Action::requeue(Duration::from_secs(if waiting { 2 } else { 300 })))
 }
 
 fn short_hash(bytes: &[u8]) -> String {

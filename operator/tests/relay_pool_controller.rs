@@ -55,9 +55,13 @@ async fn pools_render_bundles_statuses_and_revocations() {
 
     // The StatefulSet runs the bundle, with the configuration hash that rolls pods on change.
     let config_hash = |sts: &DynamicObject| sts.data.pointer("/spec/template/metadata/annotations/cascade-mail.com~1config-hash").and_then(|v| v.as_str()).map(String::from);
-    let sts = until("the relay StatefulSet", || async { statefulsets.get("main-relay").await.ok() }).await;
-    let pool_hash = until("pool status", || async { pools.get("main").await.ok()?.status?.config_hash }).await;
-    assert_eq!(config_hash(&sts), Some(pool_hash.clone()));
+    // (Eventually: the configuration keeps changing while keys and credentials appear.)
+    let (sts, pool_hash) = until("the StatefulSet on the pool's current configuration", || async {
+        let sts = statefulsets.get("main-relay").await.ok()?;
+        let hash = pools.get("main").await.ok()?.status?.config_hash?;
+        (config_hash(&sts).as_ref() == Some(&hash)).then_some((sts, hash))
+    })
+    .await;
     assert_eq!(sts.data.pointer("/spec/template/spec/volumes/0/secret/secretName").and_then(|v| v.as_str()), Some("main-relay-config"));
 
     // A later claim of the same domain from another namespace is refused.

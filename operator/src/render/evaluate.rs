@@ -120,29 +120,24 @@ pub fn dkim_key_status(key: &DkimKey, public: &str, now: &str) -> DkimKeyStatus 
     st
 }
 
-/// For each claimed domain, the SendingDomain that owns it: the oldest claim (creation time,
-/// then namespace and name) wins everywhere.
+/// For each claimed domain, the SendingDomain that owns it: the oldest claim wins everywhere.
+/// Creation times have one-second resolution, so among claims of the same second the one already
+/// served keeps the domain; then namespace and name decide, so the answer never depends on
+/// listing order.
 pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
-    let mut owners: BTreeMap<String, (Option<String>, Key)> = BTreeMap::new();
-    for d in domains {
+    // Sort key: no timestamp sorts last, then not-yet-served after served, then the name.
+    type Rank = (bool, String, bool, Key);
+    let rank = |d: &SendingDomain| -> Rank {
         let created = d.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
-        let candidate = (created, key_of(d));
-        owners
-            .entry(d.spec.domain.clone())
-            .and_modify(|cur| {
-                let older = match (&candidate.0, &cur.0) {
-                    (Some(a), Some(b)) => a < b || (a == b && candidate.1 < cur.1),
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => candidate.1 < cur.1,
-                };
-                if older {
-                    *cur = candidate.clone();
-                }
-            })
-            .or_insert(candidate.clone());
+        let served = d.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
+        (created.is_none(), created.unwrap_or_default(), !served, key_of(d))
+    };
+    let mut owners: BTreeMap<String, Rank> = BTreeMap::new();
+    for d in domains {
+        let r = rank(d);
+        owners.entry(d.spec.domain.clone()).and_modify(|cur| if r < *cur { *cur = r.clone() }).or_insert(r);
     }
-    owners.into_iter().map(|(d, (_, k))| (d, k)).collect()
+    owners.into_iter().map(|(domain, (_, _, _, key))| (domain, key)).collect()
 }
 
 fn spf_value(spec: &SpfExpectation) -> Option<String> {

@@ -103,6 +103,17 @@ fn the_oldest_claim_of_a_domain_wins_and_the_other_is_never_served() {
 }
 
 #[test]
+fn among_claims_of_the_same_second_the_served_one_keeps_the_domain() {
+    let mut incumbent = domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z");
+    let newcomer = domain("blog", "stolen", "shop.test", "2026-01-01T00:00:00Z");
+    // Without history, names decide (blog < shop) ...
+    assert_eq!(domain_owners(&[incumbent.clone(), newcomer.clone()])["shop.test"], k("blog", "stolen"));
+    // ... but a claim already served is never taken over by one made in the same second.
+    incumbent.status = Some(plan(&world(vec![incumbent.clone()], vec![])).domain_status[&k("shop", "main")].clone());
+    assert_eq!(domain_owners(&[newcomer, incumbent])["shop.test"], k("shop", "main"));
+}
+
+#[test]
 fn namespaces_outside_the_selector_are_not_served_nor_their_keys() {
     let inputs = world(vec![domain("other", "main", "other.test", "2026-01-01T00:00:00Z")], vec![api_key("other", "app", serde_json::json!({}))]);
     let p = plan(&inputs);
