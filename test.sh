@@ -29,7 +29,7 @@ cargo build --locked --ignore-rust-version --workspace --bins
 # packages and cached outside the repo. If it cannot be built here, those tests skip loudly.
 bash tests/apiserver/build.sh >/dev/null || echo "test.sh: no real API server (exit $?); controller tests will print SKIP"
 cargo test --locked --ignore-rust-version --workspace
-# Debian's python3 (not a pyenv one on PATH) sees the apt-installed modules.
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 # Cluster end-to-end: runs where KUBECONFIG reaches a cluster, says SKIP otherwise.
 bash tests/e2e/run.sh
+# Debian's python3 (not a pyenv one on PATH) sees the apt-installed modules.
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
