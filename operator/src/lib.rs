@@ -38,6 +38,9 @@ impl Context {
         use k8s_openapi::api as k;
         use kube::core::ApiResource as R;
         let kinds = [
+            R::erase::<k::core::v1::ServiceAccount>(&()),
+            R::erase::<k::rbac::v1::Role>(&()),
+            R::erase::<k::rbac::v1::RoleBinding>(&()),
             R::erase::<k::apps::v1::StatefulSet>(&()),
             R::erase::<k::core::v1::Service>(&()),
             R::erase::<k::policy::v1::PodDisruptionBudget>(&()),

@@ -33,9 +33,7 @@ impl SecretStore {
 
     pub async fn get(&self, ns: &str, name: &str) -> Result<Option<SecretData>, kube::Error> {
         let Some(obj) = self.api(ns).get_opt(name).await? else { return Ok(None) };
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let data = obj.data.get("data").and_then(|d| d.as_object()).cloned().unwrap_or_default();
-        Ok(Some(data.into_iter().filter_map(|(k, v)| Some((k, b64.decode(v.as_str()?).ok()?))).collect()))
+        Ok(Some(cascade_relay::watch::secret_data(&obj)))
     }
 
     fn object(&self, ns: &str, name: &str, data: &SecretData, labels: BTreeMap<String, String>, owner: Option<OwnerReference>) -> DynamicObject {

@@ -1,6 +1,8 @@
 //! The relay workloads of a RelayPool, as pure functions of the pool: a StatefulSet (spool on a
-//! PersistentVolumeClaim per pod, restricted pod security, no service account token, the config
-//! hash as a pod annotation so pods roll when the configuration changes), a Service, a headless
+//! PersistentVolumeClaim per pod, restricted pod security, the config hash as a pod annotation so
+//! pods roll when the configuration changes), the relay's ServiceAccount with a Role that grants
+//! `get`/`list`/`watch` on its one configuration Secret by name and nothing else (the relay
+//! watches it, see `cascade_relay::watch`, so a revocation needs no pod restart), a Service, a headless
 //! Service for the StatefulSet, a PodDisruptionBudget, a NetworkPolicy (ingress only to the SMTP
 //! and HTTP ports, from the allowed client networks; egress only DNS and SMTP) and, with
 //! `autoscaling`, a HorizontalPodAutoscaler.
@@ -11,6 +13,7 @@ use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalP
 use k8s_openapi::api::core::v1::*;
 use k8s_openapi::api::networking::v1::*;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -51,7 +54,13 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
     let container = Container {
         name: "relay".into(),
         image: Some(image.into()),
-        args: Some(vec!["serve".into(), "--config".into(), format!("{CONFIG_DIR}/relay.yaml")]),
+        args: Some(vec![
+            "serve".into(),
+            "--config".into(),
+            format!("{CONFIG_DIR}/relay.yaml"),
+            "--watch-secret".into(),
+            format!("{}/{}", pool.namespace().unwrap_or_default(), crate::relay_pool::bundle_secret(&name)),
+        ]),
         ports: Some(vec![port("submission", l.submission_port), port("submissions", l.submissions_port), port("http", l.http_port)]),
         readiness_probe: Some(probe("/readyz", l.http_port)),
         liveness_probe: Some(probe("/healthz", l.http_port)),
@@ -69,7 +78,9 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
         ..Default::default()
     };
     let pod = PodSpec {
-        automount_service_account_token: Some(false),
+        // The token lets the relay watch its configuration Secret; its Role allows nothing else.
+        service_account_name: Some(relay_account(&name)),
+        automount_service_account_token: Some(true),
         termination_grace_period_seconds: Some(60),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
@@ -114,6 +125,33 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
         }),
         ..Default::default()
     }
+}
+
+fn relay_account(pool: &str) -> String {
+    format!("{pool}-relay")
+}
+
+/// The relay's ServiceAccount, a Role that reads its one configuration Secret by name, and the
+/// binding between them.
+pub fn relay_rbac(pool: &RelayPool) -> (ServiceAccount, Role, RoleBinding) {
+    let name = relay_account(&pool.name_any());
+    let account = ServiceAccount { metadata: meta(pool, name.clone()), automount_service_account_token: Some(false), ..Default::default() };
+    let role = Role {
+        metadata: meta(pool, name.clone()),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["".into()]),
+            resources: Some(vec!["secrets".into()]),
+            resource_names: Some(vec![crate::relay_pool::bundle_secret(&pool.name_any())]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..Default::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: meta(pool, name.clone()),
+        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "Role".into(), name: name.clone() },
+        subjects: Some(vec![Subject { kind: "ServiceAccount".into(), name, namespace: pool.namespace(), ..Default::default() }]),
+    };
+    (account, role, binding)
 }
 
 fn service_port(name: &str, port: u16) -> ServicePort {
@@ -205,7 +243,12 @@ fn manifest<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> serd
 /// Every workload object of the pool, as manifests with `apiVersion` and `kind`.
 pub fn all(pool: &RelayPool, image: &str, config_hash: &str) -> Vec<serde_json::Value> {
     let [svc, headless] = services(pool);
+    let (account, role, binding) = relay_rbac(pool);
+    let rbac = "rbac.authorization.k8s.io/v1";
     let mut out = vec![
+        manifest(&account, "v1", "ServiceAccount"),
+        manifest(&role, rbac, "Role"),
+        manifest(&binding, rbac, "RoleBinding"),
         manifest(&statefulset(pool, image, config_hash), "apps/v1", "StatefulSet"),
         manifest(&svc, "v1", "Service"),
         manifest(&headless, "v1", "Service"),
@@ -237,14 +280,14 @@ mod tests {
         let t = spec.template;
         assert_eq!(t.metadata.unwrap().annotations.unwrap()["cascade-mail.com/config-hash"], "abc123");
         let pod = t.spec.unwrap();
-        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!((pod.automount_service_account_token, pod.service_account_name.as_deref()), (Some(true), Some("main-relay")));
         let psc = pod.security_context.unwrap();
         assert_eq!((psc.run_as_non_root, psc.seccomp_profile.unwrap().type_.as_str()), (Some(true), "RuntimeDefault"));
         let c = &pod.containers[0];
         let csc = c.security_context.clone().unwrap();
         assert_eq!((csc.read_only_root_filesystem, csc.allow_privilege_escalation), (Some(true), Some(false)));
         assert_eq!(csc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
-        assert_eq!(c.args.clone().unwrap(), vec!["serve", "--config", "/etc/cascade/relay.yaml"]);
+        assert_eq!(c.args.clone().unwrap(), vec!["serve", "--config", "/etc/cascade/relay.yaml", "--watch-secret", "cascade-system/main-relay-config"]);
         let claim = &spec.volume_claim_templates.unwrap()[0];
         let claim_spec = claim.spec.clone().unwrap();
         assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
@@ -259,8 +302,8 @@ mod tests {
         let hpa = autoscaler(&p).unwrap().spec.unwrap();
         assert_eq!((hpa.min_replicas, hpa.max_replicas, hpa.scale_target_ref.name.as_str()), (Some(2), 6, "main-relay"));
         assert!(autoscaler(&pool(serde_json::json!({}))).is_none());
-        assert_eq!(all(&p, "i", "h").len(), 6);
-        assert_eq!(all(&pool(serde_json::json!({})), "i", "h").len(), 5);
+        assert_eq!(all(&p, "i", "h").len(), 9);
+        assert_eq!(all(&pool(serde_json::json!({})), "i", "h").len(), 8);
     }
 
     #[test]
@@ -274,6 +317,20 @@ mod tests {
         assert_eq!(egress, [53, 53, 25, 465, 587].map(IntOrString::Int).to_vec());
         // No allowed networks: ingress open to any client, still only on the relay's ports.
         assert!(network_policy(&pool(serde_json::json!({}))).spec.unwrap().ingress.unwrap()[0].from.is_none());
+    }
+
+    #[test]
+    fn the_relay_may_read_its_own_config_secret_and_nothing_else() {
+        let (account, role, binding) = relay_rbac(&pool(serde_json::json!({})));
+        assert_eq!(account.metadata.name.as_deref(), Some("main-relay"));
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].resources.as_deref(), Some(&["secrets".to_string()][..]));
+        assert_eq!(rules[0].resource_names.as_deref(), Some(&["main-relay-config".to_string()][..]));
+        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+        let subject = &binding.subjects.unwrap()[0];
+        assert_eq!((subject.kind.as_str(), subject.name.as_str(), subject.namespace.as_deref()), ("ServiceAccount", "main-relay", Some("cascade-system")));
+        assert_eq!(binding.role_ref.name, "main-relay");
     }
 
     #[test]

@@ -63,6 +63,10 @@ async fn pools_render_bundles_statuses_and_revocations() {
     })
     .await;
     assert_eq!(sts.data.pointer("/spec/template/spec/volumes/0/secret/secretName").and_then(|v| v.as_str()), Some("main-relay-config"));
+    // The relay's account may read that one Secret (it watches it for revocations).
+    let roles = Api::<DynamicObject>::namespaced_with(client.clone(), "cascade-system", &op.ctx.workload_kinds[&("rbac.authorization.k8s.io/v1".to_string(), "Role".to_string())]);
+    let role = roles.get("main-relay").await.unwrap();
+    assert_eq!(role.data.pointer("/rules/0/resourceNames/0").and_then(|v| v.as_str()), Some("main-relay-config"));
 
     // A later claim of the same domain from another namespace is refused.
     let blog: Api<SendingDomain> = Api::namespaced(client.clone(), "blog");

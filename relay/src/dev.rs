@@ -137,7 +137,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         "  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net",
         creds.username, creds.password
     );
-    crate::server::serve(&config).await
+    crate::server::serve(&config, None).await
 }
 
 #[cfg(test)]

@@ -22,3 +22,4 @@ pub mod smtp;
 pub mod spool;
 pub mod time;
 pub mod tls;
+pub mod watch;

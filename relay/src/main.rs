@@ -38,6 +38,15 @@ enum Command {
         /// The relay configuration (YAML).
         #[arg(long, env = "CASCADE_CONFIG")]
         config: PathBuf,
+        /// Also watch this Secret (NAMESPACE/NAME) through the Kubernetes API and load each new
+        /// version at once (entries: relay.yaml and the files it names). The pod's service
+        /// account needs get/list/watch on that Secret only.
+        #[arg(long, env = "CASCADE_WATCH_SECRET")]
+        watch_secret: Option<String>,
+        /// Where the API server serves Secrets, as GROUP/VERSION/KIND/PLURAL (default: core v1
+        /// Secret; test API servers serve a stand-in kind).
+        #[arg(long, env = "CASCADE_SECRET_RESOURCE", requires = "watch_secret")]
+        secret_resource: Option<String>,
     },
     /// Check a configuration file and everything it references; print every problem.
     CheckConfig {
@@ -66,7 +75,10 @@ fn main() -> ExitCode {
             Command::Dev { data_dir, submission, submissions, http, smarthost } => {
                 cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, smarthost }).await
             }
-            Command::Serve { config } => cascade_relay::server::serve(&config).await,
+            Command::Serve { config, watch_secret, secret_resource } => {
+                let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s, secret_resource.as_deref())).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;
+                cascade_relay::server::serve(&config, watch).await
+            }
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
                 Ok(_) => {
                     println!("{}: OK", path.display());

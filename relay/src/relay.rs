@@ -23,6 +23,9 @@ pub struct Relay {
     pub queue: QueueHandle,
     shutdown: watch::Sender<bool>,
     ready: AtomicBool,
+    /// Set once the configuration Secret watch (see [`crate::watch`]) has installed a version:
+    /// from then on the mounted files no longer drive reloads.
+    watch_delivered: AtomicBool,
 }
 
 impl Relay {
@@ -40,6 +43,7 @@ impl Relay {
             queue,
             shutdown: watch::channel(false).0,
             ready: AtomicBool::new(false),
+            watch_delivered: AtomicBool::new(false),
         })
     }
 
@@ -77,6 +81,14 @@ impl Relay {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn set_watch_delivered(&self) {
+        self.watch_delivered.store(true, Ordering::SeqCst);
+    }
+
+    pub fn watch_delivered(&self) -> bool {
+        self.watch_delivered.load(Ordering::SeqCst)
     }
 }
 

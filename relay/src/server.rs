@@ -24,7 +24,9 @@ enum Kind {
     Submissions,
 }
 
-pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
+/// Runs the relay from `config_path`; with `watch`, later configurations come from that Secret
+/// through the Kubernetes API (see [`crate::watch`]).
+pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> anyhow::Result<()> {
     let rt = config::load(config_path).map_err(|e| anyhow::anyhow!("configuration refused:\n{e}"))?;
     let certs = CertStore::load(rt.resolve(&rt.config.tls.cert_file), rt.resolve(&rt.config.tls.key_file)).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let spool_dir = rt.resolve(&rt.config.spool.dir);
@@ -58,6 +60,11 @@ pub async fn serve(config_path: &Path) -> anyhow::Result<()> {
     }
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));
+    if let Some(target) = watch {
+        let client = kube::Client::try_default().await.context("connecting to the Kubernetes API for the configuration watch")?;
+        tracing::info!(source = %target.describe(), "watching the configuration Secret");
+        tokio::spawn(crate::watch::run(client, target, relay.clone()));
+    }
     relay.set_ready(true);
 
     let mut term = signal(SignalKind::terminate())?;
@@ -158,6 +165,12 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
             _ = tokio::time::sleep(Duration::from_secs(2)) => false,
             _ = crate::relay::Relay::stopped(&mut shutdown) => return,
         };
+        if relay.watch_delivered() {
+            if forced {
+                tracing::info!("SIGHUP ignored: the configuration comes from the watched Secret");
+            }
+            continue;
+        }
         let rt = relay.runtime();
         match relay.certs.refresh(rt.resolve(&rt.config.tls.cert_file), rt.resolve(&rt.config.tls.key_file)) {
             Ok(true) => tracing::info!("TLS certificate reloaded"),

@@ -30,9 +30,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn load_certified(cert: &Path, key: &Path) -> Result<CertifiedKey, String> {
-    let certs = parse_certs(&std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?)?;
-    let key = parse_key(&std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?)?;
-    CertifiedKey::from_der(certs, key, &provider()).map_err(|e| format!("certificate and key do not match: {e}"))
+    let cert = std::fs::read(cert).map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    certified(&cert, &key)
+}
+
+fn certified(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, String> {
+    CertifiedKey::from_der(parse_certs(cert_pem)?, parse_key(key_pem)?, &provider()).map_err(|e| format!("certificate and key do not match: {e}"))
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {
@@ -64,6 +68,18 @@ impl CertStore {
         let ck = load_certified(&cert, &key)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ck);
         *p = (cert, key, mc, mk);
+        Ok(true)
+    }
+
+    /// Installs a certificate and key given as PEM (from a watched Secret) when they differ from
+    /// the one served. Returns `Ok(true)` when a new certificate was installed.
+    pub fn install(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<bool, String> {
+        let ck = certified(cert_pem, key_pem)?;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.cert == ck.cert {
+            return Ok(false);
+        }
+        *current = Arc::new(ck);
         Ok(true)
     }
 }

@@ -50,6 +50,11 @@ fn binaries() -> Result<PathBuf, String> {
 }
 
 impl ApiServer {
+    /// A kubeconfig for this server (for processes the test starts).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
     /// Starts etcd and the API server; `None` (after a loud message) when they are not available.
     pub async fn start() -> Option<Self> {
         let bin = match binaries() {

@@ -59,6 +59,9 @@ pub async fn install_secret_stand_in(client: &kube::Client) -> ApiResource {
 /// Stand-ins for the workload kinds, keyed as the operator's manifests name the real ones.
 pub async fn install_workload_stand_ins(client: &kube::Client) -> std::collections::BTreeMap<(String, String), ApiResource> {
     let real = [
+        ("v1", "ServiceAccount", "core", "serviceaccounts"),
+        ("rbac.authorization.k8s.io/v1", "Role", "rbac", "roles"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding", "rbac", "rolebindings"),
         ("apps/v1", "StatefulSet", "apps", "statefulsets"),
         ("v1", "Service", "core", "services"),
         ("policy/v1", "PodDisruptionBudget", "policy", "poddisruptionbudgets"),

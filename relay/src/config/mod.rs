@@ -9,7 +9,7 @@ use crate::smtp::command::valid_domain;
 use crate::spool::format::KeyRing;
 use cascade_crds::relay_config::{DeliveryMode, OutboundTls, RelayConfig};
 use cidr::Cidr;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,9 @@ pub struct Runtime {
     pub nameservers: Vec<SocketAddr>,
     /// Networks allowed to connect; empty means any.
     pub client_networks: Vec<Cidr>,
+    /// The server certificate and key (PEM) as checked at load, so a configuration that did not
+    /// come from files (a watched Secret) can install them.
+    pub tls_pem: (Vec<u8>, Vec<u8>),
 }
 
 impl Runtime {
@@ -90,26 +93,33 @@ fn resolve(base: &Path, path: &str) -> PathBuf {
     }
 }
 
-struct Checker {
+/// Where referenced files come from: the directory of the configuration file, or the other
+/// entries of a bundle held in memory (a watched Secret: `relay.yaml` and the files it names).
+enum Files<'a> {
+    Dir(PathBuf),
+    Bundle(&'a BTreeMap<String, Vec<u8>>),
+}
+
+struct Checker<'a> {
     file: String,
-    base: PathBuf,
+    files: Files<'a>,
     problems: Vec<Problem>,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem { file: self.file.clone(), field: field.into(), reason: reason.into() });
     }
 
     fn read(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
-        let full = resolve(&self.base, path);
-        match std::fs::read(&full) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                self.fail(field, format!("cannot read {}: {e}", full.display()));
-                None
+        let found = match &self.files {
+            Files::Dir(base) => {
+                let full = resolve(base, path);
+                std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
             }
-        }
+            Files::Bundle(files) => files.get(path).cloned().ok_or_else(|| format!("the bundle has no entry {path:?}")),
+        };
+        found.map_err(|e| self.fail(field, e)).ok()
     }
 }
 
@@ -130,9 +140,38 @@ pub fn load(path: &Path) -> Result<Arc<Runtime>, ConfigErrors> {
     check(config, &file, &base).map(Arc::new)
 }
 
-/// Checks a parsed configuration, loading what it references.
+/// The entry of a bundle that holds the configuration; every other entry is a file it names.
+pub const BUNDLE_CONFIG: &str = "relay.yaml";
+
+/// Loads a configuration bundle held in memory (`source` names it in errors, for example
+/// `secret ns/name`). Files are named by their entry; absolute paths (spool, capture directory)
+/// stay paths on disk.
+pub fn load_bundle(source: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<Arc<Runtime>, ConfigErrors> {
+    let file = format!("{source}: {BUNDLE_CONFIG}");
+    let Some(text) = files.get(BUNDLE_CONFIG) else {
+        return Err(ConfigErrors(vec![Problem { file, field: "(file)".into(), reason: "missing from the bundle".into() }]));
+    };
+    let text = std::str::from_utf8(text).map_err(|_| ConfigErrors(vec![Problem { file: file.clone(), field: "(file)".into(), reason: "not UTF-8".into() }]))?;
+    let config = parse(&file, text)?;
+    for (field, dir) in [("spool.dir", Some(&config.spool.dir)), ("delivery.captureDir", config.delivery.capture_dir.as_ref())] {
+        if dir.is_some_and(|d| !Path::new(d).is_absolute()) {
+            return Err(ConfigErrors(vec![Problem { file, field: field.into(), reason: "must be an absolute path in a bundle".into() }]));
+        }
+    }
+    check_with(config, &file, Files::Bundle(files)).map(Arc::new)
+}
+
+/// Checks a parsed configuration, loading what it references from files relative to `base`.
 pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, ConfigErrors> {
-    let mut c = Checker { file: file.into(), base: base.to_path_buf(), problems: vec![] };
+    check_with(config, file, Files::Dir(base.to_path_buf()))
+}
+
+fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runtime, ConfigErrors> {
+    let base = match &files {
+        Files::Dir(b) => b.clone(),
+        Files::Bundle(_) => PathBuf::from("/"),
+    };
+    let mut c = Checker { file: file.into(), files, problems: vec![] };
     if !valid_domain(&config.hostname) && config.hostname != "localhost" {
         c.fail("hostname", format!("{:?} is not a valid host name", config.hostname));
     }
@@ -154,15 +193,13 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
             Err(e) => c.fail(format!("listeners.allowedClientCidrs[{i}]"), e),
         }
     }
-    if let Some(pem) = c.read("tls.certFile", &config.tls.cert_file.clone()) {
-        if let Err(e) = crate::tls::parse_certs(&pem) {
-            c.fail("tls.certFile", e);
-        }
+    let cert_pem = c.read("tls.certFile", &config.tls.cert_file.clone());
+    if let Some(Err(e)) = cert_pem.as_deref().map(crate::tls::parse_certs) {
+        c.fail("tls.certFile", e);
     }
-    if let Some(pem) = c.read("tls.keyFile", &config.tls.key_file.clone()) {
-        if let Err(e) = crate::tls::parse_key(&pem) {
-            c.fail("tls.keyFile", e);
-        }
+    let key_pem = c.read("tls.keyFile", &config.tls.key_file.clone());
+    if let Some(Err(e)) = key_pem.as_deref().map(crate::tls::parse_key) {
+        c.fail("tls.keyFile", e);
     }
 
     let mut domains = HashMap::new();
@@ -323,7 +360,8 @@ pub fn check(config: RelayConfig, file: &str, base: &Path) -> Result<Runtime, Co
 
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
-            Ok(Runtime { config, base_dir: base.to_path_buf(), domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks })
+            let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
+            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, tls_pem })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

@@ -114,3 +114,43 @@ fn weak_rsa_keys_are_refused() {
 
 /// A throwaway 1024-bit RSA key (PKCS#8), only to prove it is refused.
 const WEAK_RSA_1024: &str = include_str!("testdata/weak-rsa-1024.pem");
+
+/// The dev bundle's directory as in-memory entries (a watched Secret), with absolute directories.
+fn entries(path: &Path, text: &str) -> BTreeMap<String, Vec<u8>> {
+    let dir = path.parent().unwrap();
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            files.insert(p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
+        }
+    }
+    let mut config = parse("relay.yaml", text).unwrap();
+    config.spool.dir = dir.join(&config.spool.dir).display().to_string();
+    config.delivery.capture_dir = config.delivery.capture_dir.map(|c| dir.join(c).display().to_string());
+    files.insert(BUNDLE_CONFIG.into(), serde_saphyr::to_string(&config).unwrap().into_bytes());
+    files
+}
+
+#[test]
+fn a_bundle_in_memory_loads_like_its_files() {
+    let (path, text) = bundle();
+    let files = entries(&path, &text);
+    let rt = load_bundle("secret mail/main-relay-config", &files).unwrap();
+    assert_eq!((rt.domains["example.test"].signers.len(), rt.keys.len()), (1, 1));
+    assert_eq!(rt.tls_pem.0, files[&rt.config.tls.cert_file]);
+
+    let mut missing = files.clone();
+    missing.remove(&rt.config.tls.key_file);
+    let err = |files: &BTreeMap<String, Vec<u8>>| load_bundle("secret mail/x", files).err().expect("refused").to_string();
+    let e = err(&missing);
+    assert!(e.contains("secret mail/x: relay.yaml: tls.keyFile: the bundle has no entry"), "{e}");
+    let mut no_config = files.clone();
+    no_config.remove(BUNDLE_CONFIG);
+    assert!(err(&no_config).contains("relay.yaml: (file): missing from the bundle"));
+    let mut relative = files;
+    let yaml = String::from_utf8(relative[BUNDLE_CONFIG].clone()).unwrap();
+    let dir = path.parent().unwrap().display().to_string();
+    relative.insert(BUNDLE_CONFIG.into(), yaml.replace(&format!("{dir}/spool"), "spool").into_bytes());
+    assert!(err(&relative).contains("spool.dir: must be an absolute path in a bundle"));
+}
