@@ -6,6 +6,7 @@
 use crate::controller::{apply_status, ReconcileError};
 use crate::render::evaluate;
 use crate::secrets::SecretData;
+use crate::events::Note;
 use crate::Context;
 use cascade_crds::v1alpha1::ApiKey;
 use cascade_relay::policy::auth::{format_secret_hash, hash_secret, new_api_key};
@@ -27,13 +28,15 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
             let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/api-key".to_string(), name.clone())].into();
             ctx.secrets.apply(&ns, &secret, &data, labels, key.controller_owner_ref(&())).await?;
             tracing::info!(namespace = %ns, api_key = %name, key_id = %creds.username, "API key credentials created");
+            let note = Note::normal("CredentialsIssued", "IssueCredentials", format!("key {} issued; credentials in Secret {secret}", creds.username));
+            ctx.events.publish(&key.object_ref(&()), &note).await;
             (creds.username, creds.password)
         }
     };
     let now_unix = cascade_relay::time::now_unix();
     let hash = format_secret_hash(&hash_secret(&password));
     let (status, _refused) = evaluate::api_key_status(&key, &username, &hash, None, now_unix, &cascade_relay::time::rfc3339_utc(now_unix));
-    apply_status(&ctx.client, &*key, "ApiKey", key.status.as_ref(), &status).await?;
+    apply_status(&ctx, &*key, "ApiKey", key.status.as_ref(), &status).await?;
     // Wake up when the key expires, so its state flips on time.
     let until_expiry = key.spec.expires_at.as_deref().and_then(cascade_relay::time::parse_rfc3339_utc).filter(|t| *t > now_unix).map(|t| t - now_unix + 1);
     Ok(Action::requeue(Duration::from_secs(until_expiry.unwrap_or(3600).min(3600))))

@@ -54,9 +54,14 @@ fn comparable<S: Serialize>(s: &S) -> serde_json::Value {
     v
 }
 
-/// Server-side applies `new` as the status of `obj` when it differs from `old`; writes nothing
-/// otherwise.
-pub async fn apply_status<K, S>(client: &kube::Client, obj: &K, kind: &str, old: Option<&S>, new: &S) -> Result<(), kube::Error>
+fn conditions_of<S: Serialize>(status: Option<&S>) -> Vec<cascade_crds::conditions::Condition> {
+    let v = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|mut v| v.get_mut("conditions").map(serde_json::Value::take));
+    v.and_then(|c| serde_json::from_value(c).ok()).unwrap_or_default()
+}
+
+/// Server-side applies `new` as the status of `obj` when it differs from `old`, and publishes an
+/// Event for each condition that changed; writes nothing otherwise.
+pub async fn apply_status<K, S>(ctx: &Context, obj: &K, kind: &str, old: Option<&S>, new: &S) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     S: Serialize,
@@ -64,9 +69,13 @@ where
     if old.map(comparable) == Some(comparable(new)) {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = serde_json::json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": new });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await.map(|_| ())
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    for note in crate::events::condition_changes(&conditions_of(old), &conditions_of(Some(new))) {
+        ctx.events.publish(&obj.object_ref(&()), &note).await;
+    }
+    Ok(())
 }
 
 async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>>) {

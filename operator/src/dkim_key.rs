@@ -6,6 +6,7 @@
 use crate::controller::{apply_status, ReconcileError};
 use crate::render::evaluate;
 use crate::secrets::SecretData;
+use crate::events::Note;
 use crate::Context;
 use cascade_crds::v1alpha1::DkimKey;
 use kube::runtime::controller::Action;
@@ -36,13 +37,20 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
             let data: SecretData = [("private.sealed".to_string(), sealed), ("public".to_string(), public.clone().into_bytes())].into();
             let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/dkim-key".to_string(), name.clone())].into();
             ctx.secrets.apply(&ns, &secret_name(&name), &data, labels, dk.controller_owner_ref(&())).await?;
-            tracing::info!(namespace = %ns, dkim_key = %name, replaced = existing.is_some(), "DKIM key generated");
+            tracing::info!(namespace = %ns, dkim_key = %name, "DKIM key generated");
+            // A key that had a published record before is a replacement the admin must act on.
+            let replaced = existing.is_some() || dk.status.as_ref().is_some_and(|s| s.txt_value.is_some());
+            let note = match replaced {
+                false => Note::normal("KeyGenerated", "GenerateKey", format!("{:?} key generated; private key sealed in Secret {}", dk.spec.algorithm, secret_name(&name))),
+                true => Note::warning("KeyRegenerated", "GenerateKey", format!("Secret {} held no usable key; a new key was generated: publish the new TXT record", secret_name(&name))),
+            };
+            ctx.events.publish(&dk.object_ref(&()), &note).await;
             public
         }
     };
     let now = cascade_relay::time::rfc3339_utc(cascade_relay::time::now_unix());
     let status = evaluate::dkim_key_status(&dk, &public, &now);
-    apply_status(&ctx.client, &*dk, "DkimKey", dk.status.as_ref(), &status).await?;
+    apply_status(&ctx, &*dk, "DkimKey", dk.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 

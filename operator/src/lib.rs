@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod controller;
 pub mod crdgen;
 pub mod dkim_key;
+pub mod events;
 pub mod leader;
 pub mod master_key;
 pub mod metrics;
@@ -30,6 +31,7 @@ pub struct Context {
     /// The master key ring (see [`master_key`]).
     pub master: cascade_relay::spool::format::KeyRing,
     pub metrics: metrics::Metrics,
+    pub events: events::Events,
 }
 
 impl Context {
@@ -51,6 +53,7 @@ impl Context {
             workload_kinds: kinds.into_iter().map(|r| ((r.api_version.clone(), r.kind.clone()), r)).collect(),
             relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
             secrets: secrets::SecretStore::kubernetes(client.clone()),
+            events: events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),
             namespaces: kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             client,
             master,

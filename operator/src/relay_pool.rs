@@ -13,6 +13,7 @@
 use crate::controller::{apply_status, ReconcileError};
 use crate::render::evaluate::{self, key_of, Inputs, Key, Material};
 use crate::secrets::{SecretData, FIELD_MANAGER};
+use crate::events::Note;
 use crate::Context;
 use cascade_crds::conditions::{self, types};
 use cascade_crds::v1alpha1::*;
@@ -66,6 +67,7 @@ async fn ensure_generated_keys(ctx: &Context, pool: &RelayPool, inputs: &mut Inp
         let api: Api<DkimKey> = Api::namespaced(ctx.client.clone(), &ns);
         let applied = api.patch(&generated, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&key)).await?;
         tracing::info!(namespace = %ns, dkim_key = %generated, "DkimKey created for SendingDomain {name}");
+        ctx.events.publish(&d.object_ref(&()), &Note::normal("DkimKeyCreated", "CreateDkimKey", format!("DkimKey {generated} created for this domain"))).await;
         inputs.dkim_keys.push(applied);
     }
     Ok(())
@@ -119,7 +121,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
             let mut st = pool.status.clone().unwrap_or_default();
             st.observed_generation = pool.metadata.generation.unwrap_or(0);
             conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", &e, st.observed_generation, &now);
-            apply_status(&ctx.client, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+            apply_status(&ctx, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
     };
@@ -161,11 +163,14 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     if ctx.secrets.get(&ns, &bundle_secret(&name)).await?.as_ref() != Some(&bundle) {
         ctx.secrets.apply(&ns, &bundle_secret(&name), &bundle, labels(&name), pool.controller_owner_ref(&())).await?;
         tracing::info!(namespace = %ns, relay_pool = %name, api_keys = plan.config.api_keys.len(), "relay configuration bundle updated");
+        let domains: usize = plan.config.tenants.iter().map(|t| t.domains.len()).sum();
+        let note = format!("Secret {} updated: {} tenant(s), {domains} domain(s), {} API key(s)", bundle_secret(&name), plan.config.tenants.len(), plan.config.api_keys.len());
+        ctx.events.publish(&pool.object_ref(&()), &Note::normal("ConfigUpdated", "RenderConfig", note)).await;
     }
 
     for d in &inputs.domains {
         if let Some(st) = plan.domain_status.get(&key_of(d)) {
-            apply_status(&ctx.client, d, "SendingDomain", d.status.as_ref(), st).await?;
+            apply_status(&ctx, d, "SendingDomain", d.status.as_ref(), st).await?;
         }
     }
     let config_hash = short_hash(yaml.as_bytes());
@@ -176,7 +181,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     st.ready_replicas = ready_replicas;
     let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
     conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
-    apply_status(&ctx.client, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+    apply_status(&ctx, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
     // Material other controllers are still creating shows up as watch events, but an event can
     // slip past before this pool is in the mappers' cache: look again soon rather than in 5 min.
     let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a)))
@@ -208,7 +213,12 @@ async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> 
         let name = obj.name_any();
         let current = match api.get_opt(&name).await? {
             Some(cur) if cur.annotations().get(SPEC_HASH) == Some(&hash) => cur,
-            _ => api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?,
+            previous => {
+                let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?;
+                let verb = if previous.is_some() { "updated" } else { "created" };
+                ctx.events.publish(&pool.object_ref(&()), &Note::normal("WorkloadApplied", "ApplyWorkload", format!("{kind} {name} {verb}"))).await;
+                applied
+            }
         };
         if kind == "StatefulSet" {
             ready = current.data.pointer("/status/readyReplicas").and_then(|v| v.as_i64()).unwrap_or(0) as i32;

@@ -44,6 +44,10 @@ async fn api_keys_get_credentials_once_and_truthful_status() {
     keys.patch("web", &PatchParams::default(), &Patch::Merge(&revoke)).await.unwrap();
     let revoked = until("revoked state", || async { keys.get("web").await.ok()?.status.filter(|s| s.state == Some(ApiKeyState::Revoked)) }).await;
     assert!(revoked.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Revoked"));
+    let (_, issued) = support::operator::event(&client, "shop", "web", "CredentialsIssued").await;
+    assert!(issued.contains(&user) && !issued.contains(&pass), "{issued}");
+    let (kind, note) = support::operator::event(&client, "shop", "web", "Revoked").await;
+    assert_eq!(kind, "Warning", "{note}");
     let again = secrets.get("shop", "web-credentials").await.unwrap().unwrap();
     assert_eq!(again["password"], creds["password"], "credentials are written once");
 }

@@ -31,6 +31,10 @@ async fn dkim_keys_get_sealed_material_and_status() {
     let pem = cascade_operator::master_key::open(&ctx.master, "shop/k1", sealed).unwrap();
     let public = cascade_relay::dkim::public_key_of(cascade_crds::relay_config::DkimAlgorithm::RsaSha256, &pem).unwrap();
     assert_eq!(status.txt_value.as_deref(), Some(format!("v=DKIM1; k=rsa; p={public}").as_str()));
+    // Events tell the admin what happened, without key material.
+    let (kind, note) = support::operator::event(&client, "shop", "k1", "KeyGenerated").await;
+    assert_eq!(kind, "Normal");
+    assert!(note.contains("k1-dkim") && !note.contains(&public));
 
     // Steady state: no further writes.
     let version = keys.get("k1").await.unwrap().metadata.resource_version;
@@ -45,5 +49,7 @@ async fn dkim_keys_get_sealed_material_and_status() {
         (st.txt_value != old).then_some(())
     })
     .await;
+    let (kind, _) = support::operator::event(&client, "shop", "k1", "KeyRegenerated").await;
+    assert_eq!(kind, "Warning");
     assert!(secrets.get("shop", "k1-dkim").await.unwrap().is_some());
 }

@@ -73,6 +73,11 @@ async fn pools_render_bundles_statuses_and_revocations() {
     blog.create(&PostParams::default(), &domain("blog", "stolen")).await.unwrap();
     let conflict = until("conflict", || async { blog.get("stolen").await.ok()?.status.filter(|s| s.conditions.iter().any(|c| c.type_ == "DomainConflict" && c.status == "True")) }).await;
     assert!(conflict.conditions.iter().any(|c| c.message.contains("shop/shop")));
+    let (kind, _) = support::operator::event(&client, "blog", "stolen", "DomainConflict").await;
+    assert_eq!(kind, "Warning");
+    let (_, note) = support::operator::event(&client, "cascade-system", "main", "ConfigUpdated").await;
+    assert!(note.contains("main-relay-config"), "{note}");
+    support::operator::event(&client, "cascade-system", "main", "WorkloadApplied").await;
 
     // Steady state: the bundle is not rewritten.
     let version = || async { secrets.api("cascade-system").get("main-relay-config").await.unwrap().metadata.resource_version };

@@ -86,6 +86,23 @@ pub fn context(client: &kube::Client, secrets: cascade_operator::secrets::Secret
     ctx
 }
 
+/// `events.k8s.io/v1` Event as a custom resource in its real group (allowed with the
+/// `api-approved.kubernetes.io` annotation), so kube's event recorder runs unchanged.
+pub async fn install_event_stand_in(client: &kube::Client) {
+    let crd = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": { "name": "events.events.k8s.io", "annotations": { "api-approved.kubernetes.io": "unapproved, test stand-in" } },
+        "spec": {
+            "group": "events.k8s.io", "scope": "Namespaced",
+            "names": { "kind": "Event", "plural": "events", "singular": "event" },
+            "versions": [{ "name": "v1", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }]
+        }
+    }))
+    .unwrap();
+    create_established(client, &[crd]).await;
+}
+
 /// A stand-in for `coordination.k8s.io/v1` Lease.
 pub async fn install_lease_stand_in(client: &kube::Client) -> ApiResource {
     let (crd, resource) = stand_in("coordination", "Lease", "leases");

@@ -27,6 +27,7 @@ pub async fn start(workloads: bool) -> Option<Running> {
     let server = ApiServer::start().await?;
     let client = server.client.clone();
     super::crds::install(&client).await;
+    super::crds::install_event_stand_in(&client).await;
     let resource = super::crds::install_secret_stand_in(&client).await;
     let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
     let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
@@ -49,4 +50,21 @@ pub async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mu
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The Events in `ns` as (type, reason, regarding object name, note).
+pub async fn events(client: &kube::Client, ns: &str) -> Vec<(String, String, String, String)> {
+    let api: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(client.clone(), ns);
+    let list = api.list(&Default::default()).await.unwrap().items;
+    list.into_iter()
+        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.regarding.and_then(|r| r.name).unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+/// Waits for an Event with this reason about this object; returns its type and note.
+pub async fn event(client: &kube::Client, ns: &str, regarding: &str, reason: &str) -> (String, String) {
+    until(&format!("Event {reason} for {ns}/{regarding}"), || async {
+        events(client, ns).await.into_iter().find(|e| e.1 == reason && e.2 == regarding).map(|e| (e.0, e.3))
+    })
+    .await
 }
