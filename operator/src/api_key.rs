@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile("ApiKey");
     let ns = key.namespace().unwrap_or_default();
     let name = key.name_any();
     let secret = evaluate::credentials_secret(&name);

@@ -92,16 +92,21 @@ async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Resu
 pub async fn run(ctx: Arc<Context>) {
     let secrets = || Api::<DynamicObject>::all_with(ctx.client.clone(), &ctx.secrets.resource);
     let managed = || watcher::Config::default().labels("app.kubernetes.io/managed-by=cascade-operator");
-    let dkim = Controller::new(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default())
+    let dkim = Controller::new(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default());
+    let dkim_store = dkim.store();
+    let dkim = dkim
         .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
         .run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
-    let keys = Controller::new(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default())
+    let keys = Controller::new(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default());
+    let key_store = keys.store();
+    let keys = keys
         .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
         .run(api_key::reconcile, api_key::error_policy, ctx.clone());
     // Pools re-evaluate when anything they could serve changes: every pool, since a namespace or
     // a domain claim elsewhere can change what a pool serves.
     let pools = Controller::new(Api::<RelayPool>::all(ctx.client.clone()), watcher::Config::default());
     let store = pools.store();
+    let pool_store = store.clone();
     let all_pools = move || store.state().iter().map(|p| ObjectRef::from_obj(&**p)).collect::<Vec<_>>();
     let (a, b, c) = (all_pools.clone(), all_pools.clone(), all_pools);
     let mut pools = pools.owns_with(secrets(), ctx.secrets.resource.clone(), managed());
@@ -113,5 +118,14 @@ pub async fn run(ctx: Arc<Context>) {
         .watches(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default(), move |_| b())
         .watches(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default(), move |_| c())
         .run(relay_pool::reconcile, relay_pool::error_policy, ctx.clone());
-    futures::join!(drain(dkim), drain(keys), drain(pools));
+    let metrics = ctx.metrics.clone();
+    let gauges = async move {
+        loop {
+            for (kind, n) in [("DkimKey", dkim_store.state().len()), ("ApiKey", key_store.state().len()), ("RelayPool", pool_store.state().len())] {
+                metrics.managed.with_label_values(&[kind]).set(n as i64);
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    };
+    futures::join!(drain(dkim), drain(keys), drain(pools), gauges);
 }

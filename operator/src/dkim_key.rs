@@ -25,6 +25,7 @@ fn public_of(data: &SecretData, dk: &DkimKey, ctx: &Context, context: &str) -> O
 }
 
 pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile("DkimKey");
     let ns = dk.namespace().unwrap_or_default();
     let name = dk.name_any();
     let context = format!("{ns}/{name}");

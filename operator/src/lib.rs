@@ -30,7 +30,7 @@ pub struct Context {
     pub relay_image: String,
     /// The master key ring (see [`master_key`]).
     pub master: cascade_relay::spool::format::KeyRing,
-    pub metrics: metrics::Metrics,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
     pub events: events::Events,
 }
 

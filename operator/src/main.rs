@@ -21,6 +21,9 @@ enum Command {
         /// The operator's own namespace, holding the master key Secret.
         #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
         namespace: String,
+        /// HTTP listener for /metrics, /healthz and /readyz.
+        #[arg(long, env = "CASCADE_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
+        http: String,
     },
     /// Render a relay bundle, credentials and DNS records from resource files, without a cluster.
     Render {
@@ -33,19 +36,27 @@ enum Command {
     },
 }
 
-fn run(namespace: String) -> anyhow::Result<()> {
+fn run(namespace: String, http: String) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        let metrics = std::sync::Arc::new(cascade_operator::metrics::Metrics::default());
+        let listener = tokio::net::TcpListener::bind(&http).await.map_err(|e| anyhow::anyhow!("binding {http}: {e}"))?;
+        tracing::info!(address = %listener.local_addr()?, "HTTP listener ready (/metrics, /healthz, /readyz)");
+        tokio::spawn(cascade_relay::http::serve(listener, metrics.clone()));
         let client = kube::Client::try_default().await?;
         let secrets = cascade_operator::secrets::SecretStore::kubernetes(client.clone());
         let master = cascade_operator::master_key::ensure(&secrets, &namespace).await?;
+        metrics.set_ready();
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("cascade-operator-{}", std::process::id()));
         let lease = kube::core::ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
         let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
-        let ctx = std::sync::Arc::new(cascade_operator::Context::kubernetes(client, master));
+        let mut ctx = cascade_operator::Context::kubernetes(client, master);
+        ctx.metrics = metrics.clone();
+        let ctx = std::sync::Arc::new(ctx);
         tracing::info!(namespace, identity, "waiting for leadership");
         elector.acquire().await;
+        metrics.leader.set(1);
         tracing::info!(namespace, identity, "leading; controllers starting");
         tokio::select! {
             _ = cascade_operator::controller::run(ctx) => Ok(()),
@@ -57,7 +68,7 @@ fn run(namespace: String) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::Run { namespace } => run(namespace),
+        Command::Run { namespace, http } => run(namespace, http),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {
             let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();

@@ -1,17 +1,89 @@
-//! Operator metrics, prefixed `cascade_operator_`.
+//! Operator metrics, prefixed `cascade_operator_`, and the probes its HTTP listener serves
+//! (`/metrics`, `/healthz`, `/readyz`, with the relay's tiny HTTP responder).
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 pub struct Metrics {
     pub registry: Registry,
+    pub reconciles: IntCounterVec,
     pub reconcile_errors: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    pub managed: IntGaugeVec,
+    pub leader: IntGauge,
+    ready: AtomicBool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let registry = Registry::new();
+        let reconciles = IntCounterVec::new(Opts::new("cascade_operator_reconciles_total", "Reconciles started, by kind"), &["kind"]).expect("valid metric");
         let reconcile_errors = IntCounterVec::new(Opts::new("cascade_operator_reconcile_errors_total", "Failed reconciles, by kind and error"), &["kind", "error"]).expect("valid metric");
-        registry.register(Box::new(reconcile_errors.clone())).expect("unique metric");
-        Self { registry, reconcile_errors }
+        let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let reconcile_duration = HistogramVec::new(HistogramOpts::new("cascade_operator_reconcile_duration_seconds", "Reconcile duration, by kind").buckets(buckets), &["kind"]).expect("valid metric");
+        let managed = IntGaugeVec::new(Opts::new("cascade_operator_managed_objects", "Custom resources the operator manages, by kind"), &["kind"]).expect("valid metric");
+        let leader = IntGauge::new("cascade_operator_leader", "1 while this replica holds the leader Lease").expect("valid metric");
+        for c in [Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>, Box::new(reconcile_errors.clone()), Box::new(reconcile_duration.clone()), Box::new(managed.clone()), Box::new(leader.clone())] {
+            registry.register(c).expect("unique metric");
+        }
+        Self { registry, reconciles, reconcile_errors, reconcile_duration, managed, leader, ready: AtomicBool::new(false) }
+    }
+}
+
+/// Counts a reconcile when created and records its duration when dropped.
+pub struct Timer<'a> {
+    metrics: &'a Metrics,
+    kind: &'static str,
+    started: Instant,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        self.metrics.reconcile_duration.with_label_values(&[self.kind]).observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Metrics {
+    pub fn reconcile(&self, kind: &'static str) -> Timer<'_> {
+        self.reconciles.with_label_values(&[kind]).inc();
+        Timer { metrics: self, kind, started: Instant::now() }
+    }
+
+    /// Ready once the operator reached the API server and holds its master key (standby
+    /// replicas are ready too: they are healthy and waiting for the Lease).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+}
+
+impl cascade_relay::http::Probes for Metrics {
+    fn metrics(&self) -> String {
+        let mut out = Vec::new();
+        use prometheus::Encoder;
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cascade_relay::http::Probes;
+
+    #[test]
+    fn reconciles_are_counted_and_timed() {
+        let m = super::Metrics::default();
+        drop(m.reconcile("ApiKey"));
+        m.managed.with_label_values(&["ApiKey"]).set(3);
+        let text = m.metrics();
+        assert!(text.contains("cascade_operator_reconciles_total{kind=\"ApiKey\"} 1"), "{text}");
+        assert!(text.contains("cascade_operator_reconcile_duration_seconds_count{kind=\"ApiKey\"} 1"));
+        assert!(text.contains("cascade_operator_managed_objects{kind=\"ApiKey\"} 3"));
+        assert!(!m.ready());
+        m.set_ready();
+        assert!(m.ready());
     }
 }

@@ -109,9 +109,11 @@ async fn once(ctx: &Context, ns: &str, name: &str, pool: &RelayPool, make: impl 
 }
 
 pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile("RelayPool");
     let (ns, name) = key_of(&*pool);
     let mut inputs = gather(&ctx, &pool).await?;
     ensure_generated_keys(&ctx, &pool, &mut inputs).await?;
+    ctx.metrics.managed.with_label_values(&["SendingDomain"]).set(inputs.domains.len() as i64);
     let (material, private) = material(&ctx, &inputs).await?;
     let now_unix = cascade_relay::time::now_unix();
     let now = cascade_relay::time::rfc3339_utc(now_unix);

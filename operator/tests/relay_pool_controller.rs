@@ -79,6 +79,21 @@ async fn pools_render_bundles_statuses_and_revocations() {
     assert!(note.contains("main-relay-config"), "{note}");
     support::operator::event(&client, "cascade-system", "main", "WorkloadApplied").await;
 
+    // The operator's probes: metrics of the reconciles just seen, health and readiness.
+    let probes = support::operator::serve_probes(op.ctx.metrics.clone()).await;
+    assert!(support::operator::http_get(probes, "/readyz").await.starts_with("HTTP/1.1 503"), "not ready before the master key is loaded");
+    op.ctx.metrics.set_ready();
+    assert!(support::operator::http_get(probes, "/readyz").await.starts_with("HTTP/1.1 200"));
+    assert!(support::operator::http_get(probes, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let text = support::operator::until("managed-object gauges", || async {
+        let t = support::operator::http_get(probes, "/metrics").await;
+        t.contains("cascade_operator_managed_objects{kind=\"RelayPool\"} 1").then_some(t)
+    })
+    .await;
+    for series in ["cascade_operator_reconciles_total{kind=\"RelayPool\"}", "cascade_operator_reconcile_duration_seconds_count{kind=\"DkimKey\"}", "cascade_operator_managed_objects{kind=\"SendingDomain\"} 2"] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+
     // Steady state: the bundle is not rewritten.
     let version = || async { secrets.api("cascade-system").get("main-relay-config").await.unwrap().metadata.resource_version };
     let before = version().await;

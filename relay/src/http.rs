@@ -1,6 +1,7 @@
 //! The HTTP listener: `GET /metrics` (Prometheus text), `/healthz` (the process runs) and
-//! `/readyz` (accepting mail; fails during shutdown). A deliberately tiny HTTP/1.1 responder:
-//! one request per connection, bounded header size and time, GET only.
+//! `/readyz` (ready for work; the relay fails it during shutdown). A deliberately tiny HTTP/1.1
+//! responder: one request per connection, bounded header size, time and concurrency, GET only.
+//! The operator serves its probes with the same code.
 
 use crate::relay::Relay;
 use std::sync::Arc;
@@ -9,28 +10,38 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-pub async fn serve(listener: TcpListener, relay: Arc<Relay>) {
+/// What a process exposes on its HTTP listener.
+pub trait Probes: Send + Sync + 'static {
+    /// Prometheus text exposition.
+    fn metrics(&self) -> String;
+    fn ready(&self) -> bool;
+}
+
+impl Probes for Relay {
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
+    fn ready(&self) -> bool {
+        self.is_ready()
+    }
+}
+
+/// Answers requests until the task is dropped (the relay keeps answering during shutdown, with
+/// `/readyz` at 503, until the process exits).
+pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>) {
     let slots = Arc::new(Semaphore::new(64));
-    let mut shutdown = relay.shutdown_signal();
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = crate::relay::Relay::stopped(&mut shutdown) => {
-                // Keep answering probes (readyz says 503) until the process exits.
-                listener.accept().await
-            }
-        };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, _)) = listener.accept().await else { continue };
         let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-        let relay = relay.clone();
+        let probes = probes.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, &relay)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, &*probes)).await;
             drop(permit);
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, relay: &Relay) -> std::io::Result<()> {
+async fn handle(mut stream: TcpStream, probes: &dyn Probes) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
@@ -50,9 +61,9 @@ async fn handle(mut stream: TcpStream, relay: &Relay) -> std::io::Result<()> {
         return respond(&mut stream, 405, "text/plain", "only GET is supported\n").await;
     }
     match path {
-        "/metrics" => respond(&mut stream, 200, "text/plain; version=0.0.4", &relay.metrics.render()).await,
+        "/metrics" => respond(&mut stream, 200, "text/plain; version=0.0.4", &probes.metrics()).await,
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n").await,
-        "/readyz" if relay.is_ready() => respond(&mut stream, 200, "text/plain", "ready\n").await,
+        "/readyz" if probes.ready() => respond(&mut stream, 200, "text/plain", "ready\n").await,
         "/readyz" => respond(&mut stream, 503, "text/plain", "not ready\n").await,
         _ => respond(&mut stream, 404, "text/plain", "not found\n").await,
     }

@@ -68,3 +68,22 @@ pub async fn event(client: &kube::Client, ns: &str, regarding: &str, reason: &st
     })
     .await
 }
+
+/// Serves the operator's probes on a loopback port, as `cascade-operator run` does; returns the
+/// address.
+pub async fn serve_probes(metrics: Arc<cascade_operator::metrics::Metrics>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(cascade_relay::http::serve(listener, metrics));
+    addr
+}
+
+/// One GET; the whole response (status line, headers, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
+    out
+}
