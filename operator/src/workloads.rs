@@ -4,7 +4,8 @@
 //! `get`/`list`/`watch` on its one configuration Secret by name and nothing else (the relay
 //! watches it, see `cascade_relay::watch`, so a revocation needs no pod restart), a Service, a headless
 //! Service for the StatefulSet, a PodDisruptionBudget, a NetworkPolicy (ingress only to the SMTP
-//! and HTTP ports, from the allowed client networks; egress only DNS and SMTP) and, with
+//! and HTTP ports, from the tenant namespaces and the allowed client networks; egress only DNS,
+//! SMTP and the Kubernetes API for the configuration watch) and, with
 //! `autoscaling`, a HorizontalPodAutoscaler.
 
 use cascade_crds::v1alpha1::RelayPool;
@@ -15,7 +16,7 @@ use k8s_openapi::api::networking::v1::*;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
@@ -192,13 +193,32 @@ fn np_port(port: u16, protocol: &str) -> NetworkPolicyPort {
     NetworkPolicyPort { port: Some(IntOrString::Int(i32::from(port))), protocol: Some(protocol.into()), ..Default::default() }
 }
 
+/// Who may reach the relay's ports: pods in the tenant namespaces (by name and by labels, as the
+/// pool selects them) and the `allowedClientCidrs` networks.
+fn allowed_peers(pool: &RelayPool) -> Vec<NetworkPolicyPeer> {
+    let t = &pool.spec.tenants;
+    let namespaces = |selector: LabelSelector| NetworkPolicyPeer { namespace_selector: Some(selector), ..Default::default() };
+    let mut peers = Vec::new();
+    if !t.match_names.is_empty() {
+        let by_name = LabelSelectorRequirement { key: "kubernetes.io/metadata.name".into(), operator: "In".into(), values: Some(t.match_names.clone()) };
+        peers.push(namespaces(LabelSelector { match_expressions: Some(vec![by_name]), ..Default::default() }));
+    }
+    if !t.match_labels.is_empty() {
+        peers.push(namespaces(LabelSelector { match_labels: Some(t.match_labels.clone()), ..Default::default() }));
+    }
+    peers.extend(pool.spec.allowed_client_cidrs.iter().map(|c| NetworkPolicyPeer { ip_block: Some(IPBlock { cidr: c.clone(), except: None }), ..Default::default() }));
+    peers
+}
+
 pub fn network_policy(pool: &RelayPool) -> NetworkPolicy {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
-    let from: Option<Vec<NetworkPolicyPeer>> = (!pool.spec.allowed_client_cidrs.is_empty())
-        .then(|| pool.spec.allowed_client_cidrs.iter().map(|c| NetworkPolicyPeer { ip_block: Some(IPBlock { cidr: c.clone(), except: None }), ..Default::default() }).collect());
+    // No peers at all admits nobody (an empty `from` would admit everyone).
+    let from = Some(allowed_peers(pool));
     let smtp_out = [25, 465, 587].into_iter().map(|p| np_port(p, "TCP"));
     let dns_out = [np_port(53, "UDP"), np_port(53, "TCP")];
+    // The API server (Service port 443, endpoints usually 6443) for the configuration watch.
+    let api_out = [np_port(443, "TCP"), np_port(6443, "TCP")];
     NetworkPolicy {
         metadata: meta(pool, format!("{name}-relay")),
         spec: Some(NetworkPolicySpec {
@@ -208,7 +228,7 @@ pub fn network_policy(pool: &RelayPool) -> NetworkPolicy {
                 from,
                 ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
             }]),
-            egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).collect()), to: None }]),
+            egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).chain(api_out).collect()), to: None }]),
         }),
     }
 }
@@ -307,16 +327,21 @@ mod tests {
     }
 
     #[test]
-    fn network_policy_admits_only_smtp_and_http_from_allowed_networks() {
-        let np = network_policy(&pool(serde_json::json!({ "allowedClientCidrs": ["10.0.0.0/8"] }))).spec.unwrap();
+    fn network_policy_admits_only_smtp_and_http_from_tenant_namespaces_and_allowed_networks() {
+        let spec = serde_json::json!({ "allowedClientCidrs": ["10.0.0.0/8"], "tenants": { "matchNames": ["shop"], "matchLabels": { "cascade-mail.com/tenant": "yes" } } });
+        let np = network_policy(&pool(spec)).spec.unwrap();
         let ingress = &np.ingress.unwrap()[0];
-        assert_eq!(ingress.from.clone().unwrap()[0].ip_block.clone().unwrap().cidr, "10.0.0.0/8");
+        let from = ingress.from.clone().unwrap();
+        let by_name = from[0].namespace_selector.clone().unwrap().match_expressions.unwrap();
+        assert_eq!((by_name[0].key.as_str(), by_name[0].operator.as_str(), by_name[0].values.clone().unwrap()), ("kubernetes.io/metadata.name", "In", vec!["shop".to_string()]));
+        assert_eq!(from[1].namespace_selector.clone().unwrap().match_labels.unwrap()["cascade-mail.com/tenant"], "yes");
+        assert_eq!(from[2].ip_block.clone().unwrap().cidr, "10.0.0.0/8");
         let ports: Vec<_> = ingress.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
         assert_eq!(ports, vec![IntOrString::Int(587), IntOrString::Int(465), IntOrString::Int(9587)]);
         let egress: Vec<_> = np.egress.unwrap()[0].ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
-        assert_eq!(egress, [53, 53, 25, 465, 587].map(IntOrString::Int).to_vec());
-        // No allowed networks: ingress open to any client, still only on the relay's ports.
-        assert!(network_policy(&pool(serde_json::json!({}))).spec.unwrap().ingress.unwrap()[0].from.is_none());
+        assert_eq!(egress, [53, 53, 25, 465, 587, 443, 6443].map(IntOrString::Int).to_vec());
+        // No tenants and no networks: an empty list of peers, which admits nobody.
+        assert_eq!(network_policy(&pool(serde_json::json!({}))).spec.unwrap().ingress.unwrap()[0].from, Some(vec![]));
     }
 
     #[test]

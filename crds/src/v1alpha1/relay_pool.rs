@@ -54,7 +54,10 @@ pub struct RelayPoolSpec {
     /// Which namespaces' SendingDomains and ApiKeys this pool serves (empty: none).
     #[serde(default)]
     pub tenants: NamespaceSelector,
-    /// Client networks (CIDR) allowed to connect; empty means any.
+    /// Client networks (CIDR) allowed to connect besides pods in the tenant namespaces. The
+    /// pool's NetworkPolicy admits exactly the tenant namespaces and these networks (list
+    /// `0.0.0.0/0` to admit everyone); when set, the relay also refuses any other address, so
+    /// include the pod network if tenants connect from inside the cluster.
     #[serde(default)]
     pub allowed_client_cidrs: Vec<String>,
 }
