@@ -23,6 +23,8 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("generating or sealing key material: {0}")]
     Key(String),
+    #[error("reading a Secret the resources name: {0}")]
+    Input(String),
 }
 
 impl ReconcileError {
@@ -30,6 +32,7 @@ impl ReconcileError {
         match self {
             Self::Kube(_) => "kube",
             Self::Key(_) => "key",
+            Self::Input(_) => "input",
         }
     }
 }

@@ -41,7 +41,14 @@ async fn gather(ctx: &Context, pool: &RelayPool) -> Result<Inputs, kube::Error> 
         dkim_keys: Api::<DkimKey>::all(ctx.client.clone()).list(&lp).await?.items,
         api_keys: Api::<ApiKey>::all(ctx.client.clone()).list(&lp).await?.items,
         namespace_labels: BTreeMap::new(),
+        secrets: BTreeMap::new(),
     };
+    let (ns, _) = key_of(pool);
+    if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.clone()) {
+        if let Some(data) = ctx.secrets.get(&ns, &secret).await? {
+            inputs.secrets.insert((ns, secret), data);
+        }
+    }
     if !pool.spec.tenants.match_labels.is_empty() {
         let namespaces: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ctx.namespaces);
         for ns in namespaces.list(&lp).await?.items {
@@ -152,6 +159,11 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         bundle.insert(file.into(), tls.get(file).cloned().unwrap_or_default());
     }
     bundle.insert("spool.key".into(), spool_key.get("spool.key").cloned().unwrap_or_default());
+    if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
+        // evaluate() accepted this Secret, so its files are there.
+        let (_, files) = evaluate::smarthost_files(secret, inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(ReconcileError::Input)?;
+        bundle.extend(files);
+    }
     for t in &plan.config.tenants {
         for d in &t.domains {
             for k in &d.dkim {

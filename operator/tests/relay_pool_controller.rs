@@ -135,4 +135,26 @@ async fn pools_render_bundles_statuses_and_revocations() {
         String::from_utf8_lossy(data.get("relay.yaml")?).contains("name: shop.example").then_some(())
     })
     .await;
+
+    // A smarthost with credentials from a Secret: the pool waits for the Secret (InvalidSpec),
+    // then the bundle carries the username and the password file, never the password inline.
+    let smarthost = serde_json::json!({"spec": {"delivery": {"mode": "smarthost", "smarthost": {"address": "smtp.provider.test:587", "credentialsSecret": "upstream"}}}});
+    pools.patch("main", &PatchParams::default(), &Patch::Merge(&smarthost)).await.unwrap();
+    until("InvalidSpec while the Secret is missing", || async {
+        let st = pools.get("main").await.ok()?.status?;
+        st.conditions.iter().find(|c| c.type_ == "Ready" && c.reason == "InvalidSpec" && c.message.contains("upstream")).map(|_| ())
+    })
+    .await;
+    let creds = [("username", "relayuser"), ("password", "s3cret-pass")].map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())).into();
+    secrets.apply("cascade-system", "upstream", &creds, Default::default(), None).await.unwrap();
+    // (The pool re-reads the Secret on its next reconcile; a pool change triggers one now.)
+    pools.patch("main", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"metadata": {"annotations": {"touch": "1"}}}))).await.unwrap();
+    let data = until("the smarthost credentials in the bundle", || async {
+        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+        data.contains_key("smarthost.password").then_some(data)
+    })
+    .await;
+    assert_eq!(data["smarthost.password"], b"s3cret-pass");
+    let yaml = String::from_utf8_lossy(&data["relay.yaml"]).into_owned();
+    assert!(yaml.contains("username: relayuser") && yaml.contains("passwordFile: smarthost.password") && !yaml.contains("s3cret-pass"), "{yaml}");
 }

@@ -14,10 +14,30 @@ OPERATOR = BINARY.parent / "cascade-operator"
 EXAMPLE = ROOT / "examples" / "cascade.yaml"
 
 
-def render(out):
-    r = subprocess.run([str(OPERATOR), "render", "-f", str(EXAMPLE), "-o", str(out)], capture_output=True, text=True)
+def render(out, files=(EXAMPLE,)):
+    args = [a for f in files for a in ("-f", str(f))]
+    r = subprocess.run([str(OPERATOR), "render", *args, "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r
+
+
+def run_rendered(out, creds, cleanup, mx_port=25, dns_port=None):
+    """Runs the rendered bundle on loopback ports, pointed at the test DNS server and sink."""
+    relay = Relay.__new__(Relay)
+    relay.dir = out / "relay"
+    relay.submission, relay.submissions, relay.http = free_port(), free_port(), free_port()
+    relay.creds = creds
+    cfg = (out / "relay" / "relay.yaml").read_text()
+    cfg = cfg.replace("0.0.0.0:587", f"127.0.0.1:{relay.submission}").replace("0.0.0.0:465", f"127.0.0.1:{relay.submissions}")
+    cfg = cfg.replace("0.0.0.0:9587", f"127.0.0.1:{relay.http}").replace("mxPort: 25", f"mxPort: {mx_port}")
+    if dns_port:
+        cfg = cfg.replace("nameservers: []", f"nameservers: ['127.0.0.1:{dns_port}']")
+    relay.config = out / "relay" / "test.yaml"
+    relay.config.write_text(cfg)
+    relay.proc = None
+    relay.start()
+    cleanup(relay.stop)
+    return relay
 
 
 def test_rendered_bundle_runs_and_signs_verifiably(workdir, dns_server, cleanup):
@@ -34,20 +54,7 @@ def test_rendered_bundle_runs_and_signs_verifiably(workdir, dns_server, cleanup)
     sink = Sink(workdir).start()
     cleanup(sink.stop)
 
-    # Run the rendered bundle on loopback ports, pointed at the test DNS server and sink.
-    relay = Relay.__new__(Relay)
-    relay.dir = out / "relay"
-    relay.submission, relay.submissions, relay.http = free_port(), free_port(), free_port()
-    relay.creds = creds
-    cfg = (out / "relay" / "relay.yaml").read_text()
-    cfg = cfg.replace("0.0.0.0:587", f"127.0.0.1:{relay.submission}").replace("0.0.0.0:465", f"127.0.0.1:{relay.submissions}")
-    cfg = cfg.replace("0.0.0.0:9587", f"127.0.0.1:{relay.http}")
-    cfg = cfg.replace("mxPort: 25", f"mxPort: {sink.port}").replace("nameservers: []", f"nameservers: ['127.0.0.1:{dns.port}']")
-    relay.config = out / "relay" / "test.yaml"
-    relay.config.write_text(cfg)
-    relay.proc = None
-    relay.start()
-    cleanup(relay.stop)
+    relay = run_rendered(out, creds, cleanup, mx_port=sink.port, dns_port=dns.port)
 
     r = relay.swaks(sender="orders@shop.example", header="From: Shop <orders@shop.example>")
     assert r.returncode == 0, r.stdout
@@ -57,3 +64,38 @@ def test_rendered_bundle_runs_and_signs_verifiably(workdir, dns_server, cleanup)
     assert dkim.verify(data, dnsfunc=lookup)
     # The key may send only as its tenant's domains.
     assert "550 5.7.1" in relay.swaks(sender="dev@example.test").stdout
+
+
+def test_a_smarthost_with_credentials_from_a_secret(workdir, cleanup):
+    """The pool's smarthost credentialsSecret (here a Secret document next to the resources)
+    becomes the relay's AUTH username, password file and CA: delivery is verified TLS + AUTH."""
+    sink = Sink(workdir, auth=("relayuser", "s3cret-pass")).start()
+    cleanup(sink.stop)
+    pool = EXAMPLE.read_text().replace(
+        "    mode: mx\n    tls: opportunistic\n",
+        f"    mode: smarthost\n    smarthost:\n      address: 127.0.0.1:{sink.port}\n      tls: required\n      credentialsSecret: upstream\n",
+    )
+    assert "credentialsSecret" in pool
+    resources = workdir / "resources.yaml"
+    resources.write_text(pool)
+    secret = workdir / "secret.yaml"
+    ca = "\n".join("      " + l for l in sink.cert.read_text().splitlines())
+    secret.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: upstream, namespace: cascade-system}\n"
+        f"stringData:\n  username: relayuser\n  password: s3cret-pass\n  ca.crt: |\n{ca}\n"
+    )
+    out = workdir / "out"
+    render(out, [resources, secret])
+    assert (out / "relay" / "smarthost.password").read_text() == "s3cret-pass"
+    assert "s3cret-pass" not in (out / "relay" / "relay.yaml").read_text()
+    creds = json.loads((out / "credentials" / "shop.web.json").read_text())
+    relay = run_rendered(out, creds, cleanup)
+    assert relay.swaks(sender="orders@shop.example", header="From: Shop <orders@shop.example>").returncode == 0
+    msgs = wait_until(lambda: sink.messages, 30, "delivery through the smarthost")
+    assert msgs[0][3] is True  # over TLS
+    assert sink.logins == [("relayuser", True)]
+    assert "s3cret-pass" not in relay.log_text()
+
+    # Without the Secret, render says what is missing.
+    r = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(workdir / "out2")], capture_output=True, text=True)
+    assert r.returncode != 0 and 'Secret "upstream" not found' in r.stderr, r.stderr

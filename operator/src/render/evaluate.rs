@@ -27,6 +27,27 @@ pub struct Inputs {
     pub api_keys: Vec<ApiKey>,
     /// Labels of each namespace (for the pools' namespace selectors).
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Secrets the pools name (smarthost credentials), with their decoded data.
+    pub secrets: BTreeMap<Key, BTreeMap<String, Vec<u8>>>,
+}
+
+/// Where the smarthost AUTH password and CA bundle live inside the relay bundle.
+pub const SMARTHOST_PASSWORD_FILE: &str = "smarthost.password";
+pub const SMARTHOST_CA_FILE: &str = "smarthost-ca.crt";
+
+/// The bundle files a smarthost credentials Secret (`username`, `password`, optional `ca.crt`)
+/// becomes, or what is wrong with it.
+pub fn smarthost_files(secret: &str, data: Option<&BTreeMap<String, Vec<u8>>>) -> Result<(String, BTreeMap<String, Vec<u8>>), String> {
+    let data = data.ok_or_else(|| format!("delivery.smarthost.credentialsSecret: Secret {secret:?} not found in the pool's namespace"))?;
+    let text = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).trim().to_string()).filter(|v| !v.is_empty());
+    let (Some(username), Some(password)) = (text("username"), text("password")) else {
+        return Err(format!("delivery.smarthost.credentialsSecret: Secret {secret:?} needs non-empty keys username and password"));
+    };
+    let mut files = BTreeMap::from([(SMARTHOST_PASSWORD_FILE.to_string(), password.into_bytes())]);
+    if let Some(ca) = data.get("ca.crt") {
+        files.insert(SMARTHOST_CA_FILE.to_string(), ca.clone());
+    }
+    Ok((username, files))
 }
 
 /// Public halves of the key material, which the shell generated or loaded.
@@ -310,14 +331,14 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         PoolDeliveryMode::Mx => rc::Delivery { mode: rc::DeliveryMode::Mx, tls: spec.delivery.tls, ..Default::default() },
         PoolDeliveryMode::Smarthost => {
             let s = spec.delivery.smarthost.as_ref().ok_or("delivery.smarthost is required when mode is smarthost")?;
-            if s.credentials_secret.is_some() {
-                return Err("delivery.smarthost.credentialsSecret is not rendered yet (the relay needs the Secret's values)".into());
+            let mut smarthost = rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None };
+            if let Some(secret) = &s.credentials_secret {
+                let (username, files) = smarthost_files(secret, inputs.secrets.get(&(key_of(pool).0, secret.clone())))?;
+                smarthost.username = Some(username);
+                smarthost.password_file = Some(SMARTHOST_PASSWORD_FILE.into());
+                smarthost.ca_file = files.contains_key(SMARTHOST_CA_FILE).then(|| SMARTHOST_CA_FILE.into());
             }
-            rc::Delivery {
-                mode: rc::DeliveryMode::Smarthost,
-                smarthost: Some(rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None }),
-                ..Default::default()
-            }
+            rc::Delivery { mode: rc::DeliveryMode::Smarthost, smarthost: Some(smarthost), ..Default::default() }
         }
     };
     let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| format!("limits.maxMessageSize: {e}"))?;

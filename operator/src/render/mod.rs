@@ -1,6 +1,7 @@
 //! `cascade-operator render -f FILE... -o OUT`: the operator's evaluation without a cluster.
 //!
-//! Reads custom resources (and optional `Namespace` objects, for label selectors) from YAML,
+//! Reads custom resources (and optional `Namespace` objects, for label selectors, and `Secret`
+//! objects, for a smarthost's credentials) from YAML,
 //! loads or creates the key material under OUT, runs [`evaluate`], and writes:
 //! - `OUT/relay/` — `relay.yaml` and everything it references (TLS certificate, spool key, DKIM
 //!   keys), ready for `cascade-relay serve --config OUT/relay/relay.yaml`;
@@ -42,6 +43,11 @@ pub fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Inputs> {
                 inputs.namespace_labels.insert(name.to_string(), labels);
                 continue;
             }
+            if kind == "Secret" && api == "v1" {
+                let (key, data) = secret_doc(&doc).with_context(at)?;
+                inputs.secrets.insert(key, data);
+                continue;
+            }
             if api != "cascade-mail.com/v1alpha1" {
                 bail!("{}: apiVersion {api:?} kind {kind:?} is not a Cascade resource (cascade-mail.com/v1alpha1)", at());
             }
@@ -58,6 +64,22 @@ pub fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Inputs> {
         }
     }
     Ok(inputs)
+}
+
+/// A `v1 Secret` document (smarthost credentials): `data` (base64) and `stringData` merged.
+fn secret_doc(doc: &serde_json::Value) -> anyhow::Result<(Key, BTreeMap<String, Vec<u8>>)> {
+    use base64::Engine;
+    let text = |p: &str| doc.pointer(p).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
+    let key = (text("/metadata/namespace").context("metadata.namespace is required")?.to_string(), text("/metadata/name").context("metadata.name is required")?.to_string());
+    let mut data = BTreeMap::new();
+    for (k, v) in doc.get("data").and_then(|d| d.as_object()).into_iter().flatten() {
+        let value = v.as_str().and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok()).with_context(|| format!("data.{k} is not base64"))?;
+        data.insert(k.clone(), value);
+    }
+    for (k, v) in doc.get("stringData").and_then(|d| d.as_object()).into_iter().flatten() {
+        data.insert(k.clone(), v.as_str().with_context(|| format!("stringData.{k} is not a string"))?.as_bytes().to_vec());
+    }
+    Ok((key, data))
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -121,6 +143,12 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
         let (cert, key) = cascade_relay::tls::self_signed(&[plan.config.hostname.as_str()]).map_err(|e| anyhow::anyhow!(e))?;
         write_private(&relay.join("tls.key"), key.as_bytes())?;
         write_private(&relay.join("tls.crt"), cert.as_bytes())?;
+    }
+    if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
+        let (_, files) = evaluate::smarthost_files(secret, inputs.secrets.get(&(key_of(&pool).0, secret.clone()))).map_err(|e| anyhow::anyhow!(e))?;
+        for (name, contents) in files {
+            write_private(&relay.join(name), &contents)?;
+        }
     }
     if !relay.join("spool.key").exists() {
         write_private(&relay.join("spool.key"), cascade_relay::spool::format::KeyRing::generate_line("k1")?.as_bytes())?;

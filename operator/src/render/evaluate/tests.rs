@@ -189,3 +189,26 @@ fn the_rendered_config_passes_the_relays_own_checks() {
     let back = cascade_relay::config::parse("relay.yaml", &yaml).unwrap();
     assert_eq!(back, p.config);
 }
+
+#[test]
+fn smarthost_credentials_come_from_the_named_secret() {
+    let mut inputs = world(vec![], vec![]);
+    let spec = serde_json::json!({ "mode": "smarthost", "smarthost": { "address": "smtp.provider.test:587", "tls": "required", "credentialsSecret": "upstream" } });
+    inputs.pools[0].spec.delivery = serde_json::from_value(spec).unwrap();
+    let err = evaluate(&inputs.pools[0], &inputs, &material(&inputs), 0, "t").unwrap_err();
+    assert!(err.contains(r#"Secret "upstream" not found in the pool's namespace"#), "{err}");
+
+    inputs.secrets.insert(k("platform", "upstream"), [("username".to_string(), b"relay".to_vec())].into());
+    let err = evaluate(&inputs.pools[0], &inputs, &material(&inputs), 0, "t").unwrap_err();
+    assert!(err.contains("needs non-empty keys username and password"), "{err}");
+
+    let data = [("username", "relay\n"), ("password", "s3cret"), ("ca.crt", "PEM")].map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()));
+    inputs.secrets.insert(k("platform", "upstream"), data.into());
+    let s = plan(&inputs).config.delivery.smarthost.unwrap();
+    assert_eq!((s.username.as_deref(), s.password_file.as_deref(), s.ca_file.as_deref()), (Some("relay"), Some(SMARTHOST_PASSWORD_FILE), Some(SMARTHOST_CA_FILE)));
+    let (_, files) = smarthost_files("upstream", inputs.secrets.get(&k("platform", "upstream"))).unwrap();
+    assert_eq!(files[SMARTHOST_PASSWORD_FILE], b"s3cret");
+    // A Secret in another namespace is not the pool's.
+    inputs.secrets = [(k("shop", "upstream"), inputs.secrets[&k("platform", "upstream")].clone())].into();
+    assert!(evaluate(&inputs.pools[0], &inputs, &material(&inputs), 0, "t").is_err());
+}
