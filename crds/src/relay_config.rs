@@ -33,6 +33,11 @@ pub struct RelayConfig {
     /// Protocol limits and timeouts.
     #[serde(default)]
     pub limits: Limits,
+    /// Key ring (the spool key format) that decrypts DKIM key files whose name ends in `.sealed`
+    /// (AES-256-GCM, each bound to its file name). The operator seals the DKIM keys of the bundle
+    /// it renders, and mounts this key from a separate Secret the relay cannot read through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealing_key_file: Option<String>,
 }
 
 /// Listener addresses. An empty list disables that listener.

@@ -29,11 +29,11 @@ pub async fn ensure(store: &SecretStore, namespace: &str) -> anyhow::Result<KeyR
 /// Encrypts `plaintext` bound to `context` (e.g. `namespace/name`): a copy moved elsewhere does
 /// not decrypt.
 pub fn seal(ring: &KeyRing, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, format::FormatError> {
-    format::seal(ring, context, b"", &[plaintext])
+    format::seal_blob(ring, context, plaintext)
 }
 
 pub fn open(ring: &KeyRing, context: &str, sealed: &[u8]) -> Result<Vec<u8>, format::FormatError> {
-    format::open(ring, context, sealed.to_vec()).map(|(_, plaintext)| plaintext)
+    format::open_blob(ring, context, sealed)
 }
 
 #[cfg(test)]

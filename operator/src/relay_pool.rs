@@ -18,6 +18,7 @@ use crate::Context;
 use cascade_crds::conditions::{self, types};
 use cascade_crds::v1alpha1::*;
 use cascade_relay::policy::auth::{format_secret_hash, hash_secret};
+use cascade_relay::spool::format::KeyRing;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -28,6 +29,15 @@ use std::time::Duration;
 pub fn bundle_secret(pool: &str) -> String {
     format!("{pool}-relay-config")
 }
+
+/// The pool's own keys: the spool key and the key that seals the DKIM keys in the bundle. Mounted
+/// into the relay pods, never part of the bundle.
+pub fn keys_secret(pool: &str) -> String {
+    format!("{pool}-keys")
+}
+
+pub const SPOOL_KEY: &str = "spool.key";
+pub const SEALING_KEY: &str = "sealing.key";
 
 fn labels(pool: &str) -> BTreeMap<String, String> {
     [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/relay-pool".to_string(), pool.to_string())].into()
@@ -135,11 +145,13 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         }
     };
 
-    let spool_key = once(&ctx, &ns, &format!("{name}-spool-key"), &pool, || {
-        let line = cascade_relay::spool::format::KeyRing::generate_line("k1").map_err(|e| e.to_string())?;
-        Ok([("spool.key".to_string(), line.into_bytes())].into())
+    let keys = once(&ctx, &ns, &keys_secret(&name), &pool, || {
+        let line = |id: &str| KeyRing::generate_line(id).map(String::into_bytes).map_err(|e| e.to_string());
+        Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?)].into())
     })
     .await?;
+    let sealing = keys.get(SEALING_KEY).and_then(|b| KeyRing::parse(&String::from_utf8_lossy(b)).ok());
+    let sealing = sealing.ok_or_else(|| ReconcileError::Key(format!("Secret {} has no valid {SEALING_KEY}", keys_secret(&name))))?;
     let tls = match &pool.spec.tls.secret_name {
         Some(secret) => ctx.secrets.get(&ns, secret).await?.unwrap_or_default(),
         None => {
@@ -150,31 +162,45 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
             .await?
         }
     };
+    // In the pod: the spool on its volume; the spool and sealing keys mounted from `<pool>-keys`
+    // (which the relay's account cannot read through the API); DKIM keys sealed in the bundle.
     let mut config = plan.config.clone();
     config.spool.dir = crate::workloads::SPOOL_DIR.into();
+    config.spool.key_file = format!("{}/{SPOOL_KEY}", crate::workloads::KEYS_DIR);
+    config.sealing_key_file = Some(format!("{}/{SEALING_KEY}", crate::workloads::KEYS_DIR));
+    let mut sealed_files = BTreeMap::new();
+    for t in &mut config.tenants {
+        for d in &mut t.domains {
+            for k in &mut d.dkim {
+                let Some((_, pem)) = private.iter().find(|(kk, _)| evaluate::dkim_key_file(kk) == k.key_file) else { continue };
+                k.key_file = format!("{}.sealed", k.key_file);
+                let sealed = cascade_relay::spool::format::seal_blob(&sealing, &k.key_file, pem).map_err(|e| ReconcileError::Key(e.to_string()))?;
+                sealed_files.insert(k.key_file.clone(), sealed);
+            }
+        }
+    }
     let yaml = serde_saphyr::to_string(&config).map_err(|e| ReconcileError::Key(e.to_string()))?;
     let mut bundle: SecretData = BTreeMap::new();
     bundle.insert("relay.yaml".into(), yaml.clone().into_bytes());
     for file in ["tls.crt", "tls.key"] {
         bundle.insert(file.into(), tls.get(file).cloned().unwrap_or_default());
     }
-    bundle.insert("spool.key".into(), spool_key.get("spool.key").cloned().unwrap_or_default());
+
     if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
         // evaluate() accepted this Secret, so its files are there.
         let (_, files) = evaluate::smarthost_files(secret, inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(ReconcileError::Input)?;
         bundle.extend(files);
     }
-    for t in &plan.config.tenants {
-        for d in &t.domains {
-            for k in &d.dkim {
-                let key = private.iter().find(|(kk, _)| evaluate::dkim_key_file(kk) == k.key_file);
-                if let Some((_, pem)) = key {
-                    bundle.insert(k.key_file.clone(), pem.clone());
-                }
-            }
-        }
+    // Sealing is randomized: keep the sealed files already published while their keys are the same.
+    let current = ctx.secrets.get(&ns, &bundle_secret(&name)).await?;
+    for (file, sealed) in sealed_files {
+        let published = current.as_ref().and_then(|c| c.get(&file)).filter(|old| {
+            let now = cascade_relay::spool::format::open_blob(&sealing, &file, &sealed).ok();
+            now.is_some() && cascade_relay::spool::format::open_blob(&sealing, &file, old).ok() == now
+        });
+        bundle.insert(file, published.cloned().unwrap_or(sealed));
     }
-    if ctx.secrets.get(&ns, &bundle_secret(&name)).await?.as_ref() != Some(&bundle) {
+    if current.as_ref() != Some(&bundle) {
         ctx.secrets.apply(&ns, &bundle_secret(&name), &bundle, labels(&name), pool.controller_owner_ref(&())).await?;
         tracing::info!(namespace = %ns, relay_pool = %name, api_keys = plan.config.api_keys.len(), "relay configuration bundle updated");
         let domains: usize = plan.config.tenants.iter().map(|t| t.domains.len()).sum();

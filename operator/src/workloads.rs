@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 /// Where the relay finds its files inside the pod.
 pub const CONFIG_DIR: &str = "/etc/cascade";
 pub const SPOOL_DIR: &str = "/var/spool/cascade";
+/// The pool's spool and sealing keys (Secret `<pool>-keys`), mounted apart from the bundle.
+pub const KEYS_DIR: &str = "/etc/cascade-keys";
 /// The non-root user the relay image runs as.
 pub const RELAY_UID: i64 = 65532;
 
@@ -47,6 +49,10 @@ fn probe(path: &str, http_port: u16) -> Probe {
         period_seconds: Some(5),
         ..Default::default()
     }
+}
+
+fn secret_volume(name: &str, secret: String) -> Volume {
+    Volume { name: name.into(), secret: Some(SecretVolumeSource { secret_name: Some(secret), default_mode: Some(0o440), ..Default::default() }), ..Default::default() }
 }
 
 pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> StatefulSet {
@@ -74,6 +80,7 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
         }),
         volume_mounts: Some(vec![
             VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount { name: "keys".into(), mount_path: KEYS_DIR.into(), read_only: Some(true), ..Default::default() },
             VolumeMount { name: "spool".into(), mount_path: SPOOL_DIR.into(), ..Default::default() },
         ]),
         ..Default::default()
@@ -92,11 +99,7 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
             ..Default::default()
         }),
         containers: vec![container],
-        volumes: Some(vec![Volume {
-            name: "config".into(),
-            secret: Some(SecretVolumeSource { secret_name: Some(crate::relay_pool::bundle_secret(&name)), default_mode: Some(0o440), ..Default::default() }),
-            ..Default::default()
-        }]),
+        volumes: Some(vec![secret_volume("config", crate::relay_pool::bundle_secret(&name)), secret_volume("keys", crate::relay_pool::keys_secret(&name))]),
         ..Default::default()
     };
     let mut storage = BTreeMap::new();
@@ -308,6 +311,8 @@ mod tests {
         assert_eq!((csc.read_only_root_filesystem, csc.allow_privilege_escalation), (Some(true), Some(false)));
         assert_eq!(csc.capabilities.unwrap().drop.unwrap(), vec!["ALL"]);
         assert_eq!(c.args.clone().unwrap(), vec!["serve", "--config", "/etc/cascade/relay.yaml", "--watch-secret", "cascade-system/main-relay-config"]);
+        let volumes: Vec<_> = pod.volumes.clone().unwrap().into_iter().map(|v| (v.name, v.secret.unwrap().secret_name.unwrap())).collect();
+        assert_eq!(volumes, [("config".to_string(), "main-relay-config".to_string()), ("keys".to_string(), "main-keys".to_string())]);
         let claim = &spec.volume_claim_templates.unwrap()[0];
         let claim_spec = claim.spec.clone().unwrap();
         assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));

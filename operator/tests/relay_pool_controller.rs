@@ -38,12 +38,21 @@ async fn pools_render_bundles_statuses_and_revocations() {
         (yaml.contains("name: shop.example") && yaml.contains("id: ck_")).then_some(data)
     })
     .await;
-    let dir = std::env::temp_dir().join(format!("cascade-bundle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for (file, bytes) in &bundle {
-        std::fs::write(dir.join(file), bytes).unwrap();
+    // No DKIM key in the clear and no key ring in the bundle: DKIM keys are sealed with the
+    // pool's sealing key, which (with the spool key) is mounted from `<pool>-keys`.
+    for (file, bytes) in bundle.iter().filter(|(f, _)| f.starts_with("dkim-")) {
+        assert!(file.ends_with(".sealed") && !String::from_utf8_lossy(bytes).contains("PRIVATE KEY"), "{file} holds a private key in the clear");
     }
-    let rt = cascade_relay::config::load(&dir.join("relay.yaml")).expect("the relay accepts the rendered bundle");
+    assert!(bundle.keys().any(|f| f.ends_with(".pem.sealed")) && !bundle.contains_key("spool.key"), "{:?}", bundle.keys());
+    let dir = std::env::temp_dir().join(format!("cascade-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    for (file, bytes) in secrets.get("cascade-system", "main-keys").await.unwrap().expect("the pool's keys") {
+        std::fs::write(dir.join("keys").join(file), bytes).unwrap();
+    }
+    let mut files = bundle.clone();
+    let yaml = String::from_utf8_lossy(&bundle["relay.yaml"]).replace("/etc/cascade-keys", &dir.join("keys").display().to_string());
+    files.insert("relay.yaml".into(), yaml.into_bytes());
+    let rt = cascade_relay::config::load_bundle("the test", &files).unwrap_or_else(|e| panic!("the relay refuses the rendered bundle: {e}"));
     assert_eq!(rt.domains["shop.example"].signers.len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
     let generated: Api<cascade_crds::v1alpha1::DkimKey> = Api::namespaced(client.clone(), "shop");

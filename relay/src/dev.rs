@@ -98,6 +98,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
             None => Delivery { mode: DeliveryMode::Capture, capture_dir: Some("outbox".into()), ..Delivery::default() },
         },
         spool: Spool { dir: "spool".into(), key_file: "spool.key".into() },
+        sealing_key_file: None,
         limits: Limits::default(),
     };
     let yaml = serde_saphyr::to_string(&config).context("rendering relay.yaml")?;

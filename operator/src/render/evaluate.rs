@@ -363,6 +363,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             max_sessions: spec.limits.max_sessions as usize,
             ..Default::default()
         },
+        sealing_key_file: None,
     };
     Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status: key_statuses })
 }

@@ -117,10 +117,25 @@ impl Checker<'_> {
                 let full = resolve(base, path);
                 std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
             }
+            // Absolute paths name files on disk (mounted keys, the spool), the rest bundle entries.
+            Files::Bundle(_) if Path::new(path).is_absolute() => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}")),
             Files::Bundle(files) => files.get(path).cloned().ok_or_else(|| format!("the bundle has no entry {path:?}")),
         };
         found.map_err(|e| self.fail(field, e)).ok()
     }
+}
+
+/// A DKIM key file as read; one named `*.sealed` is decrypted with the sealing key ring, bound to
+/// its file name.
+fn unseal(c: &mut Checker<'_>, field: &str, name: &str, ring: Option<&KeyRing>, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    if !name.ends_with(".sealed") {
+        return Some(bytes);
+    }
+    let Some(ring) = ring else {
+        c.fail(field, "a .sealed key file needs sealingKeyFile");
+        return None;
+    };
+    crate::spool::format::open_blob(ring, name, &bytes).map_err(|e| c.fail(field, format!("cannot decrypt with sealingKeyFile: {e}"))).ok()
 }
 
 /// Parses the file's text; YAML and type errors come back as one problem with the location.
@@ -202,6 +217,13 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
         c.fail("tls.keyFile", e);
     }
 
+    let sealing = config.sealing_key_file.clone().and_then(|f| c.read("sealingKeyFile", &f)).and_then(|b| match KeyRing::parse(&String::from_utf8_lossy(&b)) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            c.fail("sealingKeyFile", e);
+            None
+        }
+    });
     let mut domains = HashMap::new();
     let mut tenant_domains: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (ti, tenant) in config.tenants.iter().enumerate() {
@@ -223,7 +245,8 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
                 if key.selector.is_empty() || !key.selector.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
                     c.fail(format!("{kf}.selector"), format!("{:?} is not a valid selector", key.selector));
                 }
-                if let Some(pem) = c.read(&format!("{kf}.keyFile"), &key.key_file) {
+                let pem = c.read(&format!("{kf}.keyFile"), &key.key_file).and_then(|b| unseal(&mut c, &format!("{kf}.keyFile"), &key.key_file, sealing.as_ref(), b));
+                if let Some(pem) = pem {
                     match Signer::from_pem(&domain.name, &key.selector, key.algorithm, &pem) {
                         Ok(s) => signers.push(s),
                         Err(e) => c.fail(format!("{kf}.keyFile"), e.to_string()),

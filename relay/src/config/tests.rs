@@ -154,3 +154,30 @@ fn a_bundle_in_memory_loads_like_its_files() {
     relative.insert(BUNDLE_CONFIG.into(), yaml.replace(&format!("{dir}/spool"), "spool").into_bytes());
     assert!(err(&relative).contains("spool.dir: must be an absolute path in a bundle"));
 }
+
+#[test]
+fn sealed_dkim_keys_open_with_the_sealing_key_under_their_own_name() {
+    let (path, text) = bundle();
+    let dir = path.parent().unwrap();
+    let mut config = parse("relay.yaml", &text).unwrap();
+    let plain = config.tenants[0].domains[0].dkim[0].key_file.clone();
+    let ring_line = KeyRing::generate_line("b1").unwrap();
+    std::fs::write(dir.join("bundle.key"), &ring_line).unwrap();
+    let ring = KeyRing::parse(&ring_line).unwrap();
+    let sealed = crate::spool::format::seal_blob(&ring, "dkim.pem.sealed", &std::fs::read(dir.join(&plain)).unwrap()).unwrap();
+    std::fs::write(dir.join("dkim.pem.sealed"), &sealed).unwrap();
+    std::fs::write(dir.join("moved.pem.sealed"), &sealed).unwrap();
+    config.tenants[0].domains[0].dkim[0].key_file = "dkim.pem.sealed".into();
+    config.sealing_key_file = Some("bundle.key".into());
+    let yaml = |c: &RelayConfig| serde_saphyr::to_string(c).unwrap();
+    assert_eq!(problems(&path, &yaml(&config)), Vec::<String>::new());
+    assert_eq!(load(&path).unwrap().domains["example.test"].signers.len(), 1);
+
+    // A sealed file under another name does not decrypt; without the ring it cannot.
+    config.tenants[0].domains[0].dkim[0].key_file = "moved.pem.sealed".into();
+    let p = problems(&path, &yaml(&config));
+    assert!(p.len() == 1 && p[0].starts_with("tenants[0].domains[0].dkim[0].keyFile: cannot decrypt with sealingKeyFile"), "{p:?}");
+    config.tenants[0].domains[0].dkim[0].key_file = "dkim.pem.sealed".into();
+    config.sealing_key_file = None;
+    assert_eq!(problems(&path, &yaml(&config)), vec!["tenants[0].domains[0].dkim[0].keyFile: a .sealed key file needs sealingKeyFile"]);
+}

@@ -115,6 +115,16 @@ pub fn seal(keys: &KeyRing, queue_id: &str, envelope: &[u8], message: &[&[u8]]) 
     Ok(out)
 }
 
+/// Encrypts a small blob (a private key) bound to `context` (a name): a copy moved to another
+/// name does not decrypt.
+pub fn seal_blob(keys: &KeyRing, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, FormatError> {
+    seal(keys, context, b"", &[plaintext])
+}
+
+pub fn open_blob(keys: &KeyRing, context: &str, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
+    open(keys, context, sealed.to_vec()).map(|(_, plaintext)| plaintext)
+}
+
 /// Decrypts and splits a spool file into (envelope JSON, message).
 pub fn open(keys: &KeyRing, queue_id: &str, mut file: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), FormatError> {
     if file.len() < MAGIC.len() + 1 {
