@@ -38,6 +38,18 @@ pub struct RelayConfig {
     /// it renders, and mounts this key from a separate Secret the relay cannot read through the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealing_key_file: Option<String>,
+    /// Domains deleted from a tenant. Queued mail of that tenant from these domains is purged:
+    /// neither delivered nor bounced. A domain the tenant serves again is not purged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_domains: Vec<RetiredDomain>,
+}
+
+/// A domain deleted from a tenant.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetiredDomain {
+    pub name: String,
+    pub tenant: String,
 }
 
 /// Listener addresses. An empty list disables that listener.

@@ -130,5 +130,7 @@ pub async fn run(ctx: Arc<Context>) {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     };
-    futures::join!(drain(dkim), drain(keys), drain(pools), gauges);
+    let domains = Controller::new(Api::<SendingDomain>::all(ctx.client.clone()), watcher::Config::default())
+        .run(crate::domain_cleanup::reconcile, crate::domain_cleanup::error_policy, ctx.clone());
+    futures::join!(drain(dkim), drain(keys), drain(pools), drain(domains), gauges);
 }

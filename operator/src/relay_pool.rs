@@ -52,6 +52,7 @@ async fn gather(ctx: &Context, pool: &RelayPool) -> Result<Inputs, kube::Error> 
         api_keys: Api::<ApiKey>::all(ctx.client.clone()).list(&lp).await?.items,
         namespace_labels: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        retired: vec![],
     };
     let (ns, _) = key_of(pool);
     if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.clone()) {
@@ -129,18 +130,24 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     let _timer = ctx.metrics.reconcile("RelayPool");
     let (ns, name) = key_of(&*pool);
     let mut inputs = gather(&ctx, &pool).await?;
+    let deleting = crate::domain_cleanup::split(&ctx, &pool, &mut inputs).await?;
+    let now_unix = cascade_relay::time::now_unix();
+    let now = cascade_relay::time::rfc3339_utc(now_unix);
+    let previous = pool.status.as_ref().map(|s| s.retired_domains.clone()).unwrap_or_default();
+    inputs.retired = evaluate::retire(&previous, &deleting, &inputs.domains, now_unix, &now);
     ensure_generated_keys(&ctx, &pool, &mut inputs).await?;
     ctx.metrics.managed.with_label_values(&["SendingDomain"]).set(inputs.domains.len() as i64);
     let (material, private) = material(&ctx, &inputs).await?;
-    let now_unix = cascade_relay::time::now_unix();
-    let now = cascade_relay::time::rfc3339_utc(now_unix);
     let plan = match evaluate::evaluate(&pool, &inputs, &material, now_unix, &now) {
         Ok(p) => p,
         Err(e) => {
             let mut st = pool.status.clone().unwrap_or_default();
             st.observed_generation = pool.metadata.generation.unwrap_or(0);
             conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", &e, st.observed_generation, &now);
+            // Deletions recorded in the status reach the bundle once the spec is valid again.
+            st.retired_domains = inputs.retired.clone();
             apply_status(&ctx, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+            crate::domain_cleanup::release(&ctx, &deleting).await?;
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
     };
@@ -219,9 +226,16 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     st.observed_generation = pool.metadata.generation.unwrap_or(0);
     st.config_hash = Some(config_hash);
     st.ready_replicas = ready_replicas;
+    st.retired_domains = inputs.retired.clone();
     let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
     conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
     apply_status(&ctx, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+    // Recorded in the bundle and the status: now the deleted domains may go.
+    for d in &deleting {
+        let note = format!("SendingDomain {}/{} ({}) deleted: its queued mail is purged", d.namespace().unwrap_or_default(), d.name_any(), d.spec.domain);
+        ctx.events.publish(&pool.object_ref(&()), &Note::normal("DomainRetired", "RetireDomain", note)).await;
+    }
+    crate::domain_cleanup::release(&ctx, &deleting).await?;
     // Material other controllers are still creating shows up as watch events, but an event can
     // slip past before this pool is in the mappers' cache: look again soon rather than in 5 min.
     let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a)))

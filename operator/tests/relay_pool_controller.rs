@@ -145,6 +145,30 @@ async fn pools_render_bundles_statuses_and_revocations() {
     })
     .await;
 
+    // Deleting a SendingDomain: the pool's finalizer holds it until the deletion is recorded in
+    // the status and the bundle (the relays purge its queued mail); then it goes. The other
+    // namespace's claim of the same domain takes over.
+    let shop = shop_domains.get("shop").await.unwrap();
+    assert!(shop.metadata.finalizers.unwrap_or_default().contains(&"cascade-mail.com/purge-queued-mail".to_string()));
+    shop_domains.delete("shop", &Default::default()).await.unwrap();
+    let yaml = until("the deletion in the bundle", || async {
+        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+        let yaml = String::from_utf8_lossy(data.get("relay.yaml")?).into_owned();
+        yaml.contains("retiredDomains:\n- name: shop.example\n  tenant: shop").then_some(yaml)
+    })
+    .await;
+    assert!(yaml.contains("- name: blog\n  domains:\n  - name: shop.example"), "the remaining claim is served:\n{yaml}");
+    until("the SendingDomain gone", || async { shop_domains.get_opt("shop").await.unwrap().is_none().then_some(()) }).await;
+    let retired = pools.get("main").await.unwrap().status.unwrap().retired_domains;
+    assert_eq!((retired[0].domain.as_str(), retired[0].namespace.as_str()), ("shop.example", "shop"));
+    support::operator::event(&client, "cascade-system", "main", "DomainRetired").await;
+    // A domain whose pool is gone is released by the SendingDomain controller.
+    let orphan = serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": "orphan", "namespace": "shop", "finalizers": ["cascade-mail.com/purge-queued-mail"]},
+        "spec": {"domain": "orphan.example", "relayPool": {"name": "gone", "namespace": "cascade-system"}}});
+    shop_domains.create(&PostParams::default(), &obj(orphan)).await.unwrap();
+    shop_domains.delete("orphan", &Default::default()).await.unwrap();
+    until("the orphan released", || async { shop_domains.get_opt("orphan").await.unwrap().is_none().then_some(()) }).await;
+
     // A smarthost with credentials from a Secret: the pool waits for the Secret (InvalidSpec),
     // then the bundle carries the username and the password file, never the password inline.
     let smarthost = serde_json::json!({"spec": {"delivery": {"mode": "smarthost", "smarthost": {"address": "smtp.provider.test:587", "credentialsSecret": "upstream"}}}});

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub sessions: IntGauge,
     pub config_reloads: IntCounterVec,
+    pub purged: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -56,6 +57,7 @@ impl Default for Metrics {
             auth_failures: counter_vec(&r, "auth_failures_total", "Failed AUTH attempts, by reason", &["reason"]),
             sessions: gauge(&r, "smtp_sessions", "Open SMTP sessions"),
             config_reloads: counter_vec(&r, "config_reloads_total", "Configuration reloads, by result", &["result"]),
+            purged: counter(&r, "messages_purged_total", "Queued messages purged because their domain was deleted from the tenant"),
             registry: r,
         }
     }

@@ -26,6 +26,8 @@ pub struct Relay {
     /// Set once the configuration Secret watch (see [`crate::watch`]) has installed a version:
     /// from then on the mounted files no longer drive reloads.
     watch_delivered: AtomicBool,
+    /// Woken on every configuration swap (the queue then purges mail of retired domains).
+    pub config_changed: tokio::sync::Notify,
 }
 
 impl Relay {
@@ -44,6 +46,7 @@ impl Relay {
             shutdown: watch::channel(false).0,
             ready: AtomicBool::new(false),
             watch_delivered: AtomicBool::new(false),
+            config_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -55,6 +58,26 @@ impl Relay {
     pub fn swap_runtime(&self, rt: Arc<Runtime>) {
         self.spool.set_keys(rt.spool_keys.clone());
         *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = rt;
+        self.config_changed.notify_one();
+    }
+
+    /// Removes a queued message whose domain was deleted from its tenant (see
+    /// `retiredDomains`). Returns whether it was purged.
+    pub fn purge_if_retired(&self, env: &crate::spool::Envelope) -> bool {
+        if !self.runtime().is_retired(&env.tenant, &env.sender) {
+            return false;
+        }
+        match self.spool.remove(&env.id) {
+            Ok(()) => {
+                self.metrics.purged.inc();
+                tracing::info!(queue_id = %env.id, tenant = %env.tenant, sender = %mask(&env.sender), "queued message purged: its domain was deleted from the tenant");
+                true
+            }
+            Err(e) => {
+                tracing::error!(queue_id = %env.id, error = %e, "purging a message of a deleted domain failed; it stays queued");
+                false
+            }
+        }
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {

@@ -39,7 +39,9 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
         tracing::info!(messages = recovered.len(), "requeued messages found in the spool");
     }
     for env in recovered {
-        queue_handle.submit(env, None);
+        if !relay.purge_if_retired(&env) {
+            queue_handle.submit(env, None);
+        }
     }
 
     let limits = rt.config.limits.clone();

@@ -207,6 +207,22 @@ pub struct RelayPoolStatus {
     /// `Ready` and friends.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// SendingDomains deleted from this pool recently: the relays purge their queued mail. Kept
+    /// for seven days (longer than the relay keeps any message).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_domains: Vec<RetiredDomain>,
+}
+
+/// A SendingDomain deleted from a pool.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredDomain {
+    /// The domain name.
+    pub domain: String,
+    /// The namespace (tenant) whose SendingDomain was deleted.
+    pub namespace: String,
+    /// When the deletion was seen (RFC 3339).
+    pub retired_at: String,
 }
 
 fn default_replicas() -> i32 {

@@ -29,6 +29,30 @@ pub struct Inputs {
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Secrets the pools name (smarthost credentials), with their decoded data.
     pub secrets: BTreeMap<Key, BTreeMap<String, Vec<u8>>>,
+    /// Domains recently deleted from the pool (its status), whose queued mail the relays purge.
+    pub retired: Vec<RetiredDomain>,
+}
+
+/// The finalizer on SendingDomains a pool serves: the pool records the deletion (so the relays
+/// purge the domain's queued mail) before the object goes.
+pub const DOMAIN_FINALIZER: &str = "cascade-mail.com/purge-queued-mail";
+
+/// How long a deleted domain stays listed: longer than the relay keeps any message (`maxAge`).
+pub const RETIRED_FOR_SECS: u64 = 7 * 24 * 3600;
+
+/// The pool's retired domains after this reconcile: the previous list without entries that
+/// expired or whose domain the same namespace serves again, plus the domains being deleted now.
+pub fn retire(previous: &[RetiredDomain], deleting: &[SendingDomain], live: &[SendingDomain], now_unix: u64, now: &str) -> Vec<RetiredDomain> {
+    let served_again = |r: &RetiredDomain| live.iter().any(|d| d.spec.domain == r.domain && d.namespace().as_deref() == Some(r.namespace.as_str()));
+    let fresh = |r: &RetiredDomain| cascade_relay::time::parse_rfc3339_utc(&r.retired_at).is_none_or(|at| now_unix.saturating_sub(at) < RETIRED_FOR_SECS);
+    let mut out: Vec<RetiredDomain> = previous.iter().filter(|r| fresh(r) && !served_again(r)).cloned().collect();
+    for d in deleting {
+        let r = RetiredDomain { domain: d.spec.domain.clone(), namespace: d.namespace().unwrap_or_default(), retired_at: now.into() };
+        if !out.iter().any(|o| o.domain == r.domain && o.namespace == r.namespace) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Where the smarthost AUTH password and CA bundle live inside the relay bundle.
@@ -364,6 +388,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             ..Default::default()
         },
         sealing_key_file: None,
+        retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),
     };
     Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status: key_statuses })
 }

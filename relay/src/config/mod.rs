@@ -67,6 +67,8 @@ pub struct Runtime {
     pub nameservers: Vec<SocketAddr>,
     /// Networks allowed to connect; empty means any.
     pub client_networks: Vec<Cidr>,
+    /// (tenant, domain) pairs whose queued mail is purged (see `retiredDomains`).
+    pub retired: HashSet<(String, String)>,
     /// The server certificate and key (PEM) as checked at load, so a configuration that did not
     /// come from files (a watched Secret) can install them.
     pub tls_pem: (Vec<u8>, Vec<u8>),
@@ -79,6 +81,11 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Whether a queued message belongs to a domain deleted from its tenant.
+    pub fn is_retired(&self, tenant: &str, sender: &str) -> bool {
+        !self.retired.is_empty() && sender.rsplit_once('@').is_some_and(|(_, d)| self.retired.contains(&(tenant.to_string(), d.to_ascii_lowercase())))
+    }
+
     pub fn resolve(&self, path: &str) -> PathBuf {
         resolve(&self.base_dir, path)
     }
@@ -321,6 +328,17 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
         }
     }
 
+    let mut retired = HashSet::new();
+    for (i, r) in config.retired_domains.iter().enumerate() {
+        if !valid_domain(&r.name) {
+            c.fail(format!("retiredDomains[{i}].name"), format!("{:?} is not a domain name", r.name));
+        }
+        let served = domains.get(&r.name).is_some_and(|d: &DomainPolicy| d.tenant == r.tenant);
+        if !served {
+            retired.insert((r.tenant.clone(), r.name.to_ascii_lowercase()));
+        }
+    }
+
     let d = &config.delivery;
     let mut smarthost_password = None;
     let mut smarthost_tls = None;
@@ -384,7 +402,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
-            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, tls_pem })
+            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, tls_pem, retired })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

@@ -92,6 +92,9 @@ impl Job {
     pub async fn attempt(&self, item: QueueItem) -> Option<Envelope> {
         let rt = self.relay.runtime();
         let QueueItem { mut env, message } = item;
+        if self.relay.purge_if_retired(&env) {
+            return None;
+        }
         let message = match message {
             Some(m) => m,
             // The envelope in memory is never older than the one on disk; only the body is read.

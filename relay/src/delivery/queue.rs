@@ -90,6 +90,10 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
                     }
                 }
             }
+            _ = relay.config_changed.notified() => {
+                // Heap entries of purged messages find nothing in `waiting` and are skipped.
+                waiting.retain(|_, item| !relay.purge_if_retired(&item.env));
+            }
             _ = crate::relay::Relay::stopped(&mut shutdown) => break,
         }
         engine.refresh();

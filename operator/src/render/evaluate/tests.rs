@@ -212,3 +212,25 @@ fn smarthost_credentials_come_from_the_named_secret() {
     inputs.secrets = [(k("shop", "upstream"), inputs.secrets[&k("platform", "upstream")].clone())].into();
     assert!(evaluate(&inputs.pools[0], &inputs, &material(&inputs), 0, "t").is_err());
 }
+
+#[test]
+fn deleted_domains_are_retired_for_a_week_unless_served_again() {
+    let old = RetiredDomain { domain: "old.example".into(), namespace: "shop".into(), retired_at: "2027-01-01T00:00:00Z".into() };
+    let recent = RetiredDomain { domain: "recent.example".into(), namespace: "shop".into(), retired_at: "2027-01-14T00:00:00Z".into() };
+    let back = RetiredDomain { domain: "back.example".into(), namespace: "blog".into(), retired_at: "2027-01-14T00:00:00Z".into() };
+    let deleting = domain("shop", "gone", "gone.example", "2026-01-01T00:00:00Z");
+    let live = domain("blog", "back", "back.example", "2026-01-01T00:00:00Z");
+    let now = 1_800_000_000; // 2027-01-15T08:00:00Z
+    let out = retire(&[old, recent.clone(), back], std::slice::from_ref(&deleting), &[live], now, "2027-01-15T08:00:00Z");
+    let names: Vec<_> = out.iter().map(|r| (r.namespace.as_str(), r.domain.as_str())).collect();
+    assert_eq!(names, [("shop", "recent.example"), ("shop", "gone.example")]);
+    // Seen again while still deleting: listed once, with its first time.
+    let again = retire(&out, &[deleting], &[], now + 60, "later");
+    assert_eq!(again, out);
+
+    // The relay configuration lists them by tenant.
+    let mut inputs = world(vec![], vec![]);
+    inputs.retired = vec![recent];
+    let config = plan(&inputs).config;
+    assert_eq!(config.retired_domains, vec![rc::RetiredDomain { name: "recent.example".into(), tenant: "shop".into() }]);
+}

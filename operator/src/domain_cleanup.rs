@@ -1,0 +1,70 @@
+//! Deleting a SendingDomain must reach the relays: its mail is no longer sent, and mail of it
+//! still queued is purged. The pool puts a finalizer on every SendingDomain that references it;
+//! when one is deleted, the pool records it under `status.retiredDomains` (and so in the relay
+//! configuration's `retiredDomains`), writes the bundle, and only then releases the finalizer.
+//! A SendingDomain whose pool no longer exists is released by the SendingDomain controller here.
+
+use crate::controller::ReconcileError;
+use crate::render::evaluate::{key_of, Inputs, DOMAIN_FINALIZER};
+use crate::Context;
+use cascade_crds::v1alpha1::{RelayPool, SendingDomain};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use std::sync::Arc;
+
+fn references(d: &SendingDomain, pool: &RelayPool) -> bool {
+    let (ns, name) = key_of(pool);
+    d.spec.relay_pool.namespace == ns && d.spec.relay_pool.name == name
+}
+
+fn has_finalizer(d: &SendingDomain) -> bool {
+    d.finalizers().iter().any(|f| f == DOMAIN_FINALIZER)
+}
+
+/// Sets the finalizers (optimistically: a concurrent change makes this fail with 409, and the
+/// reconcile is retried).
+async fn set_finalizers(ctx: &Context, d: &SendingDomain, finalizers: Vec<String>) -> Result<(), kube::Error> {
+    let api: Api<SendingDomain> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    let patch = serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": d.resource_version() } });
+    api.patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
+}
+
+/// Takes the domains being deleted out of `inputs`, returns those this pool must retire, and
+/// puts the finalizer on the live domains of this pool that lack it.
+pub async fn split(ctx: &Context, pool: &RelayPool, inputs: &mut Inputs) -> Result<Vec<SendingDomain>, kube::Error> {
+    let (deleting, live): (Vec<_>, Vec<_>) = std::mem::take(&mut inputs.domains).into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
+    inputs.domains = live;
+    for d in inputs.domains.iter().filter(|d| references(d, pool) && !has_finalizer(d)) {
+        let mut finalizers = d.finalizers().to_vec();
+        finalizers.push(DOMAIN_FINALIZER.into());
+        set_finalizers(ctx, d, finalizers).await?;
+    }
+    Ok(deleting.into_iter().filter(|d| references(d, pool) && has_finalizer(d)).collect())
+}
+
+/// Lets the deletion of these domains finish (call once the pool recorded them).
+pub async fn release(ctx: &Context, deleting: &[SendingDomain]) -> Result<(), kube::Error> {
+    for d in deleting {
+        set_finalizers(ctx, d, d.finalizers().iter().filter(|f| *f != DOMAIN_FINALIZER).cloned().collect()).await?;
+        tracing::info!(namespace = ?d.namespace(), sending_domain = %d.name_any(), "SendingDomain retired from its pool");
+    }
+    Ok(())
+}
+
+/// The SendingDomain controller: only releases deleted domains whose pool is gone (a pool that
+/// exists does it itself, after recording the deletion).
+pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile("SendingDomain");
+    if d.metadata.deletion_timestamp.is_some() && has_finalizer(&d) {
+        let pools: Api<RelayPool> = Api::namespaced(ctx.client.clone(), &d.spec.relay_pool.namespace);
+        if pools.get_opt(&d.spec.relay_pool.name).await?.is_none() {
+            release(&ctx, std::slice::from_ref(&*d)).await?;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+pub fn error_policy(d: Arc<SendingDomain>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    crate::controller::record_error(&ctx, "SendingDomain", &d.name_any(), error)
+}
