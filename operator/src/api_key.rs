@@ -15,6 +15,9 @@ use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
+
+/// The label on the Secrets this controller writes (value: the owner's name).
+pub const SECRET_LABEL: &str = "cascade-mail.com/api-key";
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile("ApiKey");
     let ns = key.namespace().unwrap_or_default();
@@ -26,7 +29,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
         None => {
             let creds = new_api_key().map_err(|e| ReconcileError::Key(e.to_string()))?;
             let data: SecretData = [("username".to_string(), creds.username.clone().into_bytes()), ("password".to_string(), creds.password.clone().into_bytes())].into();
-            let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/api-key".to_string(), name.clone())].into();
+            let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), (SECRET_LABEL.to_string(), name.clone())].into();
             ctx.secrets.apply(&ns, &secret, &data, labels, key.controller_owner_ref(&())).await?;
             tracing::info!(namespace = %ns, api_key = %name, key_id = %creds.username, "API key credentials created");
             let note = Note::normal("CredentialsIssued", "IssueCredentials", format!("key {} issued; credentials in Secret {secret}", creds.username));

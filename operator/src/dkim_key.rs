@@ -14,6 +14,9 @@ use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
+
+/// The label on the Secrets this controller writes (value: the owner's name).
+pub const SECRET_LABEL: &str = "cascade-mail.com/dkim-key";
 pub fn secret_name(key_name: &str) -> String {
     format!("{key_name}-dkim")
 }
@@ -36,7 +39,7 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
             let (pem, public) = cascade_relay::dkim::generate(dk.spec.algorithm).map_err(|e| ReconcileError::Key(e.to_string()))?;
             let sealed = crate::master_key::seal(&ctx.master, &context, pem.as_bytes()).map_err(|e| ReconcileError::Key(e.to_string()))?;
             let data: SecretData = [("private.sealed".to_string(), sealed), ("public".to_string(), public.clone().into_bytes())].into();
-            let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/dkim-key".to_string(), name.clone())].into();
+            let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), (SECRET_LABEL.to_string(), name.clone())].into();
             ctx.secrets.apply(&ns, &secret_name(&name), &data, labels, dk.controller_owner_ref(&())).await?;
             tracing::info!(namespace = %ns, dkim_key = %name, "DKIM key generated");
             // A key that had a published record before is a replacement the admin must act on.

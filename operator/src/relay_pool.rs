@@ -96,9 +96,11 @@ async fn ensure_generated_keys(ctx: &Context, pool: &RelayPool, inputs: &mut Inp
 async fn material(ctx: &Context, inputs: &Inputs) -> Result<(Material, BTreeMap<Key, Vec<u8>>), ReconcileError> {
     let mut m = Material::default();
     let mut private = BTreeMap::new();
+    let dkim_secrets = ctx.secrets.list(crate::dkim_key::SECRET_LABEL).await?;
+    let credentials = ctx.secrets.list(crate::api_key::SECRET_LABEL).await?;
     for k in &inputs.dkim_keys {
         let key = key_of(k);
-        let Some(data) = ctx.secrets.get(&key.0, &crate::dkim_key::secret_name(&key.1)).await? else { continue };
+        let Some(data) = dkim_secrets.get(&(key.0.clone(), crate::dkim_key::secret_name(&key.1))) else { continue };
         let Some(sealed) = data.get("private.sealed") else { continue };
         let Ok(pem) = crate::master_key::open(&ctx.master, &format!("{}/{}", key.0, key.1), sealed) else { continue };
         let Ok(public) = cascade_relay::dkim::public_key_of(k.spec.algorithm, &pem) else { continue };
@@ -107,7 +109,7 @@ async fn material(ctx: &Context, inputs: &Inputs) -> Result<(Material, BTreeMap<
     }
     for a in &inputs.api_keys {
         let key = key_of(a);
-        let Some(data) = ctx.secrets.get(&key.0, &evaluate::credentials_secret(&key.1)).await? else { continue };
+        let Some(data) = credentials.get(&(key.0.clone(), evaluate::credentials_secret(&key.1))) else { continue };
         if let (Some(user), Some(pass)) = (data.get("username"), data.get("password")) {
             let hash = format_secret_hash(&hash_secret(&String::from_utf8_lossy(pass)));
             m.api_keys.insert(key, (String::from_utf8_lossy(user).into_owned(), hash));

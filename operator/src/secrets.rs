@@ -36,6 +36,14 @@ impl SecretStore {
         Ok(Some(cascade_relay::watch::secret_data(&obj)))
     }
 
+    /// Every Secret in every namespace matching a label selector, by (namespace, name): one list
+    /// call instead of one get per object.
+    pub async fn list(&self, selector: &str) -> Result<BTreeMap<(String, String), SecretData>, kube::Error> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.resource);
+        let list = api.list(&kube::api::ListParams::default().labels(selector)).await?;
+        Ok(list.items.iter().map(|o| ((o.metadata.namespace.clone().unwrap_or_default(), o.metadata.name.clone().unwrap_or_default()), cascade_relay::watch::secret_data(o))).collect())
+    }
+
     fn object(&self, ns: &str, name: &str, data: &SecretData, labels: BTreeMap<String, String>, owner: Option<OwnerReference>) -> DynamicObject {
         let b64 = base64::engine::general_purpose::STANDARD;
         let encoded: serde_json::Map<String, serde_json::Value> = data.iter().map(|(k, v)| (k.clone(), b64.encode(v).into())).collect();
