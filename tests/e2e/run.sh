@@ -31,7 +31,9 @@ kubectl -n "$system" get statefulset/main-relay service/main-relay poddisruption
   serviceaccount/main-relay role/main-relay rolebinding/main-relay >/dev/null
 # The relay's account may read its bundle and nothing else.
 kubectl auth can-i get secret/main-relay-config -n "$system" --as "system:serviceaccount:$system:main-relay" | grep -qx yes
-! kubectl auth can-i get secret/main-keys -n "$system" --as "system:serviceaccount:$system:main-relay" >/dev/null
+if kubectl auth can-i get secret/main-keys -n "$system" --as "system:serviceaccount:$system:main-relay" >/dev/null; then
+  echo "e2e: the relay's account can read main-keys"; exit 1
+fi
 kubectl -n "$system" get events --field-selector reason=ConfigUpdated -o name | grep -q .
 kubectl get sendingdomains,dkimkeys,apikeys,relaypools -A
 # Deleting the SendingDomain: recorded as retired, then gone.
