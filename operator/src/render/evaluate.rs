@@ -185,7 +185,7 @@ pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
     owners.into_iter().map(|(domain, (_, _, _, key))| (domain, key)).collect()
 }
 
-fn spf_value(spec: &SpfExpectation) -> Option<String> {
+pub fn spf_value(spec: &SpfExpectation) -> Option<String> {
     if let Some(inc) = &spec.include {
         return Some(format!("v=spf1 include:{inc} -all"));
     }
@@ -196,7 +196,7 @@ fn spf_value(spec: &SpfExpectation) -> Option<String> {
     Some(format!("v=spf1 {} -all", mechs.join(" ")))
 }
 
-fn dmarc_value(spec: &DmarcExpectation) -> String {
+pub fn dmarc_value(spec: &DmarcExpectation) -> String {
     let p = match spec.policy {
         DmarcPolicy::None => "none",
         DmarcPolicy::Quarantine => "quarantine",

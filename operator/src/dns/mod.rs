@@ -1,0 +1,92 @@
+//! DNS verification of sending domains: [`checks`] are pure functions of DNS answers; this
+//! module asks DNS (hickory, nameservers configurable so tests use a server on loopback) and
+//! [`domain_checks`] runs every check of one domain.
+
+pub mod checks;
+
+use cascade_crds::v1alpha1::{DkimKey, SendingDomain};
+use checks::Check;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
+
+/// What DNS said about one name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The records, each TXT record's strings joined.
+    Found(Vec<String>),
+    /// NXDOMAIN or no record of the type.
+    Missing,
+    /// Timeout, SERVFAIL, network: nothing can be concluded.
+    Failed(String),
+}
+
+/// DNS lookups for the checks.
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    /// Uses `nameservers` (`IP:PORT`), or the system configuration when empty. Nothing is
+    /// cached, so a fixed record is seen at the next check.
+    pub fn new(nameservers: &[std::net::SocketAddr]) -> Result<Self, String> {
+        Ok(Self { resolver: cascade_relay::delivery::route::uncached_resolver(nameservers)? })
+    }
+
+    pub async fn txt(&self, name: &str) -> Lookup {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match self.resolver.txt_lookup(fqdn.as_str()).await {
+            Ok(lookup) => {
+                let records: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(t) => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+                        _ => None,
+                    })
+                    .collect();
+                if records.is_empty() {
+                    Lookup::Missing
+                } else {
+                    Lookup::Found(records)
+                }
+            }
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Lookup::Missing,
+            Err(e) => Lookup::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The DNS name of a DkimKey's record.
+pub fn dkim_name(key: &DkimKey) -> String {
+    format!("{}._domainkey.{}", key.spec.selector, key.spec.domain)
+}
+
+/// One DkimKey's record checked against its status `txtValue` (when it has one).
+pub async fn dkim_key_check(dns: &Dns, key: &DkimKey) -> Check {
+    let name = dkim_name(key);
+    let expected = key.status.as_ref().and_then(|s| s.txt_value.clone());
+    checks::dkim_key(&format!("{name}."), expected.as_deref(), &dns.txt(&name).await)
+}
+
+/// SPF, DKIM and DMARC of a domain; `keys` are the DkimKeys that sign for it.
+pub async fn domain_checks(dns: &Dns, domain: &SendingDomain, keys: &[DkimKey]) -> Vec<Check> {
+    let name = &domain.spec.domain;
+    let spf = checks::spf(name, &domain.spec.spf, &dns.txt(name).await);
+    let mut key_checks = Vec::new();
+    for k in keys {
+        key_checks.push((kube::ResourceExt::name_any(k), dkim_key_check(dns, k).await));
+    }
+    let dkim = checks::dkim_domain(name, &key_checks);
+    let mut answers = Vec::new();
+    for n in checks::dmarc_names(name) {
+        let answer = dns.txt(&n).await;
+        let found = !matches!(answer, Lookup::Missing);
+        answers.push((n, answer));
+        if found {
+            break;
+        }
+    }
+    let dmarc = checks::dmarc(name, &domain.spec.dmarc, &answers);
+    vec![spf, dkim, dmarc]
+}
