@@ -25,6 +25,16 @@ enum Command {
         #[arg(long, env = "CASCADE_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
         http: String,
     },
+    /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
+    /// exit 1 unless every check passes.
+    CheckDns {
+        /// YAML files with SendingDomains and DkimKeys (with status, as `kubectl get -o yaml` prints them).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// DNS server to ask (IP:PORT; repeatable); default: the system resolver.
+        #[arg(long = "nameserver")]
+        nameservers: Vec<std::net::SocketAddr>,
+    },
     /// Render a relay bundle, credentials and DNS records from resource files, without a cluster.
     Render {
         /// YAML files with RelayPool, SendingDomain, DkimKey, ApiKey (and Namespace) objects.
@@ -65,10 +75,36 @@ fn run(namespace: String, http: String) -> anyhow::Result<()> {
     })
 }
 
+fn check_dns(files: &[PathBuf], nameservers: &[std::net::SocketAddr]) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cascade-operator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cascade_operator::dns::report::check(files, nameservers)) {
+        Ok(reports) => {
+            let (text, all) = cascade_operator::dns::report::render(&reports);
+            print!("{text}");
+            if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("cascade-operator: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
         Command::Run { namespace, http } => run(namespace, http),
+        Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {
             let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();

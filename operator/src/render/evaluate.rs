@@ -131,6 +131,12 @@ pub fn effective_dkim_keys(inputs: &Inputs) -> Vec<DkimKey> {
     keys
 }
 
+/// The DkimKeys (among `keys`) that sign for a SendingDomain, or why there are none.
+pub fn signing_keys(d: &SendingDomain, keys: &[DkimKey]) -> Result<Vec<DkimKey>, String> {
+    let by_key: BTreeMap<Key, &DkimKey> = keys.iter().map(|k| (key_of(k), k)).collect();
+    keys_for(d, &by_key).map(|ks| ks.into_iter().cloned().collect())
+}
+
 /// The DkimKeys that sign for a SendingDomain.
 fn keys_for<'a>(d: &SendingDomain, keys: &BTreeMap<Key, &'a DkimKey>) -> Result<Vec<&'a DkimKey>, String> {
     let (ns, name) = key_of(d);

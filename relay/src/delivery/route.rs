@@ -28,19 +28,23 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
 }
 
 pub fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
-    resolver_with(nameservers, ResolverOpts::default())
-}
-
-/// A resolver that remembers nothing, for checks that must see a record as soon as it changes.
-pub fn uncached_resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
     let mut opts = ResolverOpts::default();
-    opts.cache_size = 0;
+    opts.timeout = Duration::from_secs(5);
+    opts.attempts = 2;
     resolver_with(nameservers, opts)
 }
 
-fn resolver_with(nameservers: &[SocketAddr], mut opts: ResolverOpts) -> Result<TokioResolver, String> {
-    opts.timeout = Duration::from_secs(5);
-    opts.attempts = 2;
+/// A resolver that remembers nothing and gives up quickly, for checks that run again on a
+/// schedule and must see a record as soon as it changes.
+pub fn uncached_resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let mut opts = ResolverOpts::default();
+    opts.cache_size = 0;
+    opts.timeout = Duration::from_secs(2);
+    opts.attempts = 1;
+    resolver_with(nameservers, opts)
+}
+
+fn resolver_with(nameservers: &[SocketAddr], opts: ResolverOpts) -> Result<TokioResolver, String> {
     let builder = if nameservers.is_empty() {
         TokioResolver::builder_tokio().map_err(|e| format!("reading system resolver configuration: {e}"))?
     } else {
