@@ -26,6 +26,7 @@ pub struct Condition {
 
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
+pub const UNKNOWN: &str = "Unknown";
 
 /// Condition types shared by all kinds.
 pub mod types {
@@ -36,7 +37,16 @@ pub mod types {
 /// Sets (adds or updates) condition `type_`. `now` is an RFC 3339 time, used only when the
 /// condition is new or its status changes.
 pub fn set(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: &str, generation: i64, now: &str) {
-    let status = if status { TRUE } else { FALSE };
+    set_status(conditions, type_, Some(status), reason, message, generation, now)
+}
+
+/// Like [`set`], with `None` for `Unknown` (for example: DNS did not answer).
+pub fn set_status(conditions: &mut Vec<Condition>, type_: &str, status: Option<bool>, reason: &str, message: &str, generation: i64, now: &str) {
+    let status = match status {
+        Some(true) => TRUE,
+        Some(false) => FALSE,
+        None => UNKNOWN,
+    };
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {

@@ -101,6 +101,10 @@ pub struct SendingDomain {
     /// Active DKIM keys: every message is signed with each of them (e.g. RSA and Ed25519 together).
     #[serde(default)]
     pub dkim: Vec<DkimKeyRef>,
+    /// When set, mail from this domain is refused with `550 5.7.1` and this text (for example:
+    /// its DKIM record is not verified in DNS yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse: Option<String>,
 }
 
 /// DKIM signature algorithm.

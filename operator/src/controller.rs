@@ -44,9 +44,34 @@ pub fn record_error(ctx: &Context, kind: &str, name: &str, error: &ReconcileErro
     Action::requeue(Duration::from_secs(15))
 }
 
-/// The status as JSON without transition times: equal when nothing but the clock moved.
-fn comparable<S: Serialize>(s: &S) -> serde_json::Value {
-    let mut v = serde_json::to_value(s).unwrap_or_default();
+/// Who writes which part of a status: a field manager, the top-level fields it owns (`None`:
+/// all) and the condition types it owns (`None`: all). Two writers share a status through
+/// server-side apply: conditions are a map keyed by type, so each keeps its own.
+pub struct Writer {
+    pub manager: &'static str,
+    pub fields: Option<&'static [&'static str]>,
+    pub conditions: Option<&'static [&'static str]>,
+}
+
+/// The operator's controllers, owning whole statuses.
+pub const WHOLE: Writer = Writer { manager: FIELD_MANAGER, fields: None, conditions: None };
+
+impl Writer {
+    /// The part of `status` this writer owns, as JSON.
+    fn project<S: Serialize>(&self, status: &S) -> serde_json::Value {
+        let mut v = serde_json::to_value(status).unwrap_or_default();
+        if let (Some(fields), Some(o)) = (self.fields, v.as_object_mut()) {
+            o.retain(|k, _| fields.contains(&k.as_str()));
+        }
+        if let (Some(types), Some(conds)) = (self.conditions, v.get_mut("conditions").and_then(|c| c.as_array_mut())) {
+            conds.retain(|c| c.get("type").and_then(|t| t.as_str()).is_some_and(|t| types.contains(&t)));
+        }
+        v
+    }
+}
+
+/// A projected status without transition times: equal when nothing but the clock moved.
+fn comparable(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(conds) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
         for c in conds {
             if let Some(o) = c.as_object_mut() {
@@ -57,25 +82,28 @@ fn comparable<S: Serialize>(s: &S) -> serde_json::Value {
     v
 }
 
-fn conditions_of<S: Serialize>(status: Option<&S>) -> Vec<cascade_crds::conditions::Condition> {
-    let v = status.and_then(|s| serde_json::to_value(s).ok()).and_then(|mut v| v.get_mut("conditions").map(serde_json::Value::take));
-    v.and_then(|c| serde_json::from_value(c).ok()).unwrap_or_default()
+fn conditions_of(v: &serde_json::Value) -> Vec<cascade_crds::conditions::Condition> {
+    v.get("conditions").cloned().and_then(|c| serde_json::from_value(c).ok()).unwrap_or_default()
 }
 
-/// Server-side applies `new` as the status of `obj` when it differs from `old`, and publishes an
-/// Event for each condition that changed; writes nothing otherwise.
-pub async fn apply_status<K, S>(ctx: &Context, obj: &K, kind: &str, old: Option<&S>, new: &S) -> Result<(), kube::Error>
+/// Server-side applies `writer`'s part of `new` as the status of `obj` when it differs from
+/// that part of `old`, and publishes an Event for each of its conditions that changed; writes
+/// nothing otherwise.
+pub async fn apply_status<K, S>(ctx: &Context, writer: &Writer, obj: &K, kind: &str, old: Option<&S>, new: &S) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     S: Serialize,
 {
-    if old.map(comparable) == Some(comparable(new)) {
+    let new = writer.project(new);
+    let old = old.map(|o| writer.project(o));
+    if old.clone().map(comparable) == Some(comparable(new.clone())) {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = serde_json::json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": new });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    for note in crate::events::condition_changes(&conditions_of(old), &conditions_of(Some(new))) {
+    api.patch_status(&obj.name_any(), &PatchParams::apply(writer.manager).force(), &Patch::Apply(&patch)).await?;
+    let before = old.as_ref().map(conditions_of).unwrap_or_default();
+    for note in crate::events::condition_changes(&before, &conditions_of(&new)) {
         ctx.events.publish(&obj.object_ref(&()), &note).await;
     }
     Ok(())

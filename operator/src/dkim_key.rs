@@ -54,7 +54,7 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
     };
     let now = cascade_relay::time::rfc3339_utc(cascade_relay::time::now_unix());
     let status = evaluate::dkim_key_status(&dk, &public, &now);
-    apply_status(&ctx, &*dk, "DkimKey", dk.status.as_ref(), &status).await?;
+    apply_status(&ctx, &crate::controller::WHOLE, &*dk, "DkimKey", dk.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(3600)))
 }
 

@@ -148,7 +148,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
             conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", &e, st.observed_generation, &now);
             // Deletions recorded in the status reach the bundle once the spec is valid again.
             st.retired_domains = inputs.retired.clone();
-            apply_status(&ctx, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+            apply_status(&ctx, &crate::controller::WHOLE, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
             crate::domain_cleanup::release(&ctx, &deleting).await?;
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
@@ -219,7 +219,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
 
     for d in &inputs.domains {
         if let Some(st) = plan.domain_status.get(&key_of(d)) {
-            apply_status(&ctx, d, "SendingDomain", d.status.as_ref(), st).await?;
+            apply_status(&ctx, &crate::controller::WHOLE, d, "SendingDomain", d.status.as_ref(), st).await?;
         }
     }
     let config_hash = short_hash(yaml.as_bytes());
@@ -231,7 +231,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     st.retired_domains = inputs.retired.clone();
     let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
     conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
-    apply_status(&ctx, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
+    apply_status(&ctx, &crate::controller::WHOLE, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;
     // Recorded in the bundle and the status: now the deleted domains may go.
     for d in &deleting {
         let note = format!("SendingDomain {}/{} ({}) deleted: its queued mail is purged", d.namespace().unwrap_or_default(), d.name_any(), d.spec.domain);

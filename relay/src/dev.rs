@@ -76,6 +76,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
             domains: vec![SendingDomain {
                 name: DEV_DOMAIN.into(),
                 dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_key.file_name().unwrap_or_default().to_string_lossy().into() }],
+                refuse: None,
             }],
         }],
         api_keys: vec![ApiKey {

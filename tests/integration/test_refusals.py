@@ -60,3 +60,15 @@ def test_bare_lf_smuggling_payload_is_refused(relay):
     assert c.noop()[0] == 250
     c.quit()
     assert relay.metric('cascade_relay_messages_accepted_total') == 0
+
+
+def test_a_domain_the_operator_refuses_gets_550_with_the_reason(workdir, dns_server, cleanup):
+    """The operator sets `refuse` on a domain whose DKIM record is not verified in DNS (with
+    `dnsVerification: enforce`); the client learns why."""
+    why = "its DKIM record is not verified in DNS (no DKIM record at cascade1._domainkey.example.test.)"
+    tweak = lambda cfg: cfg.replace("  - name: example.test\n", f"  - name: example.test\n    refuse: '{why}'\n", 1)
+    relay = standard_setup(workdir, dns_server, cleanup, tweak=tweak)[2]
+    c = submit_client(relay)
+    code, text = c.docmd("MAIL", "FROM:<dev@example.test>")
+    assert (code, text.decode()) == (550, f"5.7.1 Not sending for example.test: {why}")
+    c.quit()

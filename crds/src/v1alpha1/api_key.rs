@@ -70,6 +70,7 @@ pub struct ApiKeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ApiKeyState>,
     /// `Ready` and friends.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

@@ -66,6 +66,7 @@ pub struct DkimKeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txt_value: Option<String>,
     /// `Ready` and friends.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

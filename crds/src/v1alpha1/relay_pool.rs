@@ -54,6 +54,12 @@ pub struct RelayPoolSpec {
     /// Which namespaces' SendingDomains and ApiKeys this pool serves (empty: none).
     #[serde(default)]
     pub tenants: NamespaceSelector,
+    /// `enforce` (default): the relays send for a domain only once its DKIM record is verified in
+    /// DNS (until then its mail is refused with `550 5.7.1` and the reason), and a domain is
+    /// `Ready` only when SPF, DKIM and DMARC are verified. `warn`: failed checks show in the
+    /// conditions but change nothing.
+    #[serde(default)]
+    pub dns_verification: DnsVerification,
     /// Client networks (CIDR) allowed to connect besides pods in the tenant namespaces. The
     /// pool's NetworkPolicy admits exactly the tenant namespaces and these networks (list
     /// `0.0.0.0/0` to admit everyone); when set, the relay also refuses any other address, so
@@ -117,6 +123,15 @@ pub struct PoolDelivery {
     /// The next hop for `mode: smarthost`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smarthost: Option<PoolSmarthost>,
+}
+
+/// What failed DNS checks do.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum DnsVerification {
+    #[default]
+    Enforce,
+    Warn,
 }
 
 /// Delivery mode.
@@ -205,6 +220,7 @@ pub struct RelayPoolStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
     /// `Ready` and friends.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// SendingDomains deleted from this pool recently: the relays purge their queued mail. Kept

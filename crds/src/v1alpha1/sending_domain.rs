@@ -119,6 +119,7 @@ pub struct SendingDomainStatus {
     #[serde(default)]
     pub records: Vec<DnsRecord>,
     /// `Ready`, `DomainConflict`, ...
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

@@ -191,6 +191,26 @@ pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
     owners.into_iter().map(|(domain, (_, _, _, key))| (domain, key)).collect()
 }
 
+/// Whether a served domain is Ready, and whether the relays refuse its mail, from its DNS
+/// conditions (written by the SendingDomain controller) and the pool's `dnsVerification`.
+fn dns_verdict(pool: &RelayPool, conds: &[conditions::Condition], by: &str) -> (bool, &'static str, String, Option<String>) {
+    use crate::dns::checks::{DKIM, DMARC, SPF};
+    let failing: Vec<&str> = [SPF, DKIM, DMARC].into_iter().filter(|t| !conditions::is_true(conds, t)).collect();
+    if failing.is_empty() {
+        return (true, "Served", format!("served by {by}; SPF, DKIM and DMARC verified in DNS"), None);
+    }
+    let list = failing.join(", ");
+    if pool.spec.dns_verification == DnsVerification::Warn {
+        return (true, "Served", format!("served by {by} (dnsVerification: warn); not verified yet: {list}; publish the records in status.records"), None);
+    }
+    let refuse = failing.contains(&DKIM).then(|| {
+        let why = conds.iter().find(|c| c.type_ == DKIM).map(|c| c.message.clone()).unwrap_or_else(|| "not checked yet".into());
+        format!("its DKIM record is not verified in DNS ({why})")
+    });
+    let sending = if refuse.is_some() { "its mail is refused until DKIM is verified" } else { "its mail is sent" };
+    (false, "DNSNotVerified", format!("not verified in DNS: {list}; {sending}; publish the records in status.records"), refuse)
+}
+
 pub fn spf_value(spec: &SpfExpectation) -> Option<String> {
     if let Some(inc) = &spec.include {
         return Some(format!("v=spf1 include:{inc} -all"));
@@ -323,9 +343,9 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
                 match missing {
                     Some(msg) => conditions::set(&mut st.conditions, types::READY, false, "DkimKeyPending", &msg, gen, now),
                     None => {
-                        let msg = format!("served by RelayPool {pool_ns}/{pool_name}; publish the records in status.records");
-                        conditions::set(&mut st.conditions, types::READY, true, "Served", &msg, gen, now);
-                        tenants.entry(k.0.clone()).or_default().push(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs });
+                        let (ready, reason, msg, refuse) = dns_verdict(pool, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
+                        conditions::set(&mut st.conditions, types::READY, ready, reason, &msg, gen, now);
+                        tenants.entry(k.0.clone()).or_default().push(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs, refuse });
                     }
                 }
             }

@@ -129,11 +129,13 @@ fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<Material> {
 
 pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     let inputs = read_inputs(files)?;
-    let pool = match inputs.pools.as_slice() {
+    let mut pool = match inputs.pools.as_slice() {
         [p] => p.clone(),
         [] => bail!("no RelayPool in the input: render needs exactly one"),
         many => bail!("{} RelayPools in the input ({}); render needs exactly one", many.len(), many.iter().map(|p| key_of(p).1).collect::<Vec<_>>().join(", ")),
     };
+    // Rendering asks no DNS (that is `check-dns`): the bundle serves domains as with `warn`.
+    pool.spec.dns_verification = cascade_crds::v1alpha1::DnsVerification::Warn;
     let material = ensure_material(&inputs, out)?;
     let now = cascade_relay::time::now_unix();
     let plan = evaluate::evaluate(&pool, &inputs, &material, now, &cascade_relay::time::rfc3339_utc(now)).map_err(|e| anyhow::anyhow!("RelayPool {}: {e}", key_of(&pool).1))?;

@@ -39,6 +39,8 @@ pub struct ConfigErrors(pub Vec<Problem>);
 pub struct DomainPolicy {
     pub tenant: String,
     pub signers: Vec<Signer>,
+    /// Why mail from this domain is refused, if it is.
+    pub refuse: Option<String>,
 }
 
 /// An API key as the relay enforces it.
@@ -265,7 +267,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
                 continue;
             }
             tenant_domains.entry(&tenant.name).or_default().insert(&domain.name);
-            domains.insert(domain.name.clone(), DomainPolicy { tenant: tenant.name.clone(), signers });
+            domains.insert(domain.name.clone(), DomainPolicy { tenant: tenant.name.clone(), signers, refuse: domain.refuse.clone() });
         }
     }
 

@@ -39,6 +39,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tracing::warn!(client = %self.peer, key = %key_id, sender = %crate::relay::mask(&from.to_string()), "sender domain not allowed for key");
             return Reply::new(550, "5.7.1", "Sender address domain is not authorized for this API key");
         }
+        if let Some(why) = rt.domains.get(&from.domain.to_ascii_lowercase()).and_then(|d| d.refuse.as_deref()) {
+            self.reject("domain_refused");
+            return Reply::new(550, "5.7.1", format!("Not sending for {}: {why}", from.domain));
+        }
         if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.messages_per_minute) {
             if !self.relay.rates.allow(&key_id, limit, now_ms) {
                 self.reject("rate_limit");

@@ -4,7 +4,7 @@ use super::*;
 use cascade_crds::conditions::Condition;
 
 fn pool(ns: &str, name: &str, serves: &[&str]) -> RelayPool {
-    let spec: RelayPoolSpec = serde_json::from_value(serde_json::json!({ "tenants": { "matchNames": serves } })).unwrap();
+    let spec: RelayPoolSpec = serde_json::from_value(serde_json::json!({ "tenants": { "matchNames": serves }, "dnsVerification": "warn" })).unwrap();
     let mut p = RelayPool::new(name, spec);
     p.metadata.namespace = Some(ns.into());
     p
@@ -233,4 +233,44 @@ fn deleted_domains_are_retired_for_a_week_unless_served_again() {
     inputs.retired = vec![recent];
     let config = plan(&inputs).config;
     assert_eq!(config.retired_domains, vec![rc::RetiredDomain { name: "recent.example".into(), tenant: "shop".into() }]);
+}
+
+fn with_dns(mut d: SendingDomain, spf: bool, dkim: bool, dmarc: bool) -> SendingDomain {
+    let mut st = SendingDomainStatus::default();
+    for (t, ok) in [("SPFVerified", spf), ("DKIMVerified", dkim), ("DMARCVerified", dmarc)] {
+        conditions::set(&mut st.conditions, t, ok, if ok { "Verified" } else { "Missing" }, &format!("{t} says why"), 1, "t0");
+    }
+    d.status = Some(st);
+    d
+}
+
+#[test]
+fn enforced_dns_verification_gates_ready_and_refuses_unverified_dkim() {
+    let mut inputs = world(
+        vec![
+            with_dns(domain("shop", "all", "all.example", "2026-01-01T00:00:00Z"), true, true, true),
+            with_dns(domain("shop", "nodkim", "nodkim.example", "2026-01-01T00:00:00Z"), true, false, true),
+            with_dns(domain("shop", "nodmarc", "nodmarc.example", "2026-01-01T00:00:00Z"), true, true, false),
+            domain("shop", "unchecked", "unchecked.example", "2026-01-01T00:00:00Z"),
+        ],
+        vec![],
+    );
+    inputs.pools[0].spec.dns_verification = DnsVerification::Enforce;
+    let p = plan(&inputs);
+    let st = |name: &str| ready(&p.domain_status[&k("shop", name)].conditions);
+    let refuse = |d: &str| p.config.tenants.iter().flat_map(|t| &t.domains).find(|x| x.name == d).unwrap().refuse.clone();
+    assert_eq!(st("all"), ("True".into(), "Served".into()));
+    assert_eq!(refuse("all.example"), None);
+    assert_eq!(st("nodkim"), ("False".into(), "DNSNotVerified".into()));
+    assert_eq!(refuse("nodkim.example").unwrap(), "its DKIM record is not verified in DNS (DKIMVerified says why)");
+    // SPF or DMARC missing: not Ready, but mail is signed and sent.
+    assert_eq!(st("nodmarc"), ("False".into(), "DNSNotVerified".into()));
+    assert_eq!(refuse("nodmarc.example"), None);
+    assert!(refuse("unchecked.example").unwrap().contains("not checked yet"));
+    // warn: everything is served and Ready, the gaps are named.
+    inputs.pools[0].spec.dns_verification = DnsVerification::Warn;
+    let p = plan(&inputs);
+    let c = p.domain_status[&k("shop", "nodkim")].conditions.iter().find(|c| c.type_ == "Ready").unwrap().clone();
+    assert_eq!((c.status.as_str(), c.message.contains("not verified yet: DKIMVerified")), ("True", true));
+    assert!(p.config.tenants.iter().flat_map(|t| &t.domains).all(|d| d.refuse.is_none()));
 }
