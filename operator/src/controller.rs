@@ -158,7 +158,14 @@ pub async fn run(ctx: Arc<Context>) {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     };
-    let domains = Controller::new(Api::<SendingDomain>::all(ctx.client.clone()), watcher::Config::default())
-        .run(crate::domain_cleanup::reconcile, crate::domain_cleanup::error_policy, ctx.clone());
+    // SendingDomains are checked again when a DkimKey of their namespace and domain changes.
+    let domains = Controller::new(Api::<SendingDomain>::all(ctx.client.clone()), watcher::Config::default());
+    let domain_store = domains.store();
+    let domains = domains
+        .watches(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default(), move |k: DkimKey| {
+            let ns = k.namespace();
+            domain_store.state().iter().filter(|d| d.namespace() == ns && d.spec.domain == k.spec.domain).map(|d| ObjectRef::from_obj(&**d)).collect::<Vec<_>>()
+        })
+        .run(crate::sending_domain::reconcile, crate::sending_domain::error_policy, ctx.clone());
     futures::join!(drain(dkim), drain(keys), drain(pools), drain(domains), gauges);
 }

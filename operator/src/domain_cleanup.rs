@@ -2,16 +2,13 @@
 //! still queued is purged. The pool puts a finalizer on every SendingDomain that references it;
 //! when one is deleted, the pool records it under `status.retiredDomains` (and so in the relay
 //! configuration's `retiredDomains`), writes the bundle, and only then releases the finalizer.
-//! A SendingDomain whose pool no longer exists is released by the SendingDomain controller here.
+//! A SendingDomain whose pool no longer exists is released by the SendingDomain controller.
 
-use crate::controller::ReconcileError;
 use crate::render::evaluate::{key_of, Inputs, DOMAIN_FINALIZER};
 use crate::Context;
 use cascade_crds::v1alpha1::{RelayPool, SendingDomain};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action;
 use kube::ResourceExt;
-use std::sync::Arc;
 
 fn references(d: &SendingDomain, pool: &RelayPool) -> bool {
     let (ns, name) = key_of(pool);
@@ -52,19 +49,14 @@ pub async fn release(ctx: &Context, deleting: &[SendingDomain]) -> Result<(), ku
     Ok(())
 }
 
-/// The SendingDomain controller: only releases deleted domains whose pool is gone (a pool that
-/// exists does it itself, after recording the deletion).
-pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let _timer = ctx.metrics.reconcile("SendingDomain");
-    if d.metadata.deletion_timestamp.is_some() && has_finalizer(&d) {
+/// Releases a deleted domain whose pool is gone (a pool that exists does it itself, after
+/// recording the deletion).
+pub async fn release_orphan(ctx: &Context, d: &SendingDomain) -> Result<(), kube::Error> {
+    if d.metadata.deletion_timestamp.is_some() && has_finalizer(d) {
         let pools: Api<RelayPool> = Api::namespaced(ctx.client.clone(), &d.spec.relay_pool.namespace);
         if pools.get_opt(&d.spec.relay_pool.name).await?.is_none() {
-            release(&ctx, std::slice::from_ref(&*d)).await?;
+            release(ctx, std::slice::from_ref(d)).await?;
         }
     }
-    Ok(Action::await_change())
-}
-
-pub fn error_policy(d: Arc<SendingDomain>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::controller::record_error(&ctx, "SendingDomain", &d.name_any(), error)
+    Ok(())
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod relay_pool;
 pub mod render;
 pub mod secrets;
+pub mod sending_domain;
 pub mod workloads;
 
 /// What every reconcile shares.
@@ -34,11 +35,14 @@ pub struct Context {
     pub master: cascade_relay::spool::format::KeyRing,
     pub metrics: std::sync::Arc<metrics::Metrics>,
     pub events: events::Events,
+    /// DNS for the SendingDomain checks (nameservers configurable).
+    pub dns: dns::Dns,
+    pub dns_recheck: sending_domain::Recheck,
 }
 
 impl Context {
     /// A context for a real cluster.
-    pub fn kubernetes(client: kube::Client, master: cascade_relay::spool::format::KeyRing) -> Self {
+    pub fn kubernetes(client: kube::Client, master: cascade_relay::spool::format::KeyRing, dns: dns::Dns) -> Self {
         use k8s_openapi::api as k;
         use kube::core::ApiResource as R;
         let kinds = [
@@ -56,6 +60,8 @@ impl Context {
             relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
             secrets: secrets::SecretStore::kubernetes(client.clone()),
             events: events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),
+            dns,
+            dns_recheck: Default::default(),
             namespaces: kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             client,
             master,

@@ -24,6 +24,9 @@ enum Command {
         /// HTTP listener for /metrics, /healthz and /readyz.
         #[arg(long, env = "CASCADE_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
         http: String,
+        /// DNS server for the SendingDomain checks (IP:PORT; repeatable); default: the system resolver.
+        #[arg(long = "nameserver")]
+        nameservers: Vec<std::net::SocketAddr>,
     },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
     /// exit 1 unless every check passes.
@@ -46,7 +49,7 @@ enum Command {
     },
 }
 
-fn run(namespace: String, http: String) -> anyhow::Result<()> {
+fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -61,7 +64,8 @@ fn run(namespace: String, http: String) -> anyhow::Result<()> {
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("cascade-operator-{}", std::process::id()));
         let lease = kube::core::ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
         let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
-        let mut ctx = cascade_operator::Context::kubernetes(client, master);
+        let dns = cascade_operator::dns::Dns::new(&nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?;
+        let mut ctx = cascade_operator::Context::kubernetes(client, master, dns);
         ctx.metrics = metrics.clone();
         let ctx = std::sync::Arc::new(ctx);
         tracing::info!(namespace, identity, "waiting for leadership");
@@ -103,7 +107,7 @@ fn check_dns(files: &[PathBuf], nameservers: &[std::net::SocketAddr]) -> ExitCod
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::Run { namespace, http } => run(namespace, http),
+        Command::Run { namespace, http, nameservers } => run(namespace, http, nameservers),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {

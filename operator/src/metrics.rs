@@ -12,6 +12,7 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     pub managed: IntGaugeVec,
     pub leader: IntGauge,
+    pub dns_checks: IntGaugeVec,
     ready: AtomicBool,
 }
 
@@ -23,11 +24,12 @@ impl Default for Metrics {
         let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let reconcile_duration = HistogramVec::new(HistogramOpts::new("cascade_operator_reconcile_duration_seconds", "Reconcile duration, by kind").buckets(buckets), &["kind"]).expect("valid metric");
         let managed = IntGaugeVec::new(Opts::new("cascade_operator_managed_objects", "Custom resources the operator manages, by kind"), &["kind"]).expect("valid metric");
+        let dns_checks = IntGaugeVec::new(Opts::new("cascade_operator_dns_check", "DNS check of a SendingDomain: 1 passed, 0 failed, -1 DNS did not answer"), &["namespace", "domain", "check"]).expect("valid metric");
         let leader = IntGauge::new("cascade_operator_leader", "1 while this replica holds the leader Lease").expect("valid metric");
-        for c in [Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>, Box::new(reconcile_errors.clone()), Box::new(reconcile_duration.clone()), Box::new(managed.clone()), Box::new(leader.clone())] {
+        for c in [Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>, Box::new(reconcile_errors.clone()), Box::new(reconcile_duration.clone()), Box::new(managed.clone()), Box::new(leader.clone()), Box::new(dns_checks.clone())] {
             registry.register(c).expect("unique metric");
         }
-        Self { registry, reconciles, reconcile_errors, reconcile_duration, managed, leader, ready: AtomicBool::new(false) }
+        Self { registry, reconciles, reconcile_errors, reconcile_duration, managed, leader, dns_checks, ready: AtomicBool::new(false) }
     }
 }
 

@@ -23,7 +23,7 @@ async fn pools_render_bundles_statuses_and_revocations() {
 
     let api = "cascade-mail.com/v1alpha1";
     let pools: Api<RelayPool> = Api::namespaced(client.clone(), "cascade-system");
-    pools.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop", "blog"]}}}))).await.unwrap();
+    pools.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop", "blog"]}, "dnsVerification": "warn"}}))).await.unwrap();
     let shop_domains: Api<SendingDomain> = Api::namespaced(client.clone(), "shop");
     let domain = |ns: &str, name: &str| obj::<SendingDomain>(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": name, "namespace": ns},
         "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"egress": ["192.0.2.10"]}}}));

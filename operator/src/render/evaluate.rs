@@ -203,9 +203,10 @@ fn dns_verdict(pool: &RelayPool, conds: &[conditions::Condition], by: &str) -> (
     if pool.spec.dns_verification == DnsVerification::Warn {
         return (true, "Served", format!("served by {by} (dnsVerification: warn); not verified yet: {list}; publish the records in status.records"), None);
     }
+    // Short enough for an SMTP reply line; the status has the whole story.
     let refuse = failing.contains(&DKIM).then(|| {
-        let why = conds.iter().find(|c| c.type_ == DKIM).map(|c| c.message.clone()).unwrap_or_else(|| "not checked yet".into());
-        format!("its DKIM record is not verified in DNS ({why})")
+        let why = conds.iter().find(|c| c.type_ == DKIM).map(|c| c.reason.clone()).unwrap_or_else(|| "not checked yet".into());
+        format!("its DKIM record is not verified in DNS ({why}); see the SendingDomain's status")
     });
     let sending = if refuse.is_some() { "its mail is refused until DKIM is verified" } else { "its mail is sent" };
     (false, "DNSNotVerified", format!("not verified in DNS: {list}; {sending}; publish the records in status.records"), refuse)

@@ -81,7 +81,9 @@ pub async fn install_workload_stand_ins(client: &kube::Client) -> std::collectio
 
 /// An operator context for the test server: Secrets through the stand-in kind.
 pub fn context(client: &kube::Client, secrets: cascade_operator::secrets::SecretStore, master: cascade_relay::spool::format::KeyRing) -> cascade_operator::Context {
-    let mut ctx = cascade_operator::Context::kubernetes(client.clone(), master);
+    // No DNS server answers here by default (tests that check DNS start Knot and set ctx.dns).
+    let dns = cascade_operator::dns::Dns::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
+    let mut ctx = cascade_operator::Context::kubernetes(client.clone(), master, dns);
     ctx.secrets = secrets;
     ctx
 }

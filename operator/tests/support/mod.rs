@@ -3,4 +3,5 @@
 
 pub mod apiserver;
 pub mod crds;
+pub mod dns;
 pub mod operator;

@@ -23,6 +23,11 @@ impl Drop for Running {
 /// `workloads`), ensures the master key and runs the controllers. `None` when the server is not
 /// available here (the test then passes after a loud SKIP).
 pub async fn start(workloads: bool) -> Option<Running> {
+    start_with(workloads, |_| {}).await
+}
+
+/// [`start`], with the context adjusted by `adjust` before the controllers run.
+pub async fn start_with(workloads: bool, adjust: impl FnOnce(&mut cascade_operator::Context)) -> Option<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let server = ApiServer::start().await?;
     let client = server.client.clone();
@@ -35,6 +40,7 @@ pub async fn start(workloads: bool) -> Option<Running> {
     if workloads {
         ctx.workload_kinds = super::crds::install_workload_stand_ins(&client).await;
     }
+    adjust(&mut ctx);
     let ctx = Arc::new(ctx);
     let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
     Some(Running { client, secrets, ctx, controller, _server: server })

@@ -41,6 +41,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         if let Some(why) = rt.domains.get(&from.domain.to_ascii_lowercase()).and_then(|d| d.refuse.as_deref()) {
             self.reject("domain_refused");
+            // A reply line stays well inside RFC 5321's 512 octets.
+            let why: String = why.chars().filter(|c| !c.is_control()).take(300).collect();
             return Reply::new(550, "5.7.1", format!("Not sending for {}: {why}", from.domain));
         }
         if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.messages_per_minute) {

@@ -262,7 +262,7 @@ fn enforced_dns_verification_gates_ready_and_refuses_unverified_dkim() {
     assert_eq!(st("all"), ("True".into(), "Served".into()));
     assert_eq!(refuse("all.example"), None);
     assert_eq!(st("nodkim"), ("False".into(), "DNSNotVerified".into()));
-    assert_eq!(refuse("nodkim.example").unwrap(), "its DKIM record is not verified in DNS (DKIMVerified says why)");
+    assert_eq!(refuse("nodkim.example").unwrap(), "its DKIM record is not verified in DNS (Missing); see the SendingDomain's status");
     // SPF or DMARC missing: not Ready, but mail is signed and sent.
     assert_eq!(st("nodmarc"), ("False".into(), "DNSNotVerified".into()));
     assert_eq!(refuse("nodmarc.example"), None);
