@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod controller;
 pub mod crdgen;
 pub mod dkim_key;
+pub mod dkim_lifecycle;
 pub mod dns;
 pub mod domain_cleanup;
 pub mod events;

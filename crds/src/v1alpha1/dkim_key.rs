@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
     shortname = "dk",
     category = "cascade",
     printcolumn = r#"{"name":"Domain","type":"string","jsonPath":".spec.domain"}"#,
-    printcolumn = r#"{"name":"Selector","type":"string","jsonPath":".spec.selector"}"#,
+    printcolumn = r#"{"name":"Selector","type":"string","jsonPath":".status.currentSelector"}"#,
+    printcolumn = r#"{"name":"Next","type":"string","jsonPath":".status.nextSelector"}"#,
+    printcolumn = r#"{"name":"Rotation","type":"string","jsonPath":".status.nextRotation"}"#,
     printcolumn = r#"{"name":"Algorithm","type":"string","jsonPath":".spec.algorithm"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -26,7 +28,8 @@ use serde::{Deserialize, Serialize};
 pub struct DkimKeySpec {
     /// The signing domain (`d=`).
     pub domain: String,
-    /// Selector (`s=`); the record goes to `<selector>._domainkey.<domain>`.
+    /// Selector (`s=`) of the first key; the record goes to `<selector>._domainkey.<domain>`.
+    /// Later generations use `<selector>-2`, `<selector>-3`, ...
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"), length(max = 63))]
     pub selector: String,
     /// `rsa-sha256` (2048-bit keys) or `ed25519-sha256`.
@@ -37,7 +40,9 @@ pub struct DkimKeySpec {
     pub rotation: Rotation,
 }
 
-/// When keys rotate.
+/// When keys rotate. Annotate the DkimKey with `cascade-mail.com/rotate: <any new value>` for an
+/// emergency rotation now: a new key is generated at once and activated as soon as its record is
+/// verified.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
@@ -69,6 +74,66 @@ pub struct DkimKeyStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The selector the relays sign with now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_selector: Option<String>,
+    /// The selector of the next key, once it exists (publish its record before it activates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_selector: Option<String>,
+    /// When the current key is due to be replaced (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<String>,
+    /// The last `cascade-mail.com/rotate` annotation value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_forced_rotation: Option<String>,
+    /// Every key generation, oldest first: generation 1 uses `spec.selector`, generation n > 1
+    /// uses `<spec.selector>-<n>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generations: Vec<KeyGeneration>,
+}
+
+/// One generation of a DkimKey.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyGeneration {
+    /// 1, 2, ...
+    pub generation: u32,
+    /// Its selector (`s=`).
+    pub selector: String,
+    /// Pending, Active, Retiring or Retired.
+    pub phase: KeyPhase,
+    /// Where its record goes: `<selector>._domainkey.<domain>.`
+    pub dns_name: String,
+    /// The exact TXT value (empty once Retired).
+    #[serde(default)]
+    pub txt_value: String,
+    /// When the key was generated (RFC 3339).
+    pub created_at: String,
+    /// When it became Active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<String>,
+    /// When a newer key replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_at: Option<String>,
+    /// When its private key was destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+    /// Created by a forced rotation: activates as soon as its record is verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+}
+
+/// Where a key generation is in its life.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyPhase {
+    /// Generated; its record is published in status, waiting to be verified in DNS.
+    Pending,
+    /// Verified in DNS; the relays sign with it.
+    Active,
+    /// Replaced by a newer Active key; its record must stay published so mail in flight verifies.
+    Retiring,
+    /// Its record may be removed; the private key is destroyed.
+    Retired,
 }
 
 fn default_algorithm() -> DkimAlgorithm {
