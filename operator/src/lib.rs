@@ -39,6 +39,26 @@ pub struct Context {
     /// DNS for the SendingDomain checks (nameservers configurable).
     pub dns: dns::Dns,
     pub dns_recheck: sending_domain::Recheck,
+    /// The time the controllers act on (a test advances it by days in microseconds).
+    pub clock: Clock,
+}
+
+/// Unix time: the system clock, or a manual one for tests.
+#[derive(Clone, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicU64>>);
+
+impl Clock {
+    /// A clock that reads `time`; store to it to move time.
+    pub fn manual(time: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self(Some(time))
+    }
+
+    pub fn now(&self) -> u64 {
+        match &self.0 {
+            Some(t) => t.load(std::sync::atomic::Ordering::SeqCst),
+            None => cascade_relay::time::now_unix(),
+        }
+    }
 }
 
 impl Context {
@@ -63,6 +83,7 @@ impl Context {
             events: events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),
             dns,
             dns_recheck: Default::default(),
+            clock: Clock::default(),
             namespaces: kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             client,
             master,

@@ -100,11 +100,16 @@ async fn material(ctx: &Context, inputs: &Inputs) -> Result<(Material, BTreeMap<
     let credentials = ctx.secrets.list(crate::api_key::SECRET_LABEL).await?;
     for k in &inputs.dkim_keys {
         let key = key_of(k);
+        // The generation the DkimKey controller says the relays sign with now.
+        let gens = k.status.as_ref().map(|s| s.generations.as_slice()).unwrap_or_default();
+        let Some(current) = crate::dkim_lifecycle::signing(gens) else { continue };
         let Some(data) = dkim_secrets.get(&(key.0.clone(), crate::dkim_key::secret_name(&key.1))) else { continue };
-        let Some(sealed) = data.get("private.sealed") else { continue };
-        let Ok(pem) = crate::master_key::open(&ctx.master, &format!("{}/{}", key.0, key.1), sealed) else { continue };
+        let Some(pem) = crate::dkim_key::private_key(ctx, data, &key.0, &key.1, &current.selector) else { continue };
         let Ok(public) = cascade_relay::dkim::public_key_of(k.spec.algorithm, &pem) else { continue };
         m.dkim_public.insert(key.clone(), public);
+        m.dkim_selector.insert(key.clone(), current.selector.clone());
+        let published = gens.iter().filter(|g| g.phase != cascade_crds::v1alpha1::KeyPhase::Retired);
+        m.dkim_records.insert(key.clone(), published.map(|g| (g.dns_name.clone(), g.txt_value.clone())).collect());
         private.insert(key, pem);
     }
     for a in &inputs.api_keys {

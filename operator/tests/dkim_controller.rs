@@ -24,17 +24,20 @@ async fn dkim_keys_get_sealed_material_and_status() {
 
     let status = until("DkimKey status", || async { keys.get("k1").await.ok()?.status.filter(|s| s.txt_value.is_some()) }).await;
     assert_eq!(status.dns_name.as_deref(), Some("s1._domainkey.shop.example."));
-    assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    // No DNS answers here: the key waits, Pending, for its record.
+    assert!(status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Pending"));
+    assert_eq!((status.current_selector.as_deref(), status.generations.len()), (Some("s1"), 1));
     let data = secrets.get("shop", "k1-dkim").await.unwrap().expect("key Secret");
-    let sealed = &data["private.sealed"];
+    let sealed = &data["s1.sealed"];
     assert!(!String::from_utf8_lossy(sealed).contains("PRIVATE KEY"), "private key stored in the clear");
-    let pem = cascade_operator::master_key::open(&ctx.master, "shop/k1", sealed).unwrap();
+    assert!(cascade_operator::master_key::open(&ctx.master, "shop/k1", sealed).is_err(), "bound to its generation");
+    let pem = cascade_operator::master_key::open(&ctx.master, "shop/k1/s1", sealed).unwrap();
     let public = cascade_relay::dkim::public_key_of(cascade_crds::relay_config::DkimAlgorithm::RsaSha256, &pem).unwrap();
     assert_eq!(status.txt_value.as_deref(), Some(format!("v=DKIM1; k=rsa; p={public}").as_str()));
     // Events tell the admin what happened, without key material.
     let (kind, note) = support::operator::event(&client, "shop", "k1", "KeyGenerated").await;
     assert_eq!(kind, "Normal");
-    assert!(note.contains("k1-dkim") && !note.contains(&public));
+    assert!(note.contains("k1-dkim") && !note.contains("PRIVATE"), "{note}");
 
     // Steady state: no further writes.
     let version = keys.get("k1").await.unwrap().metadata.resource_version;

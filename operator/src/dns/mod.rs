@@ -58,9 +58,12 @@ impl Dns {
     }
 }
 
-/// The DNS name of a DkimKey's record.
+/// The DNS name of a DkimKey's current record (its status names it; else the first selector's).
 pub fn dkim_name(key: &DkimKey) -> String {
-    format!("{}._domainkey.{}", key.spec.selector, key.spec.domain)
+    match key.status.as_ref().and_then(|s| s.dns_name.clone()) {
+        Some(n) => n.trim_end_matches('.').to_string(),
+        None => format!("{}._domainkey.{}", key.spec.selector, key.spec.domain),
+    }
 }
 
 /// One DkimKey's record checked against its status `txtValue` (when it has one).

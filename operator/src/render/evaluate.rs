@@ -79,6 +79,10 @@ pub fn smarthost_files(secret: &str, data: Option<&BTreeMap<String, Vec<u8>>>) -
 pub struct Material {
     /// DKIM `p=` value per DkimKey.
     pub dkim_public: BTreeMap<Key, String>,
+    /// The selector each DkimKey signs with now (its current generation; absent: `spec.selector`).
+    pub dkim_selector: BTreeMap<Key, String>,
+    /// Every record a DkimKey needs published (all generations not retired), when known.
+    pub dkim_records: BTreeMap<Key, Vec<(String, String)>>,
     /// Key id and `sha256:` secret hash per ApiKey.
     pub api_keys: BTreeMap<Key, (String, String)>,
 }
@@ -160,12 +164,14 @@ fn keys_for<'a>(d: &SendingDomain, keys: &BTreeMap<Key, &'a DkimKey>) -> Result<
         .collect()
 }
 
-/// The status of a DkimKey whose key material exists with public key `public`.
-pub fn dkim_key_status(key: &DkimKey, public: &str, now: &str) -> DkimKeyStatus {
+/// The status `render` reports for a DkimKey whose current key (with `selector`) has public key
+/// `public`.
+pub fn dkim_key_status(key: &DkimKey, public: &str, selector: &str, now: &str) -> DkimKeyStatus {
     let generation = key.metadata.generation.unwrap_or(0);
     let mut st = key.status.clone().unwrap_or_default();
     st.observed_generation = generation;
-    st.dns_name = Some(format!("{}._domainkey.{}.", key.spec.selector, key.spec.domain));
+    st.current_selector = Some(selector.into());
+    st.dns_name = Some(format!("{selector}._domainkey.{}.", key.spec.domain));
     st.txt_value = Some(cascade_relay::dkim::txt_record(key.spec.algorithm, public));
     conditions::set(&mut st.conditions, types::READY, true, "KeyGenerated", "private key generated and stored encrypted; publish txtValue at dnsName", generation, now);
     st
@@ -329,11 +335,14 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
                         missing = Some(format!("DkimKey {} has no key material yet", kk.1));
                         continue;
                     };
-                    let ks = dkim_key_status(key, public, now);
-                    let (name, value) = (ks.dns_name.clone().unwrap_or_default(), ks.txt_value.clone().unwrap_or_default());
+                    let selector = material.dkim_selector.get(&kk).unwrap_or(&key.spec.selector);
+                    let ks = dkim_key_status(key, public, selector, now);
+                    let current = vec![(ks.dns_name.clone().unwrap_or_default(), ks.txt_value.clone().unwrap_or_default())];
                     dkim_status.insert(kk.clone(), ks);
-                    recs.push(DnsRecord { name, type_: "TXT".into(), value });
-                    refs.push(rc::DkimKeyRef { selector: key.spec.selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });
+                    for (name, value) in material.dkim_records.get(&kk).unwrap_or(&current) {
+                        recs.push(DnsRecord { name: name.clone(), type_: "TXT".into(), value: value.clone() });
+                    }
+                    refs.push(rc::DkimKeyRef { selector: selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });
                 }
                 if let Some(v) = spf_value(&d.spec.spf) {
                     recs.push(DnsRecord { name: format!("{}.", d.spec.domain), type_: "TXT".into(), value: v });
