@@ -6,7 +6,7 @@
 //! It also releases deleted domains whose pool is gone.
 
 use crate::controller::{apply_status, ReconcileError, Writer};
-use crate::dns::checks::{Check, DKIM, DMARC, SPF};
+use crate::dns::checks::{Check, DKIM, DMARC, RETURN_PATH, SPF};
 use crate::render::evaluate::signing_keys;
 use crate::Context;
 use cascade_crds::conditions;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The DNS checker owns the check conditions of SendingDomain statuses.
-pub const DNS_WRITER: Writer = Writer { manager: "cascade-operator-dns", fields: Some(&["conditions"]), conditions: Some(&[SPF, DKIM, DMARC]) };
+pub const DNS_WRITER: Writer = Writer { manager: "cascade-operator-dns", fields: Some(&["conditions"]), conditions: Some(&[SPF, DKIM, DMARC, RETURN_PATH]) };
 
 /// When to check again.
 #[derive(Clone, Copy, Debug)]
@@ -72,11 +72,14 @@ pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Actio
         };
         ctx.metrics.dns_checks.with_label_values(&[&ns, &d.spec.domain, c.type_]).set(value);
     }
+    if d.spec.return_path.is_none() {
+        conditions::remove(&mut st.conditions, RETURN_PATH);
+    }
     apply_status(&ctx, &DNS_WRITER, &*d, "SendingDomain", d.status.as_ref(), &st).await?;
     let failing_since = st
         .conditions
         .iter()
-        .filter(|c| [SPF, DKIM, DMARC].contains(&c.type_.as_str()) && c.status != conditions::TRUE)
+        .filter(|c| [SPF, DKIM, DMARC, RETURN_PATH].contains(&c.type_.as_str()) && c.status != conditions::TRUE)
         .filter_map(|c| cascade_relay::time::parse_rfc3339_utc(&c.last_transition_time))
         .min()
         .unwrap_or(now_unix);

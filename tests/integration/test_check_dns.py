@@ -13,10 +13,12 @@ DKIM = f'"{KEY}"'
 DMARC = '"v=DMARC1; p=reject; rua=mailto:dmarc@reports.test"'
 
 
-def resources(domains):
+def resources(domains, return_paths=None):
     docs = []
     for d in domains:
         name = d.replace(".", "-")
+        rp = (return_paths or {}).get(d)
+        rp_line = f"\n  returnPath: {rp}" if rp else ""
         docs.append(f"""apiVersion: cascade-mail.com/v1alpha1
 kind: SendingDomain
 metadata: {{name: {name}, namespace: shop}}
@@ -25,7 +27,7 @@ spec:
   relayPool: {{name: main, namespace: cascade-system}}
   dkim: {{keys: [{name}-key]}}
   spf: {{include: _spf.relay.test}}
-  dmarc: {{policy: reject}}
+  dmarc: {{policy: reject}}{rp_line}
 ---
 apiVersion: cascade-mail.com/v1alpha1
 kind: DkimKey
@@ -36,9 +38,9 @@ status: {{txtValue: "{KEY}"}}
     return "---\n".join(docs)
 
 
-def run_check(workdir, dns, domains):
+def run_check(workdir, dns, domains, return_paths=None):
     f = workdir / "resources.yaml"
-    f.write_text(resources(domains))
+    f.write_text(resources(domains, return_paths))
     r = subprocess.run([str(OPERATOR), "check-dns", "-f", str(f), "--nameserver", f"127.0.0.1:{dns.port}"], capture_output=True, text=True, timeout=120)
     results, current = {}, None
     for line in r.stdout.splitlines():
@@ -92,3 +94,12 @@ def test_check_dns_says_when_dns_cannot_answer(workdir):
     r = subprocess.run([str(OPERATOR), "check-dns", "-f", str(f), "--nameserver", "127.0.0.1:9"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert r.stdout.count("Unknown") == 3 and "DNSError" in r.stdout, r.stdout
+
+
+def test_a_return_path_domain_is_checked_for_spf(workdir, dns_server):
+    dns = dns_server({"ok.example": [f"@ TXT {SPF}", f"s1._domainkey TXT {DKIM}", f"_dmarc TXT {DMARC}", f"bounces TXT {SPF}"],
+                      "other.example": [f"@ TXT {SPF}", f"s1._domainkey TXT {DKIM}", f"_dmarc TXT {DMARC}"]})
+    r, res = run_check(workdir, dns, ["ok.example", "other.example"], {"ok.example": "bounces.ok.example", "other.example": "bounces.other.example"})
+    assert res[("ok.example", "ReturnPathVerified")][0] == "True", res
+    assert res[("other.example", "ReturnPathVerified")][:2] == ("False", "SPFMissing")
+    assert "bounces.other.example" in res[("other.example", "ReturnPathVerified")][2]

@@ -36,6 +36,12 @@ pub struct SendingDomainSpec {
     /// The DMARC policy to publish.
     #[serde(default)]
     pub dmarc: DmarcExpectation,
+    /// The return-path (bounce) domain used in the envelope sender, when it differs from
+    /// `domain` (e.g. `bounces.shop.example`): it needs its own SPF record authorizing the pool,
+    /// checked as `ReturnPathVerified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"), length(max = 253))]
+    pub return_path: Option<String>,
 }
 
 /// A RelayPool by name and namespace.

@@ -15,6 +15,12 @@ use std::net::IpAddr;
 pub const SPF: &str = "SPFVerified";
 pub const DKIM: &str = "DKIMVerified";
 pub const DMARC: &str = "DMARCVerified";
+pub const RETURN_PATH: &str = "ReturnPathVerified";
+
+/// The return-path domain's SPF: the same check, under its own condition type.
+pub fn return_path(domain: &str, expect: &SpfExpectation, answer: &Lookup) -> Check {
+    Check { type_: RETURN_PATH, ..spf(domain, expect, answer) }
+}
 
 /// One check's outcome: `Some(true/false)`, or `None` when DNS could not answer (try later).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,5 +92,9 @@ pub async fn domain_checks(dns: &Dns, domain: &SendingDomain, keys: &[DkimKey]) 
         }
     }
     let dmarc = checks::dmarc(name, &domain.spec.dmarc, &answers);
-    vec![spf, dkim, dmarc]
+    let mut out = vec![spf, dkim, dmarc];
+    if let Some(rp) = &domain.spec.return_path {
+        out.push(checks::return_path(rp, &domain.spec.spf, &dns.txt(rp).await));
+    }
+    out
 }

@@ -199,9 +199,10 @@ pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
 
 /// Whether a served domain is Ready, and whether the relays refuse its mail, from its DNS
 /// conditions (written by the SendingDomain controller) and the pool's `dnsVerification`.
-fn dns_verdict(pool: &RelayPool, conds: &[conditions::Condition], by: &str) -> (bool, &'static str, String, Option<String>) {
-    use crate::dns::checks::{DKIM, DMARC, SPF};
-    let failing: Vec<&str> = [SPF, DKIM, DMARC].into_iter().filter(|t| !conditions::is_true(conds, t)).collect();
+fn dns_verdict(pool: &RelayPool, d: &SendingDomain, conds: &[conditions::Condition], by: &str) -> (bool, &'static str, String, Option<String>) {
+    use crate::dns::checks::{DKIM, DMARC, RETURN_PATH, SPF};
+    let required = [SPF, DKIM, DMARC].into_iter().chain(d.spec.return_path.as_ref().map(|_| RETURN_PATH));
+    let failing: Vec<&str> = required.filter(|t| !conditions::is_true(conds, t)).collect();
     if failing.is_empty() {
         return (true, "Served", format!("served by {by}; SPF, DKIM and DMARC verified in DNS"), None);
     }
@@ -345,7 +346,9 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
                     refs.push(rc::DkimKeyRef { selector: selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });
                 }
                 if let Some(v) = spf_value(&d.spec.spf) {
-                    recs.push(DnsRecord { name: format!("{}.", d.spec.domain), type_: "TXT".into(), value: v });
+                    for name in std::iter::once(&d.spec.domain).chain(&d.spec.return_path) {
+                        recs.push(DnsRecord { name: format!("{name}."), type_: "TXT".into(), value: v.clone() });
+                    }
                 }
                 recs.push(DnsRecord { name: format!("_dmarc.{}.", d.spec.domain), type_: "TXT".into(), value: dmarc_value(&d.spec.dmarc) });
                 records.extend(recs.iter().map(|r| (r.name.clone(), r.value.clone())));
@@ -353,7 +356,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
                 match missing {
                     Some(msg) => conditions::set(&mut st.conditions, types::READY, false, "DkimKeyPending", &msg, gen, now),
                     None => {
-                        let (ready, reason, msg, refuse) = dns_verdict(pool, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
+                        let (ready, reason, msg, refuse) = dns_verdict(pool, d, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
                         conditions::set(&mut st.conditions, types::READY, ready, reason, &msg, gen, now);
                         tenants.entry(k.0.clone()).or_default().push(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs, refuse });
                     }

@@ -274,3 +274,20 @@ fn enforced_dns_verification_gates_ready_and_refuses_unverified_dkim() {
     assert_eq!((c.status.as_str(), c.message.contains("not verified yet: DKIMVerified")), ("True", true));
     assert!(p.config.tenants.iter().flat_map(|t| &t.domains).all(|d| d.refuse.is_none()));
 }
+
+#[test]
+fn a_return_path_domain_needs_its_own_spf_record_to_be_ready() {
+    let mut d = with_dns(domain("shop", "rp", "rp.example", "2026-01-01T00:00:00Z"), true, true, true);
+    d.spec.return_path = Some("bounces.rp.example".into());
+    let mut inputs = world(vec![d.clone()], vec![]);
+    inputs.pools[0].spec.dns_verification = DnsVerification::Enforce;
+    let p = plan(&inputs);
+    let st = &p.domain_status[&k("shop", "rp")];
+    assert!(st.records.iter().any(|r| r.name == "bounces.rp.example." && r.value == "v=spf1 include:_spf.relay.test -all"));
+    let c = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "DNSNotVerified"));
+    assert!(c.message.contains("ReturnPathVerified"));
+    conditions::set(&mut d.status.as_mut().unwrap().conditions, "ReturnPathVerified", true, "SPFVerified", "ok", 1, "t0");
+    inputs.domains = vec![d];
+    assert_eq!(ready(&plan(&inputs).domain_status[&k("shop", "rp")].conditions).0, "True");
+}
