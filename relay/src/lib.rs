@@ -12,6 +12,7 @@ pub mod config;
 pub mod delivery;
 pub mod dev;
 pub mod dkim;
+pub mod dmarc;
 pub mod http;
 pub mod io;
 pub mod metrics;

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub sessions: IntGauge,
     pub config_reloads: IntCounterVec,
     pub purged: IntCounter,
+    pub dmarc_reports: IntCounterVec,
+    pub dmarc_messages: IntCounterVec,
+    pub dmarc_sources: IntCounterVec,
+    pub dmarc_failures: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -58,6 +62,10 @@ impl Default for Metrics {
             sessions: gauge(&r, "smtp_sessions", "Open SMTP sessions"),
             config_reloads: counter_vec(&r, "config_reloads_total", "Configuration reloads, by result", &["result"]),
             purged: counter(&r, "messages_purged_total", "Queued messages purged because their domain was deleted from the tenant"),
+            dmarc_reports: counter_vec(&r, "dmarc_reports_total", "DMARC reports received, by kind and result", &["kind", "result"]),
+            dmarc_messages: counter_vec(&r, "dmarc_messages_total", "Messages in DMARC aggregate reports, by domain, disposition and aligned DKIM and SPF result", &["domain", "disposition", "dkim", "spf"]),
+            dmarc_sources: counter_vec(&r, "dmarc_source_messages_total", "Messages in DMARC aggregate reports, by domain, source address and whether they passed DMARC", &["domain", "source", "aligned"]),
+            dmarc_failures: counter_vec(&r, "dmarc_failure_reports_total", "DMARC failure reports, by domain and failure", &["domain", "failure"]),
             registry: r,
         }
     }
