@@ -42,6 +42,10 @@ pub struct RelayConfig {
     /// neither delivered nor bounced. A domain the tenant serves again is not purged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_domains: Vec<RetiredDomain>,
+    /// Mail submitted to this address (as its only recipient) is taken as DMARC reports (aggregate
+    /// attachments or failure reports) about the sender's tenant's domains, not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_report_address: Option<String>,
 }
 
 /// A domain deleted from a tenant.

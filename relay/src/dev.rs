@@ -101,6 +101,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
         spool: Spool { dir: "spool".into(), key_file: "spool.key".into() },
         sealing_key_file: None,
         retired_domains: vec![],
+        dmarc_report_address: None,
         limits: Limits::default(),
     };
     let yaml = serde_saphyr::to_string(&config).context("rendering relay.yaml")?;

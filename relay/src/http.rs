@@ -10,11 +10,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+/// The largest request body accepted (a compressed DMARC report).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
 /// What a process exposes on its HTTP listener.
 pub trait Probes: Send + Sync + 'static {
     /// Prometheus text exposition.
     fn metrics(&self) -> String;
     fn ready(&self) -> bool;
+    /// A POST: (status, body). Nothing is posted to by default.
+    fn post(&self, _path: &str, _authorization: Option<&str>, _body: &[u8], _peer: std::net::IpAddr) -> (u16, String) {
+        (404, "not found\n".into())
+    }
 }
 
 impl Probes for Relay {
@@ -24,6 +31,12 @@ impl Probes for Relay {
     fn ready(&self) -> bool {
         self.is_ready()
     }
+    fn post(&self, path: &str, authorization: Option<&str>, body: &[u8], peer: std::net::IpAddr) -> (u16, String) {
+        if path != "/dmarc/reports" {
+            return (404, "not found\n".into());
+        }
+        crate::dmarc::upload::handle(self, authorization, body, peer)
+    }
 }
 
 /// Answers requests until the task is dropped (the relay keeps answering during shutdown, with
@@ -31,17 +44,21 @@ impl Probes for Relay {
 pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>) {
     let slots = Arc::new(Semaphore::new(64));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else { continue };
         let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
         let probes = probes.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, &*probes)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, &*probes, peer.ip())).await;
             drop(permit);
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, probes: &dyn Probes) -> std::io::Result<()> {
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+}
+
+async fn handle(mut stream: TcpStream, probes: &dyn Probes, peer: std::net::IpAddr) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
@@ -54,11 +71,32 @@ async fn handle(mut stream: TcpStream, probes: &dyn Probes) -> std::io::Result<(
         }
         len += n;
     }
-    let head = String::from_utf8_lossy(&buf[..len]);
+    let end = buf[..len].windows(4).position(|w| w == b"\r\n\r\n").map_or(len, |p| p + 4);
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut parts = head.lines().next().unwrap_or_default().split(' ');
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if method == "POST" {
+        let Some(length) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) else {
+            return respond(&mut stream, 411, "text/plain", "Content-Length required\n").await;
+        };
+        if length > MAX_BODY {
+            return respond(&mut stream, 413, "text/plain", &format!("body larger than {} MiB\n", MAX_BODY / 1024 / 1024)).await;
+        }
+        let mut body = buf[end..len].to_vec();
+        body.truncate(length);
+        while body.len() < length {
+            let mut chunk = vec![0u8; (length - body.len()).min(64 * 1024)];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        let (code, text) = probes.post(path, header(&head, "authorization"), &body, peer);
+        return respond(&mut stream, code, "text/plain", &text).await;
+    }
     if method != "GET" {
-        return respond(&mut stream, 405, "text/plain", "only GET is supported\n").await;
+        return respond(&mut stream, 405, "text/plain", "only GET and POST are supported\n").await;
     }
     match path {
         "/metrics" => respond(&mut stream, 200, "text/plain; version=0.0.4", &probes.metrics()).await,
@@ -72,6 +110,13 @@ async fn handle(mut stream: TcpStream, probes: &dyn Probes) -> std::io::Result<(
 async fn respond(stream: &mut TcpStream, code: u16, ctype: &str, body: &str) -> std::io::Result<()> {
     let reason = match code {
         200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",

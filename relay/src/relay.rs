@@ -28,6 +28,7 @@ pub struct Relay {
     watch_delivered: AtomicBool,
     /// Woken on every configuration swap (the queue then purges mail of retired domains).
     pub config_changed: tokio::sync::Notify,
+    pub dmarc_sources: crate::dmarc::record::Sources,
 }
 
 impl Relay {
@@ -47,6 +48,7 @@ impl Relay {
             ready: AtomicBool::new(false),
             watch_delivered: AtomicBool::new(false),
             config_changed: tokio::sync::Notify::new(),
+            dmarc_sources: Default::default(),
         })
     }
 

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeySpec {
-    /// What the key may do: `smtp:submit` (SMTP submission); HTTP API scopes come later.
+    /// What the key may do: `smtp:submit` (SMTP submission), `dmarc:upload` (upload DMARC
+    /// reports to the relay's HTTP listener).
     #[serde(default = "default_scopes")]
     #[schemars(length(min = 1))]
     pub scopes: Vec<String>,

@@ -60,6 +60,10 @@ pub struct RelayPoolSpec {
     /// conditions but change nothing.
     #[serde(default)]
     pub dns_verification: DnsVerification,
+    /// An address on the relays that takes DMARC reports: tenants forward (submit) their
+    /// aggregate and failure reports to it, and the relays turn them into metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_report_address: Option<String>,
     /// Client networks (CIDR) allowed to connect besides pods in the tenant namespaces. The
     /// pool's NetworkPolicy admits exactly the tenant namespaces and these networks (list
     /// `0.0.0.0/0` to admit everyone); when set, the relay also refuses any other address, so

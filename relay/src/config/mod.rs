@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const SCOPE_SMTP_SUBMIT: &str = "smtp:submit";
-const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT];
+/// Upload DMARC reports over HTTP (`POST /dmarc/reports`).
+pub const SCOPE_DMARC_UPLOAD: &str = "dmarc:upload";
+const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -330,6 +332,12 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
         }
     }
 
+    if let Some(a) = &config.dmarc_report_address {
+        let valid = a.rsplit_once('@').is_some_and(|(l, d)| !l.is_empty() && l.len() <= 64 && !l.contains(['<', '>', ' ']) && valid_domain(d));
+        if !valid {
+            c.fail("dmarcReportAddress", format!("{a:?} is not a mail address"));
+        }
+    }
     let mut retired = HashSet::new();
     for (i, r) in config.retired_domains.iter().enumerate() {
         if !valid_domain(&r.name) {

@@ -6,7 +6,9 @@
 pub mod aggregate;
 pub mod archive;
 pub mod failure;
+pub mod ingest;
 pub mod record;
+pub mod upload;
 
 use mail_parser::MessageParser;
 

@@ -85,6 +85,11 @@ impl Denied {
 
 /// Checks a key id and secret against the runtime; `Ok` carries nothing but the fact.
 pub fn verify(rt: &Runtime, key_id: &str, secret: &str, client: IpAddr, now: u64) -> Result<(), Denied> {
+    verify_for(rt, key_id, secret, client, now, SCOPE_SMTP_SUBMIT)
+}
+
+/// [`verify`] for a key that must hold `scope`.
+pub fn verify_for(rt: &Runtime, key_id: &str, secret: &str, client: IpAddr, now: u64, scope: &str) -> Result<(), Denied> {
     let presented = hash_secret(secret);
     let Some(key) = rt.keys.get(key_id) else {
         // Same work as a real comparison, so timing does not tell which key ids exist.
@@ -94,12 +99,17 @@ pub fn verify(rt: &Runtime, key_id: &str, secret: &str, client: IpAddr, now: u64
     if !constant_time_eq(&presented, &key.secret_hash) {
         return Err(Denied::BadSecret);
     }
-    usable(rt, key_id, client, now)
+    usable_for(rt, key_id, client, now, scope)
 }
 
 /// The rules that can change after login (revocation, expiry, scope, network): checked at AUTH and
 /// again at every MAIL FROM against the current configuration.
 pub fn usable(rt: &Runtime, key_id: &str, client: IpAddr, now: u64) -> Result<(), Denied> {
+    usable_for(rt, key_id, client, now, SCOPE_SMTP_SUBMIT)
+}
+
+/// [`usable`] for a key that must hold `scope`.
+pub fn usable_for(rt: &Runtime, key_id: &str, client: IpAddr, now: u64, scope: &str) -> Result<(), Denied> {
     let key = rt.keys.get(key_id).ok_or(Denied::UnknownKey)?;
     if key.revoked {
         return Err(Denied::Revoked);
@@ -107,7 +117,7 @@ pub fn usable(rt: &Runtime, key_id: &str, client: IpAddr, now: u64) -> Result<()
     if key.expires_at.is_some_and(|t| now >= t) {
         return Err(Denied::Expired);
     }
-    if !key.scopes.iter().any(|s| s == SCOPE_SMTP_SUBMIT) {
+    if !key.scopes.iter().any(|s| s == scope) {
         return Err(Denied::MissingScope);
     }
     if !key.allowed_cidrs.is_empty() && !key.allowed_cidrs.iter().any(|n| n.contains(client)) {

@@ -14,6 +14,18 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// A message to the DMARC report address: taken as reports, never spooled or delivered.
+    fn dmarc_report(&mut self, key_id: &str, message: &[u8]) -> Reply {
+        let result = crate::dmarc::parse_mail(message).inspect_err(|e| crate::dmarc::ingest::malformed(&self.relay, e)).and_then(|reports| crate::dmarc::ingest::accept(&self.relay, key_id, &reports));
+        match result {
+            Ok(summary) => Reply::new(250, "2.6.0", format!("DMARC report accepted: {}", summary.chars().take(300).collect::<String>())),
+            Err(e) => {
+                tracing::warn!(client = %self.peer, key = %key_id, error = %e, "DMARC report refused");
+                Reply::new(550, "5.6.0", format!("DMARC report refused: {}", e.0.chars().filter(|c| !c.is_control()).take(300).collect::<String>()))
+            }
+        }
+    }
+
     pub(crate) async fn data(&mut self) -> Reply {
         let (from, to) = match std::mem::replace(&mut self.stage, Stage::Ready) {
             Stage::Rcpt { from, to } => (from, to),
@@ -39,6 +51,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(_) => return common::timeout(),
         };
         let key_id = self.key_id.clone().unwrap_or_default();
+        if let Some(report_address) = rt.config.dmarc_report_address.as_deref() {
+            if to.len() == 1 && to[0].to_string().eq_ignore_ascii_case(report_address) {
+                return self.dmarc_report(&key_id, &message);
+            }
+        }
         let queue_id = crate::spool::new_queue_id();
         let trace = Trace { helo: &self.helo, client_ip: self.peer, hostname: &rt.config.hostname, queue_id: &queue_id, tls: self.tls, unix_time: crate::time::now_unix() };
         let added = added_headers(&message, &trace);
