@@ -26,6 +26,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The pool's part of a SendingDomain status: the records, `Ready` and `DomainConflict` (the
+/// DNS checks are the SendingDomain controller's).
+const DOMAIN_WRITER: crate::controller::Writer = crate::controller::Writer {
+    manager: crate::secrets::FIELD_MANAGER,
+    fields: Some(&["observedGeneration", "records", "conditions"]),
+    conditions: Some(&[types::READY, types::DOMAIN_CONFLICT]),
+};
+
 pub fn bundle_secret(pool: &str) -> String {
     format!("{pool}-relay-config")
 }
@@ -224,7 +232,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
 
     for d in &inputs.domains {
         if let Some(st) = plan.domain_status.get(&key_of(d)) {
-            apply_status(&ctx, &crate::controller::WHOLE, d, "SendingDomain", d.status.as_ref(), st).await?;
+            apply_status(&ctx, &DOMAIN_WRITER, d, "SendingDomain", d.status.as_ref(), st).await?;
         }
     }
     let config_hash = short_hash(yaml.as_bytes());
