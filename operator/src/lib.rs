@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod dkim_key;
 pub mod dkim_lifecycle;
+pub mod dmarc_reports;
 pub mod dns;
 pub mod domain_cleanup;
 pub mod events;
@@ -41,6 +42,8 @@ pub struct Context {
     pub dns_recheck: sending_domain::Recheck,
     /// The time the controllers act on (a test advances it by days in microseconds).
     pub clock: Clock,
+    /// Where the relays' HTTP listeners are, overriding the pool's headless Service (tests).
+    pub relay_http: Option<Vec<std::net::SocketAddr>>,
 }
 
 /// Unix time: the system clock, or a manual one for tests.
@@ -84,6 +87,7 @@ impl Context {
             dns,
             dns_recheck: Default::default(),
             clock: Clock::default(),
+            relay_http: None,
             namespaces: kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             client,
             master,

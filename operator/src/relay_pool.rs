@@ -30,7 +30,7 @@ use std::time::Duration;
 /// DNS checks are the SendingDomain controller's).
 const DOMAIN_WRITER: crate::controller::Writer = crate::controller::Writer {
     manager: crate::secrets::FIELD_MANAGER,
-    fields: Some(&["observedGeneration", "records", "conditions"]),
+    fields: Some(&["observedGeneration", "records", "conditions", "dmarcReports"]),
     conditions: Some(&[types::READY, types::DOMAIN_CONFLICT]),
 };
 
@@ -230,9 +230,15 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         ctx.events.publish(&pool.object_ref(&()), &Note::normal("ConfigUpdated", "RenderConfig", note)).await;
     }
 
+    let reports = dmarc_reports(&ctx, &pool).await;
     for d in &inputs.domains {
         if let Some(st) = plan.domain_status.get(&key_of(d)) {
-            apply_status(&ctx, &DOMAIN_WRITER, d, "SendingDomain", d.status.as_ref(), st).await?;
+            let mut st = st.clone();
+            let served = st.conditions.iter().all(|c| c.type_ != types::DOMAIN_CONFLICT || c.status != conditions::TRUE);
+            if let Some(summary) = reports.get(&d.spec.domain).filter(|_| served) {
+                st.dmarc_reports = Some(summary.clone());
+            }
+            apply_status(&ctx, &DOMAIN_WRITER, d, "SendingDomain", d.status.as_ref(), &st).await?;
         }
     }
     let config_hash = short_hash(yaml.as_bytes());
@@ -256,6 +262,22 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a)))
         || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == "DkimKeyPending"));
     Ok(Action::requeue(Duration::from_secs(if waiting { 2 } else { 300 })))
+}
+
+/// The DMARC report summaries of the pool's relays (those that answer), merged per domain.
+async fn dmarc_reports(ctx: &Context, pool: &RelayPool) -> BTreeMap<String, cascade_crds::v1alpha1::DmarcReportSummary> {
+    let addrs = match &ctx.relay_http {
+        Some(a) => a.clone(),
+        None => {
+            let service = format!("{}-relay-headless.{}.svc", pool.name_any(), pool.namespace().unwrap_or_default());
+            ctx.dns.addresses(&service).await.into_iter().map(|ip| std::net::SocketAddr::new(ip, pool.spec.listeners.http_port)).collect()
+        }
+    };
+    let mut per_relay = Vec::new();
+    for a in addrs {
+        per_relay.extend(crate::dmarc_reports::fetch(a).await);
+    }
+    crate::dmarc_reports::merge(&per_relay)
 }
 
 fn short_hash(bytes: &[u8]) -> String {

@@ -5,32 +5,9 @@
 
 mod support;
 
-use cascade_operator::secrets::{SecretData, SecretStore};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use cascade_operator::secrets::SecretStore;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The workspace's `cascade-relay` binary, next to this test's directory (`target/debug`).
-fn relay_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("cascade-relay");
-    assert!(bin.exists(), "{} is missing: run `cargo build --workspace --bins` first (test.sh does)", bin.display());
-    bin
-}
-
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Runs swaks up to AUTH; true when the relay accepted the credentials.
 fn authenticates(port: u16, user: &str, password: &str) -> bool {
@@ -52,40 +29,14 @@ async fn a_revocation_written_to_the_secret_stops_auth_within_five_seconds() {
     let secrets = SecretStore::with_resource(server.client.clone(), resource);
 
     // The bundle, as the operator renders it, on loopback ports with a spool of its own.
-    let dir = std::env::temp_dir().join(format!("cascade-watch-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cascade.yaml");
-    cascade_operator::render::render(&[example], &dir).unwrap();
-    let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("credentials/shop.web.json")).unwrap()).unwrap();
-    let (user, password) = (creds["username"].as_str().unwrap(), creds["password"].as_str().unwrap());
-    let (submission, submissions, http) = (free_port(), free_port(), free_port());
-    let yaml = std::fs::read_to_string(dir.join("relay/relay.yaml")).unwrap();
-    let yaml = yaml
-        .replace("0.0.0.0:587", &format!("127.0.0.1:{submission}"))
-        .replace("0.0.0.0:465", &format!("127.0.0.1:{submissions}"))
-        .replace("0.0.0.0:9587", &format!("127.0.0.1:{http}"))
-        .replace("dir: spool", &format!("dir: {}", dir.join("spool").display()));
-    std::fs::write(dir.join("relay/relay.yaml"), &yaml).unwrap();
-    let mut bundle: SecretData = Default::default();
-    for entry in std::fs::read_dir(dir.join("relay")).unwrap() {
-        let p = entry.unwrap().path();
-        bundle.insert(p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
-    }
+    let b = support::relay::Bundle::render("watch", |y| y);
+    let (user, password, submission, yaml) = (b.user.as_str(), b.password.as_str(), b.submission, b.yaml.clone());
+    let bundle = b.files();
     let (ns, name) = ("mail", "main-relay-config");
     secrets.apply(ns, name, &bundle, Default::default(), None).await.unwrap();
 
-    let log = dir.join("relay.log");
-    let relay = Relay(
-        Command::new(relay_binary())
-            .args(["serve", "--config"])
-            .arg(dir.join("relay/relay.yaml"))
-            .args(["--watch-secret", &format!("{ns}/{name}"), "--secret-resource", "core.test.local/v1/Secret/secrets"])
-            .env("KUBECONFIG", server.kubeconfig())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let log = b.log();
+    let relay = b.serve(&["--watch-secret", &format!("{ns}/{name}"), "--secret-resource", "core.test.local/v1/Secret/secrets"], &[("KUBECONFIG", &server.kubeconfig())]);
     let reloads = || std::fs::read_to_string(&log).unwrap_or_default().matches("configuration reloaded").count();
     support::operator::until("the watch to deliver the bundle", || async { (reloads() >= 1).then_some(()) }).await;
     assert!(authenticates(submission, user, password));
@@ -111,5 +62,4 @@ async fn a_revocation_written_to_the_secret_stops_auth_within_five_seconds() {
     // The secret never appears in the relay's log.
     assert!(!std::fs::read_to_string(&log).unwrap().contains(password));
     drop(relay);
-    let _ = std::fs::remove_dir_all(&dir);
 }

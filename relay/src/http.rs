@@ -18,6 +18,10 @@ pub trait Probes: Send + Sync + 'static {
     /// Prometheus text exposition.
     fn metrics(&self) -> String;
     fn ready(&self) -> bool;
+    /// Another GET path: (status, content type, body); none by default.
+    fn get(&self, _path: &str) -> Option<(u16, &'static str, String)> {
+        None
+    }
     /// A POST: (status, body). Nothing is posted to by default.
     fn post(&self, _path: &str, _authorization: Option<&str>, _body: &[u8], _peer: std::net::IpAddr) -> (u16, String) {
         (404, "not found\n".into())
@@ -30,6 +34,9 @@ impl Probes for Relay {
     }
     fn ready(&self) -> bool {
         self.is_ready()
+    }
+    fn get(&self, path: &str) -> Option<(u16, &'static str, String)> {
+        (path == "/dmarc/summary").then(|| (200, "application/json", self.dmarc_summaries.json()))
     }
     fn post(&self, path: &str, authorization: Option<&str>, body: &[u8], peer: std::net::IpAddr) -> (u16, String) {
         if path != "/dmarc/reports" {
@@ -103,7 +110,10 @@ async fn handle(mut stream: TcpStream, probes: &dyn Probes, peer: std::net::IpAd
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n").await,
         "/readyz" if probes.ready() => respond(&mut stream, 200, "text/plain", "ready\n").await,
         "/readyz" => respond(&mut stream, 503, "text/plain", "not ready\n").await,
-        _ => respond(&mut stream, 404, "text/plain", "not found\n").await,
+        other => match probes.get(other) {
+            Some((code, ctype, body)) => respond(&mut stream, code, ctype, &body).await,
+            None => respond(&mut stream, 404, "text/plain", "not found\n").await,
+        },
     }
 }
 

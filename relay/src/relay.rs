@@ -29,6 +29,7 @@ pub struct Relay {
     /// Woken on every configuration swap (the queue then purges mail of retired domains).
     pub config_changed: tokio::sync::Notify,
     pub dmarc_sources: crate::dmarc::record::Sources,
+    pub dmarc_summaries: crate::dmarc::summary::Summaries,
 }
 
 impl Relay {
@@ -49,6 +50,7 @@ impl Relay {
             watch_delivered: AtomicBool::new(false),
             config_changed: tokio::sync::Notify::new(),
             dmarc_sources: Default::default(),
+            dmarc_summaries: Default::default(),
         })
     }
 

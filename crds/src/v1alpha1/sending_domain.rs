@@ -124,10 +124,29 @@ pub struct SendingDomainStatus {
     /// Records to publish, ready to paste.
     #[serde(default)]
     pub records: Vec<DnsRecord>,
+    /// What the latest DMARC aggregate reports (uploaded or mailed to the pool's relays) say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc_reports: Option<DmarcReportSummary>,
     /// `Ready`, `DomainConflict`, ...
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
+}
+
+/// The latest DMARC report window of a domain.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DmarcReportSummary {
+    /// Start and end of the reporting window (RFC 3339).
+    pub window_begin: String,
+    pub window_end: String,
+    /// Messages reported in the window.
+    pub messages: u64,
+    /// Share that passed DMARC (aligned DKIM or SPF), e.g. `97.5%`.
+    pub pass_rate: String,
+    /// Sources whose mail failed DMARC, most messages first (at most 5), e.g. `203.0.113.9 (12)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_sources: Vec<String>,
 }
 
 fn yes() -> bool {

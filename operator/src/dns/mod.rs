@@ -58,6 +58,13 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// The addresses of a name (none when it does not resolve).
+    pub async fn addresses(&self, name: &str) -> Vec<std::net::IpAddr> {
+        self.resolver.lookup_ip(name).await.map(|l| l.iter().collect()).unwrap_or_default()
+    }
+}
+
 /// The DNS name of a DkimKey's current record (its status names it; else the first selector's).
 pub fn dkim_name(key: &DkimKey) -> String {
     match key.status.as_ref().and_then(|s| s.dns_name.clone()) {

@@ -84,6 +84,8 @@ pub fn context(client: &kube::Client, secrets: cascade_operator::secrets::Secret
     // No DNS server answers here by default (tests that check DNS start Knot and set ctx.dns).
     let dns = cascade_operator::dns::Dns::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
     let mut ctx = cascade_operator::Context::kubernetes(client.clone(), master, dns);
+    // No relays answer here unless a test starts one.
+    ctx.relay_http = Some(vec![]);
     ctx.secrets = secrets;
     ctx
 }

@@ -5,3 +5,4 @@ pub mod apiserver;
 pub mod crds;
 pub mod dns;
 pub mod operator;
+pub mod relay;

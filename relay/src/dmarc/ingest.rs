@@ -20,6 +20,9 @@ pub fn accept(relay: &Relay, key_id: &str, reports: &[Report]) -> Result<String,
     let mut parts = Vec::new();
     for r in reports {
         super::record::record(&relay.metrics, &relay.dmarc_sources, r);
+        if let Report::Aggregate(a) = r {
+            relay.dmarc_summaries.add(a);
+        }
         parts.push(match r {
             Report::Aggregate(a) => format!("aggregate report {} from {} for {}: {} record(s), {} message(s)", a.report_id, a.org_name, a.domain, a.rows.len(), a.rows.iter().map(|x| x.count).sum::<u64>()),
             Report::Failure(f) => format!("failure report for {}", f.domain),

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod failure;
 pub mod ingest;
 pub mod record;
+pub mod summary;
 pub mod upload;
 
 use mail_parser::MessageParser;

@@ -1,0 +1,85 @@
+//! A real `cascade-relay serve` process for operator tests, running the bundle `render` makes
+//! from `examples/cascade.yaml` on loopback ports with a spool of its own.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The workspace's `cascade-relay` binary, next to this test's directory (`target/debug`).
+fn relay_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("cascade-relay");
+    assert!(bin.exists(), "{} is missing: run `cargo build --workspace --bins` first (test.sh does)", bin.display());
+    bin
+}
+
+/// The rendered example on loopback ports: its files, credentials and ports.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub user: String,
+    pub password: String,
+    pub submission: u16,
+    pub http: u16,
+    /// `relay.yaml` as the relay runs it.
+    pub yaml: String,
+}
+
+impl Bundle {
+    /// Renders `examples/cascade.yaml` into a fresh directory; `edit` adjusts `relay.yaml`.
+    pub fn render(tag: &str, edit: impl FnOnce(String) -> String) -> Self {
+        let dir = std::env::temp_dir().join(format!("cascade-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cascade.yaml");
+        cascade_operator::render::render(&[example], &dir).unwrap();
+        let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("credentials/shop.web.json")).unwrap()).unwrap();
+        let (submission, submissions, http) = (free_port(), free_port(), free_port());
+        let yaml = std::fs::read_to_string(dir.join("relay/relay.yaml")).unwrap();
+        let yaml = edit(
+            yaml.replace("0.0.0.0:587", &format!("127.0.0.1:{submission}"))
+                .replace("0.0.0.0:465", &format!("127.0.0.1:{submissions}"))
+                .replace("0.0.0.0:9587", &format!("127.0.0.1:{http}"))
+                .replace("dir: spool", &format!("dir: {}", dir.join("spool").display())),
+        );
+        std::fs::write(dir.join("relay/relay.yaml"), &yaml).unwrap();
+        let (user, password) = (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
+        Self { dir, user, password, submission, http, yaml }
+    }
+
+    /// Every file of the relay directory, as a bundle Secret holds them.
+    pub fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(self.dir.join("relay")).unwrap().map(|e| e.unwrap().path()).map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect()
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("relay.log")
+    }
+
+    /// Starts `cascade-relay serve` on the bundle with `extra` arguments and environment.
+    pub fn serve(&self, extra: &[&str], env: &[(&str, &Path)]) -> Relay {
+        let mut cmd = Command::new(relay_binary());
+        cmd.args(["serve", "--config"]).arg(self.dir.join("relay/relay.yaml")).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Relay(cmd.stderr(std::fs::File::create(self.log()).unwrap()).stdout(Stdio::null()).spawn().unwrap())
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

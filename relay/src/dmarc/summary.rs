@@ -1,0 +1,80 @@
+//! The latest report window per domain, for the operator to show in SendingDomain statuses:
+//! messages, how many passed DMARC (aligned DKIM or SPF), and the sources that failed. Reports
+//! for the same window add up; a newer window replaces an older one; older reports are ignored.
+
+use super::aggregate::Aggregate;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    pub begin: u64,
+    pub end: u64,
+    pub messages: u64,
+    pub passed: u64,
+    /// Messages that failed DMARC, by source address.
+    pub failing: BTreeMap<String, u64>,
+}
+
+impl Window {
+    /// Adds a report to this window, or starts a new one; `false` when the report is older.
+    pub fn add(&mut self, a: &Aggregate) -> bool {
+        let overlaps = a.begin < self.end && a.end > self.begin;
+        let fresh = self.messages == 0 && self.failing.is_empty() && self.end == 0;
+        if fresh || (!overlaps && a.begin >= self.end) {
+            *self = Window { begin: a.begin, end: a.end, ..Default::default() };
+        } else if !overlaps {
+            return false;
+        }
+        self.begin = self.begin.min(a.begin);
+        self.end = self.end.max(a.end);
+        for r in &a.rows {
+            self.messages = self.messages.saturating_add(r.count);
+            if r.dkim_pass || r.spf_pass {
+                self.passed = self.passed.saturating_add(r.count);
+            } else if self.failing.len() < 100 || self.failing.contains_key(&r.source_ip.to_string()) {
+                *self.failing.entry(r.source_ip.to_string()).or_default() += r.count;
+            }
+        }
+        true
+    }
+}
+
+#[derive(Default)]
+pub struct Summaries(Mutex<HashMap<String, Window>>);
+
+impl Summaries {
+    pub fn add(&self, a: &Aggregate) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(a.domain.clone()).or_default().add(a);
+    }
+
+    /// Every domain's window, as JSON (`GET /dmarc/summary`).
+    pub fn json(&self) -> String {
+        let map: BTreeMap<String, Window> = self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        serde_json::to_string(&map).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dmarc::aggregate::Row;
+
+    fn report(begin: u64, end: u64, rows: &[(&str, u64, bool)]) -> Aggregate {
+        let rows = rows.iter().map(|(ip, n, pass)| Row { source_ip: ip.parse().unwrap(), count: *n, disposition: "none".into(), dkim_pass: *pass, spf_pass: false, header_from: String::new() }).collect();
+        Aggregate { org_name: "x".into(), report_id: "r".into(), begin, end, domain: "shop.example".into(), policy: "reject".into(), rows }
+    }
+
+    #[test]
+    fn windows_add_up_and_newer_ones_replace_older() {
+        let mut w = Window::default();
+        assert!(w.add(&report(100, 200, &[("192.0.2.1", 8, true), ("203.0.113.9", 2, false)])));
+        assert!(w.add(&report(100, 200, &[("192.0.2.2", 5, true)])), "another reporter, same window");
+        assert_eq!((w.messages, w.passed, w.failing.get("203.0.113.9").copied()), (15, 13, Some(2)));
+        assert!(!w.add(&report(0, 100, &[("192.0.2.1", 1, true)])), "older");
+        assert!(w.add(&report(200, 300, &[("192.0.2.1", 4, true)])));
+        assert_eq!((w.begin, w.end, w.messages, w.passed, w.failing.len()), (200, 300, 4, 4, 0));
+    }
+}
