@@ -156,3 +156,41 @@ fn source_series_are_capped_per_domain() {
     assert!(text.contains(r#"cascade_relay_dmarc_source_messages_total{aligned="yes",domain="shop.example",source="other"} 100"#), "{text}");
     assert!(text.contains(r#"cascade_relay_dmarc_messages_total{disposition="none",dkim="pass",domain="shop.example",spf="pass"} 300"#));
 }
+
+/// A short, deterministic mutation run over the corpus on the stable toolchain (the coverage-
+/// guided target is `fuzz/fuzz_targets/dmarc_report.rs`): no input may panic.
+#[test]
+fn mutated_reports_never_panic() {
+    let g = google(&record("192.0.2.1", 4, "none", "pass", "fail"));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mailed = mail("multipart/mixed; boundary=\"b\"", &format!("--b\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n", b64.encode(gzip(g.as_bytes()))));
+    let seeds = [g.clone().into_bytes(), gzip(g.as_bytes()), zip(g.as_bytes(), true, true), microsoft(&record("2001:db8::1", 1, "reject", "fail", "fail")).into_bytes(), mailed];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for seed in &seeds {
+        for _ in 0..10_000 {
+            let mut input = seed.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % input.len().max(1);
+                match next() % 5 {
+                    0 if !input.is_empty() => input[at] ^= 1 << (next() % 8),
+                    1 => input.insert(at.min(input.len()), next() as u8),
+                    2 if !input.is_empty() => drop(input.remove(at)),
+                    3 => input.truncate(at),
+                    _ => {
+                        let end = (at + (next() as usize) % 64).min(input.len());
+                        let chunk = input[at.min(end)..end].to_vec();
+                        input.splice(at.min(input.len())..at.min(input.len()), chunk);
+                    }
+                }
+            }
+            let _ = parse_upload(&input);
+            let _ = parse_mail(&input);
+        }
+    }
+}
