@@ -14,6 +14,7 @@ pub mod dmarc_reports;
 pub mod dns;
 pub mod domain_cleanup;
 pub mod events;
+pub mod external_dns;
 pub mod leader;
 pub mod master_key;
 pub mod metrics;
@@ -44,6 +45,8 @@ pub struct Context {
     pub clock: Clock,
     /// Where the relays' HTTP listeners are, overriding the pool's headless Service (tests).
     pub relay_http: Option<Vec<std::net::SocketAddr>>,
+    /// How to reach external-dns DNSEndpoints (default: `externaldns.k8s.io/v1alpha1`).
+    pub external_dns: Option<kube::core::ApiResource>,
 }
 
 /// Unix time: the system clock, or a manual one for tests.
@@ -88,6 +91,7 @@ impl Context {
             dns_recheck: Default::default(),
             clock: Clock::default(),
             relay_http: None,
+            external_dns: None,
             namespaces: kube::core::ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
             client,
             master,

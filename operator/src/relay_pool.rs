@@ -244,6 +244,20 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     let config_hash = short_hash(yaml.as_bytes());
     let ready_replicas = apply_workloads(&ctx, &pool, &config_hash).await?;
     let mut st = pool.status.clone().unwrap_or_default();
+    if pool.spec.external_dns {
+        let endpoints: Vec<_> = inputs
+            .domains
+            .iter()
+            .filter_map(|d| plan.domain_status.get(&key_of(d)).filter(|s| !s.records.is_empty()).map(|s| (d.clone(), crate::external_dns::endpoint(d, &s.records))))
+            .collect();
+        let (ok, reason, msg) = match crate::external_dns::apply(&ctx, &endpoints).await? {
+            true => (true, "Published", format!("{} DNSEndpoint(s) applied for external-dns", endpoints.len())),
+            false => (false, "CRDNotInstalled", "externalDns is on but the DNSEndpoint CRD (externaldns.k8s.io) is not installed; records are only in the SendingDomain statuses".to_string()),
+        };
+        conditions::set(&mut st.conditions, "ExternalDNS", ok, reason, &msg, pool.metadata.generation.unwrap_or(0), &now);
+    } else {
+        conditions::remove(&mut st.conditions, "ExternalDNS");
+    }
     st.observed_generation = pool.metadata.generation.unwrap_or(0);
     st.config_hash = Some(config_hash);
     st.ready_replicas = ready_replicas;

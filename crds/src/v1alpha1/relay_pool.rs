@@ -60,6 +60,12 @@ pub struct RelayPoolSpec {
     /// conditions but change nothing.
     #[serde(default)]
     pub dns_verification: DnsVerification,
+    /// Also publish each served domain's records as an external-dns `DNSEndpoint`
+    /// (`externaldns.k8s.io/v1alpha1`, named `<SendingDomain>-records`, in its namespace), so a
+    /// cluster running external-dns publishes them. Skipped (condition `ExternalDNS`) when that
+    /// CRD is not installed.
+    #[serde(default)]
+    pub external_dns: bool,
     /// An address on the relays that takes DMARC reports: tenants forward (submit) their
     /// aggregate and failure reports to it, and the relays turn them into metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
