@@ -32,6 +32,8 @@ pub struct Context {
     pub namespaces: kube::core::ApiResource,
     /// How to reach each workload kind, by (apiVersion, kind) as the manifests name them.
     pub workload_kinds: std::collections::BTreeMap<(String, String), kube::core::ApiResource>,
+    /// The operator's own namespace (the master key lives there; relays let it reach their HTTP port).
+    pub namespace: String,
     /// The relay container image the StatefulSets run.
     pub relay_image: String,
     /// The master key ring (see [`master_key`]).
@@ -84,6 +86,7 @@ impl Context {
         ];
         Self {
             workload_kinds: kinds.into_iter().map(|r| ((r.api_version.clone(), r.kind.clone()), r)).collect(),
+            namespace: "cascade-system".into(),
             relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
             secrets: secrets::SecretStore::kubernetes(client.clone()),
             events: events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),

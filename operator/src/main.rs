@@ -67,6 +67,7 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>) 
         let dns = cascade_operator::dns::Dns::new(&nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?;
         let mut ctx = cascade_operator::Context::kubernetes(client, master, dns);
         ctx.metrics = metrics.clone();
+        ctx.namespace = namespace.clone();
         let ctx = std::sync::Arc::new(ctx);
         tracing::info!(namespace, identity, "waiting for leadership");
         elector.acquire().await;

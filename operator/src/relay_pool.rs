@@ -306,7 +306,7 @@ const SPEC_HASH: &str = "cascade-mail.com/spec-hash";
 async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> Result<i32, ReconcileError> {
     let ns = pool.namespace().unwrap_or_default();
     let mut ready = 0;
-    for manifest in crate::workloads::all(pool, &ctx.relay_image, config_hash) {
+    for manifest in crate::workloads::all(pool, &ctx.relay_image, config_hash, &ctx.namespace) {
         let api_version = manifest["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = manifest["kind"].as_str().unwrap_or_default().to_string();
         let Some(resource) = ctx.workload_kinds.get(&(api_version, kind.clone())) else { continue };

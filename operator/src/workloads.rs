@@ -213,7 +213,8 @@ fn allowed_peers(pool: &RelayPool) -> Vec<NetworkPolicyPeer> {
     peers
 }
 
-pub fn network_policy(pool: &RelayPool) -> NetworkPolicy {
+/// `operator_ns`: the operator's namespace, which may reach the HTTP port (DMARC summaries).
+pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
     // No peers at all admits nobody (an empty `from` would admit everyone).
@@ -227,10 +228,19 @@ pub fn network_policy(pool: &RelayPool) -> NetworkPolicy {
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from,
-                ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
-            }]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from,
+                    ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(LabelSelector { match_labels: Some([("kubernetes.io/metadata.name".to_string(), operator_ns.to_string())].into()), ..Default::default() }),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![np_port(l.http_port, "TCP")]),
+                },
+            ]),
             egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).chain(api_out).collect()), to: None }]),
         }),
     }
@@ -264,7 +274,7 @@ fn manifest<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> serd
 }
 
 /// Every workload object of the pool, as manifests with `apiVersion` and `kind`.
-pub fn all(pool: &RelayPool, image: &str, config_hash: &str) -> Vec<serde_json::Value> {
+pub fn all(pool: &RelayPool, image: &str, config_hash: &str, operator_ns: &str) -> Vec<serde_json::Value> {
     let [svc, headless] = services(pool);
     let (account, role, binding) = relay_rbac(pool);
     let rbac = "rbac.authorization.k8s.io/v1";
@@ -276,7 +286,7 @@ pub fn all(pool: &RelayPool, image: &str, config_hash: &str) -> Vec<serde_json::
         manifest(&svc, "v1", "Service"),
         manifest(&headless, "v1", "Service"),
         manifest(&disruption_budget(pool), "policy/v1", "PodDisruptionBudget"),
-        manifest(&network_policy(pool), "networking.k8s.io/v1", "NetworkPolicy"),
+        manifest(&network_policy(pool, operator_ns), "networking.k8s.io/v1", "NetworkPolicy"),
     ];
     if let Some(hpa) = autoscaler(pool) {
         out.push(manifest(&hpa, "autoscaling/v2", "HorizontalPodAutoscaler"));
@@ -327,14 +337,14 @@ mod tests {
         let hpa = autoscaler(&p).unwrap().spec.unwrap();
         assert_eq!((hpa.min_replicas, hpa.max_replicas, hpa.scale_target_ref.name.as_str()), (Some(2), 6, "main-relay"));
         assert!(autoscaler(&pool(serde_json::json!({}))).is_none());
-        assert_eq!(all(&p, "i", "h").len(), 9);
-        assert_eq!(all(&pool(serde_json::json!({})), "i", "h").len(), 8);
+        assert_eq!(all(&p, "i", "h", "ops").len(), 9);
+        assert_eq!(all(&pool(serde_json::json!({})), "i", "h", "ops").len(), 8);
     }
 
     #[test]
     fn network_policy_admits_only_smtp_and_http_from_tenant_namespaces_and_allowed_networks() {
         let spec = serde_json::json!({ "allowedClientCidrs": ["10.0.0.0/8"], "tenants": { "matchNames": ["shop"], "matchLabels": { "cascade-mail.com/tenant": "yes" } } });
-        let np = network_policy(&pool(spec)).spec.unwrap();
+        let np = network_policy(&pool(spec), "cascade-ops").spec.unwrap();
         let ingress = &np.ingress.unwrap()[0];
         let from = ingress.from.clone().unwrap();
         let by_name = from[0].namespace_selector.clone().unwrap().match_expressions.unwrap();
@@ -346,7 +356,12 @@ mod tests {
         let egress: Vec<_> = np.egress.unwrap()[0].ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
         assert_eq!(egress, [53, 53, 25, 465, 587, 443, 6443].map(IntOrString::Int).to_vec());
         // No tenants and no networks: an empty list of peers, which admits nobody.
-        assert_eq!(network_policy(&pool(serde_json::json!({}))).spec.unwrap().ingress.unwrap()[0].from, Some(vec![]));
+        let open = network_policy(&pool(serde_json::json!({})), "cascade-ops").spec.unwrap().ingress.unwrap();
+        assert_eq!(open[0].from, Some(vec![]));
+        // The operator's namespace reaches the HTTP port (DMARC summaries), nothing else.
+        let operator = &open[1];
+        assert_eq!(operator.from.clone().unwrap()[0].namespace_selector.clone().unwrap().match_labels.unwrap()["kubernetes.io/metadata.name"], "cascade-ops");
+        assert_eq!(operator.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect::<Vec<_>>(), vec![IntOrString::Int(9587)]);
     }
 
     #[test]
