@@ -148,17 +148,20 @@ pub fn dkim_key(name: &str, expected: Option<&str>, answer: &Lookup) -> Check {
     }
 }
 
-/// The domain's DKIM condition from its keys' checks: verified when a key the relay can sign
-/// with is verified.
+/// The domain's DKIM condition from its keys' checks (each key's current generation): verified
+/// when every key that signs its mail (RSA and Ed25519 together, say) has its record verified.
 pub fn dkim_domain(domain: &str, keys: &[(String, Check)]) -> Check {
     if keys.is_empty() {
         return Check::fail(DKIM, "DKIMKeyPending", format!("{domain} has no DKIM key yet"));
     }
-    if let Some((name, c)) = keys.iter().find(|(_, c)| c.passed == Some(true)) {
-        return Check::pass(DKIM, "DKIMVerified", format!("DkimKey {name}: {}", c.message));
+    let not_passed = keys.iter().find(|(_, c)| c.passed == Some(false)).or_else(|| keys.iter().find(|(_, c)| c.passed.is_none()));
+    match not_passed {
+        Some((name, c)) => Check { type_: DKIM, passed: c.passed, reason: c.reason.clone(), message: format!("DkimKey {name}: {}", c.message) },
+        None => {
+            let names: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+            Check::pass(DKIM, "DKIMVerified", format!("the record of every signing key is published and matches (DkimKey {})", names.join(", ")))
+        }
     }
-    let (name, first) = keys.iter().find(|(_, c)| c.passed == Some(false)).unwrap_or(&keys[0]);
-    Check { type_: DKIM, passed: first.passed, reason: first.reason.clone(), message: format!("DkimKey {name}: {}", first.message) }
 }
 
 fn policy_rank(p: &Policy) -> u8 {
