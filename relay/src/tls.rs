@@ -91,11 +91,13 @@ impl ResolvesServerCert for CertStore {
 }
 
 pub fn server_config(certs: Arc<CertStore>) -> Arc<rustls::ServerConfig> {
-    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .expect("TLS 1.2 and 1.3 are supported by aws-lc-rs")
         .with_no_client_auth()
         .with_cert_resolver(certs);
+    // The server's cipher suite order (strongest first) wins over the client's.
+    cfg.ignore_client_order = true;
     Arc::new(cfg)
 }
 
