@@ -46,6 +46,33 @@ pub struct RelayConfig {
     /// attachments or failure reports) about the sender's tenant's domains, not delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc_report_address: Option<String>,
+    /// The tamper-evident audit trail (changes need a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
+}
+
+/// Where the audit trail goes and how long it stays.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditConfig {
+    /// Directory of the `audit-*.jsonl` files (created if missing).
+    pub dir: String,
+    /// File with the HMAC key: base64 of at least 32 random bytes.
+    pub key_file: String,
+    /// Days a rotated file is kept.
+    #[serde(default = "default_retain_days")]
+    pub retain_days: u32,
+    /// A file rotates at this size (and at midnight UTC).
+    #[serde(default = "default_rotate_size")]
+    pub rotate_size: ByteSize,
+}
+
+fn default_retain_days() -> u32 {
+    90
+}
+
+fn default_rotate_size() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
 }
 
 /// A domain deleted from a tenant.

@@ -44,6 +44,12 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
         write_private(&key, k.as_bytes())?;
         write_private(&cert, c.as_bytes())?;
     }
+    let audit_key = dir.join("audit.key");
+    if !audit_key.exists() {
+        use base64::Engine;
+        let bytes = crate::policy::auth::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+        write_private(&audit_key, base64::engine::general_purpose::STANDARD.encode(bytes).as_bytes())?;
+    }
     let spool_key = dir.join("spool.key");
     if !spool_key.exists() {
         write_private(&spool_key, KeyRing::generate_line("dev1")?.as_bytes())?;
@@ -102,6 +108,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
         sealing_key_file: None,
         retired_domains: vec![],
         dmarc_report_address: None,
+        audit: Some(cascade_crds::relay_config::AuditConfig { dir: "audit".into(), key_file: "audit.key".into(), retain_days: 90, rotate_size: cascade_crds::ByteSize(64 * 1024 * 1024) }),
         limits: Limits::default(),
     };
     let yaml = serde_saphyr::to_string(&config).context("rendering relay.yaml")?;

@@ -8,6 +8,7 @@
 //! zero-configuration mode.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod delivery;
 pub mod dev;

@@ -48,11 +48,46 @@ enum Command {
         #[arg(long, env = "CASCADE_SECRET_RESOURCE", requires = "watch_secret")]
         secret_resource: Option<String>,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Check a configuration file and everything it references; print every problem.
     CheckConfig {
         /// The relay configuration (YAML).
         path: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check that audit files chain and carry valid macs; print every break as file:line: what.
+    Verify {
+        /// The audit key file (base64, as in the relay configuration's audit.keyFile).
+        #[arg(long)]
+        key: PathBuf,
+        /// Audit files (`audit-*.jsonl`), checked in name order.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn audit_verify(key: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(key).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+    let key = cascade_relay::audit::parse_key(&text).map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
+    let v = cascade_relay::audit::verify_files(&key, files).map_err(|e| anyhow::anyhow!(e))?;
+    for b in &v.breaks {
+        println!("{}:{}: {}", b.file, b.line, b.what);
+    }
+    let first = v.first_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let last = v.last_mac.clone().unwrap_or_default();
+    println!("{} record(s) from sequence {first}; last mac {last}; {} break(s)", v.records, v.breaks.len());
+    if v.breaks.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("the audit trail does not verify"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -79,6 +114,7 @@ fn main() -> ExitCode {
                 let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s, secret_resource.as_deref())).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;
                 cascade_relay::server::serve(&config, watch).await
             }
+            Command::Audit { command: AuditCommand::Verify { key, files } } => audit_verify(&key, &files),
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
                 Ok(_) => {
                     println!("{}: OK", path.display());

@@ -30,10 +30,11 @@ pub struct Relay {
     pub config_changed: tokio::sync::Notify,
     pub dmarc_sources: crate::dmarc::record::Sources,
     pub dmarc_summaries: crate::dmarc::summary::Summaries,
+    pub audit: crate::audit::Audit,
 }
 
 impl Relay {
-    pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle) -> Arc<Self> {
+    pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle, audit: crate::audit::Audit) -> Arc<Self> {
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
         Arc::new(Self {
@@ -51,6 +52,7 @@ impl Relay {
             config_changed: tokio::sync::Notify::new(),
             dmarc_sources: Default::default(),
             dmarc_summaries: Default::default(),
+            audit,
         })
     }
 
@@ -75,6 +77,7 @@ impl Relay {
             Ok(()) => {
                 self.metrics.purged.inc();
                 tracing::info!(queue_id = %env.id, tenant = %env.tenant, sender = %mask(&env.sender), "queued message purged: its domain was deleted from the tenant");
+                self.audit.record("message.purged", serde_json::json!({ "queue_id": env.id, "tenant": env.tenant, "sender": mask(&env.sender), "reason": "domain deleted from the tenant" }));
                 true
             }
             Err(e) => {

@@ -32,7 +32,11 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let spool_dir = rt.resolve(&rt.config.spool.dir);
     let spool = Spool::open(&spool_dir, rt.spool_keys.clone()).context("opening the spool")?;
     let (queue_handle, queue_rx) = QueueHandle::channel();
-    let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone());
+    let audit = match (&rt.config.audit, &rt.audit_key) {
+        (Some(a), Some(key)) => crate::audit::Audit::open(&rt.resolve(&a.dir), key, a.retain_days, a.rotate_size.0).context("opening the audit trail")?,
+        _ => crate::audit::Audit::default(),
+    };
+    let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone(), audit);
 
     let recovered = relay.spool.recover().context("reading the spool")?;
     if !recovered.is_empty() {
@@ -189,9 +193,11 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
                 relay.swap_runtime(new);
                 relay.metrics.config_reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(config = %path.display(), "configuration reloaded");
+                relay.audit.record("config.reload", serde_json::json!({ "source": path.display().to_string(), "result": "ok" }));
             }
             Err(e) => {
                 relay.metrics.config_reloads.with_label_values(&["refused"]).inc();
+                relay.audit.record("config.reload", serde_json::json!({ "source": path.display().to_string(), "result": "refused", "problems": e.0.len() }));
                 for p in &e.0 {
                     tracing::error!(problem = %p, "configuration reload refused; keeping the last good one");
                 }

@@ -68,10 +68,12 @@ pub fn install(relay: &Relay, source: &str, files: &BTreeMap<String, Vec<u8>>) -
             relay.swap_runtime(rt);
             relay.metrics.config_reloads.with_label_values(&["ok"]).inc();
             tracing::info!(source, "configuration reloaded");
+            relay.audit.record("config.reload", serde_json::json!({ "source": source, "result": "ok" }));
             true
         }
         Err(e) => {
             relay.metrics.config_reloads.with_label_values(&["refused"]).inc();
+            relay.audit.record("config.reload", serde_json::json!({ "source": source, "result": "refused", "problems": e.0.len() }));
             for p in &e.0 {
                 tracing::error!(problem = %p, "configuration from the watched Secret refused; keeping the last good one");
             }

@@ -428,6 +428,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         },
         sealing_key_file: None,
         dmarc_report_address: pool.spec.dmarc_report_address.clone(),
+        audit: None,
         retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),
     };
     Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status: key_statuses })

@@ -71,6 +71,8 @@ pub struct Runtime {
     pub nameservers: Vec<SocketAddr>,
     /// Networks allowed to connect; empty means any.
     pub client_networks: Vec<Cidr>,
+    /// The audit HMAC key, when the trail is configured.
+    pub audit_key: Option<Vec<u8>>,
     /// (tenant, domain) pairs whose queued mail is purged (see `retiredDomains`).
     pub retired: HashSet<(String, String)>,
     /// The server certificate and key (PEM) as checked at load, so a configuration that did not
@@ -338,6 +340,13 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             c.fail("dmarcReportAddress", format!("{a:?} is not a mail address"));
         }
     }
+    let audit_key = config.audit.clone().and_then(|a| {
+        if a.retain_days == 0 {
+            c.fail("audit.retainDays", "must be at least 1");
+        }
+        let bytes = c.read("audit.keyFile", &a.key_file)?;
+        crate::audit::parse_key(&String::from_utf8_lossy(&bytes)).map_err(|e| c.fail("audit.keyFile", e)).ok()
+    });
     let mut retired = HashSet::new();
     for (i, r) in config.retired_domains.iter().enumerate() {
         if !valid_domain(&r.name) {
@@ -412,7 +421,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
-            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, tls_pem, retired })
+            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, tls_pem, retired, audit_key })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

@@ -154,6 +154,9 @@ impl Job {
             RcptStatus::Failed => m.bounced.inc(),
         }
         tracing::info!(queue_id, recipient = %mask(&r.address), result = label, tls, reply = %text, "delivery attempt");
+        if status != RcptStatus::Pending {
+            self.relay.audit.record("message.outcome", serde_json::json!({ "queue_id": queue_id, "recipient": mask(&r.address), "result": label, "tls": tls }));
+        }
         r.status = status;
         r.last_reply = Some(text.clone());
     }

@@ -28,6 +28,7 @@ pub fn accept(relay: &Relay, key_id: &str, reports: &[Report]) -> Result<String,
             Report::Failure(f) => format!("failure report for {}", f.domain),
         });
         tracing::info!(key = %key_id, domain = %r.domain(), "DMARC report accepted");
+        relay.audit.record("dmarc.report", serde_json::json!({ "key": key_id, "domain": r.domain(), "result": "accepted" }));
     }
     Ok(parts.join("; "))
 }

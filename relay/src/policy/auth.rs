@@ -27,6 +27,11 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], RngFailed> {
     Ok(b)
 }
 
+/// 32 random bytes (an HMAC key).
+pub fn random_key() -> Result<[u8; 32], RngFailed> {
+    random_bytes::<32>()
+}
+
 /// A new API key: id `ck_<16 hex>`, secret `cascade_sk_<43 base64url chars>` (256 bits).
 pub fn new_api_key() -> Result<Credentials, RngFailed> {
     use base64::Engine;

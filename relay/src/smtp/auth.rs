@@ -43,6 +43,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(()) => {
                 self.relay.auth_failures.clear(self.peer);
                 tracing::info!(client = %self.peer, key = %user, "authenticated");
+                self.relay.audit.record("auth.success", serde_json::json!({ "client": self.peer.to_string(), "key": user, "via": "smtp" }));
                 self.key_id = Some(user);
                 Reply::new(235, "2.7.0", "Authentication successful")
             }
@@ -50,6 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.relay.metrics.auth_failures.with_label_values(&[denied.as_str()]).inc();
                 let blocked = self.relay.auth_failures.record(self.peer, now_ms);
                 tracing::warn!(client = %self.peer, key = %printable(&user), reason = denied.as_str(), blocked, "authentication failed");
+                self.relay.audit.record("auth.failure", serde_json::json!({ "client": self.peer.to_string(), "key": printable(&user), "reason": denied.as_str(), "blocked": blocked, "via": "smtp" }));
                 let reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
                 if blocked {
                     reply.closing()

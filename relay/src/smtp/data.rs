@@ -74,6 +74,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(Ok((env, stored))) => {
                 self.relay.metrics.accepted.inc();
                 tracing::info!(queue_id = %env.id, client = %self.peer, sender = %crate::relay::mask(&env.sender), recipients = env.recipients.len(), size = stored.len(), "message accepted");
+                let recipients: Vec<String> = env.recipients.iter().map(|r| crate::relay::mask(&r.address)).collect();
+                self.relay.audit.record(
+                    "message.accepted",
+                    serde_json::json!({ "queue_id": env.id, "client": self.peer.to_string(), "key": self.key_id, "tenant": env.tenant, "sender": crate::relay::mask(&env.sender), "recipients": recipients, "size": stored.len() }),
+                );
                 self.relay.queue.submit(env, Some(Arc::new(stored)));
                 Reply::new(250, "2.0.0", format!("OK queued as {queue_id}"))
             }

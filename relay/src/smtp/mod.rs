@@ -57,6 +57,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     pub(crate) fn reject(&self, reason: &str) {
         self.relay.metrics.rejected.with_label_values(&[reason]).inc();
+        self.relay.audit.record("policy.reject", serde_json::json!({ "client": self.peer.to_string(), "key": self.key_id, "reason": reason }));
     }
 
     pub async fn run(mut self) {

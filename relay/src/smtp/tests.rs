@@ -32,7 +32,7 @@ pub(crate) fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
     let certs = CertStore::load(rt.resolve("tls.crt"), rt.resolve("tls.key")).unwrap();
     let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys.clone()).unwrap();
     let (handle, queue) = QueueHandle::channel();
-    Fixture { relay: Relay::new(rt, spool, certs, handle), creds, queue, dir }
+    Fixture { relay: Relay::new(rt, spool, certs, handle, Default::default()), creds, queue, dir }
 }
 
 pub(crate) fn fixture() -> Fixture {

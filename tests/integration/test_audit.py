@@ -1,0 +1,64 @@
+"""The audit trail: authentications (with the client address), policy rejections, accepted
+messages and their outcomes become HMAC-chained JSON lines with masked addresses and no secrets;
+`cascade-relay audit verify` passes the untouched trail and points at any edited, removed or
+reordered record; checkpoints go to the normal log."""
+import json
+import smtplib
+import subprocess
+
+import pytest
+
+from conftest import BINARY, standard_setup, wait_until
+from helpers import submit_client
+
+
+def verify(relay, files):
+    return subprocess.run([str(BINARY), "audit", "verify", "--key", str(relay.dir / "audit.key"), *map(str, files)], capture_output=True, text=True)
+
+
+def test_audit_records_chain_and_tampering_is_found(workdir, dns_server, cleanup):
+    dns, sink, relay = standard_setup(workdir, dns_server, cleanup)
+    c = submit_client(relay, login=False)
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        c.login(relay.creds["username"], "wrong-secret")
+    c.quit()
+    assert relay.swaks(sender="dev@example.test", to="someone@dest.test").returncode == 0
+    assert "550 5.7.1" in relay.swaks(sender="dev@elsewhere.test").stdout
+    wait_until(lambda: sink.messages, 30, "delivery")
+    files = sorted((relay.dir / "audit").glob("audit-*.jsonl"))
+    wait_until(lambda: any('"message.outcome"' in f.read_text() for f in files), 15, "the outcome record")
+
+    records = [json.loads(l) for f in files for l in f.read_text().splitlines()]
+    events = [r["event"] for r in records]
+    for e in ["auth.failure", "auth.success", "message.accepted", "message.outcome", "policy.reject"]:
+        assert e in events, events
+    failure = next(r for r in records if r["event"] == "auth.failure")
+    assert failure["data"]["client"] == "127.0.0.1" and failure["data"]["reason"] == "bad_secret"
+    accepted = next(r for r in records if r["event"] == "message.accepted")
+    assert accepted["data"]["sender"] == "d***@example.test" and accepted["data"]["recipients"] == ["s***@dest.test"]
+    text = "".join(f.read_text() for f in files)
+    for secret in [relay.creds["password"], "wrong-secret", "dev@example.test", "someone@dest.test"]:
+        assert secret not in text, secret
+    assert "audit checkpoint" in relay.log_text()
+
+    r = verify(relay, files)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{len(records)} record(s) from sequence 1" in r.stdout
+
+    # Edit one record: found at its line.
+    target = files[-1]
+    lines = target.read_text().splitlines()
+    assert len(lines) >= 3
+    original = target.read_text()
+    target.write_text("\n".join([lines[0], lines[1].replace("127.0.0.1", "10.9.9.9") if "127.0.0.1" in lines[1] else lines[1].replace('"seq"', '"seq" ', 1)] + lines[2:]) + "\n")
+    r = verify(relay, files)
+    assert r.returncode == 1 and f"{target}:2: the record does not match its mac" in r.stdout, r.stdout
+    # Remove one: the next record says so.
+    target.write_text("\n".join([lines[0]] + lines[2:]) + "\n")
+    r = verify(relay, files)
+    assert r.returncode == 1 and f"{target}:2: sequence" in r.stdout, r.stdout
+    # Swap two.
+    target.write_text("\n".join([lines[1], lines[0]] + lines[2:]) + "\n")
+    assert verify(relay, files).returncode == 1
+    target.write_text(original)
+    assert verify(relay, files).returncode == 0
