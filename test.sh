@@ -13,6 +13,7 @@ missing=()
 command -v swaks >/dev/null || missing+=(swaks)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v testssl >/dev/null || missing+=(testssl.sh)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 for mod in dkim:python3-dkim aiosmtpd:python3-aiosmtpd pytest:python3-pytest dns:python3-dnspython nacl:python3-nacl; do
   /usr/bin/python3 -c "import ${mod%%:*}" 2>/dev/null || missing+=("${mod##*:}")
