@@ -186,6 +186,9 @@ pub struct ApiKey {
     /// Messages per minute this key may submit; absent means unlimited.
     #[serde(default)]
     pub messages_per_minute: Option<u32>,
+    /// Recipients per minute (GCRA, bursting up to one minute's worth); none: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_minute: Option<u32>,
     /// RFC 3339 UTC time after which the key is refused (e.g. `2027-01-01T00:00:00Z`).
     #[serde(default)]
     pub expires_at: Option<String>,
@@ -330,6 +333,13 @@ pub struct Limits {
     /// Concurrent SMTP sessions over all listeners.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Concurrent SMTP sessions from one client address (a flood from one address cannot take
+    /// the sessions others need).
+    #[serde(default = "default_max_sessions_per_client")]
+    pub max_sessions_per_client: usize,
+    /// Messages per minute from all the keys of one tenant together (none: no tenant limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_messages_per_minute: Option<u32>,
     /// Commands in one session before it is closed.
     #[serde(default = "default_max_commands")]
     pub max_commands: usize,
@@ -410,6 +420,9 @@ fn default_max_line_length() -> usize {
 fn default_max_sessions() -> usize {
     2000
 }
+fn default_max_sessions_per_client() -> usize {
+    50
+}
 fn default_max_commands() -> usize {
     1000
 }
@@ -469,6 +482,8 @@ impl Default for Limits {
             max_recipients: default_max_recipients(),
             max_line_length: default_max_line_length(),
             max_sessions: default_max_sessions(),
+            max_sessions_per_client: default_max_sessions_per_client(),
+            tenant_messages_per_minute: None,
             max_commands: default_max_commands(),
             command_timeout: default_command_timeout(),
             data_timeout: default_data_timeout(),

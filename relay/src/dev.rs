@@ -93,6 +93,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
             allowed_domains: vec![],
             allowed_cidrs: vec![],
             messages_per_minute: None,
+            recipients_per_minute: None,
             expires_at: None,
             revoked: false,
         }],

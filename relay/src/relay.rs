@@ -17,6 +17,9 @@ pub struct Relay {
     pub spool: Spool,
     pub metrics: Metrics,
     pub auth_failures: AuthFailures,
+    /// Failed AUTH attempts per key id (guessing one key's secret from many addresses).
+    pub key_auth_failures: AuthFailures<String>,
+    pub client_sessions: Arc<crate::policy::limits::ClientSessions>,
     pub rates: KeyRates,
     pub certs: Arc<CertStore>,
     pub tls: Arc<rustls::ServerConfig>,
@@ -37,11 +40,15 @@ impl Relay {
     pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle, audit: crate::audit::Audit) -> Arc<Self> {
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
+        // A key id may be guessed from many addresses: twice the per-address allowance.
+        let key_auth_failures = AuthFailures::new(limits.max_auth_failures.saturating_mul(2), limits.auth_failure_window.0.as_millis() as u64);
         Arc::new(Self {
             tls: crate::tls::server_config(certs.clone()),
             runtime: RwLock::new(rt),
             spool,
             metrics: Metrics::default(),
+            key_auth_failures,
+            client_sessions: Default::default(),
             auth_failures,
             rates: KeyRates::default(),
             certs,

@@ -107,6 +107,16 @@ async fn accept_loop(listener: TcpListener, kind: Kind, relay: Arc<Relay>, sessi
             _ = crate::relay::Relay::stopped(&mut shutdown) => return,
         };
         let _ = stream.set_nodelay(true);
+        let per_client = relay.runtime().config.limits.max_sessions_per_client;
+        let Some(slot) = relay.client_sessions.enter(peer.ip(), per_client) else {
+            relay.metrics.rejected.with_label_values(&["too_many_sessions_per_client"]).inc();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut s = stream;
+                let _ = s.write_all(format!("421 4.7.0 Too many connections from your address (limit {per_client}); try again later\r\n").as_bytes()).await;
+            });
+            continue;
+        };
         let Ok(permit) = sessions.clone().try_acquire_owned() else {
             relay.metrics.rejected.with_label_values(&["too_many_sessions"]).inc();
             tokio::spawn(async move {
@@ -135,6 +145,7 @@ async fn accept_loop(listener: TcpListener, kind: Kind, relay: Arc<Relay>, sessi
             };
             Session::new(relay, stream, ip).run().await;
             drop(permit);
+            drop(slot);
         });
     }
 }

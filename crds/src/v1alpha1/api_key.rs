@@ -38,6 +38,10 @@ pub struct ApiKeySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub messages_per_minute: Option<u32>,
+    /// Recipients per minute this key may address (bursting up to one minute's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub recipients_per_minute: Option<u32>,
     /// RFC 3339 UTC time after which the key stops working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,

@@ -194,6 +194,14 @@ pub struct PoolLimits {
     #[serde(default = "default_max_sessions")]
     #[schemars(range(min = 1))]
     pub max_sessions: u32,
+    /// Concurrent SMTP sessions per pod from one client address.
+    #[serde(default = "default_max_sessions_per_client")]
+    #[schemars(range(min = 1))]
+    pub max_sessions_per_client: u32,
+    /// Messages per minute per pod from all the keys of one tenant together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tenant_messages_per_minute: Option<u32>,
 }
 
 /// Namespaces selected by labels, by name, or both (a namespace matching either is selected).
@@ -281,6 +289,9 @@ fn default_max_recipients() -> u32 {
 fn default_max_sessions() -> u32 {
     2000
 }
+fn default_max_sessions_per_client() -> u32 {
+    50
+}
 
 impl Default for PoolListeners {
     fn default() -> Self {
@@ -299,6 +310,12 @@ impl Default for PoolSpool {
 }
 impl Default for PoolLimits {
     fn default() -> Self {
-        Self { max_message_size: default_max_message_size(), max_recipients: default_max_recipients(), max_sessions: default_max_sessions() }
+        Self {
+            max_message_size: default_max_message_size(),
+            max_recipients: default_max_recipients(),
+            max_sessions: default_max_sessions(),
+            max_sessions_per_client: default_max_sessions_per_client(),
+            tenant_messages_per_minute: None,
+        }
     }
 }

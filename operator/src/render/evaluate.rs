@@ -384,6 +384,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             allowed_domains: served,
             allowed_cidrs: a.spec.allowed_cidrs.clone(),
             messages_per_minute: a.spec.messages_per_minute,
+            recipients_per_minute: a.spec.recipients_per_minute,
             expires_at: a.spec.expires_at.clone(),
             revoked: refused,
         });
@@ -424,6 +425,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             max_message_size,
             max_recipients: spec.limits.max_recipients as usize,
             max_sessions: spec.limits.max_sessions as usize,
+            max_sessions_per_client: spec.limits.max_sessions_per_client as usize,
+            tenant_messages_per_minute: spec.limits.tenant_messages_per_minute,
             ..Default::default()
         },
         sealing_key_file: None,

@@ -54,6 +54,7 @@ pub struct KeyPolicy {
     pub allowed_domains: HashSet<String>,
     pub allowed_cidrs: Vec<Cidr>,
     pub messages_per_minute: Option<u32>,
+    pub recipients_per_minute: Option<u32>,
     pub expires_at: Option<u64>,
     pub revoked: bool,
 }
@@ -309,6 +310,9 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
                 Err(e) => c.fail(format!("{kf}.allowedCidrs[{ci}]"), e),
             }
         }
+        if key.recipients_per_minute == Some(0) {
+            c.fail(format!("{kf}.recipientsPerMinute"), "must be at least 1 (use revoked: true to stop a key)");
+        }
         if key.messages_per_minute == Some(0) {
             c.fail(format!("{kf}.messagesPerMinute"), "must be at least 1 (use revoked: true to stop a key)");
         }
@@ -326,6 +330,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             allowed_domains: key.allowed_domains.iter().cloned().collect(),
             allowed_cidrs: cidrs,
             messages_per_minute: key.messages_per_minute,
+            recipients_per_minute: key.recipients_per_minute,
             expires_at,
             revoked: key.revoked,
         };
@@ -411,8 +416,11 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     if lim.max_line_length < 1000 {
         c.fail("limits.maxLineLength", "RFC 5321 requires at least 1000");
     }
-    if lim.max_recipients == 0 || lim.max_sessions == 0 || lim.max_commands == 0 {
-        c.fail("limits", "maxRecipients, maxSessions and maxCommands must be at least 1");
+    if lim.max_recipients == 0 || lim.max_sessions == 0 || lim.max_commands == 0 || lim.max_sessions_per_client == 0 {
+        c.fail("limits", "maxRecipients, maxSessions, maxSessionsPerClient and maxCommands must be at least 1");
+    }
+    if lim.tenant_messages_per_minute == Some(0) {
+        c.fail("limits.tenantMessagesPerMinute", "must be at least 1");
     }
     if lim.max_message_size.0 < 1024 {
         c.fail("limits.maxMessageSize", "must be at least 1KiB");

@@ -1,32 +1,33 @@
-//! Two small, memory-bounded limiters: failed AUTH attempts per client IP (a client that fails
-//! too often within a window is refused for that window), and a GCRA rate limit per API key
-//! (messages per minute, bursting up to one minute's worth). Time is passed in, so tests need no
-//! clock.
+//! Small, memory-bounded limiters: failed AUTH attempts per client IP and per key id (one that
+//! fails too often within a window is refused for that window), a GCRA rate limit per name
+//! (messages of a key or a tenant, recipients of a key: per minute, bursting up to one minute's
+//! worth), and concurrent sessions per client address. Time is passed in, so tests need no clock.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const MAX_TRACKED: usize = 100_000;
 
-pub struct AuthFailures {
+pub struct AuthFailures<K = IpAddr> {
     max: u32,
     window_ms: u64,
-    by_ip: Mutex<HashMap<IpAddr, (u32, u64)>>,
+    by_ip: Mutex<HashMap<K, (u32, u64)>>,
 }
 
-impl AuthFailures {
+impl<K: Hash + Eq + Clone> AuthFailures<K> {
     pub fn new(max: u32, window_ms: u64) -> Self {
         Self { max, window_ms, by_ip: Mutex::new(HashMap::new()) }
     }
 
-    pub fn is_blocked(&self, ip: IpAddr, now_ms: u64) -> bool {
+    pub fn is_blocked(&self, ip: K, now_ms: u64) -> bool {
         let map = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&ip).is_some_and(|&(n, start)| n >= self.max && now_ms < start + self.window_ms)
     }
 
     /// Records a failure; true when the IP is now blocked.
-    pub fn record(&self, ip: IpAddr, now_ms: u64) -> bool {
+    pub fn record(&self, ip: K, now_ms: u64) -> bool {
         let mut map = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_TRACKED {
             let window = self.window_ms;
@@ -46,8 +47,40 @@ impl AuthFailures {
         entry.0 >= self.max
     }
 
-    pub fn clear(&self, ip: IpAddr) {
+    pub fn clear(&self, ip: K) {
         self.by_ip.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
+    }
+}
+
+/// Concurrent sessions per client address.
+#[derive(Default)]
+pub struct ClientSessions(Mutex<HashMap<IpAddr, usize>>);
+
+/// One session of a client; dropping it frees the slot.
+pub struct ClientSlot(Arc<ClientSessions>, IpAddr);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
+}
+
+impl ClientSessions {
+    /// A slot for `ip` unless it already holds `max` sessions.
+    pub fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot(self.clone(), ip))
     }
 }
 
@@ -104,6 +137,24 @@ mod tests {
         let ip: IpAddr = [127, 0, 0, 9].into();
         assert!(!f.record(ip, 0));
         assert!(!f.record(ip, 5000));
+    }
+
+    #[test]
+    fn sessions_per_client_are_capped_and_freed() {
+        let s = Arc::new(ClientSessions::default());
+        let ip: IpAddr = [127, 0, 0, 9].into();
+        let (a, b) = (s.enter(ip, 2), s.enter(ip, 2));
+        assert!(a.is_some() && b.is_some() && s.enter(ip, 2).is_none());
+        assert!(s.enter([127, 0, 0, 8].into(), 2).is_some(), "others are not affected");
+        drop(a);
+        assert!(s.enter(ip, 2).is_some());
+    }
+
+    #[test]
+    fn key_ids_are_blocked_like_addresses() {
+        let f: AuthFailures<String> = AuthFailures::new(2, 1000);
+        assert!(!f.record("ck_1".into(), 0) && f.record("ck_1".into(), 1));
+        assert!(f.is_blocked("ck_1".into(), 2) && !f.is_blocked("ck_2".into(), 2));
     }
 
     #[test]

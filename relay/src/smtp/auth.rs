@@ -39,6 +39,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(reply) => return reply,
         };
         let rt = self.relay.runtime();
+        if self.relay.key_auth_failures.is_blocked(user.clone(), now_ms) {
+            self.reject("auth_blocked_key");
+            self.relay.audit.record("auth.failure", serde_json::json!({ "client": self.peer.to_string(), "key": printable(&user), "reason": "key_blocked", "via": "smtp" }));
+            return Reply::new(454, "4.7.0", "Too many failed authentications for this key; try again later");
+        }
         match auth::verify(&rt, &user, &secret, self.peer, now_ms / 1000) {
             Ok(()) => {
                 self.relay.auth_failures.clear(self.peer);
@@ -50,6 +55,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(denied) => {
                 self.relay.metrics.auth_failures.with_label_values(&[denied.as_str()]).inc();
                 let blocked = self.relay.auth_failures.record(self.peer, now_ms);
+                if matches!(denied, auth::Denied::BadSecret) {
+                    self.relay.key_auth_failures.record(user.clone(), now_ms);
+                }
                 tracing::warn!(client = %self.peer, key = %printable(&user), reason = denied.as_str(), blocked, "authentication failed");
                 self.relay.audit.record("auth.failure", serde_json::json!({ "client": self.peer.to_string(), "key": printable(&user), "reason": denied.as_str(), "blocked": blocked, "via": "smtp" }));
                 let reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");

@@ -51,6 +51,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return Reply::new(451, "4.7.1", format!("Rate limit of {limit} messages per minute for this API key reached; try again later"));
             }
         }
+        let tenant = rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default();
+        if let Some(limit) = rt.config.limits.tenant_messages_per_minute {
+            if !self.relay.rates.allow(&format!("tenant:{tenant}"), limit, now_ms) {
+                self.reject("tenant_rate_limit");
+                return Reply::new(451, "4.7.1", format!("Rate limit of {limit} messages per minute for your tenant reached; try again later"));
+            }
+        }
         self.stage = Stage::Mail { from };
         common::ok()
     }

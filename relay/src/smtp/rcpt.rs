@@ -12,7 +12,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.reject("no_auth");
             return common::auth_required();
         }
-        let max = self.relay.runtime().config.limits.max_recipients;
+        let rt = self.relay.runtime();
+        let max = rt.config.limits.max_recipients;
+        let key_id = self.key_id.clone().unwrap_or_default();
+        if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.recipients_per_minute) {
+            let known = matches!(&self.stage, Stage::Rcpt { to: list, .. } if list.contains(&to));
+            if matches!(self.stage, Stage::Mail { .. } | Stage::Rcpt { .. }) && !known && !self.relay.rates.allow(&format!("rcpt:{key_id}"), limit, crate::time::now_unix_ms()) {
+                self.reject("recipient_rate_limit");
+                return Reply::new(452, "4.5.3", format!("Recipient rate limit of {limit} per minute for this API key reached; try again later"));
+            }
+        }
         let stage = std::mem::replace(&mut self.stage, Stage::Ready);
         let (from, mut list) = match stage {
             Stage::Mail { from, .. } => (from, Vec::new()),
