@@ -14,5 +14,5 @@ def test_check_config_reports_every_problem(workdir):
     assert r.returncode == 1
     lines = r.stdout.strip().splitlines()
     assert f"{relay.config}: apiKeys[0].tenant: no tenant named \"nobody\"" in lines
-    assert f"{relay.config}: limits: maxRecipients, maxSessions and maxCommands must be at least 1" in lines
+    assert f"{relay.config}: limits: maxRecipients, maxSessions, maxSessionsPerClient and maxCommands must be at least 1" in lines
     assert "2 problem(s)" in r.stderr
