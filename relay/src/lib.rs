@@ -17,6 +17,8 @@ pub mod dmarc;
 pub mod http;
 pub mod io;
 pub mod metrics;
+#[cfg(test)]
+pub mod mutate;
 pub mod policy;
 pub mod relay;
 pub mod server;

@@ -165,30 +165,10 @@ fn mutated_reports_never_panic() {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mailed = mail("multipart/mixed; boundary=\"b\"", &format!("--b\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n", b64.encode(gzip(g.as_bytes()))));
     let seeds = [g.clone().into_bytes(), gzip(g.as_bytes()), zip(g.as_bytes(), true, true), microsoft(&record("2001:db8::1", 1, "reject", "fail", "fail")).into_bytes(), mailed];
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut m = crate::mutate::Mutator::default();
     for seed in &seeds {
         for _ in 0..10_000 {
-            let mut input = seed.clone();
-            for _ in 0..1 + next() % 4 {
-                let at = (next() as usize) % input.len().max(1);
-                match next() % 5 {
-                    0 if !input.is_empty() => input[at] ^= 1 << (next() % 8),
-                    1 => input.insert(at.min(input.len()), next() as u8),
-                    2 if !input.is_empty() => drop(input.remove(at)),
-                    3 => input.truncate(at),
-                    _ => {
-                        let end = (at + (next() as usize) % 64).min(input.len());
-                        let chunk = input[at.min(end)..end].to_vec();
-                        input.splice(at.min(input.len())..at.min(input.len()), chunk);
-                    }
-                }
-            }
+            let input = m.mutate(seed);
             let _ = parse_upload(&input);
             let _ = parse_mail(&input);
         }
