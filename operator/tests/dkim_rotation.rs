@@ -6,8 +6,8 @@
 
 mod support;
 
-use cascade_crds::v1alpha1::{DkimKey, KeyPhase, RelayPool, SendingDomain};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use cascade_crds::v1alpha1::{DkimKey, KeyPhase, SendingDomain};
+use kube::api::{Api, Patch, PatchParams};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +16,6 @@ use support::operator::until;
 
 const DAY: u64 = 86_400;
 
-fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
-    serde_json::from_value(v).unwrap()
-}
 
 fn phases(k: &DkimKey) -> Vec<(String, KeyPhase)> {
     k.status.as_ref().map(|s| s.generations.iter().map(|g| (g.selector.clone(), g.phase)).collect()).unwrap_or_default()
@@ -40,16 +37,8 @@ async fn keys_rotate_through_dns_verified_generations() {
     else {
         return;
     };
-    let api = "cascade-mail.com/v1alpha1";
-    Api::<RelayPool>::namespaced(op.client.clone(), "cascade-system")
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop"]}}})))
-        .await
-        .unwrap();
-    Api::<SendingDomain>::namespaced(op.client.clone(), "shop")
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": "shop"},
-            "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"include": "_spf.relay.test"}}})))
-        .await
-        .unwrap();
+    support::world::pool(&op.client, serde_json::json!({})).await;
+    support::world::domain(&op.client, serde_json::json!({"spf": {"include": "_spf.relay.test"}})).await;
     let keys: Api<DkimKey> = Api::namespaced(op.client.clone(), "shop");
     let key = || async { keys.get("shop-dkim").await.ok() };
     // Move the clock and nudge the controller (its own timers run on real time).

@@ -5,14 +5,9 @@
 
 mod support;
 
-use cascade_crds::v1alpha1::{RelayPool, SendingDomain};
-use kube::api::{Api, PostParams};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
-    serde_json::from_value(v).unwrap()
-}
 
 const REPORT: &str = r#"<?xml version="1.0"?><feedback><report_metadata><org_name>google.com</org_name><report_id>r1</report_id>
 <date_range><begin>1800000000</begin><end>1800086399</end></date_range></report_metadata>
@@ -46,17 +41,8 @@ async fn report_summaries_reach_the_sending_domain_status() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
 
-    let api = "cascade-mail.com/v1alpha1";
-    Api::<RelayPool>::namespaced(op.client.clone(), "cascade-system")
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop"]}, "dnsVerification": "warn"}})))
-        .await
-        .unwrap();
-    let domains: Api<SendingDomain> = Api::namespaced(op.client.clone(), "shop");
-    domains
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": "shop"},
-            "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}}})))
-        .await
-        .unwrap();
+    support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn"})).await;
+    let domains = support::world::domain(&op.client, serde_json::json!({})).await;
     let summary = support::operator::until("the report summary in the status", || async { domains.get("shop").await.ok()?.status?.dmarc_reports }).await;
     assert_eq!((summary.messages, summary.pass_rate.as_str()), (9, "77.8%"));
     assert_eq!(summary.failing_sources, ["203.0.113.9 (2)"]);

@@ -5,15 +5,12 @@
 
 mod support;
 
-use cascade_crds::v1alpha1::{DkimKey, RelayPool, SendingDomain};
-use kube::api::{Api, PostParams};
+use cascade_crds::v1alpha1::{DkimKey, SendingDomain};
+use kube::api::Api;
 use std::time::Duration;
 use support::dns::{txt, Knot};
 use support::operator::until;
 
-fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
-    serde_json::from_value(v).unwrap()
-}
 
 fn condition(d: &SendingDomain, type_: &str) -> Option<(String, String)> {
     let c = d.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
@@ -33,15 +30,8 @@ async fn dkim_must_be_verified_in_dns_before_the_relays_send() {
     else {
         return;
     };
-    let api = "cascade-mail.com/v1alpha1";
-    let pools: Api<RelayPool> = Api::namespaced(op.client.clone(), "cascade-system");
-    pools.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop"]}}}))).await.unwrap();
-    let domains: Api<SendingDomain> = Api::namespaced(op.client.clone(), "shop");
-    domains
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": "shop"},
-            "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"include": "_spf.relay.test"}}})))
-        .await
-        .unwrap();
+    support::world::pool(&op.client, serde_json::json!({})).await;
+    let domains = support::world::domain(&op.client, serde_json::json!({"spf": {"include": "_spf.relay.test"}})).await;
 
     // SPF and DMARC are published, DKIM not yet: not Ready, and the relays refuse the domain.
     let d = until("the DNS conditions", || async {

@@ -4,29 +4,16 @@
 
 mod support;
 
-use cascade_crds::v1alpha1::{RelayPool, SendingDomain};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use support::operator::until;
 
-fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
-    serde_json::from_value(v).unwrap()
-}
 
 #[tokio::test]
 async fn records_are_published_as_dns_endpoints_when_external_dns_is_there() {
     let Some(op) = support::operator::start(true).await else { return };
-    let api = "cascade-mail.com/v1alpha1";
-    let pools: Api<RelayPool> = Api::namespaced(op.client.clone(), "cascade-system");
-    pools
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop"]}, "dnsVerification": "warn", "externalDns": true}})))
-        .await
-        .unwrap();
-    Api::<SendingDomain>::namespaced(op.client.clone(), "shop")
-        .create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": "shop"},
-            "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"include": "_spf.relay.test"}}})))
-        .await
-        .unwrap();
+    let pools = support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn", "externalDns": true})).await;
+    support::world::domain(&op.client, serde_json::json!({"spf": {"include": "_spf.relay.test"}})).await;
     let condition = |reason: &'static str| {
         let pools = pools.clone();
         async move { pools.get("main").await.ok()?.status?.conditions.into_iter().find(|c| c.type_ == "ExternalDNS" && c.reason == reason) }
@@ -35,7 +22,7 @@ async fn records_are_published_as_dns_endpoints_when_external_dns_is_there() {
     assert_eq!(c.status, "False");
 
     // Install external-dns's CRD (a *.k8s.io group: approved by annotation, as the real one is).
-    let crd: CustomResourceDefinition = obj(serde_json::json!({
+    let crd: CustomResourceDefinition = support::world::obj(serde_json::json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": { "name": "dnsendpoints.externaldns.k8s.io", "annotations": { "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/external-dns/pull/2007" } },
         "spec": { "group": "externaldns.k8s.io", "scope": "Namespaced", "names": { "kind": "DNSEndpoint", "plural": "dnsendpoints", "singular": "dnsendpoint" },

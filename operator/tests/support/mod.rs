@@ -6,3 +6,4 @@ pub mod crds;
 pub mod dns;
 pub mod operator;
 pub mod relay;
+pub mod world;
