@@ -28,16 +28,7 @@ pub fn merge(per_relay: &[BTreeMap<String, Window>]) -> BTreeMap<String, DmarcRe
     let mut windows: BTreeMap<String, Window> = BTreeMap::new();
     for relay in per_relay {
         for (domain, w) in relay {
-            let cur = windows.entry(domain.clone()).or_default();
-            if w.end > cur.end && w.begin >= cur.end || cur.messages == 0 {
-                *cur = w.clone();
-            } else if w.begin < cur.end && w.end > cur.begin {
-                cur.messages += w.messages;
-                cur.passed += w.passed;
-                for (src, n) in &w.failing {
-                    *cur.failing.entry(src.clone()).or_default() += n;
-                }
-            }
+            windows.entry(domain.clone()).or_default().absorb(w);
         }
     }
     windows

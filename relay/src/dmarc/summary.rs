@@ -18,27 +18,51 @@ pub struct Window {
     pub failing: BTreeMap<String, u64>,
 }
 
+const MAX_FAILING_SOURCES: usize = 100;
+
 impl Window {
-    /// Adds a report to this window, or starts a new one; `false` when the report is older.
-    pub fn add(&mut self, a: &Aggregate) -> bool {
-        let overlaps = a.begin < self.end && a.end > self.begin;
-        let fresh = self.messages == 0 && self.failing.is_empty() && self.end == 0;
-        if fresh || (!overlaps && a.begin >= self.end) {
-            *self = Window { begin: a.begin, end: a.end, ..Default::default() };
-        } else if !overlaps {
-            return false;
-        }
-        self.begin = self.begin.min(a.begin);
-        self.end = self.end.max(a.end);
+    fn of(a: &Aggregate) -> Self {
+        let mut w = Window { begin: a.begin, end: a.end, ..Default::default() };
         for r in &a.rows {
-            self.messages = self.messages.saturating_add(r.count);
+            w.messages = w.messages.saturating_add(r.count);
             if r.dkim_pass || r.spf_pass {
-                self.passed = self.passed.saturating_add(r.count);
-            } else if self.failing.len() < 100 || self.failing.contains_key(&r.source_ip.to_string()) {
-                *self.failing.entry(r.source_ip.to_string()).or_default() += r.count;
+                w.passed = w.passed.saturating_add(r.count);
+            } else {
+                w.count_failing(&r.source_ip.to_string(), r.count);
             }
         }
+        w
+    }
+
+    fn count_failing(&mut self, source: &str, n: u64) {
+        if self.failing.len() < MAX_FAILING_SOURCES || self.failing.contains_key(source) {
+            let e = self.failing.entry(source.to_string()).or_default();
+            *e = e.saturating_add(n);
+        }
+    }
+
+    /// Folds `other` in: an overlapping window adds up, a newer one replaces this one, an older
+    /// one is ignored (`false`). Relays fold reports in; the operator folds relays' windows.
+    pub fn absorb(&mut self, other: &Window) -> bool {
+        if *self == Window::default() || other.begin >= self.end && other.end > self.end {
+            *self = other.clone();
+        } else if other.begin < self.end && other.end > self.begin {
+            self.begin = self.begin.min(other.begin);
+            self.end = self.end.max(other.end);
+            self.messages = self.messages.saturating_add(other.messages);
+            self.passed = self.passed.saturating_add(other.passed);
+            for (source, n) in &other.failing {
+                self.count_failing(source, *n);
+            }
+        } else {
+            return false;
+        }
         true
+    }
+
+    /// Adds a report to this window, or starts a new one; `false` when the report is older.
+    pub fn add(&mut self, a: &Aggregate) -> bool {
+        self.absorb(&Window::of(a))
     }
 }
 
