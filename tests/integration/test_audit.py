@@ -50,7 +50,9 @@ def test_audit_records_chain_and_tampering_is_found(workdir, dns_server, cleanup
     lines = target.read_text().splitlines()
     assert len(lines) >= 3
     original = target.read_text()
-    target.write_text("\n".join([lines[0], lines[1].replace("127.0.0.1", "10.9.9.9") if "127.0.0.1" in lines[1] else lines[1].replace('"seq"', '"seq" ', 1)] + lines[2:]) + "\n")
+    edited = lines[1].replace('"event":"', '"event":"x', 1)
+    assert edited != lines[1]
+    target.write_text("\n".join([lines[0], edited] + lines[2:]) + "\n")
     r = verify(relay, files)
     assert r.returncode == 1 and f"{target}:2: the record does not match its mac" in r.stdout, r.stdout
     # Remove one: the next record says so.

@@ -4,6 +4,7 @@ tenant (451 4.7.1), recipients per minute per key (452 4.5.3), failed AUTH per k
 addresses (454 4.7.0)."""
 import smtplib
 import socket
+import time
 
 import pytest
 
@@ -47,7 +48,6 @@ def test_sessions_per_client_address(relay):
     assert text.startswith("220"), "another address is not affected"
     other.close()
     held.pop().close()
-    import time
     for _ in range(50):
         s, text = greeting(relay)
         s.close()
