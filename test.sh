@@ -30,6 +30,9 @@ cargo build --locked --ignore-rust-version --workspace --bins
 # packages and cached outside the repo. If it cannot be built here, those tests skip loudly.
 bash tests/apiserver/build.sh >/dev/null || echo "test.sh: no real API server (exit $?); controller tests will print SKIP"
 cargo test --locked --ignore-rust-version --workspace
+# A short coverage-guided run of every libFuzzer target (nightly; the build is cached in
+# ~/.cache/cascade/fuzz-target, about 8 minutes the first time).
+bash fuzz/smoke.sh
 # Cluster end-to-end: runs where KUBECONFIG reaches a cluster, says SKIP otherwise.
 bash tests/e2e/run.sh
 # Debian's python3 (not a pyenv one on PATH) sees the apt-installed modules.

@@ -12,5 +12,7 @@ export ASAN_OPTIONS="detect_odr_violation=0"
 cargo +nightly build --release --ignore-rust-version --target x86_64-unknown-linux-gnu --bin "$target" \
   --target-dir "${CASCADE_FUZZ_TARGET_DIR:-$HOME/.cache/cascade/fuzz-target}"
 mkdir -p "corpus/$target" "artifacts/$target"
+# New inputs go to corpus/ (not committed); seeds/ holds the committed starting points.
+seeds=(); [ -d "seeds/$target" ] && seeds=("seeds/$target")
 exec "${CASCADE_FUZZ_TARGET_DIR:-$HOME/.cache/cascade/fuzz-target}/x86_64-unknown-linux-gnu/release/$target" \
-  -artifact_prefix="artifacts/$target/" "$@" "corpus/$target"
+  -artifact_prefix="artifacts/$target/" "$@" "corpus/$target" "${seeds[@]}"

@@ -93,9 +93,14 @@ pub struct Listeners {
     /// Submission over implicit TLS (RFC 8314), usually port 465.
     #[serde(default = "default_submissions")]
     pub submissions: Vec<String>,
-    /// HTTP listener for `/metrics`, `/healthz` and `/readyz`; empty string disables it.
+    /// The tenant-facing HTTP listener: `POST /dmarc/reports` (with an API key), `/healthz` and
+    /// `/readyz`; empty string disables it.
     #[serde(default = "default_http")]
     pub http: String,
+    /// The platform HTTP listener, to keep away from tenants: `/metrics`, `/dmarc/summary`,
+    /// `/healthz` and `/readyz`; empty string disables it.
+    #[serde(default = "default_admin")]
+    pub admin: String,
     /// Client networks (CIDR) allowed to connect to the SMTP listeners; empty means any. Others
     /// get `554 5.7.1` and are disconnected before any command.
     #[serde(default)]
@@ -372,6 +377,9 @@ fn default_submissions() -> Vec<String> {
 fn default_http() -> String {
     "0.0.0.0:9587".into()
 }
+fn default_admin() -> String {
+    "0.0.0.0:9588".into()
+}
 fn default_dkim_algorithm() -> DkimAlgorithm {
     DkimAlgorithm::RsaSha256
 }
@@ -438,7 +446,7 @@ fn default_shutdown_grace() -> HumanDuration {
 
 impl Default for Listeners {
     fn default() -> Self {
-        Self { submission: default_submission(), submissions: default_submissions(), http: default_http(), allowed_client_cidrs: vec![] }
+        Self { submission: default_submission(), submissions: default_submissions(), http: default_http(), admin: default_admin(), allowed_client_cidrs: vec![] }
     }
 }
 

@@ -67,11 +67,11 @@ impl Metrics {
 }
 
 impl cascade_relay::http::Probes for Metrics {
-    fn metrics(&self) -> String {
+    fn metrics(&self) -> Option<String> {
         let mut out = Vec::new();
         use prometheus::Encoder;
         let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        Some(String::from_utf8(out).unwrap_or_default())
     }
     fn ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
@@ -87,7 +87,7 @@ mod tests {
         let m = super::Metrics::default();
         drop(m.reconcile("ApiKey"));
         m.managed.with_label_values(&["ApiKey"]).set(3);
-        let text = m.metrics();
+        let text = m.metrics().unwrap();
         assert!(text.contains("cascade_operator_reconciles_total{kind=\"ApiKey\"} 1"), "{text}");
         assert!(text.contains("cascade_operator_reconcile_duration_seconds_count{kind=\"ApiKey\"} 1"));
         assert!(text.contains("cascade_operator_managed_objects{kind=\"ApiKey\"} 3"));

@@ -284,7 +284,7 @@ async fn dmarc_reports(ctx: &Context, pool: &RelayPool) -> BTreeMap<String, casc
         Some(a) => a.clone(),
         None => {
             let service = format!("{}-relay-headless.{}.svc", pool.name_any(), pool.namespace().unwrap_or_default());
-            ctx.dns.addresses(&service).await.into_iter().map(|ip| std::net::SocketAddr::new(ip, pool.spec.listeners.http_port)).collect()
+            ctx.dns.addresses(&service).await.into_iter().map(|ip| std::net::SocketAddr::new(ip, pool.spec.listeners.admin_port)).collect()
         }
     };
     // All relays at once: one that does not answer costs one timeout, not one each.

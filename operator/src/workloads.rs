@@ -3,8 +3,9 @@
 //! pods roll when the configuration changes), the relay's ServiceAccount with a Role that grants
 //! `get`/`list`/`watch` on its one configuration Secret by name and nothing else (the relay
 //! watches it, see `cascade_relay::watch`, so a revocation needs no pod restart), a Service, a headless
-//! Service for the StatefulSet, a PodDisruptionBudget, a NetworkPolicy (ingress only to the SMTP
-//! and HTTP ports, from the tenant namespaces and the allowed client networks; egress only DNS,
+//! Service for the StatefulSet, a PodDisruptionBudget, a NetworkPolicy (ingress to the SMTP and
+//! tenant HTTP ports from the tenant namespaces and the allowed client networks, to the admin port
+//! from the operator's namespace and `listeners.adminNamespaces` only; egress only DNS,
 //! SMTP and the Kubernetes API for the configuration watch) and, with
 //! `autoscaling`, a HorizontalPodAutoscaler.
 
@@ -68,9 +69,9 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
             "--watch-secret".into(),
             format!("{}/{}", pool.namespace().unwrap_or_default(), crate::relay_pool::bundle_secret(&name)),
         ]),
-        ports: Some(vec![port("submission", l.submission_port), port("submissions", l.submissions_port), port("http", l.http_port)]),
-        readiness_probe: Some(probe("/readyz", l.http_port)),
-        liveness_probe: Some(probe("/healthz", l.http_port)),
+        ports: Some(vec![port("submission", l.submission_port), port("submissions", l.submissions_port), port("http", l.http_port), port("admin", l.admin_port)]),
+        readiness_probe: Some(probe("/readyz", l.admin_port)),
+        liveness_probe: Some(probe("/healthz", l.admin_port)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -166,7 +167,7 @@ fn service_port(name: &str, port: u16) -> ServicePort {
 pub fn services(pool: &RelayPool) -> [Service; 2] {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
-    let ports = vec![service_port("submission", l.submission_port), service_port("submissions", l.submissions_port), service_port("http", l.http_port)];
+    let ports = vec![service_port("submission", l.submission_port), service_port("submissions", l.submissions_port), service_port("http", l.http_port), service_port("admin", l.admin_port)];
     let spec = |headless: bool| ServiceSpec {
         selector: Some(selector_labels(&name)),
         ports: Some(ports.clone()),
@@ -213,12 +214,16 @@ fn allowed_peers(pool: &RelayPool) -> Vec<NetworkPolicyPeer> {
     peers
 }
 
-/// `operator_ns`: the operator's namespace, which may reach the HTTP port (DMARC summaries).
+/// `operator_ns`: the operator's namespace, which (with `listeners.adminNamespaces`) may reach the
+/// admin port (metrics, DMARC summaries); tenants never can.
 pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
     // No peers at all admits nobody (an empty `from` would admit everyone).
     let from = Some(allowed_peers(pool));
+    let platform_namespaces = std::iter::once(operator_ns.to_string()).chain(l.admin_namespaces.iter().cloned()).collect();
+    let by_name = LabelSelectorRequirement { key: "kubernetes.io/metadata.name".into(), operator: "In".into(), values: Some(platform_namespaces) };
+    let platform = NetworkPolicyPeer { namespace_selector: Some(LabelSelector { match_expressions: Some(vec![by_name]), ..Default::default() }), ..Default::default() };
     let smtp_out = [25, 465, 587].into_iter().map(|p| np_port(p, "TCP"));
     let dns_out = [np_port(53, "UDP"), np_port(53, "TCP")];
     // The API server (Service port 443, endpoints usually 6443) for the configuration watch.
@@ -233,13 +238,7 @@ pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
                     from,
                     ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
                 },
-                NetworkPolicyIngressRule {
-                    from: Some(vec![NetworkPolicyPeer {
-                        namespace_selector: Some(LabelSelector { match_labels: Some([("kubernetes.io/metadata.name".to_string(), operator_ns.to_string())].into()), ..Default::default() }),
-                        ..Default::default()
-                    }]),
-                    ports: Some(vec![np_port(l.http_port, "TCP")]),
-                },
+                NetworkPolicyIngressRule { from: Some(vec![platform]), ports: Some(vec![np_port(l.admin_port, "TCP")]) },
             ]),
             egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).chain(api_out).collect()), to: None }]),
         }),
@@ -342,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn network_policy_admits_only_smtp_and_http_from_tenant_namespaces_and_allowed_networks() {
+    fn network_policy_keeps_tenants_to_smtp_and_tenant_http_and_the_admin_port_to_the_platform() {
         let spec = serde_json::json!({ "allowedClientCidrs": ["10.0.0.0/8"], "tenants": { "matchNames": ["shop"], "matchLabels": { "cascade-mail.com/tenant": "yes" } } });
         let np = network_policy(&pool(spec), "cascade-ops").spec.unwrap();
         let ingress = &np.ingress.unwrap()[0];
@@ -358,10 +357,15 @@ mod tests {
         // No tenants and no networks: an empty list of peers, which admits nobody.
         let open = network_policy(&pool(serde_json::json!({})), "cascade-ops").spec.unwrap().ingress.unwrap();
         assert_eq!(open[0].from, Some(vec![]));
-        // The operator's namespace reaches the HTTP port (DMARC summaries), nothing else.
-        let operator = &open[1];
-        assert_eq!(operator.from.clone().unwrap()[0].namespace_selector.clone().unwrap().match_labels.unwrap()["kubernetes.io/metadata.name"], "cascade-ops");
-        assert_eq!(operator.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect::<Vec<_>>(), vec![IntOrString::Int(9587)]);
+        // The admin port (metrics, DMARC summaries) is for the operator's namespace and the
+        // listed admin namespaces only; the tenant rule above does not include it.
+        let admin = &open[1];
+        let platform = admin.from.clone().unwrap()[0].namespace_selector.clone().unwrap().match_expressions.unwrap();
+        assert_eq!(platform[0].values.clone().unwrap(), ["cascade-ops"]);
+        assert_eq!(admin.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect::<Vec<_>>(), vec![IntOrString::Int(9588)]);
+        let monitored = network_policy(&pool(serde_json::json!({ "listeners": { "adminNamespaces": ["monitoring"] } })), "cascade-ops").spec.unwrap().ingress.unwrap();
+        let platform = monitored[1].from.clone().unwrap()[0].namespace_selector.clone().unwrap().match_expressions.unwrap();
+        assert_eq!(platform[0].values.clone().unwrap(), ["cascade-ops", "monitoring"]);
     }
 
     #[test]
@@ -383,7 +387,8 @@ mod tests {
         let [svc, headless] = services(&pool(serde_json::json!({})));
         assert_eq!(svc.spec.clone().unwrap().selector.unwrap()["cascade-mail.com/relay-pool"], "main");
         assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
-        assert_eq!(svc.spec.unwrap().ports.unwrap().len(), 3);
+        let names: Vec<_> = svc.spec.unwrap().ports.unwrap().into_iter().map(|p| p.name.unwrap()).collect();
+        assert_eq!(names, ["submission", "submissions", "http", "admin"]);
         assert_eq!(disruption_budget(&pool(serde_json::json!({}))).spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
     }
 }

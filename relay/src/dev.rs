@@ -22,6 +22,7 @@ pub struct DevOptions {
     pub submission: String,
     pub submissions: String,
     pub http: String,
+    pub admin: String,
     pub smarthost: Option<String>,
 }
 
@@ -75,7 +76,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
 
     let config = RelayConfig {
         hostname: "localhost".into(),
-        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone(), allowed_client_cidrs: vec![] },
+        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone(), admin: opts.admin.clone(), allowed_client_cidrs: vec![] },
         tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: vec![Tenant {
             name: "dev".into(),
@@ -130,7 +131,7 @@ pub fn zone_lines(domain: &str, selector: &str, public_b64: &str) -> String {
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let (config, creds) = tokio::task::spawn_blocking({
-        let opts = DevOptions { data_dir: opts.data_dir.clone(), submission: opts.submission.clone(), submissions: opts.submissions.clone(), http: opts.http.clone(), smarthost: opts.smarthost.clone() };
+        let opts = DevOptions { data_dir: opts.data_dir.clone(), submission: opts.submission.clone(), submissions: opts.submissions.clone(), http: opts.http.clone(), admin: opts.admin.clone(), smarthost: opts.smarthost.clone() };
         move || prepare(&opts)
     })
     .await??;

@@ -1,7 +1,9 @@
-//! The HTTP listener: `GET /metrics` (Prometheus text), `/healthz` (the process runs) and
-//! `/readyz` (ready for work; the relay fails it during shutdown). A deliberately tiny HTTP/1.1
-//! responder: one request per connection, bounded header size, time and concurrency, GET only.
-//! The operator serves its probes with the same code.
+//! The HTTP listeners. Every one answers `/healthz` (the process runs) and `/readyz` (ready for
+//! work; the relay fails it during shutdown). The relay has two: [`Tenant`] (reachable from the
+//! tenant namespaces: `POST /dmarc/reports` with an API key) and [`Admin`] (platform only:
+//! `GET /metrics` in Prometheus text and `GET /dmarc/summary` for the operator). A deliberately
+//! tiny HTTP/1.1 responder: one request per connection, bounded header size, body, time and
+//! concurrency. The operator serves its probes with the same code.
 
 use crate::relay::Relay;
 use std::sync::Arc;
@@ -15,8 +17,8 @@ pub const MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// What a process exposes on its HTTP listener.
 pub trait Probes: Send + Sync + 'static {
-    /// Prometheus text exposition.
-    fn metrics(&self) -> String;
+    /// Prometheus text exposition, where this listener serves it.
+    fn metrics(&self) -> Option<String>;
     fn ready(&self) -> bool;
     /// Another GET path: (status, content type, body); none by default.
     fn get(&self, _path: &str) -> Option<(u16, &'static str, String)> {
@@ -28,21 +30,36 @@ pub trait Probes: Send + Sync + 'static {
     }
 }
 
-impl Probes for Relay {
-    fn metrics(&self) -> String {
-        self.metrics.render()
+/// The relay's platform listener: metrics and the DMARC summaries the operator collects.
+pub struct Admin(pub Arc<Relay>);
+
+impl Probes for Admin {
+    fn metrics(&self) -> Option<String> {
+        Some(self.0.metrics.render())
     }
     fn ready(&self) -> bool {
-        self.is_ready()
+        self.0.is_ready()
     }
     fn get(&self, path: &str) -> Option<(u16, &'static str, String)> {
-        (path == "/dmarc/summary").then(|| (200, "application/json", self.dmarc_summaries.json()))
+        (path == "/dmarc/summary").then(|| (200, "application/json", self.0.dmarc_summaries.json()))
+    }
+}
+
+/// The relay's tenant-facing listener: DMARC report upload with an API key.
+pub struct Tenant(pub Arc<Relay>);
+
+impl Probes for Tenant {
+    fn metrics(&self) -> Option<String> {
+        None
+    }
+    fn ready(&self) -> bool {
+        self.0.is_ready()
     }
     fn post(&self, path: &str, authorization: Option<&str>, body: &[u8], peer: std::net::IpAddr) -> (u16, String) {
         if path != "/dmarc/reports" {
             return (404, "not found\n".into());
         }
-        crate::dmarc::upload::handle(self, authorization, body, peer)
+        crate::dmarc::upload::handle(&self.0, authorization, body, peer)
     }
 }
 
@@ -106,7 +123,10 @@ async fn handle(mut stream: TcpStream, probes: &dyn Probes, peer: std::net::IpAd
         return respond(&mut stream, 405, "text/plain", "only GET and POST are supported\n").await;
     }
     match path {
-        "/metrics" => respond(&mut stream, 200, "text/plain; version=0.0.4", &probes.metrics()).await,
+        "/metrics" => match probes.metrics() {
+            Some(text) => respond(&mut stream, 200, "text/plain; version=0.0.4", &text).await,
+            None => respond(&mut stream, 404, "text/plain", "not found\n").await,
+        },
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n").await,
         "/readyz" if probes.ready() => respond(&mut stream, 200, "text/plain", "ready\n").await,
         "/readyz" => respond(&mut stream, 503, "text/plain", "not ready\n").await,

@@ -26,9 +26,12 @@ enum Command {
         /// Implicit-TLS submission listener.
         #[arg(long, env = "CASCADE_DEV_SUBMISSIONS", default_value = "127.0.0.1:2465")]
         submissions: String,
-        /// HTTP listener for /metrics, /healthz and /readyz.
+        /// Tenant-facing HTTP listener: POST /dmarc/reports, /healthz and /readyz.
         #[arg(long, env = "CASCADE_DEV_HTTP", default_value = "127.0.0.1:9587")]
         http: String,
+        /// Platform HTTP listener: /metrics, /dmarc/summary, /healthz and /readyz.
+        #[arg(long, env = "CASCADE_DEV_ADMIN", default_value = "127.0.0.1:9588")]
+        admin: String,
         /// Deliver everything to this host:port instead of writing it to DATA_DIR/outbox.
         #[arg(long, env = "CASCADE_DEV_SMARTHOST")]
         smarthost: Option<String>,
@@ -107,8 +110,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { data_dir, submission, submissions, http, smarthost } => {
-                cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, smarthost }).await
+            Command::Dev { data_dir, submission, submissions, http, admin, smarthost } => {
+                cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, admin, smarthost }).await
             }
             Command::Serve { config, watch_secret, secret_resource } => {
                 let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s, secret_resource.as_deref())).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;

@@ -196,10 +196,10 @@ class Relay:
 
     def __init__(self, workdir):
         self.dir = Path(workdir) / "relay"
-        self.submission, self.submissions, self.http = free_port(), free_port(), free_port()
+        self.submission, self.submissions, self.http, self.admin = free_port(), free_port(), free_port(), free_port()
         # `dev` writes the bundle, then serves: start it, wait for the listener, stop it.
         proc = subprocess.Popen([str(BINARY), "dev", "--data-dir", str(self.dir), "--submission", f"127.0.0.1:{self.submission}",
-                                 "--submissions", f"127.0.0.1:{self.submissions}", "--http", f"127.0.0.1:{self.http}"],
+                                 "--submissions", f"127.0.0.1:{self.submissions}", "--http", f"127.0.0.1:{self.http}", "--admin", f"127.0.0.1:{self.admin}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             wait_port(self.submission)
@@ -244,7 +244,7 @@ class Relay:
 
     def metrics(self):
         import urllib.request
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5) as r:
             return r.read().decode()
 
     def metric(self, name):

@@ -10,9 +10,9 @@ from conftest import BINARY, free_port, wait_port, wait_until
 
 
 def start(data_dir, ports):
-    sub, subs, http = ports
+    sub, subs, http, admin = ports
     proc = subprocess.Popen([str(BINARY), "dev", "--data-dir", str(data_dir), "--submission", f"127.0.0.1:{sub}",
-                             "--submissions", f"127.0.0.1:{subs}", "--http", f"127.0.0.1:{http}"],
+                             "--submissions", f"127.0.0.1:{subs}", "--http", f"127.0.0.1:{http}", "--admin", f"127.0.0.1:{admin}"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     wait_port(sub)
     return proc
@@ -26,7 +26,7 @@ def stop(proc):
 
 def test_dev_mode_end_to_end_and_restart(workdir):
     data = workdir / "dev"
-    ports = (free_port(), free_port(), free_port())
+    ports = (free_port(), free_port(), free_port(), free_port())
     proc = start(data, ports)
     try:
         creds = json.loads((data / "credentials.json").read_text())
@@ -35,6 +35,14 @@ def test_dev_mode_end_to_end_and_restart(workdir):
         assert "cascade1._domainkey.example.test. 300 IN TXT" in zone and "v=spf1" in zone and "_dmarc.example.test." in zone
         import urllib.request
         assert urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz", timeout=5).status == 200
+        # Metrics live on the admin listener only; the tenant-facing one does not serve them.
+        assert b"cascade_relay_smtp_sessions" in urllib.request.urlopen(f"http://127.0.0.1:{ports[3]}/metrics", timeout=5).read()
+        import urllib.error
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/metrics", timeout=5)
+            raise AssertionError("/metrics served on the tenant listener")
+        except urllib.error.HTTPError as e:
+            assert e.code == 404
     finally:
         out = stop(proc)
     assert creds["username"] in out and creds["password"] in out

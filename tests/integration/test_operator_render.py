@@ -25,11 +25,11 @@ def run_rendered(out, creds, cleanup, mx_port=25, dns_port=None):
     """Runs the rendered bundle on loopback ports, pointed at the test DNS server and sink."""
     relay = Relay.__new__(Relay)
     relay.dir = out / "relay"
-    relay.submission, relay.submissions, relay.http = free_port(), free_port(), free_port()
+    relay.submission, relay.submissions, relay.http, relay.admin = free_port(), free_port(), free_port(), free_port()
     relay.creds = creds
     cfg = (out / "relay" / "relay.yaml").read_text()
     cfg = cfg.replace("0.0.0.0:587", f"127.0.0.1:{relay.submission}").replace("0.0.0.0:465", f"127.0.0.1:{relay.submissions}")
-    cfg = cfg.replace("0.0.0.0:9587", f"127.0.0.1:{relay.http}").replace("mxPort: 25", f"mxPort: {mx_port}")
+    cfg = cfg.replace("0.0.0.0:9587", f"127.0.0.1:{relay.http}").replace("0.0.0.0:9588", f"127.0.0.1:{relay.admin}").replace("mxPort: 25", f"mxPort: {mx_port}")
     if dns_port:
         cfg = cfg.replace("nameservers: []", f"nameservers: ['127.0.0.1:{dns_port}']")
     relay.config = out / "relay" / "test.yaml"

@@ -104,9 +104,17 @@ pub struct PoolListeners {
     /// Implicit-TLS submission port.
     #[serde(default = "default_submissions_port")]
     pub submissions_port: u16,
-    /// Metrics and health port.
+    /// Tenant-facing HTTP port (DMARC report upload, health).
     #[serde(default = "default_http_port")]
     pub http_port: u16,
+    /// Platform HTTP port (metrics, DMARC summaries for the operator, health, the kubelet's
+    /// probes); tenants cannot reach it.
+    #[serde(default = "default_admin_port")]
+    pub admin_port: u16,
+    /// Namespaces besides the operator's that may reach the admin port (for example where
+    /// Prometheus runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_namespaces: Vec<String>,
 }
 
 /// Server certificate source.
@@ -277,6 +285,9 @@ fn default_submissions_port() -> u16 {
 fn default_http_port() -> u16 {
     9587
 }
+fn default_admin_port() -> u16 {
+    9588
+}
 fn default_spool_size() -> String {
     "10Gi".into()
 }
@@ -295,7 +306,7 @@ fn default_max_sessions_per_client() -> u32 {
 
 impl Default for PoolListeners {
     fn default() -> Self {
-        Self { submission_port: default_submission_port(), submissions_port: default_submissions_port(), http_port: default_http_port() }
+        Self { submission_port: default_submission_port(), submissions_port: default_submissions_port(), http_port: default_http_port(), admin_port: default_admin_port(), admin_namespaces: Vec::new() }
     }
 }
 impl Default for PoolDelivery {

@@ -414,6 +414,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             submission: vec![format!("0.0.0.0:{}", l.submission_port)],
             submissions: vec![format!("0.0.0.0:{}", l.submissions_port)],
             http: format!("0.0.0.0:{}", l.http_port),
+            admin: format!("0.0.0.0:{}", l.admin_port),
             allowed_client_cidrs: spec.allowed_client_cidrs.clone(),
         },
         tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },

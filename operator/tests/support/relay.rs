@@ -24,6 +24,8 @@ pub struct Bundle {
     pub password: String,
     pub submission: u16,
     pub http: u16,
+    /// The platform listener (metrics, DMARC summaries).
+    pub admin: u16,
     /// `relay.yaml` as the relay runs it.
     pub yaml: String,
 }
@@ -36,17 +38,18 @@ impl Bundle {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cascade.yaml");
         cascade_operator::render::render(&[example], &dir).unwrap();
         let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("credentials/shop.web.json")).unwrap()).unwrap();
-        let (submission, submissions, http) = (free_port(), free_port(), free_port());
+        let (submission, submissions, http, admin) = (free_port(), free_port(), free_port(), free_port());
         let yaml = std::fs::read_to_string(dir.join("relay/relay.yaml")).unwrap();
         let yaml = edit(
             yaml.replace("0.0.0.0:587", &format!("127.0.0.1:{submission}"))
                 .replace("0.0.0.0:465", &format!("127.0.0.1:{submissions}"))
                 .replace("0.0.0.0:9587", &format!("127.0.0.1:{http}"))
+                .replace("0.0.0.0:9588", &format!("127.0.0.1:{admin}"))
                 .replace("dir: spool", &format!("dir: {}", dir.join("spool").display())),
         );
         std::fs::write(dir.join("relay/relay.yaml"), &yaml).unwrap();
         let (user, password) = (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
-        Self { dir, user, password, submission, http, yaml }
+        Self { dir, user, password, submission, http, admin, yaml }
     }
 
     /// Every file of the relay directory, as a bundle Secret holds them.

@@ -212,8 +212,13 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             }
         }
     }
-    if !l.http.is_empty() && l.http.parse::<SocketAddr>().is_err() {
-        c.fail("listeners.http", format!("{:?} is not IP:PORT", l.http));
+    for (name, addr) in [("http", &l.http), ("admin", &l.admin)] {
+        if !addr.is_empty() && addr.parse::<SocketAddr>().is_err() {
+            c.fail(format!("listeners.{name}"), format!("{addr:?} is not IP:PORT"));
+        }
+    }
+    if !l.http.is_empty() && l.http == l.admin {
+        c.fail("listeners.admin", "must differ from listeners.http: tenants reach http, only the platform reaches admin");
     }
     let mut client_networks = Vec::new();
     for (i, text) in l.allowed_client_cidrs.iter().enumerate() {

@@ -5,7 +5,7 @@ use crate::dev::{self, DevOptions};
 
 fn bundle() -> (PathBuf, String) {
     let dir = crate::spool::tests::temp_dir("config");
-    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:2587".into(), submissions: "127.0.0.1:2465".into(), http: "127.0.0.1:9587".into(), smarthost: None };
+    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:2587".into(), submissions: "127.0.0.1:2465".into(), http: "127.0.0.1:9587".into(), admin: "127.0.0.1:9588".into(), smarthost: None };
     let (path, _) = dev::prepare(&opts).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     (path, text)
@@ -68,6 +68,7 @@ fn every_problem_is_reported_with_its_field() {
     let broken = text
         .replace("hostname: localhost", "hostname: -bad-")
         .replace("127.0.0.1:2587", "nowhere")
+        .replace("127.0.0.1:9588", "127.0.0.1:9587")
         .replace("keyFile: dkim-example.test-cascade1.pem", "keyFile: missing.pem")
         .replace("tenant: dev", "tenant: nobody")
         .replace("secretHash: sha256:", "secretHash: md5:")
@@ -79,6 +80,7 @@ fn every_problem_is_reported_with_its_field() {
     let expect = [
         "hostname: \"-bad-\" is not a valid host name",
         "listeners.submission[0]: \"nowhere\" is not IP:PORT",
+        "listeners.admin: must differ from listeners.http",
         "tenants[0].domains[0].dkim[0].keyFile: cannot read",
         "apiKeys[0].tenant: no tenant named \"nobody\"",
         "apiKeys[0].secretHash: expected sha256:<64 hex digits>",

@@ -43,6 +43,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         !self.buf.is_empty()
     }
 
+    pub fn discard_input(&mut self) {
+        self.buf.clear();
+    }
+
     async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK, 0);

@@ -31,11 +31,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Stage::Rcpt { from, to } => (from, to),
             Stage::Mail { from } => {
                 self.stage = Stage::Mail { from };
-                return Reply::new(554, "5.5.1", "No valid recipients");
+                return self.data_not_started(Reply::new(554, "5.5.1", "No valid recipients"));
             }
             other => {
                 self.stage = other;
-                return common::bad_sequence("Need MAIL and RCPT before DATA");
+                return self.data_not_started(common::bad_sequence("Need MAIL and RCPT before DATA"));
             }
         };
         let rt = self.relay.runtime();
@@ -90,6 +90,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// DATA refused before `354`. A client must wait for `354` (RFC 2920 3.1), so input already
+    /// pipelined behind DATA is a message body that would otherwise run as commands: it is
+    /// dropped and the session closed.
+    fn data_not_started(&mut self, refusal: Reply) -> Reply {
+        if !self.conn.has_buffered_input() {
+            return refusal;
+        }
+        self.reject("pipelining");
+        self.conn.queue(&refusal);
+        self.conn.discard_input();
+        Reply::new(421, "4.5.0", "Input pipelined after a refused DATA; closing").closing()
+    }
+
     fn data_refused(&self, e: DataError, rt: &crate::config::Runtime) -> Reply {
         let limits = &rt.config.limits;
         match e {
@@ -97,6 +110,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.reject("bare_line_ending");
                 tracing::warn!(client = %self.peer, "message with bare LF/CR refused (possible SMTP smuggling)");
                 Reply::new(550, "5.6.0", "Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)")
+            }
+            DataError::Nul => {
+                self.reject("nul");
+                Reply::new(550, "5.6.0", "Message contains a NUL byte (RFC 5322 2.3)")
             }
             DataError::TooLarge => {
                 self.reject("size");

@@ -1,5 +1,5 @@
 //! The DATA byte stream (RFC 5321 sections 2.3.8, 4.1.1.4, 4.5.2): finds the one true end of data
-//! (`CRLF.CRLF`), removes dot-stuffing, and refuses any bare LF or bare CR. Only CRLF ends a line,
+//! (`CRLF.CRLF`), removes dot-stuffing, and refuses any bare LF, bare CR or NUL. Only CRLF ends a line,
 //! so `<LF>.<LF>` and friends can never end the message early (SMTP smuggling). Pure: bytes in,
 //! message or error out.
 
@@ -7,6 +7,8 @@
 pub enum DataError {
     BareLf,
     BareCr,
+    /// NUL is not text (RFC 5322 2.3) and ends strings in lenient downstream parsers.
+    Nul,
     TooLarge,
     LineTooLong,
 }
@@ -91,6 +93,8 @@ impl DataReader {
                     self.line_len += 1;
                     if b == b'\n' {
                         self.fail(DataError::BareLf);
+                    } else if b == 0 {
+                        self.fail(DataError::Nul);
                     } else if self.line_len + 2 > self.max_line {
                         self.fail(DataError::LineTooLong);
                     }
@@ -165,6 +169,8 @@ mod tests {
             (b"a\n.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareLf),
             (b"a\r.\rMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
             (b"a\r\n.\rMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
+            (b"a\r.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
+            (b"a\r\n\0.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::Nul),
         ];
         for (input, err) in cases {
             let (p, msg) = read(input);

@@ -10,6 +10,8 @@ pub mod conn;
 pub mod data;
 pub mod dotstuff;
 pub mod ehlo;
+#[cfg(any(test, fuzzing))]
+pub mod harness;
 pub mod mail;
 pub mod message;
 pub mod rcpt;

@@ -2,42 +2,9 @@
 //! sender rules, pipelining, limits and the DATA refusals.
 
 use super::conn::Stream;
+use super::harness::{fixture, fixture_with, plain, Fixture};
 use super::Session;
-use crate::delivery::queue::{QueueHandle, QueueItem};
-use crate::dev::{self, Credentials, DevOptions};
-use crate::relay::Relay;
-use crate::spool::Spool;
-use crate::tls::CertStore;
-use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
-use tokio::sync::mpsc::UnboundedReceiver;
-
-pub(crate) struct Fixture {
-    pub relay: Arc<Relay>,
-    pub creds: Credentials,
-    pub queue: UnboundedReceiver<QueueItem>,
-    pub dir: std::path::PathBuf,
-}
-
-/// A relay in capture mode on a fresh dev bundle, with `tweak` applied to the config file.
-pub(crate) fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let dir = crate::spool::tests::temp_dir("session");
-    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:0".into(), submissions: "127.0.0.1:0".into(), http: "".into(), smarthost: None };
-    let (path, creds) = dev::prepare(&opts).unwrap();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    tweak(&mut text);
-    std::fs::write(&path, text).unwrap();
-    let rt = crate::config::load(&path).unwrap();
-    let certs = CertStore::load(rt.resolve("tls.crt"), rt.resolve("tls.key")).unwrap();
-    let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys.clone()).unwrap();
-    let (handle, queue) = QueueHandle::channel();
-    Fixture { relay: Relay::new(rt, spool, certs, handle, Default::default()), creds, queue, dir }
-}
-
-pub(crate) fn fixture() -> Fixture {
-    fixture_with(|_| {})
-}
 
 /// A line-oriented SMTP client over any stream.
 struct Client<S> {
@@ -98,11 +65,6 @@ async fn authed(f: &Fixture) -> Client<tokio_rustls::client::TlsStream<DuplexStr
     let token = plain(&f.creds.username, &f.creds.password);
     assert_eq!(c.cmd(&format!("AUTH PLAIN {token}")).await, "235 2.7.0 Authentication successful");
     c
-}
-
-fn plain(user: &str, pass: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"))
 }
 
 fn b64(s: &str) -> String {
@@ -262,7 +224,7 @@ async fn revoking_a_key_takes_effect_at_the_next_mail() {
     let mut config = rt.config.clone();
     config.api_keys[0].revoked = true;
     let new = crate::config::check(config, "relay.yaml", &rt.base_dir).unwrap();
-    f.relay.swap_runtime(Arc::new(new));
+    f.relay.swap_runtime(std::sync::Arc::new(new));
     assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, "535 5.7.8 Authentication credentials no longer valid");
 }
 
@@ -295,4 +257,39 @@ async fn an_idle_client_is_disconnected_after_the_command_timeout() {
     assert_eq!(c.reply().await, "421 4.4.2 Timeout waiting for client, closing connection");
     assert!(started.elapsed() >= std::time::Duration::from_secs(5));
     assert_eq!(c.reply().await, "<EOF>");
+}
+
+/// The whole session on mutated transcripts, in plaintext and on implicit TLS: every run ends
+/// (the client's close is seen), and whatever the input, the server writes only well-formed
+/// replies. The coverage-guided version is the `smtp_session` libFuzzer target.
+#[tokio::test]
+async fn mutated_sessions_always_end_with_well_formed_replies() {
+    let mut f = super::harness::replay_fixture();
+    let mut m = crate::mutate::Mutator::default();
+    for round in 0..120 {
+        let seed = super::harness::SEEDS[round % super::harness::SEEDS.len()];
+        let input = if round < super::harness::SEEDS.len() { seed.to_vec() } else { m.mutate(seed) };
+        let out = super::harness::replay(&mut f, &input, round % 3 != 0).await;
+        assert!(out.starts_with(b"220 "), "round {round}: {:?}", String::from_utf8_lossy(&out));
+        if let Err(e) = super::harness::well_formed_replies(&out) {
+            panic!("round {round}, input {:?}: {e}", String::from_utf8_lossy(&input));
+        }
+    }
+    // The unmutated first seed went all the way through on TLS.
+    let out = super::harness::replay(&mut f, super::harness::SEEDS[0], true).await;
+    assert!(String::from_utf8_lossy(&out).contains("250 2.0.0 OK queued as "), "{}", String::from_utf8_lossy(&out));
+    std::fs::remove_dir_all(&f.dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_body_pipelined_behind_a_refused_data_never_runs_as_commands() {
+    let mut f = fixture();
+    let mut c = authed(&f).await;
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    c.raw(b"DATA\r\nMAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\n").await;
+    assert_eq!(c.reply().await, "554 5.5.1 No valid recipients");
+    assert_eq!(c.reply().await, "421 4.5.0 Input pipelined after a refused DATA; closing");
+    assert_eq!(c.reply().await, "<EOF>");
+    assert!(f.queue.try_recv().is_err());
+    assert!(f.relay.metrics.render().contains("cascade_relay_messages_rejected_total{reason=\"pipelining\"} 1"));
 }
