@@ -115,6 +115,11 @@ fn main() -> ExitCode {
             let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();
             println!("rendered {} tenant(s), {domains} domain(s), {} API key(s) into {}", plan.config.tenants.len(), plan.config.api_keys.len(), out.display());
             println!("run: cascade-relay serve --config {}", out.join("relay/relay.yaml").display());
+            for (kind, (ns, name), conditions) in plan.not_ready() {
+                let ready = conditions.iter().find(|c| c.type_ == "Ready");
+                let why = ready.map_or_else(|| "no Ready condition".to_string(), |c| format!("{}: {}", c.reason, c.message));
+                println!("not served: {kind} {ns}/{name}: {why}");
+            }
         }),
     };
     match result {

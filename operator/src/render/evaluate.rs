@@ -98,6 +98,15 @@ pub struct Plan {
     pub api_key_status: BTreeMap<Key, ApiKeyStatus>,
 }
 
+impl Plan {
+    /// The SendingDomains and ApiKeys whose `Ready` is not `True`, with their conditions.
+    pub fn not_ready(&self) -> Vec<(&'static str, &Key, &[cascade_crds::conditions::Condition])> {
+        let domains = self.domain_status.iter().map(|(k, s)| ("SendingDomain", k, s.conditions.as_slice()));
+        let keys = self.api_key_status.iter().map(|(k, s)| ("ApiKey", k, s.conditions.as_slice()));
+        domains.chain(keys).filter(|(_, _, c)| !conditions::is_true(c, types::READY)).collect()
+    }
+}
+
 /// Where a DkimKey's private key file lives inside the relay bundle.
 pub fn dkim_key_file((ns, name): &Key) -> String {
     format!("dkim-{ns}.{name}.pem")
@@ -180,7 +189,9 @@ pub fn dkim_key_status(key: &DkimKey, public: &str, selector: &str, now: &str) -
 /// For each claimed domain, the SendingDomain that owns it: the oldest claim wins everywhere.
 /// Creation times have one-second resolution, so among claims of the same second the one already
 /// served keeps the domain; then namespace and name decide, so the answer never depends on
-/// listing order.
+/// listing order. Without creation times (`render` reads files, not the API) which claim came
+/// first is unknown: a domain claimed from two namespaces then has no owner, so a new namespace
+/// can never take a domain by its name sorting first.
 pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
     // Sort key: no timestamp sorts last, then not-yet-served after served, then the name.
     type Rank = (bool, String, bool, Key);
@@ -190,11 +201,13 @@ pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
         (created.is_none(), created.unwrap_or_default(), !served, key_of(d))
     };
     let mut owners: BTreeMap<String, Rank> = BTreeMap::new();
+    let mut namespaces: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
     for d in domains {
         let r = rank(d);
+        namespaces.entry(&d.spec.domain).or_default().insert(r.3 .0.clone());
         owners.entry(d.spec.domain.clone()).and_modify(|cur| if r < *cur { *cur = r.clone() }).or_insert(r);
     }
-    owners.into_iter().map(|(domain, (_, _, _, key))| (domain, key)).collect()
+    owners.into_iter().filter(|(domain, (undated, ..))| !*undated || namespaces[domain.as_str()].len() == 1).map(|(domain, (_, _, _, key))| (domain, key)).collect()
 }
 
 /// Whether a served domain is Ready, and whether the relays refuse its mail, from its DNS
@@ -307,9 +320,10 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         st.observed_generation = gen;
         let selected = pool.spec.tenants.selects(&k.0, inputs.namespace_labels.get(&k.0).unwrap_or(&no_labels));
         let owner = owners.get(&d.spec.domain);
-        let served: Result<Vec<&DkimKey>, (&str, String)> = if owner != Some(&k) {
-            let (ons, oname) = owner.cloned().unwrap_or_default();
+        let served: Result<Vec<&DkimKey>, (&str, String)> = if let Some((ons, oname)) = owner.filter(|o| *o != &k) {
             Err(("DomainConflict", format!("domain {} is already claimed by SendingDomain {ons}/{oname}; this claim is not served", d.spec.domain)))
+        } else if owner.is_none() {
+            Err(("DomainConflict", format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
         } else if !selected {
             Err(("NamespaceNotServed", format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0)))
         } else {

@@ -30,7 +30,7 @@ pub fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Inputs> {
     for file in files {
         let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        for (i, doc) in docs.into_iter().enumerate() {
+        for (i, mut doc) in docs.into_iter().enumerate() {
             if doc.is_null() {
                 continue;
             }
@@ -53,6 +53,11 @@ pub fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Inputs> {
             }
             if doc.pointer("/metadata/namespace").and_then(|n| n.as_str()).is_none_or(str::is_empty) {
                 bail!("{}: metadata.namespace is required (a tenant is a namespace)", at());
+            }
+            // Creation times come from the API server, never from a file: anyone who writes a
+            // file could backdate a claim on another tenant's domain.
+            if let Some(meta) = doc.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.remove("creationTimestamp");
             }
             match kind.as_str() {
                 "RelayPool" => inputs.pools.push(serde_json::from_value::<RelayPool>(doc).with_context(at)?),

@@ -114,6 +114,25 @@ fn among_claims_of_the_same_second_the_served_one_keeps_the_domain() {
 }
 
 #[test]
+fn without_creation_times_a_domain_claimed_from_two_namespaces_goes_to_neither() {
+    let undated = |ns: &str, name: &str| {
+        let mut d = domain(ns, name, "shop.test", "2026-01-01T00:00:00Z");
+        d.metadata.creation_timestamp = None;
+        d
+    };
+    // As `render` sees files: a name sorting first must not take the domain.
+    let p = plan(&world(vec![undated("shop", "main"), undated("blog", "stolen")], vec![]));
+    assert!(p.config.tenants.is_empty());
+    for claim in [k("shop", "main"), k("blog", "stolen")] {
+        let conditions = &p.domain_status[&claim].conditions;
+        assert_eq!(ready(conditions), ("False".into(), "DomainConflict".into()));
+        assert!(conditions.iter().any(|c| c.type_ == "DomainConflict" && c.message.contains("which claim came first is unknown")));
+    }
+    // Within one namespace there is no one to take it from.
+    assert_eq!(domain_owners(&[undated("shop", "main"), undated("shop", "again")])["shop.test"], k("shop", "again"));
+}
+
+#[test]
 fn namespaces_outside_the_selector_are_not_served_nor_their_keys() {
     let inputs = world(vec![domain("other", "main", "other.test", "2026-01-01T00:00:00Z")], vec![api_key("other", "app", serde_json::json!({}))]);
     let p = plan(&inputs);
