@@ -200,6 +200,68 @@ pub struct ApiKey {
     /// A revoked key is refused at once.
     #[serde(default)]
     pub revoked: bool,
+    /// Unusual-activity detection for this key.
+    #[serde(default)]
+    pub anomalies: KeyAnomalies,
+    /// The ApiKey resource's `metadata.generation` (written by the operator). A suspension holds
+    /// for the generation it happened at: editing the resource lifts it.
+    #[serde(default)]
+    pub generation: i64,
+}
+
+/// When a key's sending looks unlike its own past (the same type is the ApiKey's
+/// `spec.anomalies`). A finding is counted, logged and audited; with `suspend` the key is also
+/// refused until an admin edits the ApiKey.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KeyAnomalies {
+    /// A minute with more than this many times the key's recent per-minute average (an
+    /// exponentially weighted mean over about 30 minutes) is a rate anomaly...
+    #[serde(default = "default_rate_factor")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 2)))]
+    pub rate_factor: u32,
+    /// ...when it is also above this many messages (so a quiet key may still send a batch).
+    #[serde(default = "default_min_messages_per_minute")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1)))]
+    pub min_messages_per_minute: u32,
+    /// Percent of failed outcomes (policy refusals and bounced recipients, against accepted
+    /// messages) over the last 5 to 10 minutes that is a failure anomaly...
+    #[serde(default = "default_max_failure_percent")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1, max = 100)))]
+    pub max_failure_percent: u32,
+    /// ...once there are at least this many outcomes in that window.
+    #[serde(default = "default_min_outcomes")]
+    #[cfg_attr(feature = "kube", schemars(range(min = 1)))]
+    pub min_outcomes: u32,
+    /// Suspend the key on a finding (every relay refuses it until the ApiKey is edited).
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+impl Default for KeyAnomalies {
+    fn default() -> Self {
+        Self {
+            rate_factor: default_rate_factor(),
+            min_messages_per_minute: default_min_messages_per_minute(),
+            max_failure_percent: default_max_failure_percent(),
+            min_outcomes: default_min_outcomes(),
+            suspend: false,
+        }
+    }
+}
+
+fn default_rate_factor() -> u32 {
+    10
+}
+fn default_min_messages_per_minute() -> u32 {
+    100
+}
+fn default_max_failure_percent() -> u32 {
+    50
+}
+fn default_min_outcomes() -> u32 {
+    20
 }
 
 /// How mail leaves the relay.

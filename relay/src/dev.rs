@@ -97,6 +97,8 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
             recipients_per_minute: None,
             expires_at: None,
             revoked: false,
+            anomalies: Default::default(),
+            generation: 0,
         }],
         delivery: match &opts.smarthost {
             Some(addr) => Delivery {

@@ -1,7 +1,7 @@
 //! The HTTP listeners. Every one answers `/healthz` (the process runs) and `/readyz` (ready for
 //! work; the relay fails it during shutdown). The relay has two: [`Tenant`] (reachable from the
 //! tenant namespaces: `POST /dmarc/reports` with an API key) and [`Admin`] (platform only:
-//! `GET /metrics` in Prometheus text and `GET /dmarc/summary` for the operator). A deliberately
+//! `GET /metrics` in Prometheus text, and `GET /dmarc/summary` and `GET /anomalies` for the operator). A deliberately
 //! tiny HTTP/1.1 responder: one request per connection, bounded header size, body, time and
 //! concurrency. The operator serves its probes with the same code.
 
@@ -41,7 +41,11 @@ impl Probes for Admin {
         self.0.is_ready()
     }
     fn get(&self, path: &str) -> Option<(u16, &'static str, String)> {
-        (path == "/dmarc/summary").then(|| (200, "application/json", self.0.dmarc_summaries.json()))
+        match path {
+            "/dmarc/summary" => Some((200, "application/json", self.0.dmarc_summaries.json())),
+            "/anomalies" => Some((200, "application/json", self.0.suspensions_json())),
+            _ => None,
+        }
     }
 }
 

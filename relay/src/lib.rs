@@ -8,6 +8,7 @@
 //! zero-configuration mode.
 #![forbid(unsafe_code)]
 
+pub mod anomalies;
 pub mod audit;
 pub mod config;
 pub mod delivery;

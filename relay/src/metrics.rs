@@ -20,6 +20,8 @@ pub struct Metrics {
     pub dmarc_messages: IntCounterVec,
     pub dmarc_sources: IntCounterVec,
     pub dmarc_failures: IntCounterVec,
+    pub anomalies: IntCounterVec,
+    pub suspended_keys: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -66,6 +68,8 @@ impl Default for Metrics {
             dmarc_messages: counter_vec(&r, "dmarc_messages_total", "Messages in DMARC aggregate reports, by domain, disposition and aligned DKIM and SPF result", &["domain", "disposition", "dkim", "spf"]),
             dmarc_sources: counter_vec(&r, "dmarc_source_messages_total", "Messages in DMARC aggregate reports, by domain, source address and whether they passed DMARC", &["domain", "source", "aligned"]),
             dmarc_failures: counter_vec(&r, "dmarc_failure_reports_total", "DMARC failure reports, by domain and failure", &["domain", "failure"]),
+            anomalies: counter_vec(&r, "key_anomalies_total", "Unusual sending found per API key, by kind (rate or failures)", &["kind"]),
+            suspended_keys: gauge(&r, "suspended_keys", "API keys this relay holds suspended after an anomaly"),
             registry: r,
         }
     }

@@ -34,6 +34,7 @@ pub struct Relay {
     pub dmarc_sources: crate::dmarc::record::Sources,
     pub dmarc_summaries: crate::dmarc::summary::Summaries,
     pub audit: crate::audit::Audit,
+    pub anomalies: crate::anomalies::Anomalies,
 }
 
 impl Relay {
@@ -60,6 +61,7 @@ impl Relay {
             dmarc_sources: Default::default(),
             dmarc_summaries: Default::default(),
             audit,
+            anomalies: Default::default(),
         })
     }
 

@@ -48,6 +48,21 @@ pub struct ApiKeySpec {
     /// Set to stop the key at once.
     #[serde(default)]
     pub revoked: bool,
+    /// Unusual-activity detection: thresholds, and whether a finding suspends the key (lifted
+    /// by any edit of this spec, e.g. setting `anomalies.acknowledged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomalies: Option<ApiKeyAnomalies>,
+}
+
+/// `spec.anomalies`: the relay's thresholds plus an admin's note.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyAnomalies {
+    #[serde(flatten)]
+    pub policy: crate::relay_config::KeyAnomalies,
+    /// Free text an admin sets when lifting a suspension (editing the spec is what lifts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<String>,
 }
 
 /// Whether a key works.

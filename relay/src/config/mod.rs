@@ -57,6 +57,9 @@ pub struct KeyPolicy {
     pub recipients_per_minute: Option<u32>,
     pub expires_at: Option<u64>,
     pub revoked: bool,
+    pub anomalies: cascade_crds::relay_config::KeyAnomalies,
+    /// The ApiKey resource's generation; a suspension holds for the generation it happened at.
+    pub generation: i64,
 }
 
 /// The checked, loaded configuration.
@@ -338,6 +341,8 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             recipients_per_minute: key.recipients_per_minute,
             expires_at,
             revoked: key.revoked,
+            anomalies: key.anomalies.clone(),
+            generation: key.generation,
         };
         if keys.insert(key.id.clone(), policy).is_some() {
             c.fail(format!("{kf}.id"), format!("key id {:?} is listed twice", key.id));

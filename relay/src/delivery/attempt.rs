@@ -116,7 +116,7 @@ impl Job {
                     Err(e) => Outcome::Deferred(format!("capture: {e}")),
                 };
                 for i in pending {
-                    self.record(&mut env.recipients[i], &outcome, &env.id, false);
+                    self.record(&env.key, &mut env.recipients[i], &outcome, &env.id, false);
                 }
             }
             mode => {
@@ -133,7 +133,7 @@ impl Job {
                     let rcpts: Vec<String> = idx.iter().map(|&i| env.recipients[i].address.clone()).collect();
                     let (outcomes, tls) = self.deliver(&rt, &dest, &env.sender, &rcpts, &message).await;
                     for (&i, o) in idx.iter().zip(outcomes.iter()) {
-                        self.record(&mut env.recipients[i], o, &env.id, tls);
+                        self.record(&env.key, &mut env.recipients[i], o, &env.id, tls);
                     }
                 }
             }
@@ -141,7 +141,7 @@ impl Job {
         self.finish(&rt, env, &message)
     }
 
-    fn record(&self, r: &mut Recipient, outcome: &Outcome, queue_id: &str, tls: bool) {
+    fn record(&self, key: &str, r: &mut Recipient, outcome: &Outcome, queue_id: &str, tls: bool) {
         let m = &self.relay.metrics;
         let (status, text, label) = match outcome {
             Outcome::Delivered(t) => (RcptStatus::Delivered, t, "delivered"),
@@ -151,7 +151,10 @@ impl Job {
         match status {
             RcptStatus::Delivered => m.delivered.inc(),
             RcptStatus::Pending => m.deferred.inc(),
-            RcptStatus::Failed => m.bounced.inc(),
+            RcptStatus::Failed => {
+                m.bounced.inc();
+                self.relay.key_failed(key);
+            }
         }
         tracing::info!(queue_id, recipient = %mask(&r.address), result = label, tls, reply = %text, "delivery attempt");
         if status != RcptStatus::Pending {
@@ -323,6 +326,7 @@ impl Job {
             sender: String::new(),
             recipients: vec![Recipient::pending(&env.sender)],
             tenant: env.tenant.clone(),
+            key: String::new(),
             created: now,
             next_attempt: 0,
             attempts: 0,

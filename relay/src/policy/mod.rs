@@ -1,6 +1,8 @@
-//! Who may do what: API key authentication ([`auth`]), limiters ([`limits`]) and the sender rule
+//! Who may do what: API key authentication ([`auth`]), limiters ([`limits`]), unusual sending
+//! per key ([`anomaly`]) and the sender rule
 //! (below): a key may send only as the domains of its own tenant, narrowed by its allowed list.
 
+pub mod anomaly;
 pub mod auth;
 pub mod limits;
 

@@ -45,6 +45,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Reply::new(454, "4.7.0", "Too many failed authentications for this key; try again later");
         }
         match auth::verify(&rt, &user, &secret, self.peer, now_ms / 1000) {
+            Ok(()) if self.relay.suspension(&rt, &user).is_some() => {
+                self.reject("suspended");
+                tracing::warn!(client = %self.peer, key = %user, "authentication refused: key suspended after unusual sending");
+                self.relay.audit.record("auth.failure", serde_json::json!({ "client": self.peer.to_string(), "key": user, "reason": "suspended", "via": "smtp" }));
+                common::suspended()
+            }
             Ok(()) => {
                 self.relay.auth_failures.clear(self.peer);
                 tracing::info!(client = %self.peer, key = %user, "authenticated");

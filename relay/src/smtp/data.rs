@@ -65,6 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             sender: from.to_string(),
             recipients: to.iter().map(|a| Recipient::pending(&a.to_string())).collect(),
             tenant: rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default(),
+            key: key_id.clone(),
             created: crate::time::now_unix(),
             next_attempt: 0,
             attempts: 0,
@@ -79,6 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     "message.accepted",
                     serde_json::json!({ "queue_id": env.id, "client": self.peer.to_string(), "key": self.key_id, "tenant": env.tenant, "sender": crate::relay::mask(&env.sender), "recipients": recipients, "size": stored.len() }),
                 );
+                self.relay.key_accepted(&env.key);
                 self.relay.queue.submit(env, Some(Arc::new(stored)));
                 Reply::new(250, "2.0.0", format!("OK queued as {queue_id}"))
             }

@@ -30,6 +30,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             tracing::warn!(client = %self.peer, key = %key_id, reason = denied.as_str(), "key no longer usable");
             return Reply::new(535, "5.7.8", "Authentication credentials no longer valid").closing();
         }
+        if self.relay.suspension(&rt, &key_id).is_some() {
+            self.reject("suspended");
+            return common::suspended().closing();
+        }
         if size.is_some_and(|s| s > rt.config.limits.max_message_size.0) {
             self.reject("size");
             return Reply::new(552, "5.3.4", format!("Message size exceeds the limit of {} bytes", rt.config.limits.max_message_size.0));

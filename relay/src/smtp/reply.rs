@@ -86,6 +86,9 @@ pub mod common {
     pub fn line_too_long() -> Reply {
         Reply::new(500, "5.5.2", "Line too long")
     }
+    pub fn suspended() -> Reply {
+        Reply::new(535, "5.7.8", "API key suspended after unusual sending; an administrator must review it")
+    }
     pub fn local_error() -> Reply {
         Reply::new(451, "4.3.0", "Local error in processing, message not accepted; try again later")
     }

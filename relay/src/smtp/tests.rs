@@ -293,3 +293,32 @@ async fn a_body_pipelined_behind_a_refused_data_never_runs_as_commands() {
     assert!(f.queue.try_recv().is_err());
     assert!(f.relay.metrics.render().contains("cascade_relay_messages_rejected_total{reason=\"pipelining\"} 1"));
 }
+
+#[tokio::test]
+async fn a_key_sending_far_above_its_baseline_is_suspended_until_its_resource_is_edited() {
+    let mut f = fixture_with(|t| *t = t.replace("suspend: false", "suspend: true").replace("minMessagesPerMinute: 100", "minMessagesPerMinute: 2"));
+    let mut c = authed(&f).await;
+    for _ in 0..3 {
+        c.cmd("MAIL FROM:<dev@example.test>").await;
+        c.cmd("RCPT TO:<r@dest.test>").await;
+        c.cmd("DATA").await;
+        c.raw(GOOD.as_bytes()).await;
+        assert!(c.reply().await.starts_with("250 2.0.0 OK queued as"), "accepted before the finding");
+    }
+    let suspended = "535 5.7.8 API key suspended after unusual sending; an administrator must review it";
+    assert_eq!(c.cmd("MAIL FROM:<dev@example.test>").await, suspended);
+    let metrics = f.relay.metrics.render();
+    assert!(metrics.contains("cascade_relay_key_anomalies_total{kind=\"rate\"} 1") && metrics.contains("cascade_relay_suspended_keys 1"), "{metrics}");
+    let (mut c, _) = tls_client(&f).await;
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain(&f.creds.username, &f.creds.password))).await, suspended);
+    let listed: serde_json::Value = serde_json::from_str(&f.relay.suspensions_json()).unwrap();
+    assert_eq!((listed[0]["key"].as_str(), listed[0]["kind"].as_str(), listed[0]["generation"].as_i64()), (Some(f.creds.username.as_str()), Some("rate"), Some(0)));
+    // An edit of the ApiKey (a new generation in the bundle) lifts it.
+    let rt = f.relay.runtime();
+    let mut config = rt.config.clone();
+    config.api_keys[0].generation = 2;
+    f.relay.swap_runtime(std::sync::Arc::new(crate::config::check(config, "relay.yaml", &rt.base_dir).unwrap()));
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain(&f.creds.username, &f.creds.password))).await, "235 2.7.0 Authentication successful");
+    assert_eq!(f.relay.suspensions_json(), "[]");
+    while f.queue.try_recv().is_ok() {}
+}

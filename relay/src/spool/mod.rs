@@ -21,6 +21,9 @@ pub struct Envelope {
     pub sender: String,
     pub recipients: Vec<Recipient>,
     pub tenant: String,
+    /// The API key id that submitted it (none for bounces).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
     /// Unix seconds when the message was accepted.
     pub created: u64,
     /// Unix seconds of the next delivery attempt.
@@ -205,6 +208,7 @@ pub(crate) mod tests {
             sender: "a@example.test".into(),
             recipients: vec![Recipient::pending("b@dest.test")],
             tenant: "t".into(),
+            key: String::new(),
             created: 1,
             next_attempt: 1,
             attempts: 0,
