@@ -18,6 +18,13 @@ use std::time::Duration;
 
 /// The label on the Secrets this controller writes (value: the owner's name).
 pub const SECRET_LABEL: &str = "cascade-mail.com/api-key";
+
+/// Everything in an ApiKey status but `suspension` (see [`crate::suspensions`]).
+const WRITER: crate::controller::Writer = crate::controller::Writer {
+    manager: crate::secrets::FIELD_MANAGER,
+    fields: Some(&["observedGeneration", "keyId", "fingerprint", "state", "conditions"]),
+    conditions: None,
+};
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile("ApiKey");
     let ns = key.namespace().unwrap_or_default();
@@ -40,7 +47,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
     let now_unix = cascade_relay::time::now_unix();
     let hash = format_secret_hash(&hash_secret(&password));
     let (status, _refused) = evaluate::api_key_status(&key, &username, &hash, None, now_unix, &cascade_relay::time::rfc3339_utc(now_unix));
-    apply_status(&ctx, &crate::controller::WHOLE, &*key, "ApiKey", key.status.as_ref(), &status).await?;
+    apply_status(&ctx, &WRITER, &*key, "ApiKey", key.status.as_ref(), &status).await?;
     // Wake up when the key expires, so its state flips on time.
     let until_expiry = key.spec.expires_at.as_deref().and_then(cascade_relay::time::parse_rfc3339_utc).filter(|t| *t > now_unix).map(|t| t - now_unix + 1);
     Ok(Action::requeue(Duration::from_secs(until_expiry.unwrap_or(3600).min(3600))))

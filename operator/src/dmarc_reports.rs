@@ -6,20 +6,10 @@ use cascade_crds::v1alpha1::DmarcReportSummary;
 use cascade_relay::dmarc::summary::Window;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One relay's summaries; `None` when it does not answer (it is then left out).
 pub async fn fetch(addr: SocketAddr) -> Option<BTreeMap<String, Window>> {
-    let get = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /dmarc/summary HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").await.ok()?;
-        let mut out = Vec::new();
-        s.take(4 * 1024 * 1024).read_to_end(&mut out).await.ok()?;
-        let body = out.windows(4).position(|w| w == b"\r\n\r\n").map(|p| &out[p + 4..])?;
-        out.starts_with(b"HTTP/1.1 200").then(|| serde_json::from_slice(body).ok()).flatten()
-    };
-    tokio::time::timeout(Duration::from_secs(3), get).await.ok().flatten()
+    crate::relay_admin::get_json(addr, "/dmarc/summary").await
 }
 
 /// The summaries of every relay, merged per domain: the newest window wins; relays that saw

@@ -18,10 +18,12 @@ pub mod external_dns;
 pub mod leader;
 pub mod master_key;
 pub mod metrics;
+pub mod relay_admin;
 pub mod relay_pool;
 pub mod render;
 pub mod secrets;
 pub mod sending_domain;
+pub mod suspensions;
 pub mod workloads;
 
 /// What every reconcile shares.

@@ -230,7 +230,10 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         ctx.events.publish(&pool.object_ref(&()), &Note::normal("ConfigUpdated", "RenderConfig", note)).await;
     }
 
-    let reports = dmarc_reports(&ctx, &pool).await;
+    let relays = relay_admin_addrs(&ctx, &pool).await;
+    let reports = dmarc_reports(&relays).await;
+    let keys: Vec<_> = inputs.api_keys.iter().filter_map(|a| material.api_keys.get(&key_of(a)).map(|(id, _)| (a, id.as_str()))).collect();
+    crate::suspensions::apply(&ctx, &relays, &keys).await?;
     for d in &inputs.domains {
         if let Some(st) = plan.domain_status.get(&key_of(d)) {
             let mut st = st.clone();
@@ -272,23 +275,29 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     }
     crate::domain_cleanup::release(&ctx, &deleting).await?;
     // Material other controllers are still creating shows up as watch events, but an event can
-    // slip past before this pool is in the mappers' cache: look again soon rather than in 5 min.
+    // slip past before this pool is in the mappers' cache: look again soon. Otherwise once a
+    // minute, which bounds how long a suspension one relay imposed takes to reach the others
+    // (an unchanged world writes nothing).
     let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a)))
         || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == "DkimKeyPending"));
-    Ok(Action::requeue(Duration::from_secs(if waiting { 2 } else { 300 })))
+    Ok(Action::requeue(Duration::from_secs(if waiting { 2 } else { 60 })))
 }
 
-/// The DMARC report summaries of the pool's relays (those that answer), merged per domain.
-async fn dmarc_reports(ctx: &Context, pool: &RelayPool) -> BTreeMap<String, cascade_crds::v1alpha1::DmarcReportSummary> {
-    let addrs = match &ctx.relay_http {
+/// The admin listeners of the pool's relays (one address per pod, from the headless Service).
+async fn relay_admin_addrs(ctx: &Context, pool: &RelayPool) -> Vec<std::net::SocketAddr> {
+    match &ctx.relay_http {
         Some(a) => a.clone(),
         None => {
             let service = format!("{}-relay-headless.{}.svc", pool.name_any(), pool.namespace().unwrap_or_default());
             ctx.dns.addresses(&service).await.into_iter().map(|ip| std::net::SocketAddr::new(ip, pool.spec.listeners.admin_port)).collect()
         }
-    };
+    }
+}
+
+/// The DMARC report summaries of the pool's relays (those that answer), merged per domain.
+async fn dmarc_reports(addrs: &[std::net::SocketAddr]) -> BTreeMap<String, cascade_crds::v1alpha1::DmarcReportSummary> {
     // All relays at once: one that does not answer costs one timeout, not one each.
-    let per_relay: Vec<_> = futures::future::join_all(addrs.into_iter().map(crate::dmarc_reports::fetch)).await.into_iter().flatten().collect();
+    let per_relay: Vec<_> = futures::future::join_all(addrs.iter().copied().map(crate::dmarc_reports::fetch)).await.into_iter().flatten().collect();
     crate::dmarc_reports::merge(&per_relay)
 }
 

@@ -71,6 +71,23 @@ pub enum ApiKeyState {
     Active,
     Expired,
     Revoked,
+    /// Suspended after unusual sending (`status.suspension`) until the spec is edited.
+    Suspended,
+}
+
+/// A suspension a relay imposed after unusual sending (`spec.anomalies.suspend`). It holds for
+/// the generation it happened at: any edit of the spec lifts it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeySuspension {
+    /// The `metadata.generation` it applies to.
+    pub generation: i64,
+    /// `rate` or `failures`.
+    pub kind: String,
+    /// What was measured against what.
+    pub detail: String,
+    /// RFC 3339 UTC time the relay suspended the key.
+    pub since: String,
 }
 
 /// Observed state of an ApiKey.
@@ -93,6 +110,9 @@ pub struct ApiKeyStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// Set while the key is suspended after unusual sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<ApiKeySuspension>,
 }
 
 fn default_scopes() -> Vec<String> {

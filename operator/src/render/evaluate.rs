@@ -279,6 +279,11 @@ pub fn api_key_status(a: &ApiKey, key_id: &str, hash: &str, problem: Option<Stri
         Ok(s) => (s, problem),
         Err(e) => (ApiKeyState::Revoked, Some(e)),
     };
+    let suspension = st.suspension.as_ref().filter(|s| s.generation == generation);
+    let state = match suspension {
+        Some(_) if state == ApiKeyState::Active => ApiKeyState::Suspended,
+        _ => state,
+    };
     st.key_id = Some(key_id.to_string());
     st.fingerprint = Some(hash.trim_start_matches("sha256:").chars().take(16).collect());
     st.state = Some(state);
@@ -286,6 +291,11 @@ pub fn api_key_status(a: &ApiKey, key_id: &str, hash: &str, problem: Option<Stri
         Some(p) => conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", p, generation, now),
         None if state == ApiKeyState::Active => {
             conditions::set(&mut st.conditions, types::READY, true, "Active", &format!("credentials in Secret {}", credentials_secret(&a.name_any())), generation, now)
+        }
+        None if state == ApiKeyState::Suspended => {
+            let s = suspension.expect("Suspended comes from a suspension");
+            let msg = format!("suspended since {} after unusual sending ({}: {}); refused by every relay until this ApiKey is edited (for example set spec.anomalies.acknowledged)", s.since, s.kind, s.detail);
+            conditions::set(&mut st.conditions, types::READY, false, "Suspended", &msg, generation, now)
         }
         None => conditions::set(&mut st.conditions, types::READY, false, &format!("{state:?}"), &format!("the key is {state:?} and refused by every relay"), generation, now),
     }
@@ -401,6 +411,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             recipients_per_minute: a.spec.recipients_per_minute,
             expires_at: a.spec.expires_at.clone(),
             revoked: refused,
+            anomalies: a.spec.anomalies.as_ref().map(|x| x.policy.clone()).unwrap_or_default(),
+            generation: a.metadata.generation.unwrap_or(0),
         });
     }
 

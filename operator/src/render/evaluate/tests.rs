@@ -177,6 +177,27 @@ fn api_keys_get_state_fingerprint_and_narrowed_domains() {
 }
 
 #[test]
+fn a_suspension_at_the_current_generation_refuses_the_key_and_an_edit_lifts_it() {
+    let domains = vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")];
+    let mut key = api_key("shop", "app", serde_json::json!({ "anomalies": { "suspend": true, "rateFactor": 5, "acknowledged": "reviewed" } }));
+    key.metadata.generation = Some(3);
+    let suspension = cascade_crds::v1alpha1::ApiKeySuspension { generation: 3, kind: "rate".into(), detail: "900 messages this minute".into(), since: "2027-01-15T07:00:00Z".into() };
+    key.status = Some(ApiKeyStatus { suspension: Some(suspension), ..Default::default() });
+    let p = plan(&world(domains.clone(), vec![key.clone()]));
+    let cfg = &p.config.api_keys[0];
+    assert!(cfg.revoked, "every relay refuses it");
+    assert_eq!((cfg.generation, cfg.anomalies.suspend, cfg.anomalies.rate_factor, cfg.anomalies.min_messages_per_minute), (3, true, 5, 100));
+    let st = &p.api_key_status[&k("shop", "app")];
+    assert_eq!(st.state, Some(ApiKeyState::Suspended));
+    assert_eq!(ready(&st.conditions), ("False".into(), "Suspended".into()));
+    // The spec was edited: generation 4, the old suspension no longer holds.
+    key.metadata.generation = Some(4);
+    let p = plan(&world(domains, vec![key]));
+    assert!(!p.config.api_keys[0].revoked);
+    assert_eq!((p.config.api_keys[0].generation, p.api_key_status[&k("shop", "app")].state), (4, Some(ApiKeyState::Active)));
+}
+
+#[test]
 fn a_missing_dkim_key_keeps_the_domain_unserved() {
     let mut d = domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z");
     d.spec.dkim.keys = vec!["nope".into()];
