@@ -3,7 +3,8 @@
 //! bundle or workload rewritten, and every condition that changes its status or reason.
 //!
 //! Events are best effort: a failed publish is logged and never fails a reconcile. Event
-//! notes never carry secrets.
+//! notes never carry secrets. With `--audit-dir`, each one is also an `operator.action` record
+//! in the operator's tamper-evident audit trail (the relay's format: `audit verify` checks it).
 
 use cascade_crds::conditions::{types, Condition};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -15,6 +16,8 @@ const TRUE_IS_BAD: &[&str] = &[types::DOMAIN_CONFLICT];
 #[derive(Clone)]
 pub struct Events {
     recorder: Recorder,
+    /// Every published note also goes to the operator's audit trail (when one is configured).
+    audit: std::sync::Arc<cascade_relay::audit::Audit>,
 }
 
 /// One event to publish: Normal or Warning, a CamelCase reason and action, a readable note.
@@ -38,10 +41,26 @@ impl Note {
 
 impl Events {
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
-        Self { recorder: Recorder::new(client, Reporter { controller: crate::secrets::FIELD_MANAGER.into(), instance }) }
+        Self { recorder: Recorder::new(client, Reporter { controller: crate::secrets::FIELD_MANAGER.into(), instance }), audit: Default::default() }
+    }
+
+    /// Also writes each note as an `operator.action` record to `audit`.
+    pub fn with_audit(mut self, audit: std::sync::Arc<cascade_relay::audit::Audit>) -> Self {
+        self.audit = audit;
+        self
     }
 
     pub async fn publish(&self, regarding: &ObjectReference, note: &Note) {
+        let record = serde_json::json!({
+            "type": if note.warning { "Warning" } else { "Normal" },
+            "reason": note.reason,
+            "action": note.action,
+            "kind": regarding.kind,
+            "namespace": regarding.namespace,
+            "name": regarding.name,
+            "note": note.note,
+        });
+        self.audit.record("operator.action", record);
         let event = Event {
             type_: if note.warning { EventType::Warning } else { EventType::Normal },
             reason: note.reason.clone(),

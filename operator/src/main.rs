@@ -27,6 +27,13 @@ enum Command {
         /// DNS server for the SendingDomain checks (IP:PORT; repeatable); default: the system resolver.
         #[arg(long = "nameserver")]
         nameservers: Vec<std::net::SocketAddr>,
+        #[command(flatten)]
+        audit: AuditArgs,
+    },
+    /// The operator's audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
     /// exit 1 unless every check passes.
@@ -49,7 +56,43 @@ enum Command {
     },
 }
 
-fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>) -> anyhow::Result<()> {
+/// Where the audit trail of admin-visible actions goes (every Event is also a record there).
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Directory for the audit trail (a writable volume); none: Events only.
+    #[arg(long, env = "CASCADE_AUDIT_DIR")]
+    audit_dir: Option<PathBuf>,
+    /// The audit key file (base64 of at least 32 random bytes); required with --audit-dir.
+    #[arg(long, env = "CASCADE_AUDIT_KEY_FILE", requires = "audit_dir")]
+    audit_key_file: Option<PathBuf>,
+    /// Days audit files are kept.
+    #[arg(long, env = "CASCADE_AUDIT_RETAIN_DAYS", default_value_t = 90)]
+    audit_retain_days: u32,
+}
+
+impl AuditArgs {
+    fn open(&self) -> anyhow::Result<cascade_relay::audit::Audit> {
+        let Some(dir) = &self.audit_dir else { return Ok(Default::default()) };
+        let key_file = self.audit_key_file.as_ref().ok_or_else(|| anyhow::anyhow!("--audit-dir needs --audit-key-file"))?;
+        let key = cascade_relay::audit::read_key(key_file)?;
+        cascade_relay::audit::Audit::open(dir, &key, self.audit_retain_days, 64 << 20).map_err(|e| anyhow::anyhow!("opening the audit trail in {}: {e}", dir.display()))
+    }
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check that audit files chain and carry valid macs; print every break as file:line: what.
+    Verify {
+        /// The audit key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Audit files (`audit-*.jsonl`), checked in name order.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, audit: AuditArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -65,7 +108,9 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>) 
         let lease = kube::core::ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
         let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
         let dns = cascade_operator::dns::Dns::new(&nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?;
+        let audit = std::sync::Arc::new(audit.open()?);
         let mut ctx = cascade_operator::Context::kubernetes(client, master, dns);
+        ctx.events = ctx.events.clone().with_audit(audit);
         ctx.metrics = metrics.clone();
         ctx.namespace = namespace.clone();
         let ctx = std::sync::Arc::new(ctx);
@@ -108,7 +153,8 @@ fn check_dns(files: &[PathBuf], nameservers: &[std::net::SocketAddr]) -> ExitCod
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::Run { namespace, http, nameservers } => run(namespace, http, nameservers),
+        Command::Run { namespace, http, nameservers, audit } => run(namespace, http, nameservers, audit),
+        Command::Audit { command: AuditCommand::Verify { key, files } } => cascade_relay::audit::verify_command(&key, &files),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {

@@ -51,3 +51,32 @@ async fn api_keys_get_credentials_once_and_truthful_status() {
     let again = secrets.get("shop", "web-credentials").await.unwrap().unwrap();
     assert_eq!(again["password"], creds["password"], "credentials are written once");
 }
+
+/// Every admin-visible action (each Event) is also a record in the operator's audit trail,
+/// which `audit verify` accepts; no secret is in it.
+#[tokio::test]
+async fn admin_visible_actions_are_in_the_audit_trail() {
+    let dir = std::env::temp_dir().join(format!("cascade-operator-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let key = [9u8; 32];
+    let audit = std::sync::Arc::new(cascade_relay::audit::Audit::open(&dir, &key, 90, 1 << 20).unwrap());
+    let Some(op) = support::operator::start_with(false, |ctx| ctx.events = ctx.events.clone().with_audit(audit)).await else { return };
+    let keys: Api<ApiKey> = Api::namespaced(op.client.clone(), "shop");
+    keys.create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
+    until("ApiKey status", || async { keys.get("web").await.ok()?.status.filter(|s| s.key_id.is_some()) }).await;
+    keys.patch("web", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": { "revoked": true } }))).await.unwrap();
+    let files = || -> Vec<std::path::PathBuf> { std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect() };
+    let text = until("the revocation in the audit trail", || async {
+        let text: String = files().iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+        text.contains("\"reason\":\"Revoked\"").then_some(text)
+    })
+    .await;
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let issued = records.iter().find(|r| r["data"]["reason"] == "CredentialsIssued").expect("the issue is audited");
+    assert_eq!((issued["event"].as_str(), issued["data"]["kind"].as_str(), issued["data"]["namespace"].as_str(), issued["data"]["name"].as_str()), (Some("operator.action"), Some("ApiKey"), Some("shop"), Some("web")));
+    let creds = op.secrets.get("shop", "web-credentials").await.unwrap().unwrap();
+    assert!(!text.contains(std::str::from_utf8(&creds["password"]).unwrap()), "no secret in the trail");
+    let verdict = cascade_relay::audit::verify_files(&key, &files()).unwrap();
+    assert!(verdict.breaks.is_empty() && verdict.records >= 2, "{:?}", verdict.breaks);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -76,23 +76,6 @@ enum AuditCommand {
     },
 }
 
-fn audit_verify(key: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(key).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
-    let key = cascade_relay::audit::parse_key(&text).map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
-    let v = cascade_relay::audit::verify_files(&key, files).map_err(|e| anyhow::anyhow!(e))?;
-    for b in &v.breaks {
-        println!("{}:{}: {}", b.file, b.line, b.what);
-    }
-    let first = v.first_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-    let last = v.last_mac.clone().unwrap_or_default();
-    println!("{} record(s) from sequence {first}; last mac {last}; {} break(s)", v.records, v.breaks.len());
-    if v.breaks.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::anyhow!("the audit trail does not verify"))
-    }
-}
-
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
@@ -117,7 +100,7 @@ fn main() -> ExitCode {
                 let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s, secret_resource.as_deref())).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;
                 cascade_relay::server::serve(&config, watch).await
             }
-            Command::Audit { command: AuditCommand::Verify { key, files } } => audit_verify(&key, &files),
+            Command::Audit { command: AuditCommand::Verify { key, files } } => cascade_relay::audit::verify_command(&key, &files),
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
                 Ok(_) => {
                     println!("{}: OK", path.display());

@@ -135,6 +135,27 @@ pub fn verify_files(key: &[u8], paths: &[PathBuf]) -> Result<chain::Verdict, Str
     Ok(chain::verify(&chain::key(key), &texts))
 }
 
+/// `audit verify` of both programs: prints every break as `file:line: what` and a summary;
+/// fails when anything breaks.
+pub fn verify_command(key_file: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
+    let key = read_key(key_file)?;
+    let v = verify_files(&key, files).map_err(|e| anyhow::anyhow!(e))?;
+    for b in &v.breaks {
+        println!("{}:{}: {}", b.file, b.line, b.what);
+    }
+    let first = v.first_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let last = v.last_mac.clone().unwrap_or_default();
+    println!("{} record(s) from sequence {first}; last mac {last}; {} break(s)", v.records, v.breaks.len());
+    anyhow::ensure!(v.breaks.is_empty(), "the audit trail does not verify");
+    Ok(())
+}
+
+/// Reads and checks an audit key file.
+pub fn read_key(key_file: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(key_file).map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
+    parse_key(&text).map_err(|e| anyhow::anyhow!("audit key {}: {e}", key_file.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
