@@ -90,6 +90,10 @@ def test_failed_auth_per_key_id_across_addresses(relay):
         c.close()
     c = client(relay, source="127.0.0.20", login=False)
     with pytest.raises(smtplib.SMTPAuthenticationError) as e:
-        c.login(relay.creds["username"], relay.creds["password"])
+        c.login(relay.creds["username"], "another-guess")
     assert e.value.smtp_code == 454 and b"Too many failed authentications for this key" in e.value.smtp_error
     c.close()
+    # The owner's correct secret still works: an attacker cannot lock a tenant out.
+    c = client(relay, source="127.0.0.21")
+    assert c.noop()[0] == 250
+    c.quit()

@@ -39,12 +39,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(reply) => return reply,
         };
         let rt = self.relay.runtime();
-        if self.relay.key_auth_failures.is_blocked(user.clone(), now_ms) {
+        let verdict = auth::verify(&rt, &user, &secret, self.peer, now_ms / 1000);
+        // A key id under attack refuses guesses without telling whether they were right; its
+        // owner's correct secret still works, so an attacker cannot lock a tenant out.
+        if verdict.is_err() && self.relay.key_auth_failures.is_blocked(user.clone(), now_ms) {
             self.reject("auth_blocked_key");
+            let blocked = self.relay.auth_failures.record(self.peer, now_ms);
             self.relay.audit.record("auth.failure", serde_json::json!({ "client": self.peer.to_string(), "key": printable(&user), "reason": "key_blocked", "via": "smtp" }));
-            return Reply::new(454, "4.7.0", "Too many failed authentications for this key; try again later");
+            let reply = Reply::new(454, "4.7.0", "Too many failed authentications for this key; try again later");
+            return if blocked { reply.closing() } else { reply };
         }
-        match auth::verify(&rt, &user, &secret, self.peer, now_ms / 1000) {
+        match verdict {
             Ok(()) if self.relay.suspension(&rt, &user).is_some() => {
                 self.reject("suspended");
                 tracing::warn!(client = %self.peer, key = %user, "authentication refused: key suspended after unusual sending");
