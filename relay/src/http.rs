@@ -70,17 +70,30 @@ impl Probes for Tenant {
 /// Answers requests until the task is dropped (the relay keeps answering during shutdown, with
 /// `/readyz` at 503, until the process exits).
 pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>) {
-    let slots = Arc::new(Semaphore::new(64));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_client = Arc::new(crate::policy::limits::ClientSessions::default());
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((mut stream, peer)) = listener.accept().await else { continue };
         let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
+        let Some(slot) = per_client.enter(peer.ip(), MAX_CONNECTIONS_PER_CLIENT) else {
+            // One address cannot take the slots everyone else needs.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), respond(&mut stream, 429, "text/plain", "too many connections from your address\n")).await;
+                drop(permit);
+            });
+            continue;
+        };
         let probes = probes.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, &*probes, peer.ip())).await;
-            drop(permit);
+            drop((permit, slot));
         });
     }
 }
+
+/// Concurrent connections per listener, and from one client address.
+const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS_PER_CLIENT: usize = 8;
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))

@@ -1,7 +1,7 @@
 """Abuse limits against the running relay, each answered as the RFCs say and naming the limit:
 sessions per client address (421 4.7.0; other addresses unaffected), messages per minute per
 tenant (451 4.7.1), recipients per minute per key (452 4.5.3), failed AUTH per key id across
-addresses (454 4.7.0)."""
+addresses (454 4.7.0), and HTTP connections per client address (429)."""
 import smtplib
 import socket
 import time
@@ -97,3 +97,21 @@ def test_failed_auth_per_key_id_across_addresses(relay):
     c = client(relay, source="127.0.0.21")
     assert c.noop()[0] == 250
     c.quit()
+
+
+def test_http_connections_per_client_address(relay):
+    """The tenant HTTP listener: 8 open connections per address; the 9th is answered 429 at
+    once, and another address is served as usual."""
+    held = [socket.create_connection(("127.0.0.1", relay.http), timeout=10) for _ in range(8)]
+    try:
+        s = socket.create_connection(("127.0.0.1", relay.http), timeout=10)
+        answer = s.recv(1024).decode()
+        assert answer.startswith("HTTP/1.1 429") and "too many connections from your address" in answer, answer
+        s.close()
+        other = socket.create_connection(("127.0.0.1", relay.http), timeout=10, source_address=("127.0.0.2", 0))
+        other.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+        assert other.recv(1024).startswith(b"HTTP/1.1 200")
+        other.close()
+    finally:
+        for h in held:
+            h.close()
