@@ -49,6 +49,28 @@ pub struct RelayConfig {
     /// The tamper-evident audit trail (changes need a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
+    /// Where queued mail goes when this relay stops (scale-down, rolling update, drain): its
+    /// peers' admin listeners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
+}
+
+/// Handing queued mail to peer relays of the same pool (they share the spool key, which
+/// authenticates every transferred file).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Handover {
+    /// Peer admin listeners as `host:port`; a name may resolve to many relays (the pool's
+    /// headless Service). This relay recognizes and skips itself.
+    pub peers: Vec<String>,
+    /// How long the handover may take at shutdown, after the sessions and deliveries finished;
+    /// what is left stays in the spool.
+    #[serde(default = "default_handover_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_handover_timeout() -> HumanDuration {
+    HumanDuration::secs(60)
 }
 
 /// Where the audit trail goes and how long it stays.

@@ -1,7 +1,8 @@
 //! The HTTP listeners. Every one answers `/healthz` (the process runs) and `/readyz` (ready for
 //! work; the relay fails it during shutdown). The relay has two: [`Tenant`] (reachable from the
 //! tenant namespaces: `POST /dmarc/reports` with an API key) and [`Admin`] (platform only:
-//! `GET /metrics` in Prometheus text, and `GET /dmarc/summary` and `GET /anomalies` for the operator). A deliberately
+//! `GET /metrics` in Prometheus text, `GET /dmarc/summary` and `GET /anomalies` for the operator,
+//! and `POST /handover` from peer relays). A deliberately
 //! tiny HTTP/1.1 responder: one request per connection, bounded header size, body, time and
 //! concurrency. The operator serves its probes with the same code.
 
@@ -24,6 +25,10 @@ pub trait Probes: Send + Sync + 'static {
     fn get(&self, _path: &str) -> Option<(u16, &'static str, String)> {
         None
     }
+    /// The largest request body this listener takes.
+    fn max_body(&self) -> usize {
+        MAX_BODY
+    }
     /// A POST: (status, body). Nothing is posted to by default.
     fn post(&self, _path: &str, _authorization: Option<&str>, _body: &[u8], _peer: std::net::IpAddr) -> (u16, String) {
         (404, "not found\n".into())
@@ -45,6 +50,16 @@ impl Probes for Admin {
             "/dmarc/summary" => Some((200, "application/json", self.0.dmarc_summaries.json())),
             "/anomalies" => Some((200, "application/json", self.0.suspensions_json())),
             _ => None,
+        }
+    }
+    /// A handed-over spool file: the largest message plus room for the envelope.
+    fn max_body(&self) -> usize {
+        (self.0.runtime().config.limits.max_message_size.0 as usize).saturating_add(1 << 20)
+    }
+    fn post(&self, path: &str, _authorization: Option<&str>, body: &[u8], _peer: std::net::IpAddr) -> (u16, String) {
+        match path.split_once('?') {
+            Some(("/handover", q)) => crate::handover::receive(&self.0, q, body),
+            _ => (404, "not found\n".into()),
         }
     }
 }
@@ -120,8 +135,8 @@ async fn handle(mut stream: TcpStream, probes: &dyn Probes, peer: std::net::IpAd
         let Some(length) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) else {
             return respond(&mut stream, 411, "text/plain", "Content-Length required\n").await;
         };
-        if length > MAX_BODY {
-            return respond(&mut stream, 413, "text/plain", &format!("body larger than {} MiB\n", MAX_BODY / 1024 / 1024)).await;
+        if length > probes.max_body() {
+            return respond(&mut stream, 413, "text/plain", &format!("body larger than {} MiB\n", probes.max_body() / 1024 / 1024)).await;
         }
         let mut body = buf[end..len].to_vec();
         body.truncate(length);

@@ -51,6 +51,19 @@ enum Command {
         #[arg(long, env = "CASCADE_SECRET_RESOURCE", requires = "watch_secret")]
         secret_resource: Option<String>,
     },
+    /// Hand every message of a spool directory (one a relay left behind) to the peers of the
+    /// configuration's `handover`; exit 1 if any is left.
+    Drain {
+        /// The relay configuration of the pool (its spool keys and `handover.peers`).
+        #[arg(long, env = "CASCADE_CONFIG")]
+        config: PathBuf,
+        /// The spool directory to empty.
+        #[arg(long)]
+        spool: PathBuf,
+        /// Give up after this long (e.g. 10m).
+        #[arg(long, default_value = "10m")]
+        timeout: cascade_crds::HumanDuration,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -74,6 +87,17 @@ enum AuditCommand {
         #[arg(required = true, num_args = 1..)]
         files: Vec<PathBuf>,
     },
+}
+
+async fn drain(config: &std::path::Path, dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let rt = cascade_relay::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let handover = rt.config.handover.as_ref().ok_or_else(|| anyhow::anyhow!("{}: no handover.peers to drain to", config.display()))?;
+    let spool = cascade_relay::spool::Spool::open(dir, rt.spool_keys.clone())?;
+    let instance = cascade_relay::handover::new_instance();
+    let (handed, left) = cascade_relay::handover::send_all(&spool, &handover.peers, &instance, timeout).await;
+    println!("{}: {} message(s) handed over, {left} left", dir.display(), handed.len());
+    anyhow::ensure!(left == 0, "{left} message(s) could not be handed over; they stay in {}", dir.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -101,6 +125,7 @@ fn main() -> ExitCode {
                 cascade_relay::server::serve(&config, watch).await
             }
             Command::Audit { command: AuditCommand::Verify { key, files } } => cascade_relay::audit::verify_command(&key, &files),
+            Command::Drain { config, spool, timeout } => drain(&config, &spool, timeout.0).await,
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
                 Ok(_) => {
                     println!("{}: OK", path.display());

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub dmarc_failures: IntCounterVec,
     pub anomalies: IntCounterVec,
     pub suspended_keys: IntGauge,
+    pub handed_over: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -70,6 +71,7 @@ impl Default for Metrics {
             dmarc_failures: counter_vec(&r, "dmarc_failure_reports_total", "DMARC failure reports, by domain and failure", &["domain", "failure"]),
             anomalies: counter_vec(&r, "key_anomalies_total", "Unusual sending found per API key, by kind (rate or failures)", &["kind"]),
             suspended_keys: gauge(&r, "suspended_keys", "API keys this relay holds suspended after an anomaly"),
+            handed_over: counter_vec(&r, "messages_handed_over_total", "Queued messages handed to or taken from peer relays, by direction", &["direction"]),
             registry: r,
         }
     }

@@ -35,6 +35,8 @@ pub struct Relay {
     pub dmarc_summaries: crate::dmarc::summary::Summaries,
     pub audit: crate::audit::Audit,
     pub anomalies: crate::anomalies::Anomalies,
+    /// This process's name among its peers (see [`crate::handover`]).
+    pub instance: String,
 }
 
 impl Relay {
@@ -62,6 +64,7 @@ impl Relay {
             dmarc_summaries: Default::default(),
             audit,
             anomalies: Default::default(),
+            instance: crate::handover::new_instance(),
         })
     }
 

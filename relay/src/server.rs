@@ -93,7 +93,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
         tracing::warn!("sessions still open after the grace period; closing them (their messages were not acknowledged)");
     }
     let _ = tokio::time::timeout(limits.shutdown_grace.0 + Duration::from_secs(1), queue_task).await;
-    tracing::info!("stopped; queued messages stay in the spool");
+    crate::handover::at_shutdown(&relay).await;
     Ok(())
 }
 

@@ -459,6 +459,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         sealing_key_file: None,
         dmarc_report_address: pool.spec.dmarc_report_address.clone(),
         audit: None,
+        // Every relay of the pool, through the headless Service (a relay skips itself).
+        handover: Some(rc::Handover { peers: vec![format!("{pool_name}-relay-headless.{pool_ns}.svc:{}", l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
         retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),
     };
     Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status: key_statuses })

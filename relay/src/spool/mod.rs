@@ -90,7 +90,7 @@ pub fn new_queue_id() -> String {
     format!("{:012x}{:08x}", crate::time::now_unix_ms(), u32::from_be_bytes(r))
 }
 
-fn valid_id(id: &str) -> bool {
+pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
@@ -126,12 +126,39 @@ impl Spool {
         let json = serde_json::to_vec(env).map_err(|e| SpoolError::Envelope { path: self.path_of(&env.id), reason: e.to_string() })?;
         let path = self.path_of(&env.id);
         let bytes = format::seal(&self.keys(), &env.id, &json, message).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
-        let tmp = self.dir.join(format!("{}.tmp", env.id));
+        self.write_durably(&env.id, &bytes)
+    }
+
+    fn write_durably(&self, id: &str, bytes: &[u8]) -> Result<(), SpoolError> {
+        let path = self.path_of(id);
+        let tmp = self.dir.join(format!("{id}.tmp"));
         let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&bytes).map_err(io_err(&tmp))?;
+        file.write_all(bytes).map_err(io_err(&tmp))?;
         file.sync_all().map_err(io_err(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))
+    }
+
+    /// A queued message's file as it is on disk (encrypted), for handing it to a peer.
+    pub fn export(&self, id: &str) -> Result<Vec<u8>, SpoolError> {
+        let path = self.path_of(id);
+        fs::read(&path).map_err(io_err(&path))
+    }
+
+    /// Takes a peer's spool file as is, once it opens under this spool's keys as queue `id`
+    /// (AES-GCM: only a holder of the pool's spool key can make one), and stores it durably.
+    pub fn import(&self, id: &str, bytes: Vec<u8>) -> Result<Envelope, SpoolError> {
+        let path = self.path_of(id);
+        if !valid_id(id) {
+            return Err(SpoolError::Envelope { path, reason: "not a queue id".into() });
+        }
+        let (json, _) = format::open(&self.keys(), id, bytes.clone()).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
+        let env: Envelope = serde_json::from_slice(&json).map_err(|e| SpoolError::Envelope { path: path.clone(), reason: e.to_string() })?;
+        if env.id != id {
+            return Err(SpoolError::Envelope { path, reason: format!("envelope id {:?} does not match", env.id) });
+        }
+        self.write_durably(id, &bytes)?;
+        Ok(env)
     }
 
     pub fn load(&self, id: &str) -> Result<(Envelope, Vec<u8>), SpoolError> {

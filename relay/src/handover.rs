@@ -1,0 +1,179 @@
+//! Handing queued mail to peer relays, so a relay that goes away (scale-down, rolling update,
+//! node drain) strands nothing. At shutdown, after its sessions and deliveries finished, a relay
+//! with `handover.peers` sends each spool file as it is on disk — still AES-256-GCM sealed under
+//! the pool's spool key, which is also what authenticates it — to a peer's admin listener
+//! (`POST /handover?id=ID&from=INSTANCE`); the peer stores it durably, queues it and answers
+//! `200`, and only then is the local copy removed. What cannot be handed over in time stays in
+//! the spool. `cascade-relay drain` runs the same transfer over a spool directory left behind by
+//! a relay that is gone (the operator runs it on orphaned spool volumes).
+
+use crate::relay::Relay;
+use crate::spool::Spool;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A random name for this process, so a relay that finds itself among its peers skips itself.
+pub fn new_instance() -> String {
+    crate::spool::new_queue_id()
+}
+
+fn query<'a>(q: &'a str, name: &str) -> Option<&'a str> {
+    q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `POST /handover?id=ID&from=INSTANCE` on the admin listener: (status, text).
+pub fn receive(relay: &Relay, query_string: &str, body: &[u8]) -> (u16, String) {
+    let (Some(id), Some(from)) = (query(query_string, "id"), query(query_string, "from")) else {
+        return (400, "expected /handover?id=QUEUE_ID&from=INSTANCE\n".into());
+    };
+    if from == relay.instance {
+        return (409, "that is this relay\n".into());
+    }
+    if relay.is_shutting_down() {
+        return (503, "this relay is stopping\n".into());
+    }
+    match relay.spool.import(id, body.to_vec()) {
+        Ok(env) => {
+            relay.metrics.handed_over.with_label_values(&["received"]).inc();
+            tracing::info!(queue_id = %id, recipients = env.pending().count(), "queued message taken over from a peer relay");
+            relay.audit.record("message.handover", serde_json::json!({ "queue_id": id, "direction": "received" }));
+            relay.queue.submit(env, None);
+            (200, "stored\n".into())
+        }
+        Err(e) => {
+            tracing::warn!(queue_id = %id, error = %e, "handover refused");
+            (400, format!("refused: {e}\n"))
+        }
+    }
+}
+
+/// The peers' addresses (names resolved now; a headless Service gives one per relay).
+pub async fn resolve(peers: &[String]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for p in peers {
+        match tokio::net::lookup_host(p.as_str()).await {
+            Ok(addrs) => out.extend(addrs.filter(|a| !out.contains(a)).collect::<Vec<_>>()),
+            Err(e) => tracing::warn!(peer = %p, error = %e, "handover peer does not resolve"),
+        }
+    }
+    out
+}
+
+enum Sent {
+    Stored,
+    Myself,
+    Failed(String),
+}
+
+async fn post(addr: SocketAddr, id: &str, instance: &str, file: &[u8]) -> Sent {
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let head = format!("POST /handover?id={id}&from={instance} HTTP/1.1\r\nHost: relay\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", file.len());
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(file).await?;
+        let mut answer = Vec::new();
+        s.take(4096).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(30), exchange).await {
+        Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 200") => Sent::Stored,
+        Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 409") => Sent::Myself,
+        Ok(Ok(a)) => Sent::Failed(String::from_utf8_lossy(a.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned()),
+        Ok(Err(e)) => Sent::Failed(e.to_string()),
+        Err(_) => Sent::Failed("timed out".into()),
+    }
+}
+
+/// Hands every message of `spool` to a peer within `timeout`; returns the queue ids handed over
+/// and the number left behind.
+pub async fn send_all(spool: &Spool, peers: &[String], instance: &str, timeout: Duration) -> (Vec<String>, usize) {
+    let deadline = Instant::now() + timeout;
+    let mut addrs = resolve(peers).await;
+    let envelopes = match spool.recover() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the spool for the handover failed");
+            return (Vec::new(), 0);
+        }
+    };
+    let mut handed = Vec::new();
+    let mut left = 0;
+    for (n, env) in envelopes.iter().enumerate() {
+        let file = match spool.export(&env.id) {
+            Ok(f) => f,
+            Err(_) => continue, // delivered or purged meanwhile
+        };
+        let mut done = false;
+        let mut tries = 0;
+        while !done && !addrs.is_empty() && tries < addrs.len() && Instant::now() < deadline {
+            let addr = addrs[(n + tries) % addrs.len()];
+            match post(addr, &env.id, instance, &file).await {
+                Sent::Stored => done = true,
+                Sent::Myself => addrs.retain(|a| *a != addr),
+                Sent::Failed(why) => {
+                    tracing::warn!(peer = %addr, queue_id = %env.id, error = %why, "handover to a peer failed; trying the next");
+                    tries += 1;
+                }
+            }
+        }
+        if done {
+            if let Err(e) = spool.remove(&env.id) {
+                tracing::error!(queue_id = %env.id, error = %e, "handed over but not removed here; it may be delivered twice");
+            }
+            handed.push(env.id.clone());
+        } else {
+            left += 1;
+        }
+    }
+    (handed, left)
+}
+
+/// At shutdown: hands the relay's queue over when `handover` is configured.
+pub async fn at_shutdown(relay: &Relay) {
+    let rt = relay.runtime();
+    let Some(h) = &rt.config.handover else {
+        tracing::info!("stopped; queued messages stay in the spool");
+        return;
+    };
+    let (handed, left) = send_all(&relay.spool, &h.peers, &relay.instance, h.timeout.0).await;
+    for id in &handed {
+        relay.metrics.handed_over.with_label_values(&["sent"]).inc();
+        relay.audit.record("message.handover", serde_json::json!({ "queue_id": id, "direction": "sent" }));
+    }
+    if left == 0 {
+        tracing::info!(handed_over = handed.len(), "stopped; the queue was handed to peer relays");
+    } else {
+        tracing::warn!(handed_over = handed.len(), left, "stopped; messages not handed over stay in the spool");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(query("id=abc&from=xyz", "id"), Some("abc"));
+        assert_eq!(query("id=abc&from=xyz", "from"), Some("xyz"));
+        assert_eq!(query("idx=abc", "id"), None);
+    }
+
+    #[test]
+    fn a_spool_file_is_taken_only_under_the_same_key_and_id() {
+        let dir = crate::spool::tests::temp_dir("handover");
+        let keys = crate::spool::tests::keys();
+        let a = Spool::open(&dir.join("a"), keys.clone()).unwrap();
+        let b = Spool::open(&dir.join("b"), keys).unwrap();
+        let env = crate::spool::tests::envelope("q1");
+        a.store(&env, &[b"Subject: x\r\n\r\nhi\r\n"]).unwrap();
+        let file = a.export("q1").unwrap();
+        assert_eq!(b.import("q1", file.clone()).unwrap().id, "q1");
+        assert_eq!(b.load("q1").unwrap().1, b"Subject: x\r\n\r\nhi\r\n");
+        assert!(b.import("q2", file.clone()).is_err(), "bound to its queue id");
+        assert!(b.import("../x", file.clone()).is_err());
+        let other = Spool::open(&dir.join("c"), crate::spool::tests::keys()).unwrap();
+        assert!(other.import("q1", file).is_err(), "another pool's key");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,84 @@
+"""Scale-down without stranded mail, on loopback: two relays of one pool (one bundle: the same
+spool key, DKIM keys and API keys; each its own spool). Relay A cannot reach its MX (a closed
+port), so what it accepts stays queued; stopped with SIGTERM, it hands every queued message to
+relay B, which delivers them. A spool directory left by a relay killed with SIGKILL is emptied by
+`cascade-relay drain`, the mechanism the operator runs on orphaned spool volumes."""
+import re
+import subprocess
+import time
+
+from conftest import BINARY, Relay, free_port, standard_setup, wait_port, wait_until
+from helpers import message, submit_client
+
+
+def peer_of(a, name, mx_port, peers, admin):
+    """Another relay on a's bundle: own ports (admin: `admin`), spool and audit; MX port
+    `mx_port`; handover to the admin ports `peers`."""
+    b = Relay.__new__(Relay)
+    b.dir, b.creds, b.zone, b.proc = a.dir, a.creds, a.zone, None
+    b.submission, b.submissions, b.http, b.admin = free_port(), free_port(), free_port(), admin
+    cfg = a.config.read_text()
+    for old, new in [(a.submission, b.submission), (a.submissions, b.submissions), (a.http, b.http), (a.admin, b.admin)]:
+        cfg = cfg.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+    cfg = cfg.replace("  dir: spool\n", f"  dir: spool-{name}\n").replace("  dir: audit\n", f"  dir: audit-{name}\n")
+    cfg = re.sub(r"mxPort: \d+", f"mxPort: {mx_port}", cfg)
+    cfg += "handover:\n  peers: [%s]\n  timeout: 30s\n" % ", ".join(f"'127.0.0.1:{p}'" for p in peers)
+    b.config = a.dir / f"serve-{name}.yaml"
+    b.config.write_text(cfg)
+    return b
+
+
+def start(r, cleanup):
+    r.log = open(r.dir / f"relay-{r.submission}.log", "ab")
+    r.log_path = r.dir / f"relay-{r.submission}.log"
+    r.proc = subprocess.Popen([str(BINARY), "serve", "--config", str(r.config)], stdout=r.log, stderr=r.log)
+    cleanup(r.stop)
+    wait_port(r.submission)
+    return r
+
+
+def queued(r, name):
+    return sorted((r.dir / f"spool-{name}").glob("*.msg"))
+
+
+def send(r, n, tag):
+    c = submit_client(r)
+    for i in range(n):
+        c.sendmail("dev@example.test", [f"rcpt{i}@dest.test"], message(subject=f"{tag} {i}"))
+    c.quit()
+
+
+def test_a_stopping_relay_hands_its_queue_to_a_peer_and_a_dead_ones_spool_is_drained(workdir, dns_server, cleanup):
+    dns, sink, base = standard_setup(workdir, dns_server, cleanup)
+    base.stop()
+    closed = free_port()  # nothing listens: A's deliveries are deferred
+    a_admin, b_admin = free_port(), free_port()
+    # Each lists every relay of the pool, itself included (as the headless Service does).
+    b = peer_of(base, "b", sink.port, [a_admin, b_admin], b_admin)
+    a = peer_of(base, "a", closed, [a_admin, b_admin], a_admin)
+    start(b, cleanup)
+    start(a, cleanup)
+
+    send(a, 5, "handover")
+    wait_until(lambda: len(queued(a, "a")) == 5 and "delivery attempt" in a.log_path.read_text(), 30, "A's deliveries deferred")
+    assert not sink.messages
+    a.stop()
+    assert a.proc.returncode == 0
+    assert queued(a, "a") == [], "A's spool is empty after the handover"
+    log = a.log_path.read_text()
+    assert '"handed_over":5' in log and "the queue was handed to peer relays" in log, log[-2000:]
+    msgs = wait_until(lambda: len([m for m in sink.messages if b"handover" in m[2]]) >= 5 and sink.messages, 60, "B delivering A's queue")
+    subjects = sorted(re.search(rb"Subject: (handover \d)", m[2]).group(1) for m in msgs if b"handover" in m[2])
+    assert subjects == [f"handover {i}".encode() for i in range(5)]
+    assert all(b"DKIM-Signature:" in m[2] for m in msgs), "signed once, by A, and passed on as is"
+    assert 'cascade_relay_messages_handed_over_total{direction="received"} 5' in b.metrics()
+
+    # A relay killed outright leaves its spool behind; drain hands it over.
+    a2 = start(peer_of(base, "a", closed, [b.admin], free_port()), cleanup)
+    send(a2, 3, "drained")
+    wait_until(lambda: len(queued(a2, "a")) == 3, 30, "three queued at A")
+    a2.kill9()
+    r = subprocess.run([str(BINARY), "drain", "--config", str(a2.config), "--spool", str(a2.dir / "spool-a"), "--timeout", "30s"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "3 message(s) handed over, 0 left" in r.stdout, r.stdout + r.stderr
+    assert queued(a2, "a") == []
+    wait_until(lambda: len([m for m in sink.messages if b"drained" in m[2]]) == 3, 60, "B delivering the drained spool")
