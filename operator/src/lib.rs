@@ -23,6 +23,7 @@ pub mod relay_pool;
 pub mod render;
 pub mod secrets;
 pub mod sending_domain;
+pub mod spool_drain;
 pub mod suspensions;
 pub mod workloads;
 
@@ -85,6 +86,8 @@ impl Context {
             R::erase::<k::policy::v1::PodDisruptionBudget>(&()),
             R::erase::<k::networking::v1::NetworkPolicy>(&()),
             R::erase::<k::autoscaling::v2::HorizontalPodAutoscaler>(&()),
+            R::erase::<k::core::v1::PersistentVolumeClaim>(&()),
+            R::erase::<k::batch::v1::Job>(&()),
         ];
         Self {
             workload_kinds: kinds.into_iter().map(|r| ((r.api_version.clone(), r.kind.clone()), r)).collect(),

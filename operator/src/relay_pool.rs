@@ -245,7 +245,8 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         }
     }
     let config_hash = short_hash(yaml.as_bytes());
-    let ready_replicas = apply_workloads(&ctx, &pool, &config_hash).await?;
+    let (ready_replicas, desired, running) = apply_workloads(&ctx, &pool, &config_hash).await?;
+    crate::spool_drain::apply(&ctx, &pool, desired, running).await?;
     let mut st = pool.status.clone().unwrap_or_default();
     if pool.spec.external_dns {
         let endpoints: Vec<_> = inputs
@@ -310,9 +311,10 @@ const SPEC_HASH: &str = "cascade-mail.com/spec-hash";
 
 /// Applies the pool's workloads, each only when its rendered manifest changed (tracked by a hash
 /// annotation). Returns the StatefulSet's ready replicas.
-async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> Result<i32, ReconcileError> {
+/// Applies the workloads; returns the StatefulSet's ready, desired and running replicas.
+async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> Result<(i32, i32, i32), ReconcileError> {
     let ns = pool.namespace().unwrap_or_default();
-    let mut ready = 0;
+    let (mut ready, mut desired, mut running) = (0, pool.spec.replicas, 0);
     for manifest in crate::workloads::all(pool, &ctx.relay_image, config_hash, &ctx.namespace) {
         let api_version = manifest["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = manifest["kind"].as_str().unwrap_or_default().to_string();
@@ -333,10 +335,13 @@ async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> 
             }
         };
         if kind == "StatefulSet" {
-            ready = current.data.pointer("/status/readyReplicas").and_then(|v| v.as_i64()).unwrap_or(0) as i32;
+            let int = |p: &str| current.data.pointer(p).and_then(|v| v.as_i64()).map(|v| v as i32);
+            ready = int("/status/readyReplicas").unwrap_or(0);
+            desired = int("/spec/replicas").unwrap_or(desired);
+            running = int("/status/replicas").unwrap_or(0);
         }
     }
-    Ok(ready)
+    Ok((ready, desired, running))
 }
 
 pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

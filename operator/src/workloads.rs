@@ -30,11 +30,11 @@ pub const KEYS_DIR: &str = "/etc/cascade-keys";
 /// The non-root user the relay image runs as.
 pub const RELAY_UID: i64 = 65532;
 
-fn selector_labels(pool: &str) -> BTreeMap<String, String> {
+pub(crate) fn selector_labels(pool: &str) -> BTreeMap<String, String> {
     [("app.kubernetes.io/name".to_string(), "cascade-relay".to_string()), ("cascade-mail.com/relay-pool".to_string(), pool.to_string())].into()
 }
 
-fn meta(pool: &RelayPool, name: String) -> ObjectMeta {
+pub(crate) fn meta(pool: &RelayPool, name: String) -> ObjectMeta {
     let mut labels = selector_labels(&pool.name_any());
     labels.insert("app.kubernetes.io/managed-by".into(), "cascade-operator".into());
     ObjectMeta { name: Some(name), namespace: pool.namespace(), labels: Some(labels), owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]), ..Default::default() }
@@ -56,6 +56,44 @@ fn secret_volume(name: &str, secret: String) -> Volume {
     Volume { name: name.into(), secret: Some(SecretVolumeSource { secret_name: Some(secret), default_mode: Some(0o440), ..Default::default() }), ..Default::default() }
 }
 
+const TERMINATION_GRACE_SECONDS: i64 = 120;
+
+/// Restricted pod security (non-root, RuntimeDefault seccomp) for every relay pod.
+pub(crate) fn restricted_pod() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RELAY_UID),
+        run_as_group: Some(RELAY_UID),
+        fs_group: Some(RELAY_UID),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// No privilege escalation, read-only root filesystem, every capability dropped.
+pub(crate) fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// The bundle and the keys read-only, the spool writable: the only writable path.
+pub(crate) fn relay_mounts() -> Vec<VolumeMount> {
+    vec![
+        VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
+        VolumeMount { name: "keys".into(), mount_path: KEYS_DIR.into(), read_only: Some(true), ..Default::default() },
+        VolumeMount { name: "spool".into(), mount_path: SPOOL_DIR.into(), ..Default::default() },
+    ]
+}
+
+pub(crate) fn secret_volumes(pool: &str) -> Vec<Volume> {
+    vec![secret_volume("config", crate::relay_pool::bundle_secret(pool)), secret_volume("keys", crate::relay_pool::keys_secret(pool))]
+}
+
 pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> StatefulSet {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
@@ -72,41 +110,26 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
         ports: Some(vec![port("submission", l.submission_port), port("submissions", l.submissions_port), port("http", l.http_port), port("admin", l.admin_port)]),
         readiness_probe: Some(probe("/readyz", l.admin_port)),
         liveness_probe: Some(probe("/healthz", l.admin_port)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-            ..Default::default()
-        }),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "config".into(), mount_path: CONFIG_DIR.into(), read_only: Some(true), ..Default::default() },
-            VolumeMount { name: "keys".into(), mount_path: KEYS_DIR.into(), read_only: Some(true), ..Default::default() },
-            VolumeMount { name: "spool".into(), mount_path: SPOOL_DIR.into(), ..Default::default() },
-        ]),
+        security_context: Some(restricted_container()),
+        volume_mounts: Some(relay_mounts()),
         ..Default::default()
     };
     let pod = PodSpec {
         // The token lets the relay watch its configuration Secret; its Role allows nothing else.
         service_account_name: Some(relay_account(&name)),
         automount_service_account_token: Some(true),
-        termination_grace_period_seconds: Some(60),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RELAY_UID),
-            run_as_group: Some(RELAY_UID),
-            fs_group: Some(RELAY_UID),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
-            ..Default::default()
-        }),
+        // Sessions finish (shutdownGrace, 25 s), then the queue is handed to peers (up to 60 s).
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        security_context: Some(restricted_pod()),
         containers: vec![container],
-        volumes: Some(vec![secret_volume("config", crate::relay_pool::bundle_secret(&name)), secret_volume("keys", crate::relay_pool::keys_secret(&name))]),
+        volumes: Some(secret_volumes(&name)),
         ..Default::default()
     };
     let mut storage = BTreeMap::new();
     storage.insert("storage".to_string(), Quantity(pool.spec.spool.size.clone()));
     let claim = PersistentVolumeClaim {
-        metadata: ObjectMeta { name: Some("spool".into()), ..Default::default() },
+        // Labelled, so the operator finds the claims a scale-down leaves behind (spool_drain).
+        metadata: ObjectMeta { name: Some("spool".into()), labels: Some(selector_labels(&name)), ..Default::default() },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
             storage_class_name: pool.spec.spool.storage_class.clone(),
@@ -224,7 +247,10 @@ pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
     let platform_namespaces = std::iter::once(operator_ns.to_string()).chain(l.admin_namespaces.iter().cloned()).collect();
     let by_name = LabelSelectorRequirement { key: "kubernetes.io/metadata.name".into(), operator: "In".into(), values: Some(platform_namespaces) };
     let platform = NetworkPolicyPeer { namespace_selector: Some(LabelSelector { match_expressions: Some(vec![by_name]), ..Default::default() }), ..Default::default() };
-    let smtp_out = [25, 465, 587].into_iter().map(|p| np_port(p, "TCP"));
+    // The pool's relays and its drain Jobs hand queued mail to the relays' admin port.
+    let peers = NetworkPolicyPeer { pod_selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }), ..Default::default() };
+    let drains = NetworkPolicyPeer { pod_selector: Some(LabelSelector { match_labels: Some(crate::spool_drain::labels(&name)), ..Default::default() }), ..Default::default() };
+    let smtp_out = [25, 465, 587, l.admin_port].into_iter().map(|p| np_port(p, "TCP"));
     let dns_out = [np_port(53, "UDP"), np_port(53, "TCP")];
     // The API server (Service port 443, endpoints usually 6443) for the configuration watch.
     let api_out = [np_port(443, "TCP"), np_port(6443, "TCP")];
@@ -238,7 +264,7 @@ pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
                     from,
                     ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
                 },
-                NetworkPolicyIngressRule { from: Some(vec![platform]), ports: Some(vec![np_port(l.admin_port, "TCP")]) },
+                NetworkPolicyIngressRule { from: Some(vec![platform, peers, drains]), ports: Some(vec![np_port(l.admin_port, "TCP")]) },
             ]),
             egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).chain(api_out).collect()), to: None }]),
         }),
@@ -353,7 +379,7 @@ mod tests {
         let ports: Vec<_> = ingress.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
         assert_eq!(ports, vec![IntOrString::Int(587), IntOrString::Int(465), IntOrString::Int(9587)]);
         let egress: Vec<_> = np.egress.unwrap()[0].ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect();
-        assert_eq!(egress, [53, 53, 25, 465, 587, 443, 6443].map(IntOrString::Int).to_vec());
+        assert_eq!(egress, [53, 53, 25, 465, 587, 9588, 443, 6443].map(IntOrString::Int).to_vec());
         // No tenants and no networks: an empty list of peers, which admits nobody.
         let open = network_policy(&pool(serde_json::json!({})), "cascade-ops").spec.unwrap().ingress.unwrap();
         assert_eq!(open[0].from, Some(vec![]));
@@ -362,6 +388,10 @@ mod tests {
         let admin = &open[1];
         let platform = admin.from.clone().unwrap()[0].namespace_selector.clone().unwrap().match_expressions.unwrap();
         assert_eq!(platform[0].values.clone().unwrap(), ["cascade-ops"]);
+        // ...and for the pool's own relays and drain Jobs (handover), by pod labels.
+        let from = admin.from.clone().unwrap();
+        assert_eq!(from[1].pod_selector.clone().unwrap().match_labels.unwrap()["cascade-mail.com/relay-pool"], "main");
+        assert_eq!(from[2].pod_selector.clone().unwrap().match_labels.unwrap()["cascade-mail.com/drain-of"], "main");
         assert_eq!(admin.ports.clone().unwrap().iter().map(|p| p.port.clone().unwrap()).collect::<Vec<_>>(), vec![IntOrString::Int(9588)]);
         let monitored = network_policy(&pool(serde_json::json!({ "listeners": { "adminNamespaces": ["monitoring"] } })), "cascade-ops").spec.unwrap().ingress.unwrap();
         let platform = monitored[1].from.clone().unwrap()[0].namespace_selector.clone().unwrap().match_expressions.unwrap();

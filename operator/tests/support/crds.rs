@@ -67,6 +67,8 @@ pub async fn install_workload_stand_ins(client: &kube::Client) -> std::collectio
         ("policy/v1", "PodDisruptionBudget", "policy", "poddisruptionbudgets"),
         ("networking.k8s.io/v1", "NetworkPolicy", "networking", "networkpolicies"),
         ("autoscaling/v2", "HorizontalPodAutoscaler", "autoscaling", "horizontalpodautoscalers"),
+        ("v1", "PersistentVolumeClaim", "core", "persistentvolumeclaims"),
+        ("batch/v1", "Job", "batch", "jobs"),
     ];
     let mut map = std::collections::BTreeMap::new();
     let mut crds = Vec::new();

@@ -1,0 +1,47 @@
+//! Spool volumes a scale-down leaves behind, against the real API server (stand-in kinds for
+//! PersistentVolumeClaims and Jobs): a claim beyond the StatefulSet's replicas whose pod is gone
+//! gets a drain Job mounting it (with an Event); after a scale-up the claim is in use again and
+//! the Job is removed. (The drain itself is `cascade-relay drain`, proven with loopback relays
+//! in tests/integration/test_handover.py.)
+
+mod support;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use support::operator::until;
+
+#[tokio::test]
+async fn an_orphaned_spool_claim_gets_a_drain_job_until_it_is_in_use_again() {
+    let Some(op) = support::operator::start(true).await else { return };
+    let pools = support::world::pool(&op.client, serde_json::json!({ "replicas": 1 })).await;
+    let kind = |v: &str, k: &str| op.ctx.workload_kinds[&(v.to_string(), k.to_string())].clone();
+    let (claims, jobs, sets) = (kind("v1", "PersistentVolumeClaim"), kind("batch/v1", "Job"), kind("apps/v1", "StatefulSet"));
+    let sets: Api<DynamicObject> = Api::namespaced_with(op.client.clone(), "cascade-system", &sets);
+    until("the StatefulSet", || async { sets.get("main-relay").await.ok() }).await;
+
+    // What the StatefulSet controller leaves after 3 -> 1: claims 0, 1 and 2 (no pods run here).
+    let claims_api: Api<DynamicObject> = Api::namespaced_with(op.client.clone(), "cascade-system", &claims);
+    for n in 0..3 {
+        let claim = serde_json::json!({
+            "apiVersion": claims.api_version, "kind": "PersistentVolumeClaim",
+            "metadata": { "name": format!("spool-main-relay-{n}"), "labels": { "cascade-mail.com/relay-pool": "main", "app.kubernetes.io/name": "cascade-relay" } },
+            "spec": { "accessModes": ["ReadWriteOnce"] }
+        });
+        claims_api.create(&PostParams::default(), &serde_json::from_value(claim).unwrap()).await.unwrap();
+    }
+    let nudge = |v: &str| serde_json::json!({ "metadata": { "annotations": { "test/nudge": v } } });
+    pools.patch("main", &PatchParams::default(), &Patch::Merge(&nudge("1"))).await.unwrap();
+    let jobs_api: Api<DynamicObject> = Api::namespaced_with(op.client.clone(), "cascade-system", &jobs);
+    let names = || async { jobs_api.list(&Default::default()).await.ok().map(|l| l.items.iter().map(|j| j.metadata.name.clone().unwrap()).collect::<Vec<_>>()) };
+    let found = until("drain Jobs for claims 1 and 2", || async { names().await.filter(|n| n.len() == 2) }).await;
+    assert_eq!(found, ["main-drain-1", "main-drain-2"]);
+    let job = jobs_api.get("main-drain-2").await.unwrap();
+    let claim = job.data.pointer("/spec/template/spec/volumes").unwrap().as_array().unwrap().iter().find_map(|v| v.pointer("/persistentVolumeClaim/claimName")).unwrap().clone();
+    assert_eq!(claim, "spool-main-relay-2");
+    assert_eq!(job.data.pointer("/spec/template/spec/containers/0/args/0").unwrap(), "drain");
+    let (_, note) = support::operator::event(&op.client, "cascade-system", "main", "SpoolDrain").await;
+    assert!(note.contains("spool-main-relay-2") || note.contains("spool-main-relay-1"), "{note}");
+
+    // Scaled to 3: every claim has a pod again; the drain Jobs go.
+    pools.patch("main", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": { "replicas": 3 } }))).await.unwrap();
+    until("the drain Jobs removed", || async { names().await.filter(|n| n.is_empty()) }).await;
+}
