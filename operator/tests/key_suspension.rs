@@ -31,7 +31,9 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
     let b = support::relay::Bundle::render("suspend", |y| y);
     let admin = b.admin;
     let Some(op) = support::operator::start_with(true, |ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
-    let pools = support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn"})).await;
+    // Tenants by name and by label (the operator lists Namespaces), autoscaled (an HPA).
+    let tenants = serde_json::json!({ "matchNames": ["shop"], "matchLabels": { "cascade-mail.com/tenant": "yes" } });
+    let pools = support::world::pool(&op.client, serde_json::json!({ "dnsVerification": "warn", "tenants": tenants, "autoscaling": { "minReplicas": 1, "maxReplicas": 3 } })).await;
     support::world::domain(&op.client, serde_json::json!({})).await;
     let keys: Api<ApiKey> = Api::namespaced(op.client.clone(), "shop");
     let spec = serde_json::json!({ "allowedDomains": ["shop.example"], "anomalies": { "suspend": true, "minMessagesPerMinute": 2 } });

@@ -11,7 +11,8 @@ async fn one_leader_at_a_time_and_takeover_after_expiry() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let Some(server) = support::apiserver::ApiServer::start().await else { return };
     let lease = support::crds::install_lease_stand_in(&server.client).await;
-    let elector = |id: &str| Elector::new(server.client.clone(), lease.clone(), "cascade-system", "cascade-operator", id, Duration::from_secs(3));
+    let client = support::calls::recording_client(&server.kubeconfig()).await;
+    let elector = |id: &str| Elector::new(client.clone(), lease.clone(), "cascade-system", "cascade-operator", id, Duration::from_secs(3));
     let (a, b) = (elector("a"), elector("b"));
     assert!(a.try_acquire().await.unwrap(), "the first contender leads");
     assert!(!b.try_acquire().await.unwrap(), "a second contender must not lead while the lease is live");

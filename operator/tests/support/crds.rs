@@ -110,6 +110,14 @@ pub async fn install_event_stand_in(client: &kube::Client) {
 }
 
 /// A stand-in for `coordination.k8s.io/v1` Lease.
+/// A cluster-scoped `Namespace` stand-in (`core.test.local`), for pools selecting tenants by label.
+pub async fn install_namespace_stand_in(client: &kube::Client) -> ApiResource {
+    let (mut crd, resource) = stand_in("core", "Namespace", "namespaces");
+    crd.spec.scope = "Cluster".into();
+    create_established(client, &[crd]).await;
+    resource
+}
+
 pub async fn install_lease_stand_in(client: &kube::Client) -> ApiResource {
     let (crd, resource) = stand_in("coordination", "Lease", "leases");
     create_established(client, &[crd]).await;

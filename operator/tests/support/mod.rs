@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod calls;
 pub mod crds;
 pub mod dns;
 pub mod operator;

@@ -34,9 +34,12 @@ pub async fn start_with(workloads: bool, adjust: impl FnOnce(&mut cascade_operat
     super::crds::install(&client).await;
     super::crds::install_event_stand_in(&client).await;
     let resource = super::crds::install_secret_stand_in(&client).await;
-    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
+    // The operator's own client records its calls (support::calls); the test's does not.
+    let operator_client = super::calls::recording_client(&server.kubeconfig()).await;
+    let secrets = cascade_operator::secrets::SecretStore::with_resource(operator_client.clone(), resource);
     let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    let mut ctx = super::crds::context(&client, secrets.clone(), master);
+    let mut ctx = super::crds::context(&operator_client, secrets.clone(), master);
+    ctx.namespaces = super::crds::install_namespace_stand_in(&client).await;
     if workloads {
         ctx.workload_kinds = super::crds::install_workload_stand_ins(&client).await;
     }

@@ -1,0 +1,78 @@
+//! Records every API call the operator's own client makes during a controller test as
+//! `(verb, group, resource)` — stand-in groups mapped back to the real ones — into
+//! `target/debug/api-calls/<test binary>.jsonl`. `tests/integration/test_chart.py` compares the
+//! union with the chart's ClusterRole: nothing missing, nothing unused.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+static SEEN: Mutex<BTreeSet<(String, String, String)>> = Mutex::new(BTreeSet::new());
+
+fn real_group(group: &str) -> String {
+    match group.strip_suffix(".test.local") {
+        Some("core") => String::new(),
+        Some("rbac") => "rbac.authorization.k8s.io".into(),
+        Some("networking") => "networking.k8s.io".into(),
+        Some("coordination") => "coordination.k8s.io".into(),
+        Some(other) => other.into(),
+        None => group.into(),
+    }
+}
+
+/// `(verb, group, resource)` of a request, as RBAC sees it.
+pub fn classify(method: &http::Method, uri: &http::Uri) -> Option<(String, String, String)> {
+    let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => (real_group(group), rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    let (resource, named) = match rest {
+        [resource] => (resource.to_string(), false),
+        [resource, _name] => (resource.to_string(), true),
+        [resource, _name, sub] => (format!("{resource}/{sub}"), true),
+        _ => return None,
+    };
+    let watch = uri.query().is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    let verb = match (method.as_str(), named) {
+        ("GET", true) => "get",
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PATCH", _) => "patch",
+        ("PUT", _) => "update",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return None,
+    };
+    Some((verb.into(), group, resource))
+}
+
+fn record(method: &http::Method, uri: &http::Uri) {
+    let Some(call) = classify(method, uri) else { return };
+    let mut seen = SEEN.lock().unwrap();
+    if !seen.insert(call) {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap().join("api-calls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stem = exe.file_stem().unwrap().to_string_lossy().split('-').next().unwrap_or_default().to_string();
+    let lines: String = seen.iter().map(|(v, g, r)| serde_json::json!({ "verb": v, "group": g, "resource": r }).to_string() + "\n").collect();
+    std::fs::write(dir.join(format!("{stem}.jsonl")), lines).unwrap();
+}
+
+/// `client`'s configuration with every request recorded.
+pub async fn recording_client(kubeconfig: &std::path::Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let layer = tower::util::MapRequestLayer::new(|req: http::Request<kube::client::Body>| {
+        record(req.method(), req.uri());
+        req
+    });
+    kube::client::ClientBuilder::try_from(config).unwrap().with_layer(&layer).build()
+}
