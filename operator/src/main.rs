@@ -27,6 +27,9 @@ enum Command {
         /// DNS server for the SendingDomain checks (IP:PORT; repeatable); default: the system resolver.
         #[arg(long = "nameserver")]
         nameservers: Vec<std::net::SocketAddr>,
+        /// The image relay pods (and spool drain Jobs) run; default cascade-relay:<version>.
+        #[arg(long, env = "CASCADE_RELAY_IMAGE")]
+        relay_image: Option<String>,
         #[command(flatten)]
         audit: AuditArgs,
     },
@@ -62,7 +65,8 @@ struct AuditArgs {
     /// Directory for the audit trail (a writable volume); none: Events only.
     #[arg(long, env = "CASCADE_AUDIT_DIR")]
     audit_dir: Option<PathBuf>,
-    /// The audit key file (base64 of at least 32 random bytes); required with --audit-dir.
+    /// The audit key file (base64 of at least 32 random bytes); without it, the key is the
+    /// Secret `cascade-audit-key` in the operator's namespace (created on first start).
     #[arg(long, env = "CASCADE_AUDIT_KEY_FILE", requires = "audit_dir")]
     audit_key_file: Option<PathBuf>,
     /// Days audit files are kept.
@@ -71,10 +75,12 @@ struct AuditArgs {
 }
 
 impl AuditArgs {
-    fn open(&self) -> anyhow::Result<cascade_relay::audit::Audit> {
+    async fn open(&self, secrets: &cascade_operator::secrets::SecretStore, namespace: &str) -> anyhow::Result<cascade_relay::audit::Audit> {
         let Some(dir) = &self.audit_dir else { return Ok(Default::default()) };
-        let key_file = self.audit_key_file.as_ref().ok_or_else(|| anyhow::anyhow!("--audit-dir needs --audit-key-file"))?;
-        let key = cascade_relay::audit::read_key(key_file)?;
+        let key = match &self.audit_key_file {
+            Some(file) => cascade_relay::audit::read_key(file)?,
+            None => cascade_operator::master_key::ensure_audit_key(secrets, namespace).await?,
+        };
         cascade_relay::audit::Audit::open(dir, &key, self.audit_retain_days, 64 << 20).map_err(|e| anyhow::anyhow!("opening the audit trail in {}: {e}", dir.display()))
     }
 }
@@ -92,7 +98,7 @@ enum AuditCommand {
     },
 }
 
-fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, audit: AuditArgs) -> anyhow::Result<()> {
+fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, relay_image: Option<String>, audit: AuditArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -108,9 +114,12 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, 
         let lease = kube::core::ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
         let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
         let dns = cascade_operator::dns::Dns::new(&nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?;
-        let audit = std::sync::Arc::new(audit.open()?);
+        let audit = std::sync::Arc::new(audit.open(&secrets, &namespace).await?);
         let mut ctx = cascade_operator::Context::kubernetes(client, master, dns);
         ctx.events = ctx.events.clone().with_audit(audit);
+        if let Some(image) = relay_image {
+            ctx.relay_image = image;
+        }
         ctx.metrics = metrics.clone();
         ctx.namespace = namespace.clone();
         let ctx = std::sync::Arc::new(ctx);
@@ -153,7 +162,7 @@ fn check_dns(files: &[PathBuf], nameservers: &[std::net::SocketAddr]) -> ExitCod
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::Run { namespace, http, nameservers, audit } => run(namespace, http, nameservers, audit),
+        Command::Run { namespace, http, nameservers, relay_image, audit } => run(namespace, http, nameservers, relay_image, audit),
         Command::Audit { command: AuditCommand::Verify { key, files } } => cascade_relay::audit::verify_command(&key, &files),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),

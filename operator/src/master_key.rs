@@ -12,18 +12,37 @@ const FIELD: &str = "keys";
 /// Loads the master key ring, creating it when absent (a concurrent creator wins; we then read
 /// theirs).
 pub async fn ensure(store: &SecretStore, namespace: &str) -> anyhow::Result<KeyRing> {
+    let generate = || Ok(KeyRing::generate_line(&format!("m{}", cascade_relay::time::now_unix()))?.into_bytes());
+    let bytes = ensure_secret(store, namespace, SECRET_NAME, FIELD, generate).await?;
+    KeyRing::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| anyhow::anyhow!("Secret {namespace}/{SECRET_NAME}: {e}"))
+}
+
+/// The operator's audit key (Secret `cascade-audit-key`, field `audit.key`: base64 of 32 random
+/// bytes), created on first start like the master key, so installs and upgrades never regenerate it.
+pub async fn ensure_audit_key(store: &SecretStore, namespace: &str) -> anyhow::Result<Vec<u8>> {
+    let generate = || {
+        use base64::Engine;
+        let key = cascade_relay::policy::auth::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(key).into_bytes())
+    };
+    let bytes = ensure_secret(store, namespace, AUDIT_SECRET_NAME, "audit.key", generate).await?;
+    cascade_relay::audit::parse_key(&String::from_utf8_lossy(&bytes)).map_err(|e| anyhow::anyhow!("Secret {namespace}/{AUDIT_SECRET_NAME}: {e}"))
+}
+
+pub const AUDIT_SECRET_NAME: &str = "cascade-audit-key";
+
+/// Field `field` of Secret `namespace/name`, created with `generate()` when absent.
+async fn ensure_secret(store: &SecretStore, namespace: &str, name: &str, field: &str, generate: impl Fn() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
     for _ in 0..3 {
-        if let Some(data) = store.get(namespace, SECRET_NAME).await? {
-            let text = String::from_utf8_lossy(data.get(FIELD).map(Vec::as_slice).unwrap_or_default()).into_owned();
-            return KeyRing::parse(&text).map_err(|e| anyhow::anyhow!("Secret {namespace}/{SECRET_NAME}: {e}"));
+        if let Some(data) = store.get(namespace, name).await? {
+            return data.get(field).cloned().ok_or_else(|| anyhow::anyhow!("Secret {namespace}/{name} has no field {field:?}"));
         }
-        let line = KeyRing::generate_line(&format!("m{}", cascade_relay::time::now_unix()))?;
         let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string())].into();
-        if store.create(namespace, SECRET_NAME, &[(FIELD.to_string(), line.into_bytes())].into(), labels).await? {
-            tracing::info!(namespace, "created the master key");
+        if store.create(namespace, name, &[(field.to_string(), generate()?)].into(), labels).await? {
+            tracing::info!(namespace, secret = name, "created");
         }
     }
-    anyhow::bail!("could not create or read Secret {namespace}/{SECRET_NAME}")
+    anyhow::bail!("could not create or read Secret {namespace}/{name}")
 }
 
 /// Encrypts `plaintext` bound to `context` (e.g. `namespace/name`): a copy moved elsewhere does
