@@ -9,7 +9,7 @@
 //! SMTP and the Kubernetes API for the configuration watch) and, with
 //! `autoscaling`, a HorizontalPodAutoscaler.
 
-use cascade_crds::v1alpha1::RelayPool;
+use cascade_crds::v1alpha1::{RelayPool, ServiceType};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource};
 use k8s_openapi::api::core::v1::*;
@@ -191,10 +191,33 @@ pub fn services(pool: &RelayPool) -> [Service; 2] {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
     let ports = vec![service_port("submission", l.submission_port), service_port("submissions", l.submissions_port), service_port("http", l.http_port), service_port("admin", l.admin_port)];
+    let s = &pool.spec.service;
+    // The client-facing Service carries the SMTP and tenant HTTP ports (exposed as the pool
+    // says); the admin port is only on the headless one, which the platform uses.
+    let exposed: Vec<ServicePort> = ports[..3]
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            if s.type_ == ServiceType::NodePort {
+                p.node_port = match p.name.as_deref() {
+                    Some("submission") => s.submission_node_port,
+                    Some("submissions") => s.submissions_node_port,
+                    _ => None,
+                };
+            }
+            p
+        })
+        .collect();
+    let type_ = match s.type_ {
+        ServiceType::ClusterIP => "ClusterIP",
+        ServiceType::NodePort => "NodePort",
+        ServiceType::LoadBalancer => "LoadBalancer",
+    };
     let spec = |headless: bool| ServiceSpec {
         selector: Some(selector_labels(&name)),
-        ports: Some(ports.clone()),
+        ports: Some(if headless { ports.clone() } else { exposed.clone() }),
         cluster_ip: headless.then(|| "None".to_string()),
+        type_: (!headless).then(|| type_.to_string()),
         ..Default::default()
     };
     [
@@ -417,8 +440,13 @@ mod tests {
         let [svc, headless] = services(&pool(serde_json::json!({})));
         assert_eq!(svc.spec.clone().unwrap().selector.unwrap()["cascade-mail.com/relay-pool"], "main");
         assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
-        let names: Vec<_> = svc.spec.unwrap().ports.unwrap().into_iter().map(|p| p.name.unwrap()).collect();
-        assert_eq!(names, ["submission", "submissions", "http", "admin"]);
+        let names: Vec<_> = svc.spec.clone().unwrap().ports.unwrap().into_iter().map(|p| p.name.unwrap()).collect();
+        assert_eq!(names, ["submission", "submissions", "http"], "the admin port is not on the client-facing Service");
+        assert_eq!(svc.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+        let [exposed, _] = services(&pool(serde_json::json!({ "service": { "type": "NodePort", "submissionNodePort": 30587, "submissionsNodePort": 30465 } })));
+        let spec = exposed.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.ports.unwrap().iter().map(|p| p.node_port).collect::<Vec<_>>(), [Some(30587), Some(30465), None]);
         assert_eq!(disruption_budget(&pool(serde_json::json!({}))).spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
     }
 }

@@ -33,18 +33,31 @@ async fn crds_accept_the_examples_and_refuse_bad_specs() {
     let Some(server) = support::apiserver::ApiServer::start().await else { return };
     support::crds::install(&server.client).await;
 
-    // Every example resource is valid.
-    let examples = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/cascade.yaml")).unwrap();
-    let inputs = cascade_operator::render::read_inputs(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/cascade.yaml").into()]).unwrap();
-    assert!(!examples.is_empty());
+    // Every example resource is valid (server-side dry run).
     let pools: Api<RelayPool> = Api::namespaced(server.client.clone(), "cascade-system");
-    pools.create(&dry_run(), &inputs.pools[0]).await.unwrap();
     let domains: Api<SendingDomain> = Api::namespaced(server.client.clone(), "shop");
-    domains.create(&dry_run(), &inputs.domains[0]).await.unwrap();
+    let keys: Api<cascade_crds::v1alpha1::ApiKey> = Api::namespaced(server.client.clone(), "shop");
+    for example in ["cascade.yaml", "kind.yaml"] {
+        let inputs = cascade_operator::render::read_inputs(&[format!("{}/../examples/{example}", env!("CARGO_MANIFEST_DIR")).into()]).unwrap();
+        assert!(!inputs.pools.is_empty() && !inputs.domains.is_empty() && !inputs.api_keys.is_empty(), "{example}");
+        for p in &inputs.pools {
+            pools.create(&dry_run(), p).await.unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+        for d in &inputs.domains {
+            domains.create(&dry_run(), d).await.unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+        for k in &inputs.api_keys {
+            keys.create(&dry_run(), k).await.unwrap_or_else(|e| panic!("{example}: {e}"));
+        }
+    }
 
     let meta = "apiVersion: cascade-mail.com/v1alpha1\nmetadata: {name: bad, namespace: cascade-system}\n";
     let bad_scaling: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{autoscaling: {{minReplicas: 5, maxReplicas: 2}}}}\n"));
     assert!(refused(&pools, &bad_scaling).await.contains("minReplicas must not exceed maxReplicas"));
+    let stray_port: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{service: {{submissionNodePort: 30587}}}}\n"));
+    assert!(refused(&pools, &stray_port).await.contains("node ports need type NodePort"));
+    let bad_port: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{service: {{type: NodePort, submissionNodePort: 587}}}}\n"));
+    assert!(!refused(&pools, &bad_port).await.is_empty());
     let no_smarthost: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{delivery: {{mode: smarthost}}}}\n"));
     assert!(refused(&pools, &no_smarthost).await.contains("smarthost is required when mode is smarthost"));
     let too_many: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{replicas: 1000}}\n"));

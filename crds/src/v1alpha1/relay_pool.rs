@@ -39,6 +39,9 @@ pub struct RelayPoolSpec {
     /// SMTP and HTTP ports.
     #[serde(default)]
     pub listeners: PoolListeners,
+    /// How the client-facing Service exposes the SMTP ports.
+    #[serde(default)]
+    pub service: PoolService,
     /// Server certificate for STARTTLS and implicit TLS.
     #[serde(default)]
     pub tls: PoolTls,
@@ -115,6 +118,32 @@ pub struct PoolListeners {
     /// Prometheus runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_namespaces: Vec<String>,
+}
+
+/// The client-facing Service `<pool>-relay`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("self.type == 'NodePort' || (!has(self.submissionNodePort) && !has(self.submissionsNodePort))").message("node ports need type NodePort"))]
+#[serde(rename_all = "camelCase")]
+pub struct PoolService {
+    /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Node port of STARTTLS submission (type NodePort; none: chosen by Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub submission_node_port: Option<i32>,
+    /// Node port of implicit-TLS submission (type NodePort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 30000, max = 32767))]
+    pub submissions_node_port: Option<i32>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
 }
 
 /// Server certificate source.
