@@ -178,6 +178,6 @@ mod tests {
         let sc = c.security_context.clone().unwrap();
         assert_eq!((sc.read_only_root_filesystem, sc.allow_privilege_escalation), (Some(true), Some(false)));
         assert_eq!(spec.automount_service_account_token, Some(false));
-        assert!(job.metadata.labels.unwrap().get("cascade-mail.com/relay-pool").is_none(), "never selected by the relays' Service");
+        assert!(!job.metadata.labels.unwrap().contains_key("cascade-mail.com/relay-pool"), "never selected by the relays' Service");
     }
 }
