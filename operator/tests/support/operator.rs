@@ -36,9 +36,11 @@ pub async fn start_with(workloads: bool, adjust: impl FnOnce(&mut cascade_operat
     let resource = super::crds::install_secret_stand_in(&client).await;
     // The operator's own client records its calls (support::calls); the test's does not.
     let operator_client = super::calls::recording_client(&server.kubeconfig()).await;
-    let secrets = cascade_operator::secrets::SecretStore::with_resource(operator_client.clone(), resource);
-    let master = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
-    let mut ctx = super::crds::context(&operator_client, secrets.clone(), master);
+    let operator_secrets = cascade_operator::secrets::SecretStore::with_resource(operator_client.clone(), resource.clone());
+    let master = cascade_operator::master_key::ensure(&operator_secrets, "cascade-system").await.unwrap();
+    let mut ctx = super::crds::context(&operator_client, operator_secrets, master);
+    // What the test itself reads and writes goes through the unrecorded client.
+    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
     ctx.namespaces = super::crds::install_namespace_stand_in(&client).await;
     if workloads {
         ctx.workload_kinds = super::crds::install_workload_stand_ins(&client).await;
