@@ -127,3 +127,22 @@ def test_operator_rbac_is_exactly_what_it_calls(tools):
     missing, unused = sorted(recorded - granted), sorted(granted - recorded)
     assert not missing, f"the operator calls these but the chart does not grant them: {missing}"
     assert not unused, f"the chart grants these but the operator never called them: {unused}"
+
+
+@pytest.mark.parametrize("example", ["cascade.yaml", "kind.yaml"])
+def test_the_relay_workloads_the_operator_renders_validate_and_are_restricted(tools, example, tmp_path):
+    """`cascade-operator render` writes the pool's workloads as the operator applies them."""
+    _, validate = tools
+    operator = ROOT / "target" / "debug" / "cascade-operator"
+    r = subprocess.run([str(operator), "render", "-f", str(ROOT / "examples" / example), "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    workloads = tmp_path / "out" / "workloads.yaml"
+    v = subprocess.run([validate, "--strict", "-k", "1.32.0", "--quiet", str(workloads)], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
+    sts = next(d for d in docs(workloads.read_text()) if d["kind"] == "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    sc = pod["containers"][0]["securityContext"]
+    assert (sc["allowPrivilegeEscalation"], sc["readOnlyRootFilesystem"], sc["capabilities"]["drop"]) == (False, True, ["ALL"])
+    writable = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"] if not m.get("readOnly")]
+    assert writable == ["/var/spool/cascade"], writable
