@@ -25,6 +25,8 @@ pub enum ReconcileError {
     Key(String),
     #[error("reading a Secret the resources name: {0}")]
     Input(String),
+    #[error("applying relay workloads: {0}")]
+    Workload(String),
 }
 
 impl ReconcileError {
@@ -33,6 +35,7 @@ impl ReconcileError {
             Self::Kube(_) => "kube",
             Self::Key(_) => "key",
             Self::Input(_) => "input",
+            Self::Workload(_) => "workload",
         }
     }
 }

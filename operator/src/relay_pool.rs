@@ -328,9 +328,17 @@ async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> 
         let current = match api.get_opt(&name).await? {
             Some(cur) if cur.annotations().get(SPEC_HASH) == Some(&hash) => cur,
             previous => {
-                let applied = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?;
-                let verb = if previous.is_some() { "updated" } else { "created" };
-                ctx.events.publish(&pool.object_ref(&()), &Note::normal("WorkloadApplied", "ApplyWorkload", format!("{kind} {name} {verb}"))).await;
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                let (applied, note) = match api.patch(&name, &params, &Patch::Apply(&obj)).await {
+                    Err(e) if previous.is_some() && immutable_field_refused(&kind, &e) => {
+                        recreate_orphaning_pods(&api, &name).await?;
+                        let note = format!("{kind} {name} recreated: a field Kubernetes never updates in place changed; its pods and claims were kept");
+                        (api.patch(&name, &params, &Patch::Apply(&obj)).await?, Note::normal("WorkloadRecreated", "RecreateWorkload", note))
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(applied) => (applied, Note::normal("WorkloadApplied", "ApplyWorkload", format!("{kind} {name} {}", if previous.is_some() { "updated" } else { "created" }))),
+                };
+                ctx.events.publish(&pool.object_ref(&()), &note).await;
                 applied
             }
         };
@@ -342,6 +350,27 @@ async fn apply_workloads(ctx: &Context, pool: &RelayPool, config_hash: &str) -> 
         }
     }
     Ok((ready, desired, running))
+}
+
+/// A StatefulSet update refused because it changes a field Kubernetes never updates in place
+/// (the spool claim template, selector, service name): `422 Invalid`, "Forbidden: updates to
+/// statefulset spec".
+fn immutable_field_refused(kind: &str, e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if kind == "StatefulSet" && s.code == 422 && s.message.contains("Forbidden: updates to statefulset spec"))
+}
+
+/// Deletes the StatefulSet but not its pods (orphan), and waits (bounded) until it is gone, so
+/// the new one adopts the running pods and their claims: no relay stops, no spool is lost.
+async fn recreate_orphaning_pods(api: &Api<DynamicObject>, name: &str) -> Result<(), ReconcileError> {
+    let orphan = kube::api::DeleteParams { propagation_policy: Some(kube::api::PropagationPolicy::Orphan), ..Default::default() };
+    api.delete(name, &orphan).await?;
+    for _ in 0..100 {
+        if api.get_opt(name).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(ReconcileError::Workload(format!("StatefulSet {name} still exists 10 s after its deletion")))
 }
 
 pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

@@ -1,7 +1,7 @@
 //! Spool volumes a scale-down leaves behind, against the real API server (stand-in kinds for
 //! PersistentVolumeClaims and Jobs): a claim beyond the StatefulSet's replicas whose pod is gone
 //! gets a drain Job mounting it (with an Event); after a scale-up the claim is in use again and
-//! the Job is removed. (The drain itself is `cascade-relay drain`, proven with loopback relays
+//! the Job is removed; a new claim template recreates the StatefulSet keeping its pods. (The drain itself is `cascade-relay drain`, proven with loopback relays
 //! in tests/integration/test_handover.py.)
 
 mod support;
@@ -44,4 +44,37 @@ async fn an_orphaned_spool_claim_gets_a_drain_job_until_it_is_in_use_again() {
     // Scaled to 3: every claim has a pod again; the drain Jobs go.
     pools.patch("main", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": { "replicas": 3 } }))).await.unwrap();
     until("the drain Jobs removed", || async { names().await.filter(|n| n.is_empty()) }).await;
+}
+
+/// A change Kubernetes never applies in place (here the spool claim template: a bigger spool)
+/// recreates the StatefulSet without touching its pods: deleted with orphan propagation and
+/// applied again, with an Event.
+#[tokio::test]
+async fn a_new_spool_size_recreates_the_statefulset_keeping_its_pods() {
+    let Some(op) = support::operator::start(true).await else { return };
+    let pools = support::world::pool(&op.client, serde_json::json!({ "replicas": 1 })).await;
+    let sets = op.ctx.workload_kinds[&("apps/v1".to_string(), "StatefulSet".to_string())].clone();
+    let sets: Api<DynamicObject> = Api::namespaced_with(op.client.clone(), "cascade-system", &sets);
+    let size = |s: &DynamicObject| s.data.pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage").cloned();
+    let first = until("the StatefulSet", || async { sets.get("main-relay").await.ok() }).await;
+    assert_eq!(size(&first), Some(serde_json::json!("10Gi")));
+    // The test server has no garbage collector: play its part, which takes the `orphan`
+    // finalizer off an object deleted with orphan propagation (leaving its dependents).
+    let gc_sets = sets.clone();
+    let gc = tokio::spawn(async move {
+        loop {
+            if let Ok(s) = gc_sets.get("main-relay").await {
+                if s.metadata.deletion_timestamp.is_some() && s.metadata.finalizers.iter().flatten().any(|f| f == "orphan") {
+                    let _ = gc_sets.patch("main-relay", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "metadata": { "finalizers": null } }))).await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    pools.patch("main", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": { "spool": { "size": "20Gi" } } }))).await.unwrap();
+    let second = until("the StatefulSet with the new claim template", || async { sets.get("main-relay").await.ok().filter(|s| size(s) == Some(serde_json::json!("20Gi"))) }).await;
+    assert_ne!(first.metadata.uid, second.metadata.uid, "a new object");
+    let (_, note) = support::operator::event(&op.client, "cascade-system", "main", "WorkloadRecreated").await;
+    assert!(note.starts_with("StatefulSet main-relay recreated"), "{note}");
+    gc.abort();
 }

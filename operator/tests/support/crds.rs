@@ -73,12 +73,32 @@ pub async fn install_workload_stand_ins(client: &kube::Client) -> std::collectio
     let mut map = std::collections::BTreeMap::new();
     let mut crds = Vec::new();
     for (api_version, kind, prefix, plural) in real {
-        let (crd, resource) = stand_in(prefix, kind, plural);
+        let (mut crd, resource) = stand_in(prefix, kind, plural);
+        if kind == "StatefulSet" {
+            immutable_claim_templates(&mut crd);
+        }
         crds.push(crd);
         map.insert((api_version.to_string(), kind.to_string()), resource);
     }
     create_established(client, &crds).await;
     map
+}
+
+/// Like the real API server, refuse a change of a StatefulSet's `volumeClaimTemplates` (a
+/// transition rule, with the real message).
+fn immutable_claim_templates(crd: &mut CustomResourceDefinition) {
+    let schema = serde_json::json!({
+        "type": "object", "x-kubernetes-preserve-unknown-fields": true,
+        "properties": { "spec": {
+            "type": "object", "x-kubernetes-preserve-unknown-fields": true,
+            "properties": { "volumeClaimTemplates": { "type": "array", "maxItems": 4, "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } },
+            "x-kubernetes-validations": [{
+                "rule": "!has(oldSelf.volumeClaimTemplates) || (has(self.volumeClaimTemplates) && self.volumeClaimTemplates == oldSelf.volumeClaimTemplates)",
+                "message": "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+            }]
+        } }
+    });
+    crd.spec.versions[0].schema = Some(serde_json::from_value(serde_json::json!({ "openAPIV3Schema": schema })).unwrap());
 }
 
 /// An operator context for the test server: Secrets through the stand-in kind.
