@@ -36,7 +36,7 @@ enum Command {
     /// The operator's audit trail.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: cascade_relay::audit::AuditCommand,
     },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
     /// exit 1 unless every check passes.
@@ -85,18 +85,6 @@ impl AuditArgs {
     }
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check that audit files chain and carry valid macs; print every break as file:line: what.
-    Verify {
-        /// The audit key file.
-        #[arg(long)]
-        key: PathBuf,
-        /// Audit files (`audit-*.jsonl`), checked in name order.
-        #[arg(required = true, num_args = 1..)]
-        files: Vec<PathBuf>,
-    },
-}
 
 fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, relay_image: Option<String>, audit: AuditArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
@@ -163,7 +151,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
         Command::Run { namespace, http, nameservers, relay_image, audit } => run(namespace, http, nameservers, relay_image, audit),
-        Command::Audit { command: AuditCommand::Verify { key, files } } => cascade_relay::audit::verify_command(&key, &files),
+        Command::Audit { command } => command.run(),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {

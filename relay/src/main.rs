@@ -67,7 +67,7 @@ enum Command {
     /// The audit trail.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: cascade_relay::audit::AuditCommand,
     },
     /// Check a configuration file and everything it references; print every problem.
     CheckConfig {
@@ -76,18 +76,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check that audit files chain and carry valid macs; print every break as file:line: what.
-    Verify {
-        /// The audit key file (base64, as in the relay configuration's audit.keyFile).
-        #[arg(long)]
-        key: PathBuf,
-        /// Audit files (`audit-*.jsonl`), checked in name order.
-        #[arg(required = true, num_args = 1..)]
-        files: Vec<PathBuf>,
-    },
-}
 
 async fn drain(config: &std::path::Path, dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<()> {
     let rt = cascade_relay::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -124,7 +112,7 @@ fn main() -> ExitCode {
                 let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s, secret_resource.as_deref())).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;
                 cascade_relay::server::serve(&config, watch).await
             }
-            Command::Audit { command: AuditCommand::Verify { key, files } } => cascade_relay::audit::verify_command(&key, &files),
+            Command::Audit { command } => command.run(),
             Command::Drain { config, spool, timeout } => drain(&config, &spool, timeout.0).await,
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
                 Ok(_) => {

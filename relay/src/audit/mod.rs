@@ -135,8 +135,31 @@ pub fn verify_files(key: &[u8], paths: &[PathBuf]) -> Result<chain::Verdict, Str
     Ok(chain::verify(&chain::key(key), &texts))
 }
 
-/// `audit verify` of both programs: prints every break as `file:line: what` and a summary;
-/// fails when anything breaks.
+/// The `audit` subcommands of both programs (`cascade-relay audit`, `cascade-operator audit`).
+#[derive(clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check that audit files chain and carry valid macs; print every break as file:line: what.
+    Verify {
+        /// The audit key file (base64 of at least 32 bytes: the relay configuration's
+        /// audit.keyFile, or the operator's Secret cascade-audit-key).
+        #[arg(long)]
+        key: PathBuf,
+        /// Audit files (`audit-*.jsonl`), checked in name order.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
+}
+
+impl AuditCommand {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            AuditCommand::Verify { key, files } => verify_command(&key, &files),
+        }
+    }
+}
+
+/// `audit verify`: prints every break as `file:line: what` and a summary; fails when anything
+/// breaks.
 pub fn verify_command(key_file: &Path, files: &[PathBuf]) -> anyhow::Result<()> {
     let key = read_key(key_file)?;
     let v = verify_files(&key, files).map_err(|e| anyhow::anyhow!(e))?;
