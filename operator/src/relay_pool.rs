@@ -302,7 +302,8 @@ async fn dmarc_reports(addrs: &[std::net::SocketAddr]) -> BTreeMap<String, casca
     crate::dmarc_reports::merge(&per_relay)
 }
 
-fn short_hash(bytes: &[u8]) -> String {
+/// The first 8 bytes of SHA-256 in hex: the config hash that rolls the relay pods.
+pub(crate) fn short_hash(bytes: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -32,8 +32,8 @@ pub struct Observed {
 
 #[derive(Debug, PartialEq)]
 pub enum Step {
-    /// Create this drain Job (for the claim it names).
-    Create(Box<Job>),
+    /// Create this drain Job for this claim.
+    Create { claim: String, job: Box<Job> },
     /// Delete this Job: its claim is in use again.
     Delete(String),
 }
@@ -54,7 +54,7 @@ pub fn plan(pool: &RelayPool, image: &str, o: &Observed) -> Vec<Step> {
         let job = job_name(&name, n);
         let orphaned = n >= o.desired && n >= o.running;
         if orphaned && !o.jobs.contains(&job) {
-            steps.push(Step::Create(Box::new(drain_job(pool, image, claim, &job))));
+            steps.push(Step::Create { claim: claim.clone(), job: Box::new(drain_job(pool, image, claim, &job)) });
         } else if !orphaned && o.jobs.contains(&job) {
             steps.push(Step::Delete(job));
         }
@@ -112,9 +112,8 @@ pub async fn apply(ctx: &Context, pool: &RelayPool, desired: i32, running: i32) 
     for step in plan(pool, &ctx.relay_image, &Observed { desired, running, claims, jobs }) {
         let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, job_kind);
         match step {
-            Step::Create(job) => {
+            Step::Create { claim, job } => {
                 let job_name = job.name_any();
-                let claim = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|p| p.volumes.as_ref()).and_then(|v| v.iter().find_map(|v| v.persistent_volume_claim.clone())).map(|c| c.claim_name).unwrap_or_default();
                 let mut obj: DynamicObject = serde_json::from_value(serde_json::to_value(&*job).map_err(|e| ReconcileError::Key(e.to_string()))?).map_err(|e| ReconcileError::Key(e.to_string()))?;
                 obj.types = Some(kube::core::TypeMeta { api_version: job_kind.api_version.clone(), kind: job_kind.kind.clone() });
                 api.patch(&job_name, &PatchParams::apply(crate::secrets::FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?;
@@ -157,11 +156,12 @@ mod tests {
         // relay-2 is gone: its claim is drained; relay-1's pod is still there.
         let steps = plan(&pool(), "img", &observed(1, 2, &claims, &[]));
         assert_eq!(steps.len(), 1);
-        let Step::Create(job) = &steps[0] else { panic!("{steps:?}") };
+        let Step::Create { claim, job } = &steps[0] else { panic!("{steps:?}") };
+        assert_eq!(claim, "spool-main-relay-2");
         assert_eq!(job.metadata.name.as_deref(), Some("main-drain-2"));
         // Both gone; relay-2's Job exists already.
         let steps = plan(&pool(), "img", &observed(1, 1, &claims, &["main-drain-2"]));
-        assert!(matches!(&steps[..], [Step::Create(j)] if j.metadata.name.as_deref() == Some("main-drain-1")));
+        assert!(matches!(&steps[..], [Step::Create { claim, job }] if claim == "spool-main-relay-1" && job.metadata.name.as_deref() == Some("main-drain-1")));
         // Scaled back up to 3: the claims are in use, their finished Jobs go.
         let steps = plan(&pool(), "img", &observed(3, 3, &claims, &["main-drain-1", "main-drain-2"]));
         assert_eq!(steps, vec![Step::Delete("main-drain-1".into()), Step::Delete("main-drain-2".into())]);

@@ -171,9 +171,8 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     write_private(&out.join("status.yaml"), serde_saphyr::to_string(&status)?.as_bytes())?;
     // The pool's workloads as the operator would apply them (the relay image and operator
     // namespace at their defaults), for review in GitOps previews.
-    let hash: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, yaml.as_bytes()).as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
     let image = concat!("cascade-relay:", env!("CARGO_PKG_VERSION"));
-    let workloads: Vec<String> = crate::workloads::all(&pool, image, &hash, "cascade-system").iter().map(serde_saphyr::to_string).collect::<Result<_, _>>()?;
+    let workloads: Vec<String> = crate::workloads::all(&pool, image, &crate::relay_pool::short_hash(yaml.as_bytes()), "cascade-system").iter().map(serde_saphyr::to_string).collect::<Result<_, _>>()?;
     write_private(&out.join("workloads.yaml"), format!("# Rendered by `cascade-operator render`.\n{}", workloads.join("---\n")).as_bytes())?;
     // The relay refuses what the operator renders wrong: check it the same way.
     cascade_relay::config::load(&relay.join("relay.yaml")).map_err(|e| anyhow::anyhow!("rendered configuration refused:\n{e}"))?;
