@@ -5,7 +5,7 @@
 //! of the resource lifts it. The operator collects suspensions from `GET /anomalies` on the admin
 //! listener and makes every relay refuse the key.
 
-use crate::config::Runtime;
+use crate::config::{KeyPolicy, Runtime};
 use crate::policy::anomaly::{Detector, Finding};
 use crate::relay::Relay;
 use serde::Serialize;
@@ -33,20 +33,21 @@ impl Relay {
     pub fn key_accepted(&self, key: &str) {
         let rt = self.runtime();
         let Some(k) = rt.keys.get(key) else { return };
-        let finding = self.anomalies.detector.accepted(key, &k.anomalies, crate::time::now_unix_ms());
-        self.key_finding(&rt, key, finding);
+        if let Some(f) = self.anomalies.detector.accepted(key, &k.anomalies, crate::time::now_unix_ms()) {
+            self.key_finding(key, k, f);
+        }
     }
 
     /// `key` was refused by policy, or a recipient of its mail bounced.
     pub fn key_failed(&self, key: &str) {
         let rt = self.runtime();
         let Some(k) = rt.keys.get(key) else { return };
-        let finding = self.anomalies.detector.failed(key, &k.anomalies, crate::time::now_unix_ms());
-        self.key_finding(&rt, key, finding);
+        if let Some(f) = self.anomalies.detector.failed(key, &k.anomalies, crate::time::now_unix_ms()) {
+            self.key_finding(key, k, f);
+        }
     }
 
-    fn key_finding(&self, rt: &Runtime, key: &str, finding: Option<Finding>) {
-        let (Some(f), Some(k)) = (finding, rt.keys.get(key)) else { return };
+    fn key_finding(&self, key: &str, k: &KeyPolicy, f: Finding) {
         let kind = f.kind.as_str();
         self.metrics.anomalies.with_label_values(&[kind]).inc();
         let suspend = k.anomalies.suspend;

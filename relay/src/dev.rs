@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub const DEV_DOMAIN: &str = "example.test";
 pub const DEV_SELECTOR: &str = "cascade1";
 
+#[derive(Clone)]
 pub struct DevOptions {
     pub data_dir: PathBuf,
     pub submission: String,
@@ -134,7 +135,7 @@ pub fn zone_lines(domain: &str, selector: &str, public_b64: &str) -> String {
 
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let (config, creds) = tokio::task::spawn_blocking({
-        let opts = DevOptions { data_dir: opts.data_dir.clone(), submission: opts.submission.clone(), submissions: opts.submissions.clone(), http: opts.http.clone(), admin: opts.admin.clone(), smarthost: opts.smarthost.clone() };
+        let opts = opts.clone();
         move || prepare(&opts)
     })
     .await??;
