@@ -318,6 +318,16 @@ pub struct Delivery {
     /// Timeouts of the outbound SMTP client.
     #[serde(default)]
     pub timeouts: ClientTimeouts,
+    /// Networks (CIDR) MX delivery never connects to, on top of the built-in list (loopback,
+    /// RFC 1918, link-local, CGNAT, multicast, unspecified, reserved, and their IPv4-mapped
+    /// forms): the cluster's pod and service ranges when they are not private. A recipient whose
+    /// MX resolves only there fails permanently with "destination address not allowed".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_destination_cidrs: Vec<String>,
+    /// Networks (CIDR) MX delivery may connect to even when denied above or built in (an
+    /// internal mail hub, or loopback in tests). The smarthost is always allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_destination_cidrs: Vec<String>,
 }
 
 /// Delivery route.
@@ -438,6 +448,18 @@ pub struct Limits {
     /// Wait for each chunk of message data (RFC 5321: 3 minutes).
     #[serde(default = "default_data_timeout")]
     pub data_timeout: HumanDuration,
+    /// The whole session, from connect to close, however busy: a client that trickles bytes
+    /// to stay under the per-read timeouts is closed with `421 4.4.2` at this deadline.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout: HumanDuration,
+    /// The least message data (bytes per second) a client must send in every `dataRateWindow`
+    /// of a DATA phase; slower clients are closed with `421 4.4.2` (Postfix's
+    /// `smtpd_min_data_rate` is the model). `0` turns the check off.
+    #[serde(default = "default_min_data_rate")]
+    pub min_data_rate: ByteSize,
+    /// The window over which `minDataRate` is measured.
+    #[serde(default = "default_data_rate_window")]
+    pub data_rate_window: HumanDuration,
     /// Failed AUTH attempts from one IP within `authFailureWindow` before it is refused.
     #[serde(default = "default_auth_failures")]
     pub max_auth_failures: u32,
@@ -500,6 +522,15 @@ fn default_idle_timeout() -> HumanDuration {
 fn default_data_timeout() -> HumanDuration {
     HumanDuration::mins(3)
 }
+fn default_session_timeout() -> HumanDuration {
+    HumanDuration::mins(10)
+}
+fn default_min_data_rate() -> ByteSize {
+    ByteSize(500)
+}
+fn default_data_rate_window() -> HumanDuration {
+    HumanDuration::secs(30)
+}
 fn default_max_message_size() -> ByteSize {
     ByteSize(25 << 20)
 }
@@ -546,6 +577,8 @@ impl Default for Delivery {
             concurrency: default_concurrency(),
             retry: Retry::default(),
             timeouts: ClientTimeouts::default(),
+            denied_destination_cidrs: vec![],
+            allowed_destination_cidrs: vec![],
         }
     }
 }
@@ -579,6 +612,9 @@ impl Default for Limits {
             max_commands: default_max_commands(),
             command_timeout: default_command_timeout(),
             data_timeout: default_data_timeout(),
+            session_timeout: default_session_timeout(),
+            min_data_rate: default_min_data_rate(),
+            data_rate_window: default_data_rate_window(),
             max_auth_failures: default_auth_failures(),
             auth_failure_window: default_auth_window(),
             shutdown_grace: default_shutdown_grace(),

@@ -216,6 +216,8 @@ class Relay:
         cfg = (self.dir / "relay.yaml").read_text()
         delivery = (
             "delivery:\n  mode: mx\n  mxPort: %d\n  nameservers:\n  - 127.0.0.1:%d\n"
+            # The sink is on loopback, which delivery refuses unless allowed.
+            "  allowedDestinationCidrs: [127.0.0.1/32]\n"
             "  retry:\n    initial: 1s\n    maxDelay: 2s\n    maxAge: 5d\n" % (sink.port, dns.port)
         )
         cfg = re.sub(r"delivery:\n(  .*\n)+", delivery, cfg)

@@ -29,7 +29,9 @@ def run_rendered(out, creds, cleanup, mx_port=25, dns_port=None):
     relay.creds = creds
     cfg = (out / "relay" / "relay.yaml").read_text()
     cfg = cfg.replace("0.0.0.0:587", f"127.0.0.1:{relay.submission}").replace("0.0.0.0:465", f"127.0.0.1:{relay.submissions}")
-    cfg = cfg.replace("0.0.0.0:9587", f"127.0.0.1:{relay.http}").replace("0.0.0.0:9588", f"127.0.0.1:{relay.admin}").replace("mxPort: 25", f"mxPort: {mx_port}")
+    cfg = cfg.replace("0.0.0.0:9587", f"127.0.0.1:{relay.http}").replace("0.0.0.0:9588", f"127.0.0.1:{relay.admin}")
+    # The test sink is on loopback, which delivery refuses unless allowed.
+    cfg = re.sub(r"(\n( +))mxPort: 25\n", lambda m: f"{m.group(1)}mxPort: {mx_port}{m.group(1)}allowedDestinationCidrs: [127.0.0.1/32]\n", cfg)
     if dns_port:
         cfg = cfg.replace("nameservers: []", f"nameservers: ['127.0.0.1:{dns_port}']")
     relay.config = out / "relay" / "test.yaml"

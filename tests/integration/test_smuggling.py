@@ -15,10 +15,14 @@ import pytest
 from conftest import standard_setup, wait_until
 from helpers import message, submit_client, tls_context
 
-SMUGGLED = b"MAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nFrom: dev@example.test\r\n\r\nsmuggled\r\n.\r\n"
+SMUGGLED = b"MAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nFrom: dev@example.test\r\n\r\nsmuggled-%s\r\n.\r\n"
 BARE = (550, b"5.6.0 Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)")
+NUL = (550, b"5.6.0 Message contains a NUL byte (RFC 5322 2.3)")
+CLOSING = (421, b"4.5.0 Bare line ending or NUL in the message; closing")
 
-# (name, bytes sent after 354, expected reply)
+# (name, bytes sent after the first body line, expected reply). The published class: SEC Consult
+# (December 2023) and the variants Postfix (CVE-2023-51764), Exim (CVE-2023-51766) and Sendmail
+# (CVE-2023-51765) fixed: bare LF, bare CR, CR CR LF, mixed, before and after the dot, NUL.
 DATA_CASES = [
     ("lf.lf", b"\n.\n", BARE),
     ("cr.cr", b"\r.\r", BARE),
@@ -26,7 +30,15 @@ DATA_CASES = [
     ("lf.crlf", b"\n.\r\n", BARE),
     ("crlf.cr", b"\r\n.\r", BARE),
     ("cr.crlf", b"\r.\r\n", BARE),
-    ("crlf-nul.crlf", b"\r\n\x00.\r\n", (550, b"5.6.0 Message contains a NUL byte (RFC 5322 2.3)")),
+    ("crlf-cr.crlf", b"\r\n\r.\r\n", BARE),
+    ("crlf.cr-crlf", b"\r\n.\r\r\n", BARE),
+    ("cr-crlf.cr-crlf", b"\r\r\n.\r\r\n", BARE),
+    ("crlf-lf.crlf", b"\r\n\n.\r\n", BARE),
+    ("crlf.lf-crlf", b"\r\n.\n\r\n", BARE),
+    ("lf-cr.crlf", b"\n\r.\r\n", BARE),
+    ("crlf-crlf.cr", b"\r\n\r\n.\r", BARE),
+    ("crlf-nul.crlf", b"\r\n\x00.\r\n", NUL),
+    ("crlf.nul-crlf", b"\r\n.\x00\r\n", NUL),
 ]
 
 # (name, raw command bytes, expected replies...) in an authenticated session with no transaction.
@@ -75,17 +87,26 @@ def replies(c, n):
 
 
 @pytest.mark.parametrize("name,ending,expected", DATA_CASES, ids=[c[0] for c in DATA_CASES])
-def test_end_of_data_variants_are_refused(world, name, ending, expected):
+def test_end_of_data_variants_are_refused_and_nothing_is_smuggled(world, name, ending, expected):
+    """Only <CRLF>.<CRLF> ends DATA. The message is refused at that real end and the session is
+    closed, so no byte from inside the refused body ever runs as a command."""
     sink, relay = world
     c = submit_client(relay)
     assert c.mail("dev@example.test")[0] == 250
     assert c.rcpt("rcpt@dest.test")[0] == 250
     assert c.docmd("DATA")[0] == 354
-    c.sock.sendall(b"From: dev@example.test\r\nSubject: smuggle\r\n\r\nfirst" + ending + SMUGGLED)
+    c.sock.sendall(b"From: dev@example.test\r\nSubject: smuggle\r\n\r\nfirst" + ending + SMUGGLED % name.encode())
     assert c.getreply() == expected
-    # In step: the smuggled commands were part of the refused message, not commands.
-    assert c.noop() == (250, b"2.0.0 OK")
+    assert c.getreply() == CLOSING
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        c.getreply()
+    # A canary sent afterwards arrives; nothing from the refused session ever does.
+    canary = f"canary {name}"
+    c = submit_client(relay)
+    c.sendmail("dev@example.test", ["rcpt@dest.test"], message(subject=canary))
     c.quit()
+    wait_until(lambda: any(canary.encode() in m[2] for m in sink.handler.messages), 30, "the canary at the sink")
+    assert not [m for m in sink.handler.messages if f"smuggled-{name}".encode() in m[2] or b"smuggle\r\n" in m[2]]
 
 
 def test_an_overlong_body_line_is_refused(world):
@@ -116,7 +137,7 @@ def test_a_body_pipelined_behind_a_refused_data_is_dropped_and_the_session_close
     sink, relay = world
     c = submit_client(relay)
     assert c.mail("dev@example.test")[0] == 250
-    c.sock.sendall(b"DATA\r\n" + SMUGGLED)
+    c.sock.sendall(b"DATA\r\n" + SMUGGLED % b"pipelined")
     assert c.getreply() == (554, b"5.5.1 No valid recipients")
     assert c.getreply() == (421, b"4.5.0 Input pipelined after a refused DATA; closing")
     with pytest.raises(smtplib.SMTPServerDisconnected):

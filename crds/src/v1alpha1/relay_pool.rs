@@ -170,6 +170,16 @@ pub struct PoolDelivery {
     /// The next hop for `mode: smarthost`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smarthost: Option<PoolSmarthost>,
+    /// Networks (CIDR) MX delivery never connects to, besides the built-in list (loopback,
+    /// RFC 1918, link-local, CGNAT, multicast, reserved and their IPv4-mapped forms). List the
+    /// cluster's pod and service ranges here when they are not private addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub denied_destination_cidrs: Vec<String>,
+    /// Networks (CIDR) MX delivery may connect to even when denied (an internal mail hub).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub allowed_destination_cidrs: Vec<String>,
 }
 
 /// What failed DNS checks do.
@@ -340,7 +350,7 @@ impl Default for PoolListeners {
 }
 impl Default for PoolDelivery {
     fn default() -> Self {
-        Self { mode: PoolDeliveryMode::Mx, tls: OutboundTls::Opportunistic, smarthost: None }
+        Self { mode: PoolDeliveryMode::Mx, tls: OutboundTls::Opportunistic, smarthost: None, denied_destination_cidrs: Vec::new(), allowed_destination_cidrs: Vec::new() }
     }
 }
 impl Default for PoolSpool {

@@ -418,7 +418,13 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
 
     let spec = &pool.spec;
     let delivery = match spec.delivery.mode {
-        PoolDeliveryMode::Mx => rc::Delivery { mode: rc::DeliveryMode::Mx, tls: spec.delivery.tls, ..Default::default() },
+        PoolDeliveryMode::Mx => rc::Delivery {
+            mode: rc::DeliveryMode::Mx,
+            tls: spec.delivery.tls,
+            denied_destination_cidrs: spec.delivery.denied_destination_cidrs.clone(),
+            allowed_destination_cidrs: spec.delivery.allowed_destination_cidrs.clone(),
+            ..Default::default()
+        },
         PoolDeliveryMode::Smarthost => {
             let s = spec.delivery.smarthost.as_ref().ok_or("delivery.smarthost is required when mode is smarthost")?;
             let mut smarthost = rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None };

@@ -75,6 +75,8 @@ pub struct Runtime {
     pub nameservers: Vec<SocketAddr>,
     /// Networks allowed to connect; empty means any.
     pub client_networks: Vec<Cidr>,
+    /// Where MX delivery may connect.
+    pub destinations: crate::delivery::destination::DestinationFilter,
     /// The audit HMAC key, when the trail is configured.
     pub audit_key: Option<Vec<u8>>,
     /// (tenant, domain) pairs whose queued mail is purged (see `retiredDomains`).
@@ -228,6 +230,18 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
         match text.parse::<Cidr>() {
             Ok(n) => client_networks.push(n),
             Err(e) => c.fail(format!("listeners.allowedClientCidrs[{i}]"), e),
+        }
+    }
+    let mut destinations = crate::delivery::destination::DestinationFilter::default();
+    for (field, texts, into) in [
+        ("delivery.deniedDestinationCidrs", &config.delivery.denied_destination_cidrs, &mut destinations.denied),
+        ("delivery.allowedDestinationCidrs", &config.delivery.allowed_destination_cidrs, &mut destinations.allowed),
+    ] {
+        for (i, text) in texts.iter().enumerate() {
+            match text.parse::<Cidr>() {
+                Ok(n) => into.push(n),
+                Err(e) => c.fail(format!("{field}[{i}]"), e),
+            }
         }
     }
     let cert_pem = c.read("tls.certFile", &config.tls.cert_file.clone());
@@ -439,7 +453,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
-            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, tls_pem, retired, audit_key })
+            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, destinations, tls_pem, retired, audit_key })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

@@ -36,7 +36,7 @@ fn defaults_are_pinned() {
         limits,
         serde_json::json!({
             "maxMessageSize": "25MiB", "maxRecipients": 100, "maxLineLength": 1000, "maxSessions": 2000, "maxSessionsPerClient": 50,
-            "maxCommands": 1000, "commandTimeout": "5m", "dataTimeout": "3m", "maxAuthFailures": 5,
+            "maxCommands": 1000, "commandTimeout": "5m", "dataTimeout": "3m", "sessionTimeout": "10m", "minDataRate": "500", "dataRateWindow": "30s", "maxAuthFailures": 5,
             "authFailureWindow": "5m", "shutdownGrace": "25s"
         })
     );

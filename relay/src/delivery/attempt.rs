@@ -5,7 +5,7 @@
 
 use super::client::{Client, Outcome, SessionFailure, Timeouts, TlsPolicy};
 use super::queue::QueueItem;
-use super::{dsn, retry, route};
+use super::{destination, dsn, retry, route};
 use crate::config::Runtime;
 use crate::relay::{mask, Relay};
 use crate::spool::{Envelope, RcptStatus, Recipient};
@@ -192,6 +192,7 @@ impl Job {
             _ => None,
         };
         let mut last = SessionFailure { permanent: false, reason: "no destination".into() };
+        let mut denied_hosts = 0;
         for host in &hosts {
             let tls = TlsPolicy { required: tls_required, config: config.clone(), server_name: host.clone() };
             let pool_key = format!("{host}:{port}:{tls_required}");
@@ -207,7 +208,17 @@ impl Job {
                             None => host.parse().map(|ip| vec![SocketAddr::new(ip, port)]).map_err(|_| route::RouteError::Temporary("no resolver".into())),
                         };
                         let addrs = match addrs {
-                            Ok(a) => a,
+                            Ok(a) if matches!(dest, Destination::Smarthost) => a,
+                            Ok(a) => {
+                                let allowed: Vec<SocketAddr> = a.iter().copied().filter(|a| rt.destinations.allows(a.ip())).collect();
+                                if allowed.is_empty() {
+                                    self.relay.metrics.rejected.with_label_values(&["destination_not_allowed"]).inc();
+                                    tracing::warn!(host = %host, "MX host resolves only to addresses delivery may not connect to");
+                                    denied_hosts += 1;
+                                    break;
+                                }
+                                allowed
+                            }
                             Err(route::RouteError::Temporary(reason)) => {
                                 last = SessionFailure { permanent: false, reason };
                                 break;
@@ -242,6 +253,10 @@ impl Job {
                     }
                 }
             }
+        }
+        if denied_hosts > 0 && denied_hosts == hosts.len() {
+            // Every MX points where delivery may not go: permanent, and the DSN says only that.
+            return all(Outcome::Failed(destination::NOT_ALLOWED.into()));
         }
         let reason = last.reason;
         all(if last.permanent { Outcome::Failed(reason) } else { Outcome::Deferred(reason) })

@@ -1,9 +1,11 @@
 //! Outbound delivery: the scheduler ([`queue`]), one attempt of one message ([`attempt`]), the
-//! SMTP client ([`client`]), destinations ([`route`]), the retry schedule ([`retry`]) and bounces
+//! SMTP client ([`client`]), destinations ([`route`]) and the addresses they may be
+//! ([`destination`]), the retry schedule ([`retry`]) and bounces
 //! ([`dsn`]).
 
 pub mod attempt;
 pub mod client;
+pub mod destination;
 pub mod dsn;
 pub mod queue;
 pub mod retry;

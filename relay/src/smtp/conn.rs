@@ -1,12 +1,17 @@
 //! The byte side of a session: a plain or TLS stream with one read buffer (so pipelined commands
 //! are kept, and dropped at STARTTLS), reads bounded in length and time, and replies written in
 //! batches (flushed only when no pipelined input is waiting, RFC 2920).
+//!
+//! Time is bounded three ways: each read has its timeout, the whole session has a deadline that
+//! every read respects (so trickling one byte at a time cannot hold a session), and message data
+//! must arrive at a minimum rate over each window ([`DataPace`]).
 
 use super::dotstuff::{DataError, DataReader, Progress};
 use super::reply::Reply;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The server side of a session: plaintext until STARTTLS (or TLS from the start).
@@ -18,6 +23,10 @@ pub enum ConnError {
     Eof,
     #[error("client timed out")]
     Timeout,
+    #[error("session deadline reached")]
+    SessionDeadline,
+    #[error("message data arrived below the minimum rate")]
+    TooSlow,
     #[error("line too long")]
     TooLong,
     #[error("command line not ended by CRLF")]
@@ -30,13 +39,45 @@ pub struct Conn<S> {
     stream: Stream<S>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    deadline: Option<Instant>,
+}
+
+/// The minimum pace of message data: at least `min_bytes_per_sec` in every `window`.
+#[derive(Clone, Copy, Debug)]
+pub struct DataPace {
+    pub min_bytes_per_sec: u64,
+    pub window: Duration,
+}
+
+/// Why a bounded read stopped waiting.
+enum Waited {
+    Timeout,
+    Deadline,
+    Window,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub fn new(stream: Stream<S>) -> Self {
-        Self { stream, buf: Vec::with_capacity(READ_CHUNK), out: Vec::with_capacity(512) }
+        Self { stream, buf: Vec::with_capacity(READ_CHUNK), out: Vec::with_capacity(512), deadline: None }
+    }
+
+    /// Every later read ends with [`ConnError::SessionDeadline`] once `deadline` has passed.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// The read timeout cut short by the session deadline and, during DATA, the pace window's end.
+    fn read_limit(&self, timeout: Duration, window_end: Option<Instant>) -> (Instant, Waited) {
+        let mut limit = (Instant::now() + timeout, Waited::Timeout);
+        if let Some(d) = self.deadline.filter(|d| *d <= limit.0) {
+            limit = (d, Waited::Deadline);
+        }
+        if let Some(w) = window_end.filter(|w| *w < limit.0) {
+            limit = (w, Waited::Window);
+        }
+        limit
     }
 
     pub fn has_buffered_input(&self) -> bool {
@@ -48,13 +89,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn fill(&mut self, timeout: Duration) -> Result<(), ConnError> {
+        match self.fill_until(timeout, None).await? {
+            None => Ok(()),
+            Some(_) => Err(ConnError::Timeout),
+        }
+    }
+
+    /// One read; `Ok(Some(n))` when the pace window ended first with `n` bytes read (`0`).
+    async fn fill_until(&mut self, timeout: Duration, window_end: Option<Instant>) -> Result<Option<usize>, ConnError> {
+        let (limit, why) = self.read_limit(timeout, window_end);
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK, 0);
-        let read = tokio::time::timeout(timeout, self.stream.read(&mut self.buf[start..])).await;
+        // `read` is cancel-safe: when the limit wins, no byte has been taken from the stream.
+        let read = tokio::time::timeout_at(limit, self.stream.read(&mut self.buf[start..])).await;
         let n = match read {
             Err(_) => {
                 self.buf.truncate(start);
-                return Err(ConnError::Timeout);
+                return match why {
+                    Waited::Timeout => Err(ConnError::Timeout),
+                    Waited::Deadline => Err(ConnError::SessionDeadline),
+                    Waited::Window => Ok(Some(0)),
+                };
             }
             Ok(r) => r.inspect_err(|_| self.buf.truncate(start))?,
         };
@@ -62,7 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if n == 0 {
             return Err(ConnError::Eof);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// One command line without its CRLF. Longer lines are discarded up to their end.
@@ -91,10 +146,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Message data up to the end-of-data line, already unstuffed and checked.
-    pub async fn read_data(&mut self, mut reader: DataReader, timeout: Duration) -> Result<Result<Vec<u8>, DataError>, ConnError> {
+    /// Message data up to the end-of-data line, already unstuffed and checked. Each window of
+    /// `pace.window` must bring at least `pace.min_bytes_per_sec * window` bytes.
+    pub async fn read_data(&mut self, mut reader: DataReader, timeout: Duration, pace: DataPace) -> Result<Result<Vec<u8>, DataError>, ConnError> {
+        let paced = pace.min_bytes_per_sec > 0 && !pace.window.is_zero();
+        let needed = (pace.min_bytes_per_sec as f64 * pace.window.as_secs_f64()) as u64;
+        let mut window_end = Instant::now() + pace.window;
+        let mut in_window: u64 = 0;
         loop {
             if !self.buf.is_empty() {
+                in_window += self.buf.len() as u64;
                 match reader.feed(&self.buf) {
                     Progress::Done { consumed } => {
                         self.buf.drain(..consumed);
@@ -103,7 +164,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     Progress::NeedMore => self.buf.clear(),
                 }
             }
-            self.fill(timeout).await?;
+            if paced && Instant::now() >= window_end {
+                if in_window < needed {
+                    return Err(ConnError::TooSlow);
+                }
+                window_end = Instant::now() + pace.window;
+                in_window = 0;
+            }
+            self.fill_until(timeout, paced.then_some(window_end)).await?;
         }
     }
 

@@ -3,8 +3,9 @@
 //! domain, and write it to the spool. `250` is sent only after the spool file and its directory
 //! are on disk; any failure before that is a `4xx`/`5xx` and the client keeps the message.
 
+use super::conn::{ConnError, DataPace};
 use super::dotstuff::{DataError, DataReader};
-use super::message::{added_headers, from_domains, Trace};
+use super::message::{added_headers, check_header_section, from_domains, Trace};
 use super::reply::{common, Reply};
 use super::{Session, Stage};
 use crate::policy;
@@ -45,9 +46,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return Reply::new(421, "4.4.2", "Connection lost").closing();
         }
         let reader = DataReader::new(limits.max_message_size.0 as usize, limits.max_line_length);
-        let message = match self.conn.read_data(reader, limits.data_timeout.0).await {
+        let pace = DataPace { min_bytes_per_sec: limits.min_data_rate.0, window: limits.data_rate_window.0 };
+        let message = match self.conn.read_data(reader, limits.data_timeout.0, pace).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => return self.data_refused(e, &rt),
+            Err(ConnError::SessionDeadline) => {
+                self.reject("session_deadline");
+                return common::session_deadline();
+            }
+            Err(ConnError::TooSlow) => {
+                self.reject("data_rate");
+                tracing::warn!(client = %self.peer, "message data below the minimum rate; closing the session");
+                return common::too_slow();
+            }
             Err(_) => return common::timeout(),
         };
         let key_id = self.key_id.clone().unwrap_or_default();
@@ -105,27 +116,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Reply::new(421, "4.5.0", "Input pipelined after a refused DATA; closing").closing()
     }
 
-    fn data_refused(&self, e: DataError, rt: &crate::config::Runtime) -> Reply {
+    /// The bare CR/LF policy (Postfix's `smtpd_forbid_bare_newline = normal` is the model): the
+    /// message is refused at the real end of data (`<CRLF>.<CRLF>`, the only end the reader knows),
+    /// and the session is then closed. A peer that sends bare line endings may disagree with us
+    /// about where its message ended, so nothing it sends afterwards is read as a command.
+    fn data_refused(&mut self, e: DataError, rt: &crate::config::Runtime) -> Reply {
         let limits = &rt.config.limits;
-        match e {
+        let refusal = match e {
             DataError::BareLf | DataError::BareCr => {
                 self.reject("bare_line_ending");
-                tracing::warn!(client = %self.peer, "message with bare LF/CR refused (possible SMTP smuggling)");
+                tracing::warn!(client = %self.peer, "message with bare LF/CR refused (possible SMTP smuggling); closing the session");
                 Reply::new(550, "5.6.0", "Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)")
             }
             DataError::Nul => {
                 self.reject("nul");
+                tracing::warn!(client = %self.peer, "message with NUL refused; closing the session");
                 Reply::new(550, "5.6.0", "Message contains a NUL byte (RFC 5322 2.3)")
             }
             DataError::TooLarge => {
                 self.reject("size");
-                Reply::new(552, "5.3.4", format!("Message size exceeds the limit of {} bytes", limits.max_message_size.0))
+                return Reply::new(552, "5.3.4", format!("Message size exceeds the limit of {} bytes", limits.max_message_size.0));
             }
             DataError::LineTooLong => {
                 self.reject("line_length");
-                Reply::new(550, "5.6.0", format!("Message has a line longer than {} bytes (RFC 5322 2.1.1)", limits.max_line_length))
+                return Reply::new(550, "5.6.0", format!("Message has a line longer than {} bytes (RFC 5322 2.1.1)", limits.max_line_length));
             }
-        }
+        };
+        self.conn.queue(&refusal);
+        self.conn.discard_input();
+        Reply::new(421, "4.5.0", "Bare line ending or NUL in the message; closing").closing()
     }
 }
 
@@ -133,6 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 /// the stored bytes, or the reply to refuse with.
 fn accept(relay: &Relay, key_id: &str, env: Envelope, added: Vec<u8>, message: Vec<u8>) -> Result<(Envelope, Vec<u8>), Reply> {
     let rt = relay.runtime();
+    check_header_section(&message).inspect_err(|_| relay.metrics.rejected.with_label_values(&["header_section"]).inc())?;
     let domains = from_domains(&message).inspect_err(|_| relay.metrics.rejected.with_label_values(&["from_header"]).inc())?;
     if let Some(bad) = domains.iter().find(|d| !policy::may_send_as(&rt, key_id, d)) {
         relay.metrics.rejected.with_label_values(&["from_domain"]).inc();

@@ -1,7 +1,9 @@
 //! The DATA byte stream (RFC 5321 sections 2.3.8, 4.1.1.4, 4.5.2): finds the one true end of data
-//! (`CRLF.CRLF`), removes dot-stuffing, and refuses any bare LF, bare CR or NUL. Only CRLF ends a line,
-//! so `<LF>.<LF>` and friends can never end the message early (SMTP smuggling). Pure: bytes in,
-//! message or error out.
+//! (`CRLF.CRLF`), removes dot-stuffing, and refuses any bare LF, bare CR or NUL. Only CRLF ends a line:
+//! a bare CR or LF is part of the line it is in, so it never puts the reader "at the start of a line"
+//! and never completes a dot line. `<LF>.<LF>`, `<CR><LF><CR>.<CR><LF>`, `<CR><LF>.<CR><CR><LF>` and
+//! friends can therefore never end the message early (SMTP smuggling). Pure: bytes in, message or
+//! error out.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataError {
@@ -78,7 +80,11 @@ impl DataReader {
                     self.line_len = 0;
                     continue;
                 }
+                // A bare CR is line content: the line it is in is neither at its start nor a dot line.
                 self.fail(DataError::BareCr);
+                self.at_line_start = false;
+                self.dot_line = false;
+                self.line_len += 1;
             }
             match b {
                 b'\r' => self.pending_cr = true,
@@ -171,11 +177,38 @@ mod tests {
             (b"a\r\n.\rMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
             (b"a\r.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
             (b"a\r\n\0.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::Nul),
+            // A bare CR right after a CRLF, then a dot line (the review's demonstration).
+            (b"a\r\n\r.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
+            // A dot line whose CRLF is preceded by a second CR.
+            (b"a\r\n.\r\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
+            (b"a\r\r\n.\r\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
+            (b"a\r\n.\r\0\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareCr),
+            (b"a\r\n\n.\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareLf),
+            (b"a\r\n.\n\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::BareLf),
+            (b"a\r\n.\0\r\nMAIL FROM:<x@evil.test>\r\n.\r\n", DataError::Nul),
         ];
         for (input, err) in cases {
             let (p, msg) = read(input);
             assert_eq!(p, Progress::Done { consumed: input.len() }, "{}", String::from_utf8_lossy(input));
             assert_eq!(msg.unwrap_err(), *err, "{}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn only_crlf_dot_crlf_ends_data_whatever_precedes_it() {
+        // Every prefix of bare CR/LF/NUL combinations followed by a dot line that is not preceded
+        // by a real CRLF must leave the reader waiting for the real end.
+        let pieces: &[&[u8]] = &[b"\r", b"\n", b"\0", b".", b"\r\n", b"x"];
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            inputs = inputs.iter().flat_map(|p| pieces.iter().map(move |q| [p.as_slice(), q].concat())).collect();
+        }
+        for input in inputs {
+            let mut r = DataReader::new(1 << 20, 1000);
+            if let Progress::Done { consumed } = r.feed(&input) {
+                let ends_with_real_end = input[..consumed].ends_with(b"\r\n.\r\n") || &input[..consumed] == b".\r\n";
+                assert!(ends_with_real_end, "ended early on {:?}", String::from_utf8_lossy(&input));
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! What the relay checks and adds to a message body after DATA: the `From:` header's domains (for
+//! What the relay checks and adds to a message body after DATA: the shape of the header section
+//! (every line a field or a folded continuation, RFC 5322 2.2), the `From:` header's domains (for
 //! the sender policy), and the trace and identity headers (`Received:`, `Message-ID:`, `Date:`).
 //! Pure.
 
@@ -13,6 +14,27 @@ pub struct Trace<'a> {
     pub queue_id: &'a str,
     pub tls: bool,
     pub unix_time: u64,
+}
+
+/// Every line of the header section (up to the first empty line, or the whole message when there
+/// is none) must be a field, `name: value` with a name of printable ASCII other than `:`
+/// (RFC 5322 2.2, 3.6.8), or a continuation starting with a space or tab after a field. A message
+/// that breaks this would be signed as it is and fail DKIM at strict verifiers; a body that
+/// starts without the empty line after the headers is the usual cause.
+pub fn check_header_section(message: &[u8]) -> Result<(), Reply> {
+    let lines = header_section(message).split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    for (i, line) in lines.enumerate() {
+        if line.is_empty() {
+            break;
+        }
+        let continuation = matches!(line[0], b' ' | b'\t');
+        let field = line.iter().position(|&b| b == b':').is_some_and(|colon| colon > 0 && line[..colon].iter().all(|&b| (33..=126).contains(&b)));
+        if (continuation && i == 0) || (!continuation && !field) {
+            let what = if continuation { "a continuation with no field before it" } else { "neither a header field nor a folded continuation" };
+            return Err(Reply::new(550, "5.6.0", format!("Message header line {} is {what} (RFC 5322 2.2); is the empty line after the headers missing?", i + 1)));
+        }
+    }
+    Ok(())
 }
 
 /// The domains of every address in the message's `From:` header (lower case). Exactly one
@@ -48,6 +70,7 @@ fn has_header(message: &[u8], name: &str) -> bool {
     })
 }
 
+/// The header section with its last CRLF, without the empty line (the whole message if none).
 fn header_section(message: &[u8]) -> &[u8] {
     match message.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(end) => &message[..end + 2],
@@ -86,6 +109,32 @@ fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_sections_must_hold_only_fields_and_continuations() {
+        let good: &[&[u8]] = &[
+            b"From: a@b.test\r\nSubject: x\r\n\r\nbody without: rules\r\n",
+            b"From: a@b.test\r\nSubject: folded\r\n over\r\n\tlines\r\n\r\nx\r\n",
+            b"From: a@b.test\r\nX-Empty:\r\n\r\n",
+            b"From: a@b.test\r\n",
+        ];
+        for m in good {
+            assert!(check_header_section(m).is_ok(), "{}", String::from_utf8_lossy(m));
+        }
+        let bad: &[(&[u8], usize)] = &[
+            (b"From: a@b.test\r\nSubject: x\r\nhello, this is the body\r\n", 3),
+            (b"From: a@b.test\r\nno colon here\r\n\r\nx\r\n", 2),
+            (b" From: a@b.test\r\n\r\nx\r\n", 1),
+            (b"From: a@b.test\r\n: no name\r\n\r\n", 2),
+            (b"From: a@b.test\r\nBad Name: x\r\n\r\n", 2),
+            (b"From: a@b.test\r\nX-\x7fDel: x\r\n\r\n", 2),
+        ];
+        for (m, line) in bad {
+            let e = check_header_section(m).unwrap_err();
+            assert_eq!((e.code, e.enhanced), (550, "5.6.0"));
+            assert!(e.lines[0].starts_with(&format!("Message header line {line} is ")), "{}: {:?}", String::from_utf8_lossy(m), e.lines);
+        }
+    }
 
     fn trace() -> Trace<'static> {
         Trace { helo: "client", client_ip: [127, 0, 0, 1].into(), hostname: "relay.test", queue_id: "q1", tls: true, unix_time: 0 }

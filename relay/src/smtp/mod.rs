@@ -80,6 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Reply::new(220, "", format!("{hostname} ESMTP Cascade"))
         };
         self.conn.queue(&greeting);
+        self.conn.set_deadline(tokio::time::Instant::now() + self.relay.runtime().config.limits.session_timeout.0);
         if !greeting.close {
             self.command_loop().await;
         }
@@ -123,6 +124,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     Reply::new(500, "5.5.2", "Command lines must end with CRLF")
                 }
                 Err(ConnError::Timeout) => common::timeout(),
+                Err(ConnError::SessionDeadline) => {
+                    self.reject("session_deadline");
+                    common::session_deadline()
+                }
+                Err(ConnError::TooSlow) => common::too_slow(),
                 Err(ConnError::Eof | ConnError::Io(_)) => return,
             };
             self.conn.queue(&reply);

@@ -80,6 +80,12 @@ pub mod common {
     pub fn timeout() -> Reply {
         Reply::new(421, "4.4.2", "Timeout waiting for client, closing connection").closing()
     }
+    pub fn session_deadline() -> Reply {
+        Reply::new(421, "4.4.2", "Session time limit reached, closing connection").closing()
+    }
+    pub fn too_slow() -> Reply {
+        Reply::new(421, "4.4.2", "Message data arrived too slowly, closing connection").closing()
+    }
     pub fn too_many_commands() -> Reply {
         Reply::new(421, "4.7.0", "Too many commands in one session, closing connection").closing()
     }

@@ -190,7 +190,23 @@ async fn bare_lf_smuggling_is_refused_and_nothing_is_smuggled() {
     c.cmd("DATA").await;
     c.raw(b"From: dev@example.test\r\n\r\nfirst\n.\nMAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nsmuggled\r\n.\r\n").await;
     assert_eq!(c.reply().await, "550 5.6.0 Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)");
-    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 OK");
+    assert_eq!(c.reply().await, "421 4.5.0 Bare line ending or NUL in the message; closing");
+    assert_eq!(c.reply().await, "<EOF>");
+    assert!(f.queue.try_recv().is_err(), "nothing may be queued");
+}
+
+#[tokio::test]
+async fn bare_cr_before_the_dot_does_not_end_data() {
+    // The review's demonstration: `<CR><LF><CR>.<CR><LF>` used to end DATA and run the rest.
+    let mut f = fixture();
+    let mut c = authed(&f).await;
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    c.cmd("RCPT TO:<r@dest.test>").await;
+    c.cmd("DATA").await;
+    c.raw(b"From: dev@example.test\r\n\r\nhello\r\n\r.\r\nMAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nsmuggled\r\n.\r\n").await;
+    assert_eq!(c.reply().await, "550 5.6.0 Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)");
+    assert_eq!(c.reply().await, "421 4.5.0 Bare line ending or NUL in the message; closing");
+    assert_eq!(c.reply().await, "<EOF>");
     assert!(f.queue.try_recv().is_err(), "nothing may be queued");
 }
 
@@ -257,6 +273,73 @@ async fn an_idle_client_is_disconnected_after_the_command_timeout() {
     assert_eq!(c.reply().await, "421 4.4.2 Timeout waiting for client, closing connection");
     assert!(started.elapsed() >= std::time::Duration::from_secs(5));
     assert_eq!(c.reply().await, "<EOF>");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_trickling_commands_is_closed_at_the_session_deadline() {
+    let f = fixture_with(|t| *t = t.replace("commandTimeout: 5m", "commandTimeout: 5s").replace("sessionTimeout: 10m", "sessionTimeout: 60s"));
+    let mut c = start(&f);
+    let started = tokio::time::Instant::now();
+    assert!(c.reply().await.starts_with("220 "));
+    // Each NOOP comes well within the command timeout, one byte at a time.
+    let mut last = String::new();
+    for _ in 0..40 {
+        for b in b"NOOP\r\n" {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            if c.io.get_mut().write_all(&[*b]).await.is_err() {
+                break;
+            }
+        }
+        last = c.reply().await;
+        if last != "250 2.0.0 OK" {
+            break;
+        }
+    }
+    assert_eq!(last, "421 4.4.2 Session time limit reached, closing connection");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(60) && started.elapsed() < std::time::Duration::from_secs(66));
+    assert_eq!(f.relay.metrics.rejected.with_label_values(&["session_deadline"]).get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn message_data_below_the_minimum_rate_closes_the_session() {
+    let f = fixture_with(|t| *t = t.replace("minDataRate: \"500\"", "minDataRate: 100").replace("dataRateWindow: 30s", "dataRateWindow: 10s"));
+    let mut c = authed(&f).await;
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    c.cmd("RCPT TO:<r@dest.test>").await;
+    assert!(c.cmd("DATA").await.starts_with("354 "));
+    let started = tokio::time::Instant::now();
+    c.raw(b"From: dev@example.test\r\n\r\n").await;
+    // One byte every 2 s: far within the 3-minute read timeout, far below 100 bytes/s.
+    let mut writes = 0;
+    while writes < 60 && c.io.get_mut().write_all(b"x").await.is_ok() {
+        writes += 1;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if started.elapsed() > std::time::Duration::from_secs(12) {
+            break;
+        }
+    }
+    assert_eq!(c.reply().await, "421 4.4.2 Message data arrived too slowly, closing connection");
+    assert!(started.elapsed() < std::time::Duration::from_secs(13));
+    assert_eq!(f.relay.metrics.rejected.with_label_values(&["data_rate"]).get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_message_passes_the_data_rate_check() {
+    let mut f = fixture_with(|t| *t = t.replace("minDataRate: \"500\"", "minDataRate: 100").replace("dataRateWindow: 30s", "dataRateWindow: 1s"));
+    let mut c = authed(&f).await;
+    c.cmd("MAIL FROM:<dev@example.test>").await;
+    c.cmd("RCPT TO:<r@dest.test>").await;
+    c.cmd("DATA").await;
+    // 300 bytes per second for 3 s, then the end: above the rate in every window.
+    c.raw(b"From: dev@example.test\r\n\r\n").await;
+    for _ in 0..3 {
+        c.raw(&[b'y'; 298]).await;
+        c.raw(b"\r\n").await;
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    }
+    c.raw(b".\r\n").await;
+    assert!(c.reply().await.starts_with("250 2.0.0 OK queued as "));
+    assert!(f.queue.try_recv().is_ok());
 }
 
 /// The whole session on mutated transcripts, in plaintext and on implicit TLS: every run ends
