@@ -127,6 +127,13 @@ pub struct Listeners {
     /// get `554 5.7.1` and are disconnected before any command.
     #[serde(default)]
     pub allowed_client_cidrs: Vec<String>,
+    /// Load balancers (CIDR) that put a PROXY protocol v2 header in front of each connection to
+    /// the SMTP listeners and the tenant HTTP listener. A connection from these addresses must
+    /// start with one (else it is closed); its source address is then the client for limits,
+    /// allowed networks, logs and audit. Connections from anywhere else are served as direct
+    /// clients and no header is read from them, so nobody else can claim another address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxy_cidrs: Vec<String>,
 }
 
 /// PEM files of the server certificate chain and its private key; both are re-read when they change.
@@ -561,7 +568,7 @@ fn default_shutdown_grace() -> HumanDuration {
 
 impl Default for Listeners {
     fn default() -> Self {
-        Self { submission: default_submission(), submissions: default_submissions(), http: default_http(), admin: default_admin(), allowed_client_cidrs: vec![] }
+        Self { submission: default_submission(), submissions: default_submissions(), http: default_http(), admin: default_admin(), allowed_client_cidrs: vec![], trusted_proxy_cidrs: vec![] }
     }
 }
 

@@ -9,7 +9,7 @@
 //! SMTP and the Kubernetes API for the configuration watch) and, with
 //! `autoscaling`, a HorizontalPodAutoscaler.
 
-use cascade_crds::v1alpha1::{RelayPool, ServiceType};
+use cascade_crds::v1alpha1::{RelayPool, ServiceType, TrafficPolicy};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource};
 use k8s_openapi::api::core::v1::*;
@@ -218,6 +218,10 @@ pub fn services(pool: &RelayPool) -> [Service; 2] {
         ports: Some(if headless { ports.clone() } else { exposed.clone() }),
         cluster_ip: headless.then(|| "None".to_string()),
         type_: (!headless).then(|| type_.to_string()),
+        external_traffic_policy: s.external_traffic_policy.filter(|_| !headless).map(|p| match p {
+            TrafficPolicy::Cluster => "Cluster".to_string(),
+            TrafficPolicy::Local => "Local".to_string(),
+        }),
         ..Default::default()
     };
     [
@@ -447,6 +451,10 @@ mod tests {
         let spec = exposed.spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("NodePort"));
         assert_eq!(spec.ports.unwrap().iter().map(|p| p.node_port).collect::<Vec<_>>(), [Some(30587), Some(30465), None]);
+        assert_eq!(spec.external_traffic_policy, None);
+        let [exposed, headless] = services(&pool(serde_json::json!({ "service": { "type": "LoadBalancer", "externalTrafficPolicy": "Local" } })));
+        assert_eq!(exposed.spec.unwrap().external_traffic_policy.as_deref(), Some("Local"));
+        assert_eq!(headless.spec.unwrap().external_traffic_policy, None);
         assert_eq!(disruption_budget(&pool(serde_json::json!({}))).spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
     }
 }

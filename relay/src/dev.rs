@@ -77,7 +77,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
 
     let config = RelayConfig {
         hostname: "localhost".into(),
-        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone(), admin: opts.admin.clone(), allowed_client_cidrs: vec![] },
+        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone(), admin: opts.admin.clone(), allowed_client_cidrs: vec![], trusted_proxy_cidrs: vec![] },
         tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: vec![Tenant {
             name: "dev".into(),

@@ -29,6 +29,10 @@ pub trait Probes: Send + Sync + 'static {
     fn max_body(&self) -> usize {
         MAX_BODY
     }
+    /// Whether connections from `peer` start with a PROXY v2 header (a trusted load balancer).
+    fn behind_proxy(&self, _peer: std::net::IpAddr) -> bool {
+        false
+    }
     /// A POST: (status, body). Nothing is posted to by default.
     fn post(&self, _path: &str, _authorization: Option<&str>, _body: &[u8], _peer: std::net::IpAddr) -> (u16, String) {
         (404, "not found\n".into())
@@ -74,6 +78,9 @@ impl Probes for Tenant {
     fn ready(&self) -> bool {
         self.0.is_ready()
     }
+    fn behind_proxy(&self, peer: std::net::IpAddr) -> bool {
+        self.0.runtime().behind_proxy(peer)
+    }
     fn post(&self, path: &str, authorization: Option<&str>, body: &[u8], peer: std::net::IpAddr) -> (u16, String) {
         if path != "/dmarc/reports" {
             return (404, "not found\n".into());
@@ -90,17 +97,30 @@ pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>) {
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else { continue };
         let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
-        let Some(slot) = per_client.enter(peer.ip(), MAX_CONNECTIONS_PER_CLIENT) else {
-            // One address cannot take the slots everyone else needs.
-            tokio::spawn(async move {
+        // A direct client takes its slot here, in accept order; a proxied one once its header
+        // names it.
+        let proxied = probes.behind_proxy(peer.ip());
+        let direct_slot = (!proxied).then(|| per_client.enter(peer.ip(), MAX_CONNECTIONS_PER_CLIENT));
+        let probes = probes.clone();
+        let per_client = per_client.clone();
+        tokio::spawn(async move {
+            let mut ip = peer.ip();
+            if proxied {
+                match crate::proxy::read_header(&mut stream, Duration::from_secs(10)).await {
+                    Ok(client) => ip = client.unwrap_or(ip),
+                    Err(e) => {
+                        tracing::warn!(proxy = %peer.ip(), error = %e, "HTTP connection from a trusted proxy without a valid PROXY v2 header; closed");
+                        return;
+                    }
+                }
+            }
+            let Some(slot) = direct_slot.unwrap_or_else(|| per_client.enter(ip, MAX_CONNECTIONS_PER_CLIENT)) else {
+                // One address cannot take the slots everyone else needs.
                 let _ = tokio::time::timeout(Duration::from_secs(5), respond(&mut stream, 429, "text/plain", "too many connections from your address\n")).await;
                 drop(permit);
-            });
-            continue;
-        };
-        let probes = probes.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, &*probes, peer.ip())).await;
+                return;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, &*probes, ip)).await;
             drop((permit, slot));
         });
     }

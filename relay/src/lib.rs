@@ -22,6 +22,7 @@ pub mod metrics;
 #[cfg(test)]
 pub mod mutate;
 pub mod policy;
+pub mod proxy;
 pub mod relay;
 pub mod server;
 pub mod smtp;

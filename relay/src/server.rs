@@ -112,32 +112,43 @@ async fn accept_loop(listener: TcpListener, kind: Kind, relay: Arc<Relay>, sessi
             _ = crate::relay::Relay::stopped(&mut shutdown) => return,
         };
         let _ = stream.set_nodelay(true);
-        let per_client = relay.runtime().config.limits.max_sessions_per_client;
-        let Some(slot) = relay.client_sessions.enter(peer.ip(), per_client) else {
-            relay.metrics.rejected.with_label_values(&["too_many_sessions_per_client"]).inc();
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut s = stream;
-                let _ = s.write_all(format!("421 4.7.0 Too many connections from your address (limit {per_client}); try again later\r\n").as_bytes()).await;
-            });
-            continue;
-        };
+        // The global cap first: it needs no address, so a flood cannot make us read headers.
         let Ok(permit) = sessions.clone().try_acquire_owned() else {
             relay.metrics.rejected.with_label_values(&["too_many_sessions"]).inc();
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut s = stream;
-                let _ = s.write_all(b"421 4.7.0 Too many connections, try again later\r\n").await;
-            });
+            tokio::spawn(refuse(stream, "421 4.7.0 Too many connections, try again later\r\n".into()));
             continue;
         };
+        // A direct client takes its slot here, in accept order; a proxied one once its header
+        // names it.
+        let rt = relay.runtime();
+        let per_client = rt.config.limits.max_sessions_per_client;
+        let proxied = rt.behind_proxy(peer.ip());
+        let direct_slot = (!proxied).then(|| relay.client_sessions.enter(peer.ip(), per_client));
+        drop(rt);
         let relay = relay.clone();
         tokio::spawn(async move {
-            let ip = peer.ip();
+            let mut stream = stream;
+            let rt = relay.runtime();
+            let timeout = rt.config.limits.command_timeout.0;
+            let mut ip = peer.ip();
+            if proxied {
+                match crate::proxy::read_header(&mut stream, timeout).await {
+                    Ok(client) => ip = client.unwrap_or(ip),
+                    Err(e) => {
+                        relay.metrics.rejected.with_label_values(&["proxy_header"]).inc();
+                        tracing::warn!(proxy = %peer.ip(), error = %e, "connection from a trusted proxy without a valid PROXY v2 header; closed");
+                        return;
+                    }
+                }
+            }
+            let Some(slot) = direct_slot.unwrap_or_else(|| relay.client_sessions.enter(ip, per_client)) else {
+                relay.metrics.rejected.with_label_values(&["too_many_sessions_per_client"]).inc();
+                refuse(stream, format!("421 4.7.0 Too many connections from your address (limit {per_client}); try again later\r\n")).await;
+                return;
+            };
             let stream = match kind {
                 Kind::Submission => Stream::Plain(stream),
                 Kind::Submissions => {
-                    let timeout = relay.runtime().config.limits.command_timeout.0;
                     let accept = tokio_rustls::TlsAcceptor::from(relay.tls.clone()).accept(stream);
                     match tokio::time::timeout(timeout, accept).await {
                         Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
@@ -148,11 +159,17 @@ async fn accept_loop(listener: TcpListener, kind: Kind, relay: Arc<Relay>, sessi
                     }
                 }
             };
-            Session::new(relay, stream, ip).run().await;
+            drop(rt);
+            Session::new(relay, stream, ip).with_client_slot(slot).run().await;
             drop(permit);
-            drop(slot);
         });
     }
+}
+
+/// Answers a connection refused at accept with one line, then closes it.
+async fn refuse(mut stream: tokio::net::TcpStream, line: String) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(line.as_bytes())).await;
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {

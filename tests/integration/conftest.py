@@ -324,3 +324,12 @@ def standard_setup(workdir, dns_server, cleanup, sink_tls=False, tweak=None, zon
     relay.configure(dns, sink, tweak).start()
     cleanup(relay.stop)
     return dns, sink, relay
+
+
+def pylib(spec):
+    """Puts a pure-Python PyPI test peer (`name==version`) on sys.path, fetched once into the cache."""
+    import sys
+    out = subprocess.run(["bash", str(ROOT / "tests/integration/pylib.sh"), spec], capture_output=True, text=True, timeout=300, check=True)
+    path = out.stdout.strip()
+    if path not in sys.path:
+        sys.path.insert(0, path)

@@ -115,3 +115,34 @@ def test_http_connections_per_client_address(relay):
     finally:
         for h in held:
             h.close()
+
+
+def test_a_client_within_its_session_limit_is_never_refused_under_churn(workdir, dns_server, cleanup):
+    """50 workers, each one message per STARTTLS session, never more than `maxSessionsPerClient`
+    (50) sessions at once: none may get `421 4.7.0`. A slot is free the moment the client's
+    session ends, not after the server's own teardown."""
+    import threading
+
+    from helpers import message, submit_client
+    dns, sink, relay = standard_setup(workdir, dns_server, cleanup)
+    refused, errors = [], []
+
+    def worker(n):
+        for i in range(3):
+            try:
+                c = submit_client(relay)
+                c.sendmail("dev@example.test", ["rcpt@dest.test"], message(subject=f"churn {n}-{i}"))
+                c.quit()
+            except smtplib.SMTPConnectError as e:
+                refused.append(e)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not refused, refused[:3]
+    assert not errors, errors[:3]
+    assert relay.metric('cascade_relay_messages_rejected_total{reason="too_many_sessions_per_client"}') == 0

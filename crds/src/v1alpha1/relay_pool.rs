@@ -118,11 +118,17 @@ pub struct PoolListeners {
     /// Prometheus runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_namespaces: Vec<String>,
+    /// Load balancers (CIDR) that send a PROXY protocol v2 header on each SMTP and tenant HTTP
+    /// connection; connections from them must carry one, and its source address is the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub trusted_proxy_cidrs: Vec<String>,
 }
 
 /// The client-facing Service `<pool>-relay`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[x_kube(validation = Rule::new("self.type == 'NodePort' || (!has(self.submissionNodePort) && !has(self.submissionsNodePort))").message("node ports need type NodePort"))]
+#[x_kube(validation = Rule::new("self.type != 'ClusterIP' || !has(self.externalTrafficPolicy)").message("externalTrafficPolicy needs type NodePort or LoadBalancer"))]
 #[serde(rename_all = "camelCase")]
 pub struct PoolService {
     /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
@@ -136,6 +142,19 @@ pub struct PoolService {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 30000, max = 32767))]
     pub submissions_node_port: Option<i32>,
+    /// `Local` keeps the client's source address (no SNAT to the node), so per-client limits see
+    /// the real client; traffic then goes only to relays on the receiving node. `Cluster`
+    /// (Kubernetes' default) when unset. The other way is a PROXY v2 load balancer
+    /// (`listeners.trustedProxyCidrs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<TrafficPolicy>,
+}
+
+/// Where external traffic to the Service may go.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficPolicy {
+    Cluster,
+    Local,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -345,7 +364,7 @@ fn default_max_sessions_per_client() -> u32 {
 
 impl Default for PoolListeners {
     fn default() -> Self {
-        Self { submission_port: default_submission_port(), submissions_port: default_submissions_port(), http_port: default_http_port(), admin_port: default_admin_port(), admin_namespaces: Vec::new() }
+        Self { submission_port: default_submission_port(), submissions_port: default_submissions_port(), http_port: default_http_port(), admin_port: default_admin_port(), admin_namespaces: Vec::new(), trusted_proxy_cidrs: Vec::new() }
     }
 }
 impl Default for PoolDelivery {

@@ -448,6 +448,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             http: format!("0.0.0.0:{}", l.http_port),
             admin: format!("0.0.0.0:{}", l.admin_port),
             allowed_client_cidrs: spec.allowed_client_cidrs.clone(),
+            trusted_proxy_cidrs: l.trusted_proxy_cidrs.clone(),
         },
         tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { name, domains }).collect(),

@@ -75,6 +75,8 @@ pub struct Runtime {
     pub nameservers: Vec<SocketAddr>,
     /// Networks allowed to connect; empty means any.
     pub client_networks: Vec<Cidr>,
+    /// Load balancers whose connections start with a PROXY v2 header.
+    pub proxy_networks: Vec<Cidr>,
     /// Where MX delivery may connect.
     pub destinations: crate::delivery::destination::DestinationFilter,
     /// The audit HMAC key, when the trail is configured.
@@ -89,6 +91,11 @@ pub struct Runtime {
 impl Runtime {
     pub fn client_allowed(&self, ip: std::net::IpAddr) -> bool {
         self.client_networks.is_empty() || self.client_networks.iter().any(|n| n.contains(ip))
+    }
+
+    /// Whether a connection from `peer` must start with a PROXY v2 header.
+    pub fn behind_proxy(&self, peer: std::net::IpAddr) -> bool {
+        self.proxy_networks.iter().any(|n| n.contains(peer))
     }
 }
 
@@ -230,6 +237,13 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
         match text.parse::<Cidr>() {
             Ok(n) => client_networks.push(n),
             Err(e) => c.fail(format!("listeners.allowedClientCidrs[{i}]"), e),
+        }
+    }
+    let mut proxy_networks = Vec::new();
+    for (i, text) in l.trusted_proxy_cidrs.iter().enumerate() {
+        match text.parse::<Cidr>() {
+            Ok(n) => proxy_networks.push(n),
+            Err(e) => c.fail(format!("listeners.trustedProxyCidrs[{i}]"), e),
         }
     }
     let mut destinations = crate::delivery::destination::DestinationFilter::default();
@@ -453,7 +467,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
-            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, destinations, tls_pem, retired, audit_key })
+            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, proxy_networks, destinations, tls_pem, retired, audit_key })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

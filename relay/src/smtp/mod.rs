@@ -48,13 +48,21 @@ pub struct Session<S> {
     /// The API key id once authenticated.
     pub(crate) key_id: Option<String>,
     commands: usize,
+    /// This client address's share of `maxSessionsPerClient`, freed the moment the session
+    /// ends (before the farewell is flushed), so a client that has seen `221` can reconnect.
+    client_slot: Option<crate::policy::limits::ClientSlot>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// A session on an already-established stream; `tls` for implicit-TLS listeners.
     pub fn new(relay: Arc<Relay>, stream: Stream<S>, peer: IpAddr) -> Self {
         let tls = matches!(stream, Stream::Tls(_));
-        Self { relay, conn: Conn::new(stream), peer, stage: Stage::Connected, helo: String::new(), tls, key_id: None, commands: 0 }
+        Self { relay, conn: Conn::new(stream), peer, stage: Stage::Connected, helo: String::new(), tls, key_id: None, commands: 0, client_slot: None }
+    }
+
+    pub fn with_client_slot(mut self, slot: crate::policy::limits::ClientSlot) -> Self {
+        self.client_slot = Some(slot);
+        self
     }
 
     pub(crate) fn reject(&self, reason: &str) {
@@ -84,6 +92,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !greeting.close {
             self.command_loop().await;
         }
+        // The session is over for the client once its last reply is written: free its slot first.
+        drop(self.client_slot.take());
         self.conn.shutdown().await;
         self.relay.metrics.sessions.dec();
     }

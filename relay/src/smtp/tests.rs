@@ -342,6 +342,25 @@ async fn a_fast_message_passes_the_data_rate_check() {
     assert!(f.queue.try_recv().is_ok());
 }
 
+#[tokio::test]
+async fn a_client_slot_is_free_before_the_farewell_reaches_the_client() {
+    // Under churn a client that has read `221` reconnects at once; its old slot must be free by
+    // then. A 4-byte pipe makes the server wait in the middle of writing `221` until the client
+    // reads, so the server cannot have finished its own teardown when the client sees the reply.
+    let f = fixture();
+    let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+    let slot = f.relay.client_sessions.enter(ip, 1).unwrap();
+    let (client, server) = tokio::io::duplex(4);
+    tokio::spawn(Session::new(f.relay.clone(), Stream::Plain(server), ip).with_client_slot(slot).run());
+    let mut c = Client { io: BufReader::new(client) };
+    assert!(c.reply().await.starts_with("220 "));
+    c.send("QUIT").await;
+    let mut first = [0u8; 3];
+    tokio::io::AsyncReadExt::read_exact(&mut c.io, &mut first).await.unwrap();
+    assert_eq!(&first, b"221");
+    assert!(f.relay.client_sessions.enter(ip, 1).is_some(), "the slot must be free once the client can see 221");
+}
+
 /// The whole session on mutated transcripts, in plaintext and on implicit TLS: every run ends
 /// (the client's close is seen), and whatever the input, the server writes only well-formed
 /// replies. The coverage-guided version is the `smtp_session` libFuzzer target.
