@@ -60,6 +60,12 @@ async fn crds_accept_the_examples_and_refuse_bad_specs() {
     assert!(!refused(&pools, &bad_port).await.is_empty());
     let no_smarthost: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{delivery: {{mode: smarthost}}}}\n"));
     assert!(refused(&pools, &no_smarthost).await.contains("smarthost is required when mode is smarthost"));
+    let weak_smarthost: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{delivery: {{mode: smarthost, smarthost: {{address: 'up.example:587', credentialsSecret: up}}}}}}\n"));
+    assert!(refused(&pools, &weak_smarthost).await.contains("tls must be required (verified) when credentialsSecret is set"));
+    let cluster_local: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{service: {{externalTrafficPolicy: Local}}}}\n"));
+    assert!(refused(&pools, &cluster_local).await.contains("externalTrafficPolicy needs type NodePort or LoadBalancer"));
+    let local: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{service: {{type: LoadBalancer, externalTrafficPolicy: Local}}, listeners: {{trustedProxyCidrs: [10.0.0.0/8]}}}}\n"));
+    pools.create(&dry_run(), &local).await.unwrap();
     let too_many: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{replicas: 1000}}\n"));
     assert!(refused(&pools, &too_many).await.contains("spec.replicas"));
 

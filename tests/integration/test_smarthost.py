@@ -42,3 +42,21 @@ def test_unverifiable_smarthost_certificate_blocks_delivery(workdir, cleanup):
     wait_until(lambda: relay.metric("cascade_relay_recipients_deferred_total") >= 2, 30, "deferrals")
     assert sink.messages == [] and sink.logins == []
     assert "UnknownIssuer" in relay.log_text() or "certificate" in relay.log_text().lower()
+
+
+def test_credentials_over_unverified_tls_are_refused(workdir):
+    """A smarthost password goes only over verified TLS: a configuration asking for less is refused."""
+    import subprocess
+
+    from conftest import BINARY
+    relay = Relay(workdir)
+    (relay.dir / "smarthost.pass").write_text("s3cret-pass\n")
+    for tls in ("    tls: opportunistic\n", ""):
+        block = ("delivery:\n  mode: smarthost\n  smarthost:\n    address: 127.0.0.1:2525\n" + tls +
+                 "    username: relayuser\n    passwordFile: smarthost.pass\n")
+        relay.config.write_text(re.sub(r"delivery:\n(  .*\n)+", block, (relay.dir / "relay.yaml").read_text()))
+        r = subprocess.run([str(BINARY), "check-config", str(relay.config)], capture_output=True, text=True)
+        assert r.returncode == 1
+        assert f"{relay.config}: delivery.smarthost.tls: must be required (verified TLS) when username and passwordFile are set" in r.stdout
+        serve = subprocess.run([str(BINARY), "serve", "--config", str(relay.config)], capture_output=True, text=True, timeout=30)
+        assert serve.returncode != 0 and "delivery.smarthost.tls" in serve.stderr

@@ -220,12 +220,13 @@ pub enum PoolDeliveryMode {
 }
 
 /// A smarthost.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.credentialsSecret) || (has(self.tls) && self.tls == 'required')").message("tls must be required (verified) when credentialsSecret is set"))]
 #[serde(rename_all = "camelCase")]
 pub struct PoolSmarthost {
     /// `host:port`.
     pub address: String,
-    /// `opportunistic` or `required` (verified) TLS.
+    /// `opportunistic` or `required` (verified) TLS; `required` when `credentialsSecret` is set.
     #[serde(default)]
     pub tls: OutboundTls,
     /// Secret in the pool's namespace with keys `username` and `password` for AUTH.

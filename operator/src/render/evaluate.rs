@@ -428,6 +428,9 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         PoolDeliveryMode::Smarthost => {
             let s = spec.delivery.smarthost.as_ref().ok_or("delivery.smarthost is required when mode is smarthost")?;
             let mut smarthost = rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None };
+            if s.credentials_secret.is_some() && s.tls != rc::OutboundTls::Required {
+                return Err("delivery.smarthost.tls must be required (verified TLS) when credentialsSecret is set".into());
+            }
             if let Some(secret) = &s.credentials_secret {
                 let (username, files) = smarthost_files(secret, inputs.secrets.get(&(key_of(pool).0, secret.clone())))?;
                 smarthost.username = Some(username);

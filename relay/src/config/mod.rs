@@ -414,6 +414,10 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
                 if s.username.is_some() != s.password_file.is_some() {
                     c.fail("delivery.smarthost", "username and passwordFile go together");
                 }
+                if s.username.is_some() && s.tls != OutboundTls::Required {
+                    // Opportunistic TLS is not verified: a man in the middle would collect the password.
+                    c.fail("delivery.smarthost.tls", "must be required (verified TLS) when username and passwordFile are set");
+                }
                 if let Some(pf) = &s.password_file {
                     smarthost_password = c.read("delivery.smarthost.passwordFile", pf).map(|b| String::from_utf8_lossy(&b).trim().to_string());
                 }

@@ -183,3 +183,18 @@ fn sealed_dkim_keys_open_with_the_sealing_key_under_their_own_name() {
     config.sealing_key_file = None;
     assert_eq!(problems(&path, &yaml(&config)), vec!["tenants[0].domains[0].dkim[0].keyFile: a .sealed key file needs sealingKeyFile"]);
 }
+
+#[test]
+fn smarthost_credentials_need_verified_tls() {
+    let (path, text) = bundle();
+    let smarthost = |tls: &str| {
+        let block = format!("delivery:\n  mode: smarthost\n  smarthost:\n    address: 127.0.0.1:2525\n{tls}    username: relay\n    passwordFile: relay.yaml\n");
+        let start = text.find("delivery:\n").unwrap();
+        let end = start + text[start..].find("\nspool:").unwrap() + 1;
+        format!("{}{block}{}", &text[..start], &text[end..])
+    };
+    for weak in ["", "    tls: opportunistic\n"] {
+        assert_eq!(problems(&path, &smarthost(weak)), ["delivery.smarthost.tls: must be required (verified TLS) when username and passwordFile are set"], "{weak:?}");
+    }
+    assert_eq!(problems(&path, &smarthost("    tls: required\n")), Vec::<String>::new());
+}

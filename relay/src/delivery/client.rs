@@ -216,8 +216,9 @@ impl Client {
         }
         self.pipelining = caps.iter().any(|c| c == "PIPELINING");
         if let Some((user, pass)) = auth {
-            if !self.tls {
-                return Err(SessionFailure::temp("refusing to send credentials without TLS"));
+            // Only over TLS whose certificate was verified (the configuration insists on it too).
+            if !self.tls || !tls.required {
+                return Err(SessionFailure::temp("refusing to send credentials without verified TLS"));
             }
             use base64::Engine;
             let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
