@@ -10,6 +10,7 @@
 use crate::relay::Relay;
 use crate::spool::Spool;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -87,10 +88,10 @@ async fn post(addr: SocketAddr, id: &str, instance: &str, file: &[u8]) -> Sent {
 
 /// Hands every message of `spool` to a peer within `timeout`; returns the queue ids handed over
 /// and the number left behind.
-pub async fn send_all(spool: &Spool, peers: &[String], instance: &str, timeout: Duration) -> (Vec<String>, usize) {
+pub async fn send_all(spool: &Arc<Spool>, peers: &[String], instance: &str, timeout: Duration) -> (Vec<String>, usize) {
     let deadline = Instant::now() + timeout;
     let mut addrs = resolve(peers).await;
-    let envelopes = match spool.recover() {
+    let envelopes = match crate::spool::blocking(spool, |s| s.recover()).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "reading the spool for the handover failed");
@@ -100,7 +101,8 @@ pub async fn send_all(spool: &Spool, peers: &[String], instance: &str, timeout: 
     let mut handed = Vec::new();
     let mut left = 0;
     for (n, env) in envelopes.iter().enumerate() {
-        let file = match spool.export(&env.id) {
+        let id = env.id.clone();
+        let file = match crate::spool::blocking(spool, move |s| s.export(&id)).await {
             Ok(f) => f,
             Err(_) => continue, // delivered or purged meanwhile
         };
@@ -118,7 +120,8 @@ pub async fn send_all(spool: &Spool, peers: &[String], instance: &str, timeout: 
             }
         }
         if done {
-            if let Err(e) = spool.remove(&env.id) {
+            let id = env.id.clone();
+            if let Err(e) = crate::spool::blocking(spool, move |s| s.remove(&id)).await {
                 tracing::error!(queue_id = %env.id, error = %e, "handed over but not removed here; it may be delivered twice");
             }
             handed.push(env.id.clone());

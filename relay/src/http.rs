@@ -120,7 +120,7 @@ pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>) {
                 drop(permit);
                 return;
             };
-            let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, &*probes, ip)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, probes, ip)).await;
             drop((permit, slot));
         });
     }
@@ -134,7 +134,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
 }
 
-async fn handle(mut stream: TcpStream, probes: &dyn Probes, peer: std::net::IpAddr) -> std::io::Result<()> {
+async fn handle(mut stream: TcpStream, probes: Arc<dyn Probes>, peer: std::net::IpAddr) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
@@ -168,7 +168,11 @@ async fn handle(mut stream: TcpStream, probes: &dyn Probes, peer: std::net::IpAd
             }
             body.extend_from_slice(&chunk[..n]);
         }
-        let (code, text) = probes.post(path, header(&head, "authorization"), &body, peer);
+        // POST handlers decompress and parse reports, decrypt and fsync spool files: blocking
+        // work that must not hold up the async workers serving every SMTP session.
+        let (path, authorization) = (path.to_string(), header(&head, "authorization").map(str::to_string));
+        let post = tokio::task::spawn_blocking(move || probes.post(&path, authorization.as_deref(), &body, peer));
+        let (code, text) = post.await.unwrap_or_else(|_| (500, "internal error\n".into()));
         return respond(&mut stream, code, "text/plain", &text).await;
     }
     if method != "GET" {

@@ -80,7 +80,7 @@ enum Command {
 async fn drain(config: &std::path::Path, dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<()> {
     let rt = cascade_relay::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let handover = rt.config.handover.as_ref().ok_or_else(|| anyhow::anyhow!("{}: no handover.peers to drain to", config.display()))?;
-    let spool = cascade_relay::spool::Spool::open(dir, rt.spool_keys.clone())?;
+    let spool = std::sync::Arc::new(cascade_relay::spool::Spool::open(dir, rt.spool_keys.clone())?);
     let instance = cascade_relay::handover::new_instance();
     let (handed, left) = cascade_relay::handover::send_all(&spool, &handover.peers, &instance, timeout).await;
     println!("{}: {} message(s) handed over, {left} left", dir.display(), handed.len());

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 pub struct Relay {
     runtime: RwLock<Arc<Runtime>>,
-    pub spool: Spool,
+    pub spool: Arc<Spool>,
     pub metrics: Metrics,
     pub auth_failures: AuthFailures,
     /// Failed AUTH attempts per key id (guessing one key's secret from many addresses).
@@ -48,7 +48,7 @@ impl Relay {
         Arc::new(Self {
             tls: crate::tls::server_config(certs.clone()),
             runtime: RwLock::new(rt),
-            spool,
+            spool: Arc::new(spool),
             metrics: Metrics::default(),
             key_auth_failures,
             client_sessions: Default::default(),

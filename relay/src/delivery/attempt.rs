@@ -98,7 +98,7 @@ impl Job {
         let message = match message {
             Some(m) => m,
             // The envelope in memory is never older than the one on disk; only the body is read.
-            None => match self.relay.spool.load(&env.id) {
+            None => match crate::spool::blocking(&self.relay.spool, { let id = env.id.clone(); move |s| s.load(&id) }).await {
                 Ok((_, m)) => Arc::new(m),
                 Err(e) => {
                     tracing::error!(queue_id = %env.id, error = %e, "cannot read queued message; it stays in the spool for inspection");
@@ -111,7 +111,9 @@ impl Job {
         match rt.config.delivery.mode {
             DeliveryMode::Capture => {
                 let dir = rt.resolve(rt.config.delivery.capture_dir.as_deref().unwrap_or("outbox"));
-                let outcome = match capture(&dir, &env.id, &message) {
+                let (id, body) = (env.id.clone(), message.clone());
+                let written = tokio::task::spawn_blocking(move || capture(&dir, &id, &body)).await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                let outcome = match written {
                     Ok(path) => Outcome::Delivered(format!("captured to {}", path.display())),
                     Err(e) => Outcome::Deferred(format!("capture: {e}")),
                 };
@@ -138,7 +140,16 @@ impl Job {
                 }
             }
         }
-        self.finish(&rt, env, &message)
+        // Bounces, rewrites and removals are spool file I/O with fsync: off the async workers.
+        let job = self.clone();
+        let id = env.id.clone();
+        match tokio::task::spawn_blocking(move || job.finish(&rt, env, &message)).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(queue_id = %id, error = %e, "finishing a delivery attempt failed; the spool copy stays for the next start");
+                None
+            }
+        }
     }
 
     fn record(&self, key: &str, r: &mut Recipient, outcome: &Outcome, queue_id: &str, tls: bool) {

@@ -16,8 +16,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// A message to the DMARC report address: taken as reports, never spooled or delivered.
-    fn dmarc_report(&mut self, key_id: &str, message: &[u8]) -> Reply {
-        let result = crate::dmarc::parse_mail(message).inspect_err(|e| crate::dmarc::ingest::malformed(&self.relay, e)).and_then(|reports| crate::dmarc::ingest::accept(&self.relay, key_id, &reports));
+    /// Decompressing and parsing run on the blocking pool, not on the session's worker.
+    async fn dmarc_report(&mut self, key_id: &str, message: Vec<u8>) -> Reply {
+        let (relay, key) = (self.relay.clone(), key_id.to_string());
+        let job = tokio::task::spawn_blocking(move || {
+            crate::dmarc::parse_mail(&message).inspect_err(|e| crate::dmarc::ingest::malformed(&relay, e)).and_then(|reports| crate::dmarc::ingest::accept(&relay, &key, &reports))
+        });
+        let Ok(result) = job.await else { return common::local_error() };
         match result {
             Ok(summary) => Reply::new(250, "2.6.0", format!("DMARC report accepted: {}", summary.chars().take(300).collect::<String>())),
             Err(e) => {
@@ -64,7 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let key_id = self.key_id.clone().unwrap_or_default();
         if let Some(report_address) = rt.config.dmarc_report_address.as_deref() {
             if to.len() == 1 && to[0].to_string().eq_ignore_ascii_case(report_address) {
-                return self.dmarc_report(&key_id, &message);
+                return self.dmarc_report(&key_id, message).await;
             }
         }
         let queue_id = crate::spool::new_queue_id();

@@ -361,6 +361,47 @@ async fn a_client_slot_is_free_before_the_farewell_reaches_the_client() {
     assert!(f.relay.client_sessions.enter(ip, 1).is_some(), "the slot must be free once the client can see 221");
 }
 
+/// A large DMARC aggregate report mailed to the report address, gzip and base64, about the dev
+/// domain: about 19 MiB of XML to decompress and parse.
+fn large_report_mail() -> Vec<u8> {
+    use base64::Engine;
+    use std::io::Write;
+    let record = "<record><row><source_ip>192.0.2.1</source_ip><count>1</count><policy_evaluated><disposition>none</disposition><dkim>pass</dkim><spf>pass</spf></policy_evaluated></row><identifiers><header_from>example.test</header_from></identifiers></record>\n";
+    let records = record.repeat((19 << 20) / record.len());
+    let xml = format!("<?xml version=\"1.0\"?><feedback><report_metadata><org_name>big.example</org_name><report_id>1</report_id><date_range><begin>1800000000</begin><end>1800086399</end></date_range></report_metadata><policy_published><domain>example.test</domain><p>reject</p></policy_published>{records}</feedback>");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(xml.as_bytes()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    let wrapped: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!(
+        "From: dev@example.test\r\nTo: dmarc@reports.test\r\nSubject: Report domain: example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: application/gzip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n.\r\n",
+        wrapped.join("\r\n")
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_large_dmarc_report_does_not_stall_other_sessions() {
+    // One runtime thread serves both sessions: if parsing ran on it, the second session could
+    // not answer until the report was done.
+    let f = fixture_with(|t| t.push_str("dmarcReportAddress: dmarc@reports.test\n"));
+    let mut reporter = authed(&f).await;
+    let mut other = authed(&f).await;
+    reporter.cmd("MAIL FROM:<dev@example.test>").await;
+    reporter.cmd("RCPT TO:<dmarc@reports.test>").await;
+    assert!(reporter.cmd("DATA").await.starts_with("354 "));
+    reporter.raw(&large_report_mail()).await;
+    // Let the server take the whole message and start on the report.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(other.cmd("NOOP").await, "250 2.0.0 OK");
+    let noop = started.elapsed();
+    let pending = tokio::time::timeout(std::time::Duration::from_millis(1), tokio::io::AsyncBufReadExt::fill_buf(&mut reporter.io)).await.is_err();
+    assert!(pending, "the report was already done when the other session got its answer ({noop:?}): it ran on the session's worker");
+    assert!(reporter.reply().await.starts_with("250 2.6.0 DMARC report accepted"));
+}
+
 /// The whole session on mutated transcripts, in plaintext and on implicit TLS: every run ends
 /// (the client's close is seen), and whatever the input, the server writes only well-formed
 /// replies. The coverage-guided version is the `smtp_session` libFuzzer target.

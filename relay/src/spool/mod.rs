@@ -67,10 +67,19 @@ impl Envelope {
 pub enum SpoolError {
     #[error("spool I/O on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("spool task failed: {0}")]
+    Task(String),
     #[error("spool file {path}: {source}")]
     Format { path: PathBuf, source: FormatError },
     #[error("spool file {path}: envelope is not valid: {reason}")]
     Envelope { path: PathBuf, reason: String },
+}
+
+/// Runs `f` on the spool on the blocking pool: spool work is file I/O, fsync and decryption, and
+/// must not hold up the async workers that serve every session.
+pub async fn blocking<T: Send + 'static>(spool: &Arc<Spool>, f: impl FnOnce(&Spool) -> Result<T, SpoolError> + Send + 'static) -> Result<T, SpoolError> {
+    let spool = spool.clone();
+    tokio::task::spawn_blocking(move || f(&spool)).await.unwrap_or_else(|e| Err(SpoolError::Task(e.to_string())))
 }
 
 pub struct Spool {
