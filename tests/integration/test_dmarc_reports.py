@@ -148,3 +148,49 @@ def test_large_uploads_do_not_stall_smtp_sessions(setup):
     assert answered_during, f"the uploads ({elapsed:.2f}s) ended before the session was asked"
     # (On the async workers, a NOOP here waited about a third of the whole upload time.)
     assert max(answered_during) < elapsed / 8, (answered_during, elapsed)
+
+
+def schema_wrapped(domain="example.test"):
+    """`<feedback>` inside `<xs:schema>`, as some large mailbox providers send it."""
+    inner = report(domain).split(b"?>", 1)[1]
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">\n' + inner + b"\n</xs:schema>\n"
+
+
+def latin1(domain="example.test"):
+    """Free-text fields in ISO-8859-1, not UTF-8."""
+    return report(domain).replace(b"<org_name>google.com</org_name>", "<org_name>Télécom</org_name><extra_contact_info>réception</extra_contact_info>".encode("latin-1"))
+
+
+def zipped(xml):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("provider!example.test!1800000000!1800086399.xml", xml)
+    return buf.getvalue()
+
+
+def test_reports_shaped_like_real_reporters_are_accepted_and_repairs_counted(setup):
+    """Accepted as parsedmarc accepts them (gzip, zip, inside mail); each repair is counted; what
+    is not a report is still refused."""
+    dns, sink, relay = setup
+    for xml in (schema_wrapped(), latin1()):
+        for body in (gzip.compress(xml), zipped(xml)):
+            code, text = upload(relay, body)
+            assert code == 202, text
+        msg = EmailMessage()
+        msg["From"] = "Dev <dev@example.test>"
+        msg["To"] = REPORT_ADDRESS
+        msg["Subject"] = "Report domain: example.test"
+        msg.set_content("Aggregate report attached.")
+        msg.add_attachment(zipped(xml), maintype="application", subtype="zip", filename="report.zip")
+        c = submit_client(relay)
+        c.mail("dev@example.test")
+        c.rcpt(REPORT_ADDRESS)
+        code, text = c.data(msg.as_bytes(policy=email.policy.SMTP))
+        c.quit()
+        assert code == 250, text
+    m = relay.metrics()
+    assert 'cascade_relay_dmarc_report_repairs_total{repair="schema_wrapper"} 3' in m
+    assert 'cascade_relay_dmarc_report_repairs_total{repair="invalid_utf8"} 3' in m
+    not_a_report = b'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="feedback"/></xs:schema>'
+    code, text = upload(relay, gzip.compress(not_a_report))
+    assert code == 400 and "not a DMARC aggregate report" in text, (code, text)

@@ -3,6 +3,10 @@
 //! count, disposition, DKIM and SPF policy results) and refuses what it cannot trust: DOCTYPE
 //! (so no entity tricks), unknown entities, deep nesting, oversized values, implausible counts,
 //! too many records.
+//!
+//! It accepts what the widely used parsers (parsedmarc) accept from real reporters, and says so
+//! in [`Aggregate::repairs`]: a `<feedback>` wrapped in an `<xs:schema>` element, and bytes that
+//! are not UTF-8 in free text (decoded lossily). Anything else that is not a report stays refused.
 
 use super::ReportError;
 use quick_xml::events::Event;
@@ -26,6 +30,26 @@ pub struct Aggregate {
     /// `policy_published/p`.
     pub policy: String,
     pub rows: Vec<Row>,
+    /// What had to be repaired to read the report (see [`Repair`]).
+    pub repairs: Vec<Repair>,
+}
+
+/// A deviation from RFC 7489 that real reporters produce and the report was read despite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// `<feedback>` inside an `<xs:schema>` element.
+    SchemaWrapper,
+    /// Bytes that are not UTF-8, replaced by U+FFFD.
+    InvalidUtf8,
+}
+
+impl Repair {
+    pub fn label(self) -> &'static str {
+        match self {
+            Repair::SchemaWrapper => "schema_wrapper",
+            Repair::InvalidUtf8 => "invalid_utf8",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,11 +115,19 @@ fn row(b: RowBuilder, n: usize) -> Result<Row, ReportError> {
 }
 
 pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
-    let mut reader = Reader::from_reader(xml);
+    let mut repairs = Vec::new();
+    let decoded = String::from_utf8_lossy(xml);
+    if matches!(decoded, std::borrow::Cow::Owned(_)) {
+        repairs.push(Repair::InvalidUtf8);
+    }
+    let mut reader = Reader::from_reader(decoded.as_bytes());
     let mut buf = Vec::new();
+    // The element path below `<feedback>`'s parent: `wrapped` is 1 inside an `<xs:schema>`.
     let mut path: Vec<String> = Vec::new();
+    let mut wrapped = 0;
+    let mut seen_root = false;
     let mut text = String::new();
-    let mut report = Aggregate { org_name: String::new(), report_id: String::new(), begin: 0, end: 0, domain: String::new(), policy: String::new(), rows: vec![] };
+    let mut report = Aggregate { org_name: String::new(), report_id: String::new(), begin: 0, end: 0, domain: String::new(), policy: String::new(), rows: vec![], repairs: vec![] };
     let mut current: Option<RowBuilder> = None;
     loop {
         let pos = reader.buffer_position();
@@ -104,20 +136,36 @@ pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
             Event::DocType(_) => return Err(ReportError::new("DOCTYPE declarations are not allowed in reports")),
             Event::Start(e) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                if path.is_empty() && name != "feedback" {
+                if path.is_empty() && name == "schema" && !seen_root {
+                    wrapped = 1;
+                    repairs.push(Repair::SchemaWrapper);
+                } else if path.len() < wrapped {
+                    return Err(ReportError::new(format!("<{name}> after the end of the report")));
+                } else if path.len() == wrapped && name != "feedback" {
                     return Err(ReportError::new(format!("not a DMARC aggregate report: the root element is <{name}>, not <feedback>")));
                 }
+                seen_root = true;
                 path.push(name);
                 if path.len() > MAX_DEPTH {
                     return Err(ReportError::new("elements nested too deeply"));
                 }
-                if path.len() == 2 && path[1] == "record" {
+                if path.len() == wrapped + 2 && path[wrapped + 1] == "record" {
                     if report.rows.len() >= MAX_RECORDS {
                         return Err(ReportError::new(format!("more than {MAX_RECORDS} records; refused")));
                     }
                     current = Some(RowBuilder::default());
                 }
                 text.clear();
+            }
+            Event::Empty(e) if path.len() <= wrapped => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if path.len() < wrapped || (path.is_empty() && seen_root) {
+                    return Err(ReportError::new(format!("<{name}> after the end of the report")));
+                }
+                if name != "feedback" {
+                    return Err(ReportError::new(format!("not a DMARC aggregate report: the root element is <{name}>, not <feedback>")));
+                }
+                seen_root = true;
             }
             Event::Text(t) => text.push_str(&t.decode().map_err(|e| ReportError::new(format!("text at byte {pos}: {e}")))?),
             Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
@@ -126,7 +174,7 @@ pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
                 if text.len() > MAX_VALUE {
                     return Err(ReportError::new(format!("value of <{}> longer than {MAX_VALUE} bytes", path.join("/"))));
                 }
-                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                let p: Vec<&str> = path.iter().skip(wrapped).map(String::as_str).collect();
                 let value = std::mem::take(&mut text);
                 match p.as_slice() {
                     ["feedback", "report_metadata", "org_name"] => report.org_name = value.trim().into(),
@@ -170,5 +218,6 @@ pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
     if report.end < report.begin {
         return Err(ReportError::new("date_range ends before it begins"));
     }
+    report.repairs = repairs;
     Ok(report)
 }

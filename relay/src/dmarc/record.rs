@@ -50,6 +50,9 @@ pub fn record(metrics: &Metrics, sources: &Sources, report: &Report) {
     match report {
         Report::Aggregate(a) => {
             metrics.dmarc_reports.with_label_values(&["aggregate", "accepted"]).inc();
+            for repair in &a.repairs {
+                metrics.dmarc_repairs.with_label_values(&[repair.label()]).inc();
+            }
             for r in &a.rows {
                 metrics.dmarc_messages.with_label_values(&[&a.domain, closed(&r.disposition, DISPOSITIONS), word(r.dkim_pass), word(r.spf_pass)]).inc_by(r.count);
                 let aligned = if r.dkim_pass || r.spf_pass { "yes" } else { "no" };
@@ -78,7 +81,7 @@ mod tests {
             .map(|i| Row { source_ip: "192.0.2.1".parse().unwrap(), count: 1, disposition: format!("d{i}"), dkim_pass: true, spf_pass: false, header_from: "shop.example".into() })
             .chain(std::iter::once(Row { source_ip: "192.0.2.1".parse().unwrap(), count: 1, disposition: "Reject".into(), dkim_pass: true, spf_pass: false, header_from: "shop.example".into() }))
             .collect();
-        let report = Aggregate { org_name: "x".into(), report_id: "1".into(), begin: 0, end: 1, domain: "shop.example".into(), policy: "reject".into(), rows };
+        let report = Aggregate { org_name: "x".into(), report_id: "1".into(), begin: 0, end: 1, domain: "shop.example".into(), policy: "reject".into(), rows, repairs: vec![] };
         record(&metrics, &sources, &Report::Aggregate(report));
         for i in 0..1000 {
             let failure = Failure { feedback_type: format!("type-{i}"), domain: "shop.example".into(), source_ip: None, auth_failure: (i % 2 == 0).then(|| format!("f{i}")) };

@@ -174,3 +174,59 @@ fn mutated_reports_never_panic() {
         }
     }
 }
+
+/// A report wrapped in an XML Schema element, as some large providers send it.
+fn schema_wrapped(records: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\">\n<feedback>\n<report_metadata><org_name>mail.example</org_name><report_id>42</report_id>\
+         <date_range><begin>1800000000</begin><end>1800086399</end></date_range></report_metadata>\
+         <policy_published><domain>shop.example</domain><p>none</p></policy_published>\n{records}</feedback>\n</xs:schema>\n"
+    )
+}
+
+/// A report whose free-text fields hold Latin-1 bytes (not UTF-8).
+fn latin1(records: &str) -> Vec<u8> {
+    let mut xml = google(records).replace("<org_name>google.com</org_name>", "<org_name>T\u{1}l\u{1}com</org_name><extra_contact_info>r\u{1}ception</extra_contact_info>").into_bytes();
+    for b in xml.iter_mut().filter(|b| **b == 1) {
+        *b = 0xe9; // é in ISO-8859-1
+    }
+    xml
+}
+
+#[test]
+fn reports_shaped_like_real_reporters_are_read_and_the_repair_counted() {
+    let rows = record("192.0.2.1", 12, "none", "pass", "fail");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for (xml, repair) in [(schema_wrapped(&rows).into_bytes(), aggregate::Repair::SchemaWrapper), (latin1(&rows), aggregate::Repair::InvalidUtf8)] {
+        let body = format!(
+            "--b\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            b64.encode(zip(&xml, true, false))
+        );
+        let mailed = parse_mail(&mail("multipart/mixed; boundary=\"b\"", &body)).unwrap().remove(0);
+        for report in [parse_upload(&xml), parse_upload(&gzip(&xml)), parse_upload(&zip(&xml, true, true)), Ok(mailed)] {
+            let a = aggregate(report);
+            assert_eq!((a.domain.as_str(), a.rows.len(), a.rows[0].count), ("shop.example", 1, 12));
+            assert_eq!(a.repairs, vec![repair]);
+        }
+    }
+    assert_eq!(aggregate(parse_upload(latin1(&rows).as_slice())).org_name, "T\u{fffd}l\u{fffd}com");
+    let metrics = crate::metrics::Metrics::default();
+    record::record(&metrics, &Default::default(), &parse_upload(schema_wrapped(&rows).as_bytes()).unwrap());
+    assert!(metrics.render().contains("cascade_relay_dmarc_report_repairs_total{repair=\"schema_wrapper\"} 1"));
+    // A well-formed report needs no repair.
+    assert!(aggregate(parse_upload(google(&rows).as_bytes())).repairs.is_empty());
+}
+
+#[test]
+fn what_is_not_a_report_stays_refused_even_wrapped() {
+    let rows = record("192.0.2.1", 1, "none", "pass", "pass");
+    assert!(refused(b"<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"><xs:element name=\"feedback\"/></xs:schema>").contains("the root element is <element>, not <feedback>"));
+    assert!(refused(b"<xs:schema xmlns:xs=\"x\"></xs:schema>").contains("policy_published/domain is missing"));
+    assert!(refused(b"<feedback/>").contains("policy_published/domain is missing"));
+    assert!(refused(schema_wrapped(&rows).replace("</xs:schema>\n", "</xs:schema><feedback/>").as_bytes()).contains("<feedback> after the end of the report"));
+    assert!(refused(format!("<html>{}</html>", google(&rows).trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n")).as_bytes()).contains("the root element is <html>"));
+    assert!(refused(b"<xs:schema><xs:schema><feedback/></xs:schema></xs:schema>").contains("the root element is <schema>"));
+    let mut binary = vec![0xff; 64];
+    binary.extend_from_slice(b"<feedback>");
+    assert!(!refused(&binary).is_empty());
+}
