@@ -319,6 +319,14 @@ pub struct Delivery {
     /// Parallel outbound deliveries.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Parallel deliveries of one tenant's mail: a tenant whose mail is slow to deliver (a
+    /// tarpit MX) cannot hold the slots every other tenant needs.
+    #[serde(default = "default_concurrency_per_tenant")]
+    pub concurrency_per_tenant: usize,
+    /// Parallel MX deliveries to one recipient domain (Postfix's
+    /// `default_destination_concurrency_limit`): one slow destination cannot hold every slot.
+    #[serde(default = "default_concurrency_per_destination")]
+    pub concurrency_per_destination: usize,
     /// Retry schedule for temporary failures.
     #[serde(default)]
     pub retry: Retry,
@@ -446,6 +454,13 @@ pub struct Limits {
     /// Messages per minute from all the keys of one tenant together (none: no tenant limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_messages_per_minute: Option<u32>,
+    /// Messages one tenant may have queued on this relay (bounces included); above it the
+    /// tenant's new mail gets `451 4.3.1` and every other tenant is served as usual.
+    #[serde(default = "default_tenant_queued_messages")]
+    pub tenant_queued_messages: u64,
+    /// Bytes of queued mail one tenant may have on this relay; likewise `451 4.3.1` above it.
+    #[serde(default = "default_tenant_queued_bytes")]
+    pub tenant_queued_bytes: ByteSize,
     /// Commands in one session before it is closed.
     #[serde(default = "default_max_commands")]
     pub max_commands: usize,
@@ -504,6 +519,18 @@ fn default_mx_port() -> u16 {
 }
 fn default_concurrency() -> usize {
     64
+}
+fn default_concurrency_per_tenant() -> usize {
+    32
+}
+fn default_concurrency_per_destination() -> usize {
+    20
+}
+fn default_tenant_queued_messages() -> u64 {
+    100_000
+}
+fn default_tenant_queued_bytes() -> ByteSize {
+    ByteSize(4 << 30)
 }
 fn default_retry_initial() -> HumanDuration {
     HumanDuration::mins(1)
@@ -582,6 +609,8 @@ impl Default for Delivery {
             capture_dir: None,
             tls: OutboundTls::Opportunistic,
             concurrency: default_concurrency(),
+            concurrency_per_tenant: default_concurrency_per_tenant(),
+            concurrency_per_destination: default_concurrency_per_destination(),
             retry: Retry::default(),
             timeouts: ClientTimeouts::default(),
             denied_destination_cidrs: vec![],
@@ -616,6 +645,8 @@ impl Default for Limits {
             max_sessions: default_max_sessions(),
             max_sessions_per_client: default_max_sessions_per_client(),
             tenant_messages_per_minute: None,
+            tenant_queued_messages: default_tenant_queued_messages(),
+            tenant_queued_bytes: default_tenant_queued_bytes(),
             max_commands: default_max_commands(),
             command_timeout: default_command_timeout(),
             data_timeout: default_data_timeout(),

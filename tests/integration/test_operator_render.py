@@ -21,7 +21,7 @@ def render(out, files=(EXAMPLE,)):
     return r
 
 
-def run_rendered(out, creds, cleanup, mx_port=25, dns_port=None):
+def run_rendered(out, creds, cleanup, mx_port=25, dns_port=None, tweak=None):
     """Runs the rendered bundle on loopback ports, pointed at the test DNS server and sink."""
     relay = Relay.__new__(Relay)
     relay.dir = out / "relay"
@@ -34,6 +34,8 @@ def run_rendered(out, creds, cleanup, mx_port=25, dns_port=None):
     cfg = re.sub(r"(\n( +))mxPort: 25\n", lambda m: f"{m.group(1)}mxPort: {mx_port}{m.group(1)}allowedDestinationCidrs: [127.0.0.1/32]\n", cfg)
     if dns_port:
         cfg = cfg.replace("nameservers: []", f"nameservers: ['127.0.0.1:{dns_port}']")
+    if tweak:
+        cfg = tweak(cfg)
     relay.config = out / "relay" / "test.yaml"
     relay.config.write_text(cfg)
     relay.proc = None

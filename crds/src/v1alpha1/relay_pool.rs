@@ -269,6 +269,15 @@ pub struct PoolLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub tenant_messages_per_minute: Option<u32>,
+    /// Messages one tenant may have queued per pod (default 100000); above it that tenant gets
+    /// `451 4.3.1` and the others are served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tenant_queued_messages: Option<u64>,
+    /// Bytes of queued mail one tenant may have per pod (e.g. `2GiB`; default 4GiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub tenant_queued_bytes: Option<String>,
 }
 
 /// Namespaces selected by labels, by name, or both (a namespace matching either is selected).
@@ -386,6 +395,8 @@ impl Default for PoolLimits {
             max_sessions: default_max_sessions(),
             max_sessions_per_client: default_max_sessions_per_client(),
             tenant_messages_per_minute: None,
+            tenant_queued_messages: None,
+            tenant_queued_bytes: None,
         }
     }
 }

@@ -441,6 +441,11 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         }
     };
     let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| format!("limits.maxMessageSize: {e}"))?;
+    let defaults = rc::Limits::default();
+    let tenant_queued_bytes: ByteSize = match &spec.limits.tenant_queued_bytes {
+        Some(text) => text.parse().map_err(|e| format!("limits.tenantQueuedBytes: {e}"))?,
+        None => defaults.tenant_queued_bytes,
+    };
     let l = &spec.listeners;
     records.sort();
     let config = RelayConfig {
@@ -464,7 +469,9 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             max_sessions: spec.limits.max_sessions as usize,
             max_sessions_per_client: spec.limits.max_sessions_per_client as usize,
             tenant_messages_per_minute: spec.limits.tenant_messages_per_minute,
-            ..Default::default()
+            tenant_queued_messages: spec.limits.tenant_queued_messages.unwrap_or(defaults.tenant_queued_messages),
+            tenant_queued_bytes,
+            ..defaults
         },
         sealing_key_file: None,
         dmarc_report_address: pool.spec.dmarc_report_address.clone(),

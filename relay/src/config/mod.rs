@@ -440,8 +440,8 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             Err(_) => c.fail(format!("delivery.nameservers[{i}]"), format!("{ns:?} is not IP:PORT")),
         }
     }
-    if d.concurrency == 0 {
-        c.fail("delivery.concurrency", "must be at least 1");
+    if d.concurrency == 0 || d.concurrency_per_tenant == 0 || d.concurrency_per_destination == 0 {
+        c.fail("delivery.concurrency", "concurrency, concurrencyPerTenant and concurrencyPerDestination must be at least 1");
     }
     if d.retry.initial.0.is_zero() || d.retry.initial > d.retry.max_delay {
         c.fail("delivery.retry", "initial must be above zero and not above maxDelay");
@@ -463,6 +463,9 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     }
     if lim.tenant_messages_per_minute == Some(0) {
         c.fail("limits.tenantMessagesPerMinute", "must be at least 1");
+    }
+    if lim.tenant_queued_messages == 0 || lim.tenant_queued_bytes.0 == 0 {
+        c.fail("limits", "tenantQueuedMessages and tenantQueuedBytes must be at least 1");
     }
     if lim.max_message_size.0 < 1024 {
         c.fail("limits.maxMessageSize", "must be at least 1KiB");

@@ -35,7 +35,7 @@ fn defaults_are_pinned() {
     assert_eq!(
         limits,
         serde_json::json!({
-            "maxMessageSize": "25MiB", "maxRecipients": 100, "maxLineLength": 1000, "maxSessions": 2000, "maxSessionsPerClient": 50,
+            "maxMessageSize": "25MiB", "maxRecipients": 100, "maxLineLength": 1000, "maxSessions": 2000, "maxSessionsPerClient": 50, "tenantQueuedMessages": 100000, "tenantQueuedBytes": "4GiB",
             "maxCommands": 1000, "commandTimeout": "5m", "dataTimeout": "3m", "sessionTimeout": "10m", "minDataRate": "500", "dataRateWindow": "30s", "maxAuthFailures": 5,
             "authFailureWindow": "5m", "shutdownGrace": "25s"
         })
@@ -45,7 +45,7 @@ fn defaults_are_pinned() {
         delivery,
         serde_json::json!({
             "mode": "mx", "mxPort": 25, "nameservers": [], "smarthost": null, "captureDir": null, "tls": "opportunistic",
-            "concurrency": 64, "retry": {"initial": "1m", "maxDelay": "4h", "maxAge": "5d"},
+            "concurrency": 64, "concurrencyPerTenant": 32, "concurrencyPerDestination": 20, "retry": {"initial": "1m", "maxDelay": "4h", "maxAge": "5d"},
             "timeouts": {"connect": "30s", "command": "5m", "dataEnd": "10m", "idle": "30s"}
         })
     );

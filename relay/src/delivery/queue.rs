@@ -1,9 +1,13 @@
 //! The scheduler: a min-heap of (next attempt, queue id) fed by sessions and by restarts, and a
-//! bounded number of concurrent attempts. A new message carries its bytes so the first attempt
-//! needs no disk read; retries read the spool again. On shutdown no new attempt starts, running
-//! ones finish their transaction (bounded), and everything else stays in the spool.
+//! bounded number of concurrent attempts, shared fairly ([`super::shares`]): a due message whose
+//! tenant or destination holds its share of the slots is parked until one of those attempts
+//! ends, and the next due message is looked at instead. A new message carries its bytes so the
+//! first attempt needs no disk read; retries read the spool again. On shutdown no new attempt
+//! starts, running ones finish their transaction (bounded), and everything else stays in the
+//! spool.
 
 use super::attempt;
+use super::shares::{Claim, Running};
 use crate::relay::Relay;
 use crate::spool::Envelope;
 use std::cmp::Reverse;
@@ -42,13 +46,18 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut heap: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
     let mut waiting: HashMap<String, QueueItem> = HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Option<Envelope>>();
+    // Due messages held back by their tenant's or destination's share, until an attempt ends.
+    let mut parked: Vec<Reverse<(u64, String)>> = Vec::new();
+    let mut running = Running::default();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Claim, Option<Envelope>)>();
     let mut shutdown = relay.shutdown_signal();
     let mut engine = attempt::Engine::new(relay.clone());
     loop {
+        start_due(&relay, &engine, &permits, &mut heap, &mut waiting, &mut parked, &mut running, &done_tx);
         relay.metrics.queue_depth.set(waiting.len() as i64 + (concurrency - permits.available_permits()) as i64);
         let now_ms = crate::time::now_unix_ms();
-        let next_due = heap.peek().map(|Reverse((t, _))| *t);
+        // With every slot busy nothing can start before an attempt ends: no timer until then.
+        let next_due = heap.peek().map(|Reverse((t, _))| *t).filter(|_| permits.available_permits() > 0);
         let wait = next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms))).unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             item = rx.recv() => match item {
@@ -61,38 +70,19 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
                 }
                 None => break,
             },
-            Some(result) = done_rx.recv() => {
+            Some((claim, result)) = done_rx.recv() => {
+                running.finish(&claim);
+                heap.extend(parked.drain(..));
                 if let Some(env) = result {
                     heap.push(Reverse((env.next_attempt * 1000, env.id.clone())));
                     waiting.insert(env.id.clone(), QueueItem { env, message: None });
                 }
             }
-            _ = tokio::time::sleep(wait), if next_due.is_some() => {
-                while let Some(Reverse((due, _))) = heap.peek() {
-                    if *due > crate::time::now_unix_ms() {
-                        break;
-                    }
-                    let Ok(permit) = permits.clone().try_acquire_owned() else { break };
-                    let Reverse((_, id)) = heap.pop().expect("peeked");
-                    let Some(item) = waiting.remove(&id) else { continue };
-                    let done = done_tx.clone();
-                    let job = engine.job();
-                    tokio::spawn(async move {
-                        let result = job.attempt(item).await;
-                        drop(permit);
-                        let _ = done.send(result);
-                    });
-                }
-                if permits.available_permits() == 0 {
-                    // Wait for a free slot rather than spinning on a due heap.
-                    if let Ok(p) = permits.clone().acquire_owned().await {
-                        drop(p);
-                    }
-                }
-            }
+            _ = tokio::time::sleep(wait), if next_due.is_some() => {}
             _ = relay.config_changed.notified() => {
                 // Heap entries of purged messages find nothing in `waiting` and are skipped.
                 waiting.retain(|_, item| !relay.purge_if_retired(&item.env));
+                heap.extend(parked.drain(..));
             }
             _ = crate::relay::Relay::stopped(&mut shutdown) => break,
         }
@@ -102,5 +92,48 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
         tracing::warn!("shutdown grace period over with deliveries still running; they stay queued");
+    }
+}
+
+/// Starts every due message a free slot and its shares allow; parks the due ones they do not.
+#[allow(clippy::too_many_arguments)]
+fn start_due(
+    relay: &Arc<Relay>,
+    engine: &attempt::Engine,
+    permits: &Arc<Semaphore>,
+    heap: &mut BinaryHeap<Reverse<(u64, String)>>,
+    waiting: &mut HashMap<String, QueueItem>,
+    parked: &mut Vec<Reverse<(u64, String)>>,
+    running: &mut Running,
+    done_tx: &mpsc::UnboundedSender<(Claim, Option<Envelope>)>,
+) {
+    let rt = relay.runtime();
+    let d = &rt.config.delivery;
+    let per_destination = d.mode == cascade_crds::relay_config::DeliveryMode::Mx;
+    let now_ms = crate::time::now_unix_ms();
+    while let Some(Reverse((due, _))) = heap.peek() {
+        if *due > now_ms || permits.available_permits() == 0 {
+            break;
+        }
+        let Reverse((due, id)) = heap.pop().expect("peeked");
+        let Some(item) = waiting.get(&id) else { continue };
+        let claim = Claim::of(&item.env, per_destination);
+        if !running.admits(&claim, d.concurrency_per_tenant, d.concurrency_per_destination) {
+            parked.push(Reverse((due, id)));
+            continue;
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            heap.push(Reverse((due, id)));
+            break;
+        };
+        let item = waiting.remove(&id).expect("looked up");
+        running.start(&claim);
+        let done = done_tx.clone();
+        let job = engine.job();
+        tokio::spawn(async move {
+            let result = job.attempt(item).await;
+            drop(permit);
+            let _ = done.send((claim, result));
+        });
     }
 }

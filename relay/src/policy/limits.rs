@@ -113,6 +113,21 @@ impl KeyRates {
     }
 }
 
+/// A tenant's share of this relay's queue, measured before one more message of `size` bytes is
+/// spooled: the refusal (`451 4.3.1`, for that tenant only) when it would go over.
+pub fn queue_share(queued: (u64, u64), size: u64, limits: &cascade_crds::relay_config::Limits) -> Option<crate::smtp::reply::Reply> {
+    let (messages, bytes) = queued;
+    let over = if messages >= limits.tenant_queued_messages {
+        format!("{} messages", limits.tenant_queued_messages)
+    } else if bytes.saturating_add(size) > limits.tenant_queued_bytes.0 {
+        format!("{} of mail", limits.tenant_queued_bytes)
+    } else {
+        return None;
+    };
+    Some(crate::smtp::reply::Reply::new(451, "4.3.1", format!("Your tenant has {over} queued on this relay, its share; try again later")))
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +180,16 @@ mod tests {
         assert!(!r.allow("k", 60, 500));
         assert!(r.allow("k", 60, 1000));
         assert!(r.allow("other", 60, 1000));
+    }
+
+    #[test]
+    fn a_tenant_over_its_queue_share_is_refused_with_451() {
+        let mut limits = cascade_crds::relay_config::Limits::default();
+        limits.tenant_queued_messages = 3;
+        limits.tenant_queued_bytes = cascade_crds::ByteSize(1000);
+        assert_eq!(queue_share((2, 900), 100, &limits), None);
+        let r = queue_share((3, 10), 1, &limits).unwrap();
+        assert_eq!((r.code, r.enhanced, r.lines[0].as_ref()), (451, "4.3.1", "Your tenant has 3 messages queued on this relay, its share; try again later"));
+        assert_eq!(queue_share((2, 900), 101, &limits).unwrap().code, 451);
     }
 }

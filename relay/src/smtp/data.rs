@@ -183,6 +183,11 @@ fn accept(relay: &Relay, key_id: &str, env: Envelope, added: Vec<u8>, message: V
     stored.extend_from_slice(&signatures);
     stored.extend_from_slice(&added);
     stored.extend_from_slice(&message);
+    if let Some(refusal) = crate::policy::limits::queue_share(relay.spool.tenant_usage(&env.tenant), stored.len() as u64, &rt.config.limits) {
+        relay.metrics.rejected.with_label_values(&["tenant_queue"]).inc();
+        tracing::warn!(queue_id = %env.id, tenant = %env.tenant, "tenant over its queue share; message not accepted");
+        return Err(refusal);
+    }
     if let Err(e) = relay.spool.store(&env, &[&stored]) {
         tracing::error!(queue_id = %env.id, error = %e, "spool write failed; message not accepted");
         return Err(common::local_error());

@@ -49,13 +49,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let why: String = why.chars().filter(|c| !c.is_control()).take(300).collect();
             return Reply::new(550, "5.7.1", format!("Not sending for {}: {why}", from.domain));
         }
+        let tenant = rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default();
+        if let Some(refusal) = crate::policy::limits::queue_share(self.relay.spool.tenant_usage(&tenant), size.unwrap_or(0), &rt.config.limits) {
+            self.reject("tenant_queue");
+            return refusal;
+        }
         if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.messages_per_minute) {
             if !self.relay.rates.allow(&key_id, limit, now_ms) {
                 self.reject("rate_limit");
                 return Reply::new(451, "4.7.1", format!("Rate limit of {limit} messages per minute for this API key reached; try again later"));
             }
         }
-        let tenant = rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default();
         if let Some(limit) = rt.config.limits.tenant_messages_per_minute {
             if !self.relay.rates.allow(&format!("tenant:{tenant}"), limit, now_ms) {
                 self.reject("tenant_rate_limit");

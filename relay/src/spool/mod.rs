@@ -5,6 +5,7 @@
 //! from `spawn_blocking`.
 
 pub mod format;
+pub mod usage;
 
 use format::{FormatError, KeyRing};
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,7 @@ pub async fn blocking<T: Send + 'static>(spool: &Arc<Spool>, f: impl FnOnce(&Spo
 pub struct Spool {
     dir: PathBuf,
     keys: RwLock<Arc<KeyRing>>,
+    usage: std::sync::Mutex<usage::Usage>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -115,11 +117,20 @@ impl Spool {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys) })
+        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys), usage: Default::default() })
     }
 
     pub fn set_keys(&self, keys: Arc<KeyRing>) {
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    fn usage(&self) -> std::sync::MutexGuard<'_, usage::Usage> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (messages, bytes) `tenant` has queued in this spool.
+    pub fn tenant_usage(&self, tenant: &str) -> (u64, u64) {
+        self.usage().of(tenant)
     }
 
     fn keys(&self) -> Arc<KeyRing> {
@@ -135,7 +146,9 @@ impl Spool {
         let json = serde_json::to_vec(env).map_err(|e| SpoolError::Envelope { path: self.path_of(&env.id), reason: e.to_string() })?;
         let path = self.path_of(&env.id);
         let bytes = format::seal(&self.keys(), &env.id, &json, message).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
-        self.write_durably(&env.id, &bytes)
+        self.write_durably(&env.id, &bytes)?;
+        self.usage().put(&env.id, &env.tenant, bytes.len() as u64);
+        Ok(())
     }
 
     fn write_durably(&self, id: &str, bytes: &[u8]) -> Result<(), SpoolError> {
@@ -167,6 +180,7 @@ impl Spool {
             return Err(SpoolError::Envelope { path, reason: format!("envelope id {:?} does not match", env.id) });
         }
         self.write_durably(id, &bytes)?;
+        self.usage().put(id, &env.tenant, bytes.len() as u64);
         Ok(env)
     }
 
@@ -187,7 +201,10 @@ impl Spool {
         let path = self.path_of(id);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
-            _ => Ok(()),
+            _ => {
+                self.usage().remove(id);
+                Ok(())
+            }
         }
     }
 
@@ -215,7 +232,11 @@ impl Spool {
                 continue;
             }
             match self.load(&id) {
-                Ok((env, _)) => found.push(env),
+                Ok((env, _)) => {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or_default();
+                    self.usage().put(&id, &env.tenant, size);
+                    found.push(env);
+                }
                 Err(e) => self.quarantine(&path, &e),
             }
         }
