@@ -87,6 +87,35 @@ pub struct AuditConfig {
     /// A file rotates at this size (and at midnight UTC).
     #[serde(default = "default_rotate_size")]
     pub rotate_size: ByteSize,
+    /// An `audit.checkpoint` record (fsynced; its sequence and mac are the anchor published on
+    /// `GET /audit/anchor`) after this many records ...
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// ... or this long after the last one, whichever comes first (only when records were written).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: HumanDuration,
+}
+
+impl AuditConfig {
+    /// A trail in `dir` under the key in `key_file`, everything else at its default.
+    pub fn at(dir: impl Into<String>, key_file: impl Into<String>) -> Self {
+        Self {
+            dir: dir.into(),
+            key_file: key_file.into(),
+            retain_days: default_retain_days(),
+            rotate_size: default_rotate_size(),
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
+}
+
+fn default_checkpoint_every() -> u64 {
+    100
+}
+
+fn default_checkpoint_interval() -> HumanDuration {
+    HumanDuration::secs(10)
 }
 
 fn default_retain_days() -> u32 {

@@ -81,7 +81,7 @@ impl AuditArgs {
             Some(file) => cascade_relay::audit::read_key(file)?,
             None => cascade_operator::master_key::ensure_audit_key(secrets, namespace).await?,
         };
-        cascade_relay::audit::Audit::open(dir, &key, self.audit_retain_days, 64 << 20).map_err(|e| anyhow::anyhow!("opening the audit trail in {}: {e}", dir.display()))
+        cascade_relay::audit::Audit::open(dir, &key, self.audit_retain_days, 64 << 20, Default::default()).map_err(|e| anyhow::anyhow!("opening the audit trail in {}: {e}", dir.display()))
     }
 }
 
@@ -103,6 +103,16 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, 
         let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
         let dns = cascade_operator::dns::Dns::new(&nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?;
         let audit = std::sync::Arc::new(audit.open(&secrets, &namespace).await?);
+        // Checkpoints (fsynced, the anchor) also when records trickle in.
+        tokio::spawn({
+            let audit = audit.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    audit.tick(false);
+                }
+            }
+        });
         let mut ctx = cascade_operator::Context::kubernetes(client, master, dns);
         ctx.events = ctx.events.clone().with_audit(audit);
         if let Some(image) = relay_image {

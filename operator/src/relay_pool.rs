@@ -46,6 +46,17 @@ pub fn keys_secret(pool: &str) -> String {
 
 pub const SPOOL_KEY: &str = "spool.key";
 pub const SEALING_KEY: &str = "sealing.key";
+/// The relays' audit HMAC key (base64 of 32 random bytes), in `<pool>-keys`.
+pub const AUDIT_KEY: &str = crate::render::evaluate::AUDIT_KEY_FILE;
+
+/// A fresh audit key file: base64 of 32 random bytes.
+pub fn new_audit_key() -> Result<String, String> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    use base64::Engine;
+    let mut key = [0u8; 32];
+    SystemRandom::new().fill(&mut key).map_err(|_| "no randomness for the audit key".to_string())?;
+    Ok(format!("{}\n", base64::engine::general_purpose::STANDARD.encode(key)))
+}
 
 fn labels(pool: &str) -> BTreeMap<String, String> {
     [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), ("cascade-mail.com/relay-pool".to_string(), pool.to_string())].into()
@@ -167,11 +178,16 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         }
     };
 
-    let keys = once(&ctx, &ns, &keys_secret(&name), &pool, || {
+    let mut keys = once(&ctx, &ns, &keys_secret(&name), &pool, || {
         let line = |id: &str| KeyRing::generate_line(id).map(String::into_bytes).map_err(|e| e.to_string());
-        Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?)].into())
+        Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?), (AUDIT_KEY.to_string(), new_audit_key()?.into_bytes())].into())
     })
     .await?;
+    if !keys.contains_key(AUDIT_KEY) {
+        // Pools created before relays kept an audit trail: add its key, keep the others.
+        keys.insert(AUDIT_KEY.to_string(), new_audit_key().map_err(ReconcileError::Key)?.into_bytes());
+        ctx.secrets.apply(&ns, &keys_secret(&name), &keys, labels(&name), pool.controller_owner_ref(&())).await?;
+    }
     let sealing = keys.get(SEALING_KEY).and_then(|b| KeyRing::parse(&String::from_utf8_lossy(b)).ok());
     let sealing = sealing.ok_or_else(|| ReconcileError::Key(format!("Secret {} has no valid {SEALING_KEY}", keys_secret(&name))))?;
     let tls = match &pool.spec.tls.secret_name {
@@ -190,6 +206,11 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     config.spool.dir = crate::workloads::SPOOL_DIR.into();
     config.spool.key_file = format!("{}/{SPOOL_KEY}", crate::workloads::KEYS_DIR);
     config.sealing_key_file = Some(format!("{}/{SEALING_KEY}", crate::workloads::KEYS_DIR));
+    // The audit trail on the spool volume (the pod's only writable path), its key beside the others.
+    if let Some(audit) = config.audit.as_mut() {
+        audit.dir = format!("{}/audit", crate::workloads::SPOOL_DIR);
+        audit.key_file = format!("{}/{AUDIT_KEY}", crate::workloads::KEYS_DIR);
+    }
     let mut sealed_files = BTreeMap::new();
     for t in &mut config.tenants {
         for d in &mut t.domains {
@@ -232,6 +253,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
 
     let relays = relay_admin_addrs(&ctx, &pool).await;
     let reports = dmarc_reports(&relays).await;
+    let anchors = futures::future::join_all(relays.iter().copied().map(crate::relay_admin::audit_anchor)).await;
     let keys: Vec<_> = inputs.api_keys.iter().filter_map(|a| material.api_keys.get(&key_of(a)).map(|(id, _)| (a, id.as_str()))).collect();
     crate::suspensions::apply(&ctx, &relays, &keys).await?;
     for d in &inputs.domains {
@@ -266,6 +288,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     st.config_hash = Some(config_hash);
     st.ready_replicas = ready_replicas;
     st.retired_domains = inputs.retired.clone();
+    st.audit_anchors = crate::relay_admin::merge_anchors(&st.audit_anchors, anchors.into_iter().flatten().collect());
     let msg = format!("configuration rendered into Secret {}", bundle_secret(&name));
     conditions::set(&mut st.conditions, types::READY, true, "ConfigRendered", &msg, st.observed_generation, &now);
     apply_status(&ctx, &crate::controller::WHOLE, &*pool, "RelayPool", pool.status.as_ref(), &st).await?;

@@ -59,7 +59,7 @@ async fn admin_visible_actions_are_in_the_audit_trail() {
     let dir = std::env::temp_dir().join(format!("cascade-operator-audit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let key = [9u8; 32];
-    let audit = std::sync::Arc::new(cascade_relay::audit::Audit::open(&dir, &key, 90, 1 << 20).unwrap());
+    let audit = std::sync::Arc::new(cascade_relay::audit::Audit::open(&dir, &key, 90, 1 << 20, Default::default()).unwrap());
     let Some(op) = support::operator::start_with(false, |ctx| ctx.events = ctx.events.clone().with_audit(audit)).await else { return };
     let keys: Api<ApiKey> = Api::namespaced(op.client.clone(), "shop");
     keys.create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
@@ -76,7 +76,7 @@ async fn admin_visible_actions_are_in_the_audit_trail() {
     assert_eq!((issued["event"].as_str(), issued["data"]["kind"].as_str(), issued["data"]["namespace"].as_str(), issued["data"]["name"].as_str()), (Some("operator.action"), Some("ApiKey"), Some("shop"), Some("web")));
     let creds = op.secrets.get("shop", "web-credentials").await.unwrap().unwrap();
     assert!(!text.contains(std::str::from_utf8(&creds["password"]).unwrap()), "no secret in the trail");
-    let verdict = cascade_relay::audit::verify_files(&key, &files()).unwrap();
+    let verdict = cascade_relay::audit::verify_files(&key, &files(), None).unwrap();
     assert!(verdict.breaks.is_empty() && verdict.records >= 2, "{:?}", verdict.breaks);
     let _ = std::fs::remove_dir_all(&dir);
 }

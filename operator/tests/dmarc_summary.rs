@@ -47,4 +47,10 @@ async fn report_summaries_reach_the_sending_domain_status() {
     assert_eq!((summary.messages, summary.pass_rate.as_str()), (9, "77.8%"));
     assert_eq!(summary.failing_sources, ["203.0.113.9 (2)"]);
     assert_eq!((summary.window_begin.as_str(), summary.window_end.as_str()), ("2027-01-15T08:00:00Z", "2027-01-16T07:59:59Z"));
+
+    // The relay's audit anchor is kept in the pool's status, outside the relay's volume.
+    let pools: kube::Api<cascade_crds::v1alpha1::RelayPool> = kube::Api::namespaced(op.client.clone(), "cascade-system");
+    let anchors = support::operator::until("the relay's audit anchor in the pool status", || async { Some(pools.get("main").await.ok()?.status?.audit_anchors).filter(|a| !a.is_empty()) }).await;
+    assert_eq!(anchors.len(), 1, "{anchors:?}");
+    assert!(anchors[0].seq >= 1 && anchors[0].mac.len() == 64 && !anchors[0].relay.is_empty(), "{anchors:?}");
 }

@@ -171,7 +171,7 @@ async fn pools_render_bundles_statuses_and_revocations() {
 
     // A smarthost with credentials from a Secret: the pool waits for the Secret (InvalidSpec),
     // then the bundle carries the username and the password file, never the password inline.
-    let smarthost = serde_json::json!({"spec": {"delivery": {"mode": "smarthost", "smarthost": {"address": "smtp.provider.test:587", "credentialsSecret": "upstream"}}}});
+    let smarthost = serde_json::json!({"spec": {"delivery": {"mode": "smarthost", "smarthost": {"address": "smtp.provider.test:587", "tls": "required", "credentialsSecret": "upstream"}}}});
     pools.patch("main", &PatchParams::default(), &Patch::Merge(&smarthost)).await.unwrap();
     until("InvalidSpec while the Secret is missing", || async {
         let st = pools.get("main").await.ok()?.status?;

@@ -113,7 +113,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
         sealing_key_file: None,
         retired_domains: vec![],
         dmarc_report_address: None,
-        audit: Some(cascade_crds::relay_config::AuditConfig { dir: "audit".into(), key_file: "audit.key".into(), retain_days: 90, rotate_size: cascade_crds::ByteSize(64 * 1024 * 1024) }),
+        audit: Some(cascade_crds::relay_config::AuditConfig::at("audit", "audit.key")),
         handover: None,
         limits: Limits::default(),
     };

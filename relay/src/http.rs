@@ -1,7 +1,8 @@
 //! The HTTP listeners. Every one answers `/healthz` (the process runs) and `/readyz` (ready for
 //! work; the relay fails it during shutdown). The relay has two: [`Tenant`] (reachable from the
 //! tenant namespaces: `POST /dmarc/reports` with an API key) and [`Admin`] (platform only:
-//! `GET /metrics` in Prometheus text, `GET /dmarc/summary` and `GET /anomalies` for the operator,
+//! `GET /metrics` in Prometheus text, `GET /dmarc/summary`, `GET /anomalies` and `GET /audit/anchor`
+//! for the operator,
 //! and `POST /handover` from peer relays). A deliberately
 //! tiny HTTP/1.1 responder: one request per connection, bounded header size, body, time and
 //! concurrency. The operator serves its probes with the same code.
@@ -53,6 +54,15 @@ impl Probes for Admin {
         match path {
             "/dmarc/summary" => Some((200, "application/json", self.0.dmarc_summaries.json())),
             "/anomalies" => Some((200, "application/json", self.0.suspensions_json())),
+            "/audit/anchor" => Some(match self.0.audit.anchor() {
+                // Named after the relay: its pod name in a cluster, else its configured hostname.
+                Some(a) => {
+                    let relay = std::env::var("HOSTNAME").unwrap_or_else(|_| self.0.runtime().config.hostname.clone());
+                    let json = serde_json::json!({ "relay": relay, "seq": a.seq, "mac": a.mac, "time": a.time });
+                    (200, "application/json", json.to_string())
+                }
+                None => (404, "text/plain", "no audit trail\n".into()),
+            }),
             _ => None,
         }
     }

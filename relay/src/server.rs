@@ -33,7 +33,10 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let spool = Spool::open(&spool_dir, rt.spool_keys.clone()).context("opening the spool")?;
     let (queue_handle, queue_rx) = QueueHandle::channel();
     let audit = match (&rt.config.audit, &rt.audit_key) {
-        (Some(a), Some(key)) => crate::audit::Audit::open(&rt.resolve(&a.dir), key, a.retain_days, a.rotate_size.0).context("opening the audit trail")?,
+        (Some(a), Some(key)) => {
+            let checkpoints = crate::audit::Checkpoints { every: a.checkpoint_every.max(1), interval: a.checkpoint_interval.0 };
+            crate::audit::Audit::open(&rt.resolve(&a.dir), key, a.retain_days, a.rotate_size.0, checkpoints).context("opening the audit trail")?
+        }
         _ => crate::audit::Audit::default(),
     };
     let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone(), audit);
@@ -94,6 +97,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     }
     let _ = tokio::time::timeout(limits.shutdown_grace.0 + Duration::from_secs(1), queue_task).await;
     crate::handover::at_shutdown(&relay).await;
+    relay.audit.tick(true);
     Ok(())
 }
 
@@ -204,6 +208,7 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
             _ = tokio::time::sleep(Duration::from_secs(2)) => false,
             _ = crate::relay::Relay::stopped(&mut shutdown) => return,
         };
+        relay.audit.tick(false);
         if relay.watch_delivered() {
             if forced {
                 tracing::info!("SIGHUP ignored: the configuration comes from the watched Secret");

@@ -64,3 +64,55 @@ def test_audit_records_chain_and_tampering_is_found(workdir, dns_server, cleanup
     assert verify(relay, files).returncode == 1
     target.write_text(original)
     assert verify(relay, files).returncode == 0
+
+
+def anchor(relay):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{relay.admin}/audit/anchor", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def test_the_anchor_on_the_admin_api_shows_a_cut_tail(workdir, dns_server, cleanup):
+    """Checkpoints are fsynced records whose sequence and mac the admin API publishes; with that
+    anchor, `audit verify` reports records cut off the end, which the chain alone cannot."""
+    tweak = lambda cfg: cfg.replace("checkpointEvery: 100", "checkpointEvery: 2")
+    dns, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=tweak)
+    assert "checkpointEvery: 2" in relay.config.read_text()
+    for _ in range(3):
+        assert relay.swaks().returncode == 0
+    a = wait_until(lambda: (lambda x: x if x["seq"] >= 6 else None)(anchor(relay)), 15, "checkpoints")
+    files = sorted((relay.dir / "audit").glob("audit-*.jsonl"))
+    records = [json.loads(l) for f in files for l in f.read_text().splitlines()]
+    at = next(r for r in records if r["seq"] == a["seq"])
+    assert at["event"] == "audit.checkpoint" and at["mac"] == a["mac"]
+    relay.stop()
+    files = sorted((relay.dir / "audit").glob("audit-*.jsonl"))
+    given = json.dumps(a)
+    r = subprocess.run([str(BINARY), "audit", "verify", "--key", str(relay.dir / "audit.key"), "--anchor", given, *map(str, files)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    # Cut everything from the anchored record on: still a valid chain, but not past the anchor.
+    target = files[-1]
+    lines = target.read_text().splitlines()
+    keep = [l for l in lines if json.loads(l)["seq"] < a["seq"]]
+    target.write_text("\n".join(keep) + "\n")
+    assert verify(relay, files).returncode == 0
+    r = subprocess.run([str(BINARY), "audit", "verify", "--key", str(relay.dir / "audit.key"), "--anchor", f"{a['seq']}:{a['mac']}", *map(str, files)], capture_output=True, text=True)
+    assert r.returncode == 1 and f"truncated: the trail ends at sequence {a['seq'] - 1} but the anchor is at {a['seq']}" in r.stdout, r.stdout
+
+
+def test_a_torn_last_record_does_not_stop_the_relay(workdir, dns_server, cleanup):
+    dns, sink, relay = standard_setup(workdir, dns_server, cleanup)
+    assert relay.swaks().returncode == 0
+    relay.kill9()
+    newest = sorted((relay.dir / "audit").glob("audit-*.jsonl"))[-1]
+    with open(newest, "ab") as f:
+        f.write(b'{"seq":99,"time":"2027-01-01T00:0')  # a crash mid-write
+    relay.start()
+    assert relay.swaks().returncode == 0
+    wait_until(lambda: "torn record" in relay.log_text(), 10, "the log line about the torn record")
+    torn = list((relay.dir / "audit" / "quarantine").iterdir())
+    assert len(torn) == 1 and torn[0].read_bytes() == b'{"seq":99,"time":"2027-01-01T00:0'
+    relay.stop()
+    files = sorted((relay.dir / "audit").glob("audit-*.jsonl"))
+    assert verify(relay, files).returncode == 0
+    assert any('"event":"audit.recovery"' in f.read_text() for f in files)

@@ -321,6 +321,24 @@ pub struct RelayPoolStatus {
     /// for seven days (longer than the relay keeps any message).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_domains: Vec<RetiredDomain>,
+    /// Each relay's latest audit checkpoint (`GET /audit/anchor`), kept here, outside the relays'
+    /// volumes: `cascade-relay audit verify --anchor SEQ:MAC` then reports a trail cut short.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_anchors: Vec<AuditAnchor>,
+}
+
+/// A relay's latest durable audit checkpoint.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditAnchor {
+    /// The relay (its pod name).
+    pub relay: String,
+    /// Sequence number of the checkpoint record.
+    pub seq: u64,
+    /// Its mac (hex).
+    pub mac: String,
+    /// When it was written.
+    pub time: String,
 }
 
 /// A SendingDomain deleted from a pool.

@@ -11,6 +11,9 @@ use cascade_crds::ByteSize;
 use kube::ResourceExt;
 use std::collections::BTreeMap;
 
+/// The relay's audit key file (in a pod: from the pool's `<pool>-keys` Secret).
+pub const AUDIT_KEY_FILE: &str = "audit.key";
+
 /// (namespace, name) of a namespaced object.
 pub type Key = (String, String);
 
@@ -475,7 +478,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         },
         sealing_key_file: None,
         dmarc_report_address: pool.spec.dmarc_report_address.clone(),
-        audit: None,
+        // Every relay keeps the chained audit trail; the controller puts it on the spool volume.
+        audit: Some(rc::AuditConfig::at("audit", AUDIT_KEY_FILE)),
         // Every relay of the pool, through the headless Service (a relay skips itself).
         handover: Some(rc::Handover { peers: vec![format!("{pool_name}-relay-headless.{pool_ns}.svc:{}", l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
         retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),

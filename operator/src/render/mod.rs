@@ -160,6 +160,9 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     if !relay.join("spool.key").exists() {
         write_private(&relay.join("spool.key"), cascade_relay::spool::format::KeyRing::generate_line("k1")?.as_bytes())?;
     }
+    if !relay.join(evaluate::AUDIT_KEY_FILE).exists() {
+        write_private(&relay.join(evaluate::AUDIT_KEY_FILE), crate::relay_pool::new_audit_key().map_err(|e| anyhow::anyhow!(e))?.as_bytes())?;
+    }
     let yaml = serde_saphyr::to_string(&plan.config)?;
     write_private(&relay.join("relay.yaml"), format!("# Rendered by `cascade-operator render`; do not edit.\n{yaml}").as_bytes())?;
     let zone: String = plan.records.iter().map(|(name, value)| cascade_relay::dkim::txt_zone_line(name, value)).collect();

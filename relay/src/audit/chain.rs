@@ -50,10 +50,13 @@ pub struct Verdict {
 }
 
 /// Checks files in order (oldest first). The first record's `prev` is trusted (earlier files may
-/// have been removed by retention); everything after must chain.
-pub fn verify(key: &hmac::Key, files: &[(String, String)]) -> Verdict {
+/// have been removed by retention); everything after must chain. With an `anchor` (a sequence
+/// and mac kept outside the files), the record of that sequence must be there with that mac:
+/// a trail that ends before it was cut short.
+pub fn verify(key: &hmac::Key, files: &[(String, String)], anchor: Option<(u64, &str)>) -> Verdict {
     let mut v = Verdict::default();
     let mut expect: Option<(u64, String)> = None;
+    let mut anchored = false;
     for (name, text) in files {
         for (i, line) in text.lines().enumerate() {
             let at = |what: String| Break { file: name.clone(), line: i + 1, what };
@@ -83,10 +86,26 @@ pub fn verify(key: &hmac::Key, files: &[(String, String)]) -> Verdict {
                     }
                 }
             }
+            if let Some((seq, anchor_mac)) = anchor.filter(|(seq, _)| *seq == head.seq) {
+                anchored = true;
+                if mac != anchor_mac {
+                    v.breaks.push(at(format!("record {seq} does not match the anchor: the trail was rewritten up to here")));
+                }
+            }
             expect = Some((head.seq + 1, mac.to_string()));
             v.records += 1;
             v.last_mac = Some(mac.to_string());
         }
+    }
+    if let Some((seq, _)) = anchor.filter(|_| !anchored) {
+        let last = expect.as_ref().map(|(next, _)| next - 1);
+        let (file, line) = files.last().map(|(n, t)| (n.clone(), t.lines().count())).unwrap_or_default();
+        let what = match (last, v.first_seq) {
+            (Some(last), _) if last < seq => format!("truncated: the trail ends at sequence {last} but the anchor is at {seq}"),
+            (_, Some(first)) if first > seq => format!("the anchor's sequence {seq} is before the first record given ({first}); give the older files"),
+            _ => format!("no record with the anchor's sequence {seq}"),
+        };
+        v.breaks.push(Break { file, line, what });
     }
     v
 }
@@ -108,7 +127,7 @@ mod tests {
 
     fn check(key: &hmac::Key, files: &[Vec<String>]) -> Vec<(usize, usize, String)> {
         let named: Vec<(String, String)> = files.iter().enumerate().map(|(i, l)| (format!("f{i}"), l.join("\n"))).collect();
-        verify(key, &named).breaks.into_iter().map(|b| (b.file[1..].parse().unwrap(), b.line, b.what)).collect()
+        verify(key, &named, None).breaks.into_iter().map(|b| (b.file[1..].parse().unwrap(), b.line, b.what)).collect()
     }
 
     #[test]
@@ -133,6 +152,15 @@ mod tests {
         assert!(!check(&k, &[inserted]).is_empty());
         // A whole file missing in the middle.
         assert_eq!(check(&k, &[lines[..2].to_vec(), lines[4..].to_vec()])[0].0, 1);
+        // With an anchor kept outside the files, a cut-off tail shows.
+        let named = |l: &[String]| vec![("f0".to_string(), l.join("\n"))];
+        let mac_of = |l: &str| l.rsplit("\"mac\":\"").next().unwrap().trim_end_matches("\"}").to_string();
+        let anchor = mac_of(&lines[4]);
+        assert!(verify(&k, &named(&lines), Some((5, &anchor))).breaks.is_empty());
+        let cut = verify(&k, &named(&lines[..3]), Some((5, &anchor))).breaks;
+        assert_eq!(cut[0].what, "truncated: the trail ends at sequence 3 but the anchor is at 5");
+        let rewritten = chain(&key(b"0123456789abcdef0123456789abcdef"), 6);
+        assert!(verify(&k, &named(&rewritten), Some((5, "00"))).breaks[0].what.contains("does not match the anchor"));
         // Another key: nothing verifies.
         assert_eq!(check(&key(b"another key another key another k"), &[lines]).len(), 6);
     }
