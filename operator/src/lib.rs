@@ -24,6 +24,7 @@ pub mod render;
 pub mod secrets;
 pub mod sending_domain;
 pub mod spool_drain;
+pub mod spool_key;
 pub mod suspensions;
 pub mod workloads;
 

@@ -183,6 +183,17 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?), (AUDIT_KEY.to_string(), new_audit_key()?.into_bytes())].into())
     })
     .await?;
+    let every: cascade_crds::HumanDuration = pool.spec.spool.rotate_key_every.parse().map_err(|e| ReconcileError::Input(format!("spool.rotateKeyEvery: {e}")))?;
+    let request = pool.annotations().get(crate::spool_key::ROTATE_ANNOTATION).cloned();
+    if let Some((next, change)) = crate::spool_key::rotate(&keys, now_unix, every.0, request.as_deref()).map_err(ReconcileError::Key)? {
+        ctx.secrets.apply(&ns, &keys_secret(&name), &next, labels(&name), pool.controller_owner_ref(&())).await?;
+        if let crate::spool_key::Change::Rotated { key, requested } = change {
+            let why = if requested { "as the annotation cascade-mail.com/rotate-spool-key asked" } else { "on schedule" };
+            let note = format!("spool key {key} now seals new spool files ({why}); the older keys still open theirs");
+            ctx.events.publish(&pool.object_ref(&()), &Note::normal("SpoolKeyRotated", "RotateSpoolKey", note)).await;
+        }
+        keys = next;
+    }
     if !keys.contains_key(AUDIT_KEY) {
         // Pools created before relays kept an audit trail: add its key, keep the others.
         keys.insert(AUDIT_KEY.to_string(), new_audit_key().map_err(ReconcileError::Key)?.into_bytes());

@@ -45,6 +45,9 @@ pub struct Admin(pub Arc<Relay>);
 
 impl Probes for Admin {
     fn metrics(&self) -> Option<String> {
+        for (key, n) in self.0.spool.seal_counts() {
+            self.0.metrics.spool_seals.with_label_values(&[&key]).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         Some(self.0.metrics.render())
     }
     fn ready(&self) -> bool {

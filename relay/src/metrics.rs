@@ -1,6 +1,6 @@
 //! Prometheus metrics of one relay, all prefixed `cascade_relay_`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
@@ -21,6 +21,7 @@ pub struct Metrics {
     pub dmarc_sources: IntCounterVec,
     pub dmarc_failures: IntCounterVec,
     pub dmarc_repairs: IntCounterVec,
+    pub spool_seals: IntGaugeVec,
     pub anomalies: IntCounterVec,
     pub suspended_keys: IntGauge,
     pub handed_over: IntCounterVec,
@@ -36,6 +37,12 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     let c = IntCounterVec::new(Opts::new(format!("cascade_relay_{name}"), help), labels).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(format!("cascade_relay_{name}"), help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -70,6 +77,7 @@ impl Default for Metrics {
             dmarc_messages: counter_vec(&r, "dmarc_messages_total", "Messages in DMARC aggregate reports, by domain, disposition and aligned DKIM and SPF result", &["domain", "disposition", "dkim", "spf"]),
             dmarc_sources: counter_vec(&r, "dmarc_source_messages_total", "Messages in DMARC aggregate reports, by domain, source address and whether they passed DMARC", &["domain", "source", "aligned"]),
             dmarc_failures: counter_vec(&r, "dmarc_failure_reports_total", "DMARC failure reports, by domain and failure", &["domain", "failure"]),
+            spool_seals: gauge_vec(&r, "spool_key_seals", "Files this relay sealed with each spool key (AES-GCM random nonces: rotate well before 2^32 per key, summed over the pool)", &["key"]),
             dmarc_repairs: counter_vec(&r, "dmarc_report_repairs_total", "DMARC aggregate reports read despite a deviation real reporters produce, by repair", &["repair"]),
             anomalies: counter_vec(&r, "key_anomalies_total", "Unusual sending found per API key, by kind (rate or failures)", &["kind"]),
             suspended_keys: gauge(&r, "suspended_keys", "API keys this relay holds suspended after an anomaly"),

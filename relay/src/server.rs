@@ -98,6 +98,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let _ = tokio::time::timeout(limits.shutdown_grace.0 + Duration::from_secs(1), queue_task).await;
     crate::handover::at_shutdown(&relay).await;
     relay.audit.tick(true);
+    relay.spool.save_seal_counts();
     Ok(())
 }
 
@@ -192,6 +193,25 @@ fn watched(path: &Path, rt: &Runtime) -> Vec<(PathBuf, Option<SystemTime>)> {
     files.into_iter().map(|f| (f.clone(), mtime(&f))).collect()
 }
 
+/// Re-reads the spool key ring when its file changed (a rotation: a new first line seals, the
+/// older lines still open what they sealed).
+fn reload_spool_keys(relay: &Relay, seen: &mut Option<SystemTime>) {
+    let rt = relay.runtime();
+    let file = rt.resolve(&rt.config.spool.key_file);
+    let now = mtime(&file);
+    if now == *seen {
+        return;
+    }
+    *seen = now;
+    match std::fs::read_to_string(&file).map_err(|e| e.to_string()).and_then(|t| crate::spool::format::KeyRing::parse(&t)) {
+        Ok(ring) => {
+            tracing::info!(active_key = ring.active(), "spool key ring reloaded");
+            relay.spool.set_keys(Arc::new(ring));
+        }
+        Err(e) => tracing::error!(file = %file.display(), error = %e, "new spool key file refused; keeping the current keys"),
+    }
+}
+
 async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -201,6 +221,7 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
         }
     };
     let mut seen = watched(&path, &relay.runtime());
+    let mut spool_key_seen = { let rt = relay.runtime(); mtime(&rt.resolve(&rt.config.spool.key_file)) };
     let mut shutdown = relay.shutdown_signal();
     loop {
         let forced = tokio::select! {
@@ -213,6 +234,8 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
             if forced {
                 tracing::info!("SIGHUP ignored: the configuration comes from the watched Secret");
             }
+            // The spool key file is mounted apart from the watched bundle: a rotation lands there.
+            reload_spool_keys(&relay, &mut spool_key_seen);
             continue;
         }
         let rt = relay.runtime();
@@ -241,5 +264,34 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_spool_key_file_is_picked_up_in_watch_mode_too() {
+        let f = crate::smtp::harness::fixture();
+        let rt = f.relay.runtime();
+        let file = rt.resolve(&rt.config.spool.key_file);
+        let mut seen = mtime(&file);
+        reload_spool_keys(&f.relay, &mut seen);
+        let old = std::fs::read_to_string(&file).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&file, format!("{}{old}", crate::spool::format::KeyRing::generate_line("rotated").unwrap())).unwrap();
+        reload_spool_keys(&f.relay, &mut seen);
+        let env = crate::spool::Envelope { id: "q1".into(), sender: "a@b.test".into(), recipients: vec![], tenant: "t".into(), key: String::new(), created: 0, next_attempt: 0, attempts: 0 };
+        f.relay.spool.store(&env, &[b"x"]).unwrap();
+        let bytes = std::fs::read(f.relay.spool.path_of("q1")).unwrap();
+        assert_eq!(&bytes[9..9 + bytes[8] as usize], b"rotated");
+        assert_eq!(f.relay.spool.seal_counts()["rotated"], 1);
+        // A broken file is refused and the ring kept.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&file, "not a key\n").unwrap();
+        reload_spool_keys(&f.relay, &mut seen);
+        f.relay.spool.store(&env, &[b"x"]).unwrap();
+        assert_eq!(f.relay.spool.seal_counts()["rotated"], 2);
     }
 }

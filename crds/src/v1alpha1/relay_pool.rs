@@ -244,6 +244,16 @@ pub struct PoolSpool {
     /// StorageClass of the claims; empty means the cluster default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
+    /// How often the operator rotates the pool's spool key (a new key seals, the three before it
+    /// still open; e.g. `30d`, the default). The annotation `cascade-mail.com/rotate-spool-key`
+    /// on the RelayPool rotates at once whenever its value changes.
+    #[serde(default = "default_rotate_key_every")]
+    #[schemars(length(max = 32))]
+    pub rotate_key_every: String,
+}
+
+fn default_rotate_key_every() -> String {
+    "30d".into()
 }
 
 /// Limits every pod applies.
@@ -402,7 +412,7 @@ impl Default for PoolDelivery {
 }
 impl Default for PoolSpool {
     fn default() -> Self {
-        Self { size: default_spool_size(), storage_class: None }
+        Self { size: default_spool_size(), storage_class: None, rotate_key_every: default_rotate_key_every() }
     }
 }
 impl Default for PoolLimits {

@@ -444,6 +444,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         }
     };
     let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| format!("limits.maxMessageSize: {e}"))?;
+    spec.spool.rotate_key_every.parse::<cascade_crds::HumanDuration>().map_err(|e| format!("spool.rotateKeyEvery: {e}"))?;
     let defaults = rc::Limits::default();
     let tenant_queued_bytes: ByteSize = match &spec.limits.tenant_queued_bytes {
         Some(text) => text.parse().map_err(|e| format!("limits.tenantQueuedBytes: {e}"))?,

@@ -65,6 +65,11 @@ impl KeyRing {
         Ok(Self { active, keys })
     }
 
+    /// The id of the key new files are sealed with (the file's first).
+    pub fn active(&self) -> &str {
+        &self.active
+    }
+
     /// A new key file line with a random key.
     pub fn generate_line(id: &str) -> Result<String, FormatError> {
         let mut key = [0u8; 32];

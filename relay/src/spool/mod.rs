@@ -5,6 +5,7 @@
 //! from `spawn_blocking`.
 
 pub mod format;
+pub mod seals;
 pub mod usage;
 
 use format::{FormatError, KeyRing};
@@ -87,6 +88,7 @@ pub struct Spool {
     dir: PathBuf,
     keys: RwLock<Arc<KeyRing>>,
     usage: std::sync::Mutex<usage::Usage>,
+    seals: std::sync::Mutex<seals::Seals>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -117,7 +119,7 @@ impl Spool {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys), usage: Default::default() })
+        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys), usage: Default::default(), seals: std::sync::Mutex::new(seals::Seals::load(dir)) })
     }
 
     pub fn set_keys(&self, keys: Arc<KeyRing>) {
@@ -126,6 +128,16 @@ impl Spool {
 
     fn usage(&self) -> std::sync::MutexGuard<'_, usage::Usage> {
         self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seals per spool key id on this relay (see [`seals`]).
+    pub fn seal_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.seals.lock().unwrap_or_else(|e| e.into_inner()).counts().clone()
+    }
+
+    /// Saves the seal counts (at shutdown).
+    pub fn save_seal_counts(&self) {
+        self.seals.lock().unwrap_or_else(|e| e.into_inner()).save();
     }
 
     /// (messages, bytes) `tenant` has queued in this spool.
@@ -145,7 +157,11 @@ impl Spool {
     pub fn store(&self, env: &Envelope, message: &[&[u8]]) -> Result<(), SpoolError> {
         let json = serde_json::to_vec(env).map_err(|e| SpoolError::Envelope { path: self.path_of(&env.id), reason: e.to_string() })?;
         let path = self.path_of(&env.id);
-        let bytes = format::seal(&self.keys(), &env.id, &json, message).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
+        let keys = self.keys();
+        let bytes = format::seal(&keys, &env.id, &json, message).map_err(|source| SpoolError::Format { path: path.clone(), source })?;
+        if let Some(n) = self.seals.lock().unwrap_or_else(|e| e.into_inner()).add(keys.active()) {
+            tracing::warn!(key = keys.active(), seals = n, limit = 1u64 << 32, "spool key has sealed many files (random nonces are safe up to 2^32 per key): rotate the spool key");
+        }
         self.write_durably(&env.id, &bytes)?;
         self.usage().put(&env.id, &env.tenant, bytes.len() as u64);
         Ok(())
