@@ -1,20 +1,29 @@
 """Soak benchmark (loopback, bounded; not part of the tests): the relay under sustained load while
-one client floods connections and another brute-forces AUTH.
+one client floods connections, another brute-forces AUTH, a third trickles bytes, and a second
+tenant sends to a tarpit MX.
+
+Setup: the `cascade-relay dev` bundle (release build) turned into MX delivery with two tenants:
+`dev` (the well-behaved clients, to `dest.test`, whose MX is a fast sink on 127.0.0.1) and
+`tarpit` (to `tarpit.test`, whose MX on 127.0.0.5 accepts connections and never answers), with
+Knot on loopback serving both zones.
 
 1. Capacity: well-behaved clients (STARTTLS, AUTH, 4 KB messages) as fast as they can for
-   CAPACITY_S seconds against `cascade-relay dev` (release build; delivery to its outbox).
+   CAPACITY_S seconds.
 2. Soak: the same clients paced at LOAD (0.8) of that capacity for DURATION_S (600) seconds,
-   while 127.0.0.2 keeps FLOOD (300) connections open and reopens them, and 127.0.0.3 tries
-   wrong AUTH secrets as fast as it is answered.
-3. Report: delivered throughput of the well-behaved clients against the paced target (target:
+   while 127.0.0.2 keeps FLOOD (300) connections open and reopens them, 127.0.0.3 tries wrong
+   AUTH secrets as fast as it is answered, 127.0.0.4 keeps TRICKLE (40) sessions sending one byte
+   every 2 s (half before AUTH, half inside DATA with the tarpit tenant's key), and the tarpit
+   tenant submits TARPIT_RATE (20) messages/s that its MX never takes.
+3. Report: accepted throughput of the well-behaved clients against the paced target (target:
    within 10%), the relay's RSS every 10 s (target: flat, last quarter within 10% + 16 MiB of
-   the first), and lost messages (acknowledged but not in the outbox after the queue drained;
-   target: zero). Exit 1 if a target is missed.
+   the first), and lost messages (acknowledged for `dest.test` but not at its sink after the
+   queue drained; target: zero). Exit 1 if a target is missed.
 
-    python3 bench/soak.py                  # DURATION_S=600 CAPACITY_S=30 SESSIONS=20 FLOOD=300
+    /usr/bin/python3 bench/soak.py         # DURATION_S=600 CAPACITY_S=30 SESSIONS=20 FLOOD=300 TRICKLE=40
 """
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -30,12 +39,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from load import reply  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+from conftest import Dns  # noqa: E402  (Knot on loopback, as the tests run it)
 DURATION_S = int(os.environ.get("DURATION_S", 600))
 CAPACITY_S = int(os.environ.get("CAPACITY_S", 30))
 SESSIONS = int(os.environ.get("SESSIONS", 20))
 FLOOD = int(os.environ.get("FLOOD", 300))
 LOAD = float(os.environ.get("LOAD", 0.8))
+TRICKLE = int(os.environ.get("TRICKLE", 40))
+TARPIT_RATE = float(os.environ.get("TARPIT_RATE", 20))
 SIZE = 4096
+TARPIT_KEY = {"username": "ck_7a7a7a7a7a7a7a7a", "password": "cascade_sk_soak-tarpit-tenant-" + "x" * 32}
 
 
 def free_port():
@@ -75,9 +89,54 @@ async def login(port, user, password, source="127.0.0.1"):
     return reader, writer, code
 
 
+class Sink:
+    """A fast SMTP sink (pipelining, no TLS): counts the messages whose body says `soak`."""
+
+    def __init__(self):
+        self.received = 0
+
+    async def session(self, reader, writer):
+        writer.write(b"220 sink ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    writer.write(b"250-sink\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go\r\n")
+                    await writer.drain()
+                    body = await reader.readuntil(b"\r\n.\r\n")
+                    if b"Subject: soak" in body:
+                        self.received += 1
+                    writer.write(b"250 2.0.0 ok\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    break
+                else:
+                    writer.write(b"250 ok\r\n")
+                if not reader._buffer:  # noqa: SLF001 - flush only when no pipelined command waits
+                    await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        writer.close()
+
+
+async def tarpit_session(reader, writer):
+    """The tarpit MX: takes the connection, never says a word."""
+    try:
+        await reader.read()
+    except ConnectionError:
+        pass
+    writer.close()
+
+
 class Stats:
     def __init__(self):
         self.acked = 0
+        self.tarpit_acked = 0
+        self.tarpit_refused = 0
+        self.trickle_sessions = 0
+        self.trickle_cut = 0
         self.refused = 0
         self.logins_refused = 0
         self.flood_opened = 0
@@ -157,13 +216,67 @@ async def brute(port, creds, stats, deadline):
             await asyncio.sleep(0.05)
 
 
+async def trickle(port, stats, deadline):
+    """127.0.0.4: sessions that stay under every per-read timeout by sending one byte every 2 s,
+    half before AUTH (a command) and half inside DATA (with the tarpit tenant's key)."""
+    async def one(in_data):
+        while time.monotonic() < deadline:
+            try:
+                if in_data:
+                    reader, writer, code = await login(port, TARPIT_KEY["username"], TARPIT_KEY["password"], source="127.0.0.4")
+                    writer.write(b"MAIL FROM:<t@tarpit-sender.test>\r\nRCPT TO:<v@tarpit.test>\r\nDATA\r\nFrom: <t@tarpit-sender.test>\r\n\r\n")
+                    for _ in range(3):
+                        await reply(reader)
+                else:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.4", 0))
+                    await reply(reader)
+                stats.trickle_sessions += 1
+                while time.monotonic() < deadline:
+                    writer.write(b"x" if in_data else b"N")
+                    await writer.drain()
+                    await asyncio.sleep(2)
+                    if reader.at_eof() or reader._buffer:  # noqa: SLF001 - the relay answered: cut off
+                        stats.trickle_cut += 1
+                        break
+                writer.close()
+            except (OSError, ConnectionError, asyncio.IncompleteReadError):
+                stats.trickle_cut += 1
+                await asyncio.sleep(0.5)
+    await asyncio.gather(*(one(i % 2 == 1) for i in range(TRICKLE)))
+
+
+async def tarpit_tenant(port, stats, deadline):
+    """The second tenant submits TARPIT_RATE messages/s to a domain whose MX never answers."""
+    body = b"From: <t@tarpit-sender.test>\r\nSubject: tarpit\r\n\r\n" + b"y" * 1000 + b"\r\n.\r\n"
+    writer = None
+    next_at = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            if writer is None:
+                reader, writer, code = await login(port, TARPIT_KEY["username"], TARPIT_KEY["password"], source="127.0.0.6")
+            next_at += 1 / TARPIT_RATE
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            writer.write(b"MAIL FROM:<t@tarpit-sender.test>\r\nRCPT TO:<victim@tarpit.test>\r\nDATA\r\n")
+            codes = [(await reply(reader))[0] for _ in range(3)]
+            if codes != [250, 250, 354]:
+                stats.tarpit_refused += 1
+                writer.write(b"RSET\r\n")
+                await reply(reader)
+                continue
+            writer.write(body)
+            code, _ = await reply(reader)
+            stats.tarpit_acked += code == 250
+        except ConnectionError:
+            writer = None
+
+
 async def measure(port, creds, seconds, rate, hostile):
     stats = Stats()
     deadline = time.monotonic() + seconds
     interval = SESSIONS / rate if rate else 0
     tasks = [well_behaved(port, creds, stats, deadline, interval) for _ in range(SESSIONS)]
     if hostile:
-        tasks += [flood(port, stats, deadline), brute(port, creds, stats, deadline)]
+        tasks += [flood(port, stats, deadline), brute(port, creds, stats, deadline), trickle(port, stats, deadline), tarpit_tenant(port, stats, deadline)]
     start = time.monotonic()
     await asyncio.gather(*tasks)
     return stats, time.monotonic() - start
@@ -182,14 +295,61 @@ async def soak(port, creds, pid, rate):
     return stats, elapsed, samples
 
 
+def two_tenants(cfg_path, sink_port, dns_port):
+    """The dev bundle with MX delivery and a second tenant, `tarpit`, with its own key."""
+    import yaml
+    cfg = yaml.safe_load(cfg_path.read_text())
+    dev = cfg["tenants"][0]
+    domain = dict(dev["domains"][0], name="tarpit-sender.test")
+    cfg["tenants"].append({"name": "tarpit", "domains": [domain]})
+    key = dict(cfg["apiKeys"][0], id=TARPIT_KEY["username"], tenant="tarpit", secretHash="sha256:" + hashlib.sha256(TARPIT_KEY["password"].encode()).hexdigest())
+    key.pop("allowedDomains", None)
+    cfg["apiKeys"].append(key)
+    cfg["delivery"] = {"mode": "mx", "mxPort": sink_port, "nameservers": [f"127.0.0.1:{dns_port}"],
+                       "allowedDestinationCidrs": ["127.0.0.1/32", "127.0.0.5/32"], "retry": {"initial": "1s", "maxDelay": "2s", "maxAge": "5d"}}
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+async def serve_peers(sink, port, stop):
+    servers = [await asyncio.start_server(sink.session, "127.0.0.1", port), await asyncio.start_server(tarpit_session, "127.0.0.5", port)]
+    await stop.wait()
+    for s in servers:
+        s.close()
+
+
+def start_peers(sink, port):
+    """The sink and the tarpit on their own event loop thread."""
+    import threading
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    threading.Thread(target=lambda: loop.run_until_complete(serve_peers(sink, port, stop)), daemon=True).start()
+    return lambda: loop.call_soon_threadsafe(stop.set)
+
+
 def main():
     subprocess.run(["cargo", "build", "-q", "--release", "--locked", "--ignore-rust-version", "-p", "cascade-relay"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="cascade-soak-"))
-    port, admin = free_port(), free_port()
+    binary = str(ROOT / "target/release/cascade-relay")
+    port, admin, mx_port = free_port(), free_port(), free_port()
+    # The dev bundle, made once, then served as a two-tenant MX relay.
+    prep = subprocess.Popen([binary, "dev", "--data-dir", str(work / "dev"), "--submission", f"127.0.0.1:{port}", "--submissions", f"127.0.0.1:{free_port()}",
+                             "--http", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        if (work / "dev" / "credentials.json").exists():
+            break
+        time.sleep(0.1)
+    prep.send_signal(signal.SIGTERM)
+    prep.wait(60)
+    (work / "dns").mkdir()
+    dns = Dns(work / "dns")
+    dns.set_zone("dest.test", ["@ IN MX 10 mx.dest.test.", "mx IN A 127.0.0.1"])
+    dns.set_zone("tarpit.test", ["@ IN MX 10 mx.tarpit.test.", "mx IN A 127.0.0.5"])
+    dns.start()
+    sink = Sink()
+    stop_peers = start_peers(sink, mx_port)
+    two_tenants(work / "dev" / "relay.yaml", mx_port, dns.port)
     log = open(work / "relay.log", "w")
-    proc = subprocess.Popen([str(ROOT / "target/release/cascade-relay"), "dev", "--data-dir", str(work / "dev"), "--submission", f"127.0.0.1:{port}",
-                             "--submissions", f"127.0.0.1:{free_port()}", "--http", f"127.0.0.1:{free_port()}", "--admin", f"127.0.0.1:{admin}"],
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen([binary, "serve", "--config", str(work / "dev" / "relay.yaml")], stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(300):
             try:
@@ -201,15 +361,15 @@ def main():
         base, secs = asyncio.run(measure(port, creds, CAPACITY_S, 0, False))
         capacity = base.acked / secs
         target = LOAD * capacity
-        print(f"capacity: {capacity:.1f} msg/s ({base.acked} in {secs:.0f}s, {SESSIONS} sessions); soak at {target:.1f} msg/s for {DURATION_S}s with a flood and a brute force", flush=True)
+        print(f"capacity: {capacity:.1f} msg/s ({base.acked} in {secs:.0f}s, {SESSIONS} sessions); soak at {target:.1f} msg/s for {DURATION_S}s "
+              f"with a flood, a brute force, {TRICKLE} trickling sessions and a tarpit tenant at {TARPIT_RATE:g} msg/s", flush=True)
         stats, elapsed, samples = asyncio.run(soak(port, creds, proc.pid, target))
         achieved = stats.acked / elapsed
         acked_total = base.acked + stats.acked
-        outbox = work / "dev" / "outbox"
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(list(outbox.glob("*.eml"))) < acked_total:
+        while time.monotonic() < deadline and sink.received < acked_total:
             time.sleep(1)
-        delivered = len(list(outbox.glob("*.eml")))
+        delivered = sink.received
         q = max(1, len(samples) // 4)
         first, last = sorted(samples[:q])[q // 2], sorted(samples[-q:])[q // 2]
         within = abs(achieved - target) <= 0.1 * target
@@ -219,6 +379,8 @@ def main():
             "capacity_msg_s": round(capacity, 1), "target_msg_s": round(target, 1), "achieved_msg_s": round(achieved, 1),
             "refused": stats.refused, "logins_refused": stats.logins_refused, "flood_connections": stats.flood_opened, "flood_refused": stats.flood_refused,
             "brute_force_tries": stats.brute_tries, "brute_force_blocked": stats.brute_blocked,
+            "trickle_sessions": stats.trickle_sessions, "trickle_cut_off": stats.trickle_cut,
+            "tarpit_tenant_accepted": stats.tarpit_acked, "tarpit_tenant_refused": stats.tarpit_refused,
             "rss_kib_first_quarter": first, "rss_kib_last_quarter": last, "rss_kib_samples": samples, "acknowledged": acked_total, "delivered": delivered,
         }, indent=1))
         print(f"throughput under attack: {achieved:.1f} msg/s vs target {target:.1f} ({(achieved / target - 1) * 100:+.1f}%): {'OK' if within else 'MISSED'} (within 10%)")
@@ -227,8 +389,13 @@ def main():
         sys.exit(0 if within and flat and lost == 0 else 1)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         log.close()
+        stop_peers()
+        dns.stop()
         if not os.environ.get("KEEP"):
             subprocess.run(["rm", "-rf", str(work)])
 

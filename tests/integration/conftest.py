@@ -333,3 +333,58 @@ def pylib(spec):
     path = out.stdout.strip()
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+def module_setup(workdir, tweak=None):
+    """`standard_setup` for a module-scoped fixture: yields (sink, relay), then stops everything."""
+    stops, dns_servers = [], []
+
+    def dns_server(zones):
+        (workdir / "dns").mkdir(exist_ok=True)
+        d = Dns(workdir / "dns")
+        for origin, records in zones.items():
+            d.set_zone(origin, records)
+        d.start()
+        dns_servers.append(d)
+        return d
+
+    _, sink, relay = standard_setup(workdir, dns_server, stops.append, tweak=tweak)
+    yield sink, relay
+    for stop in reversed(stops):
+        stop()
+    for d in dns_servers:
+        d.stop()
+
+
+class SilentListener:
+    """A TCP listener on `ip:port` that accepts connections, counts and holds them, and never
+    says a word: a tarpit MX, or a trap that must never see a connection."""
+
+    def __init__(self, ip, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(256)
+        self.sock.settimeout(0.2)
+        self.held = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except (socket.timeout, OSError):
+                pass
+
+    @property
+    def connections(self):
+        return len(self.held)
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(2)
+        for s in self.held:
+            s.close()
+        self.sock.close()

@@ -2,12 +2,9 @@
 domain whose MX points into private, loopback, link-local or metadata space (directly, as an IP
 literal, or IPv4-mapped in AAAA) is never connected to; each recipient fails permanently and the
 sender's DSN says only "destination address not allowed". Knot on loopback serves the records."""
-import socket
-import threading
-
 import pytest
 
-from conftest import standard_setup, wait_until
+from conftest import SilentListener, standard_setup, wait_until
 
 HOSTILE = {
     "lan.test": ["@ IN MX 10 mx.lan.test.", "mx IN A 10.0.0.5"],
@@ -20,39 +17,10 @@ HOSTILE = {
 }
 
 
-class Trap:
-    """A listener on 127.0.0.2 at the relay's MX port: it must never see a connection."""
-
-    def __init__(self, port):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.2", port))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.connections = 0
-        self.stopped = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopped:
-            try:
-                c, _ = self.sock.accept()
-                self.connections += 1
-                c.close()
-            except (socket.timeout, OSError):
-                pass
-
-    def stop(self):
-        self.stopped = True
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("domain", sorted(HOSTILE))
 def test_hostile_mx_is_never_connected_and_the_dsn_names_no_address(workdir, dns_server, cleanup, domain):
     dns, sink, relay = standard_setup(workdir, dns_server, cleanup, zones=HOSTILE)
-    trap = Trap(sink.port)
+    trap = SilentListener("127.0.0.2", sink.port)
     cleanup(trap.stop)
     assert relay.swaks(to=f"victim@{domain}").returncode == 0
     msgs = wait_until(lambda: sink.messages, 30, "the bounce at the sender's MX")
@@ -72,7 +40,7 @@ def test_an_allow_entry_lets_an_internal_hub_through(workdir, dns_server, cleanu
     """`allowedDestinationCidrs` is the way to an internal mail hub: here 127.0.0.2."""
     tweak = lambda cfg: cfg.replace("allowedDestinationCidrs: [127.0.0.1/32]", "allowedDestinationCidrs: [127.0.0.1/32, 127.0.0.2/32]")
     dns, sink, relay = standard_setup(workdir, dns_server, cleanup, zones=HOSTILE, tweak=tweak)
-    trap = Trap(sink.port)
+    trap = SilentListener("127.0.0.2", sink.port)
     cleanup(trap.stop)
     assert relay.swaks(to="victim@loop.test").returncode == 0
     wait_until(lambda: trap.connections > 0, 30, "a connection to the allowed hub")

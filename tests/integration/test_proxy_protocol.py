@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from conftest import pylib, standard_setup, wait_until
+from conftest import module_setup, pylib, wait_until
 from helpers import message, tls_context
 
 pylib("proxy-protocol==0.11.3")
@@ -23,27 +23,9 @@ def tweak(cfg):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    import conftest
-    workdir = tmp_path_factory.mktemp("proxy")
-    stops = []
-    dns = []
-
-    def dns_server(zones):
-        d = conftest.Dns(workdir / "dns")
-        (workdir / "dns").mkdir(exist_ok=True)
-        for origin, records in zones.items():
-            d.set_zone(origin, records)
-        d.start()
-        dns.append(d)
-        return d
-
-    _, sink, relay = standard_setup(workdir, dns_server, stops.append, tweak=tweak)
-    assert "trustedProxyCidrs" in relay.config.read_text()
-    yield sink, relay
-    for stop in reversed(stops):
-        stop()
-    for d in dns:
-        d.stop()
+    for sink, relay in module_setup(tmp_path_factory.mktemp("proxy"), tweak=tweak):
+        assert "trustedProxyCidrs" in relay.config.read_text()
+        yield sink, relay
 
 
 def header(source, port=40000):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import standard_setup, wait_until
+from conftest import module_setup, wait_until
 from helpers import message, submit_client, tls_context
 
 SMUGGLED = b"MAIL FROM:<dev@example.test>\r\nRCPT TO:<victim@dest.test>\r\nDATA\r\nFrom: dev@example.test\r\n\r\nsmuggled-%s\r\n.\r\n"
@@ -60,26 +60,7 @@ COMMAND_CASES = [
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    import conftest
-    workdir = tmp_path_factory.mktemp("smuggling")
-    stops = []
-    dns_servers = []
-
-    def dns_server(zones):
-        d = conftest.Dns(workdir / "dns")
-        (workdir / "dns").mkdir(exist_ok=True)
-        for origin, records in zones.items():
-            d.set_zone(origin, records)
-        d.start()
-        dns_servers.append(d)
-        return d
-
-    dns, sink, relay = standard_setup(workdir, dns_server, stops.append)
-    yield sink, relay
-    for stop in reversed(stops):
-        stop()
-    for d in dns_servers:
-        d.stop()
+    yield from module_setup(tmp_path_factory.mktemp("smuggling"))
 
 
 def replies(c, n):

@@ -3,45 +3,13 @@ connections and never answers) and then goes over its queue share (`451 4.3.1`, 
 RelayPool); meanwhile tenant `blog`'s mail is accepted and reaches a healthy sink within seconds,
 because a destination and a tenant each get only their share of the delivery slots."""
 import json
-import smtplib
-import socket
-import threading
 import time
 
-from conftest import Sink, wait_until
+from conftest import SilentListener, Sink, wait_until
 from test_operator_render import EXAMPLE, render, run_rendered
 from test_tenants import BLOG, session
 
 TARPIT_MESSAGES = 64
-
-
-class Tarpit:
-    """Accepts on 127.0.0.3 at the MX port and never says a word."""
-
-    def __init__(self, port):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.3", port))
-        self.sock.listen(256)
-        self.sock.settimeout(0.2)
-        self.held = []
-        self.stopped = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopped:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except (socket.timeout, OSError):
-                pass
-
-    def stop(self):
-        self.stopped = True
-        self.thread.join(2)
-        for s in self.held:
-            s.close()
-        self.sock.close()
 
 
 def test_a_tarpit_tenant_does_not_starve_another(workdir, dns_server, cleanup):
@@ -54,7 +22,7 @@ def test_a_tarpit_tenant_does_not_starve_another(workdir, dns_server, cleanup):
     keys = {name: json.loads((out / "credentials" / f"{name}.json").read_text()) for name in ("shop.web", "blog.writer")}
     sink = Sink(workdir).start()
     cleanup(sink.stop)
-    tarpit = Tarpit(sink.port)
+    tarpit = SilentListener("127.0.0.3", sink.port)
     cleanup(tarpit.stop)
     dns = dns_server({
         "dest.test": ["@ IN MX 10 mx.dest.test.", "mx IN A 127.0.0.1"],
@@ -69,9 +37,9 @@ def test_a_tarpit_tenant_does_not_starve_another(workdir, dns_server, cleanup):
     for i in range(TARPIT_MESSAGES):
         shop.sendmail("sender@shop.example", [f"victim{i}@tarpit.test"], f"From: <sender@shop.example>\r\nSubject: tarpit {i}\r\n\r\nbody\r\n".encode())
     # The tarpit holds the destination's share of the slots, no more.
-    wait_until(lambda: len(tarpit.held) >= 20, 30, "deliveries stuck in the tarpit")
+    wait_until(lambda: tarpit.connections >= 20, 30, "deliveries stuck in the tarpit")
     time.sleep(1)
-    assert len(tarpit.held) == 20, len(tarpit.held)
+    assert tarpit.connections == 20, tarpit.connections
     # Over its queue share, shop is refused for now ...
     code, text = shop.mail("sender@shop.example")
     assert (code, text) == (451, f"4.3.1 Your tenant has {TARPIT_MESSAGES} messages queued on this relay, its share; try again later".encode())
