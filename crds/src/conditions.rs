@@ -57,14 +57,9 @@ pub fn set_status(conditions: &mut Vec<Condition>, type_: &str, status: Option<b
             c.message = message.into();
             c.observed_generation = generation;
         }
-        None => conditions.push(Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now.into(),
-            observed_generation: generation,
-        }),
+        None => {
+            conditions.push(Condition { type_: type_.into(), status: status.into(), reason: reason.into(), message: message.into(), last_transition_time: now.into(), observed_generation: generation })
+        }
     }
 }
 

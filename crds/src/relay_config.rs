@@ -656,12 +656,7 @@ impl Default for Retry {
 
 impl Default for ClientTimeouts {
     fn default() -> Self {
-        Self {
-            connect: default_connect_timeout(),
-            command: default_command_timeout(),
-            data_end: default_data_end_timeout(),
-            idle: default_idle_timeout(),
-        }
+        Self { connect: default_connect_timeout(), command: default_command_timeout(), data_end: default_data_end_timeout(), idle: default_idle_timeout() }
     }
 }
 

@@ -54,7 +54,13 @@ async fn bench() {
     let api = "cascade-mail.com/v1alpha1";
     let namespaces: Vec<String> = (0..10).map(|i| format!("tenant-{i}")).collect();
     let pools: Api<RelayPool> = Api::namespaced(op.client.clone(), "cascade-system");
-    pools.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": namespaces}, "dnsVerification": "warn"}}))).await.unwrap();
+    pools
+        .create(
+            &PostParams::default(),
+            &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": namespaces}, "dnsVerification": "warn"}})),
+        )
+        .await
+        .unwrap();
     let started = Instant::now();
     for i in 0..domains {
         let ns = &namespaces[i % namespaces.len()];
@@ -93,7 +99,14 @@ async fn bench() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = versions(&op).await;
     let changed: Vec<_> = after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
-    println!("steady state: {} reconcile(s) of an unchanged world over {} objects wrote {} object(s) {:?} -> {}", reconciles() - count, after.len(), changed.len(), changed, if changed.is_empty() { "met" } else { "NOT met" });
+    println!(
+        "steady state: {} reconcile(s) of an unchanged world over {} objects wrote {} object(s) {:?} -> {}",
+        reconciles() - count,
+        after.len(),
+        changed.len(),
+        changed,
+        if changed.is_empty() { "met" } else { "NOT met" }
+    );
 
     let mut latencies = Vec::new();
     for i in 0..revocations {

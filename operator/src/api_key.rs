@@ -4,9 +4,9 @@
 //! server-side apply the status only when it differs. Keys are requeued at their expiry.
 
 use crate::controller::{apply_status, ReconcileError};
+use crate::events::Note;
 use crate::render::evaluate;
 use crate::secrets::SecretData;
-use crate::events::Note;
 use crate::Context;
 use cascade_crds::v1alpha1::ApiKey;
 use cascade_relay::policy::auth::{format_secret_hash, hash_secret, new_api_key};
@@ -15,16 +15,12 @@ use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-
 /// The label on the Secrets this controller writes (value: the owner's name).
 pub const SECRET_LABEL: &str = "cascade-mail.com/api-key";
 
 /// Everything in an ApiKey status but `suspension` (see [`crate::suspensions`]).
-const WRITER: crate::controller::Writer = crate::controller::Writer {
-    manager: crate::secrets::FIELD_MANAGER,
-    fields: Some(&["observedGeneration", "keyId", "fingerprint", "state", "conditions"]),
-    conditions: None,
-};
+const WRITER: crate::controller::Writer =
+    crate::controller::Writer { manager: crate::secrets::FIELD_MANAGER, fields: Some(&["observedGeneration", "keyId", "fingerprint", "state", "conditions"]), conditions: None };
 pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile("ApiKey");
     let ns = key.namespace().unwrap_or_default();

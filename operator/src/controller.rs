@@ -5,10 +5,10 @@
 use crate::secrets::FIELD_MANAGER;
 use crate::{api_key, dkim_key, relay_pool, Context};
 use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
-use kube::runtime::reflector::ObjectRef;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -128,14 +128,10 @@ pub async fn run(ctx: Arc<Context>) {
     let managed = || watcher::Config::default().labels("app.kubernetes.io/managed-by=cascade-operator");
     let dkim = Controller::new(Api::<DkimKey>::all(ctx.client.clone()), watcher::Config::default());
     let dkim_store = dkim.store();
-    let dkim = dkim
-        .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
-        .run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
+    let dkim = dkim.owns_with(secrets(), ctx.secrets.resource.clone(), managed()).run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
     let keys = Controller::new(Api::<ApiKey>::all(ctx.client.clone()), watcher::Config::default());
     let key_store = keys.store();
-    let keys = keys
-        .owns_with(secrets(), ctx.secrets.resource.clone(), managed())
-        .run(api_key::reconcile, api_key::error_policy, ctx.clone());
+    let keys = keys.owns_with(secrets(), ctx.secrets.resource.clone(), managed()).run(api_key::reconcile, api_key::error_policy, ctx.clone());
     // Pools re-evaluate when anything they could serve changes: every pool, since a namespace or
     // a domain claim elsewhere can change what a pool serves.
     let pools = Controller::new(Api::<RelayPool>::all(ctx.client.clone()), watcher::Config::default());

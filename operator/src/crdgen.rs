@@ -30,7 +30,17 @@ mod tests {
     #[test]
     fn crds_carry_status_printer_columns_and_cel_rules() {
         let y = super::crds_yaml().unwrap();
-        for needle in ["kind: RelayPool", "kind: SendingDomain", "kind: DkimKey", "kind: ApiKey", "status: {}", "additionalPrinterColumns", "x-kubernetes-validations", "minReplicas must not exceed maxReplicas", "smarthost is required when mode is smarthost"] {
+        for needle in [
+            "kind: RelayPool",
+            "kind: SendingDomain",
+            "kind: DkimKey",
+            "kind: ApiKey",
+            "status: {}",
+            "additionalPrinterColumns",
+            "x-kubernetes-validations",
+            "minReplicas must not exceed maxReplicas",
+            "smarthost is required when mode is smarthost",
+        ] {
             assert!(y.contains(needle), "{needle} missing");
         }
     }

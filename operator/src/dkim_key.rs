@@ -102,7 +102,11 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
         data.insert(sealed_entry(&next.1), sealed);
         let g = dkim_lifecycle::pending(&dk.spec, next, cascade_relay::dkim::txt_record(dk.spec.algorithm, &public), now);
         notes.push(if lost.is_empty() {
-            Note::normal("KeyGenerated", "GenerateKey", format!("{:?} key {} generated (sealed in Secret {}); publish {:?} at {}", dk.spec.algorithm, g.selector, secret_name(&name), g.txt_value, g.dns_name))
+            Note::normal(
+                "KeyGenerated",
+                "GenerateKey",
+                format!("{:?} key {} generated (sealed in Secret {}); publish {:?} at {}", dk.spec.algorithm, g.selector, secret_name(&name), g.txt_value, g.dns_name),
+            )
         } else {
             Note::warning("KeyRegenerated", "GenerateKey", format!("the private key of {} was lost; new key {} generated: publish {:?} at {}", lost.join(", "), g.selector, g.txt_value, g.dns_name))
         });

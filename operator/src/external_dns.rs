@@ -20,10 +20,8 @@ pub fn name_of(domain: &SendingDomain) -> String {
 /// The DNSEndpoint of a domain's records (TXT; names without the trailing dot), owned by the
 /// SendingDomain.
 pub fn endpoint(domain: &SendingDomain, records: &[DnsRecord]) -> serde_json::Value {
-    let endpoints: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| serde_json::json!({ "dnsName": r.name.trim_end_matches('.'), "recordType": r.type_, "targets": [r.value], "recordTTL": 300 }))
-        .collect();
+    let endpoints: Vec<serde_json::Value> =
+        records.iter().map(|r| serde_json::json!({ "dnsName": r.name.trim_end_matches('.'), "recordType": r.type_, "targets": [r.value], "recordTTL": 300 })).collect();
     serde_json::json!({
         "apiVersion": "externaldns.k8s.io/v1alpha1",
         "kind": "DNSEndpoint",

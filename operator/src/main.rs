@@ -85,7 +85,6 @@ impl AuditArgs {
     }
 }
 
-
 fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, relay_image: Option<String>, audit: AuditArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

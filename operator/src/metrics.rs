@@ -27,13 +27,27 @@ impl Default for Metrics {
         let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let reconcile_duration = HistogramVec::new(HistogramOpts::new("cascade_operator_reconcile_duration_seconds", "Reconcile duration, by kind").buckets(buckets), &["kind"]).expect("valid metric");
         let managed = IntGaugeVec::new(Opts::new("cascade_operator_managed_objects", "Custom resources the operator manages, by kind"), &["kind"]).expect("valid metric");
-        let dns_checks = IntGaugeVec::new(Opts::new("cascade_operator_dns_check", "DNS check of a SendingDomain: 1 passed, 0 failed, -1 DNS did not answer"), &["namespace", "domain", "check"]).expect("valid metric");
+        let dns_checks = IntGaugeVec::new(Opts::new("cascade_operator_dns_check", "DNS check of a SendingDomain: 1 passed, 0 failed, -1 DNS did not answer"), &["namespace", "domain", "check"])
+            .expect("valid metric");
         let key_labels = &["namespace", "dkim_key", "selector"];
-        let dkim_phase = IntGaugeVec::new(Opts::new("cascade_operator_dkim_key_phase", "Phase of each DKIM key generation: 0 Pending, 1 Active, 2 Retiring, 3 Retired"), key_labels).expect("valid metric");
+        let dkim_phase =
+            IntGaugeVec::new(Opts::new("cascade_operator_dkim_key_phase", "Phase of each DKIM key generation: 0 Pending, 1 Active, 2 Retiring, 3 Retired"), key_labels).expect("valid metric");
         let dkim_age = IntGaugeVec::new(Opts::new("cascade_operator_dkim_key_age_seconds", "Age of each DKIM key generation"), key_labels).expect("valid metric");
-        let dkim_next_rotation = IntGaugeVec::new(Opts::new("cascade_operator_dkim_next_rotation_timestamp_seconds", "When the Active key of a DkimKey is due to be replaced (unix time)"), &["namespace", "dkim_key"]).expect("valid metric");
+        let dkim_next_rotation =
+            IntGaugeVec::new(Opts::new("cascade_operator_dkim_next_rotation_timestamp_seconds", "When the Active key of a DkimKey is due to be replaced (unix time)"), &["namespace", "dkim_key"])
+                .expect("valid metric");
         let leader = IntGauge::new("cascade_operator_leader", "1 while this replica holds the leader Lease").expect("valid metric");
-        for c in [Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>, Box::new(reconcile_errors.clone()), Box::new(reconcile_duration.clone()), Box::new(managed.clone()), Box::new(leader.clone()), Box::new(dns_checks.clone()), Box::new(dkim_phase.clone()), Box::new(dkim_age.clone()), Box::new(dkim_next_rotation.clone())] {
+        for c in [
+            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reconcile_errors.clone()),
+            Box::new(reconcile_duration.clone()),
+            Box::new(managed.clone()),
+            Box::new(leader.clone()),
+            Box::new(dns_checks.clone()),
+            Box::new(dkim_phase.clone()),
+            Box::new(dkim_age.clone()),
+            Box::new(dkim_next_rotation.clone()),
+        ] {
             registry.register(c).expect("unique metric");
         }
         Self { registry, reconciles, reconcile_errors, reconcile_duration, managed, leader, dns_checks, dkim_phase, dkim_age, dkim_next_rotation, ready: AtomicBool::new(false) }

@@ -11,9 +11,9 @@
 //! within one reconcile.
 
 use crate::controller::{apply_status, ReconcileError};
+use crate::events::Note;
 use crate::render::evaluate::{self, key_of, Inputs, Key, Material};
 use crate::secrets::{SecretData, FIELD_MANAGER};
-use crate::events::Note;
 use crate::Context;
 use cascade_crds::conditions::{self, types};
 use cascade_crds::v1alpha1::*;
@@ -282,11 +282,8 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     crate::spool_drain::apply(&ctx, &pool, desired, running).await?;
     let mut st = pool.status.clone().unwrap_or_default();
     if pool.spec.external_dns {
-        let endpoints: Vec<_> = inputs
-            .domains
-            .iter()
-            .filter_map(|d| plan.domain_status.get(&key_of(d)).filter(|s| !s.records.is_empty()).map(|s| (d.clone(), crate::external_dns::endpoint(d, &s.records))))
-            .collect();
+        let endpoints: Vec<_> =
+            inputs.domains.iter().filter_map(|d| plan.domain_status.get(&key_of(d)).filter(|s| !s.records.is_empty()).map(|s| (d.clone(), crate::external_dns::endpoint(d, &s.records)))).collect();
         let (ok, reason, msg) = match crate::external_dns::apply(&ctx, &endpoints).await? {
             true => (true, "Published", format!("{} DNSEndpoint(s) applied for external-dns", endpoints.len())),
             false => (false, "CRDNotInstalled", "externalDns is on but the DNSEndpoint CRD (externaldns.k8s.io) is not installed; records are only in the SendingDomain statuses".to_string()),
@@ -313,8 +310,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
     // slip past before this pool is in the mappers' cache: look again soon. Otherwise once a
     // minute, which bounds how long a suspension one relay imposed takes to reach the others
     // (an unchanged world writes nothing).
-    let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a)))
-        || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == "DkimKeyPending"));
+    let waiting = inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a))) || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == "DkimKeyPending"));
     Ok(Action::requeue(Duration::from_secs(if waiting { 2 } else { 60 })))
 }
 

@@ -3,9 +3,9 @@
 //! Values are bytes; the base64 of the wire format stays in here.
 
 use base64::Engine;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
 
 pub const FIELD_MANAGER: &str = "cascade-operator";

@@ -4,10 +4,10 @@
 //! replicas belong to no pod: for each, a Job mounts it and runs `cascade-relay drain` to the
 //! pool's relays. A claim back in use (scale-up) has its finished Job removed. [`plan`] is pure.
 
-use crate::events::Note;
 use crate::controller::ReconcileError;
-use crate::Context;
+use crate::events::Note;
 use crate::workloads::{meta, relay_mounts, restricted_container, restricted_pod, secret_volumes, CONFIG_DIR, SPOOL_DIR};
+use crate::Context;
 use cascade_crds::v1alpha1::RelayPool;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume};

@@ -45,11 +45,7 @@ fn port(name: &str, port: u16) -> ContainerPort {
 }
 
 fn probe(path: &str, http_port: u16) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(i32::from(http_port)), ..Default::default() }),
-        period_seconds: Some(5),
-        ..Default::default()
-    }
+    Probe { http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(i32::from(http_port)), ..Default::default() }), period_seconds: Some(5), ..Default::default() }
 }
 
 fn secret_volume(name: &str, secret: String) -> Volume {
@@ -287,10 +283,7 @@ pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
             pod_selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![
-                NetworkPolicyIngressRule {
-                    from,
-                    ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]),
-                },
+                NetworkPolicyIngressRule { from, ports: Some(vec![np_port(l.submission_port, "TCP"), np_port(l.submissions_port, "TCP"), np_port(l.http_port, "TCP")]) },
                 NetworkPolicyIngressRule { from: Some(vec![platform, peers, drains]), ports: Some(vec![np_port(l.admin_port, "TCP")]) },
             ]),
             egress: Some(vec![NetworkPolicyEgressRule { ports: Some(dns_out.into_iter().chain(smtp_out).chain(api_out).collect()), to: None }]),
@@ -309,7 +302,10 @@ pub fn autoscaler(pool: &RelayPool) -> Option<HorizontalPodAutoscaler> {
             max_replicas: a.max_replicas,
             metrics: Some(vec![MetricSpec {
                 type_: "Resource".into(),
-                resource: Some(ResourceMetricSource { name: "cpu".into(), target: MetricTarget { type_: "Utilization".into(), average_utilization: Some(a.target_cpu_percent), ..Default::default() } }),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget { type_: "Utilization".into(), average_utilization: Some(a.target_cpu_percent), ..Default::default() },
+                }),
                 ..Default::default()
             }]),
             ..Default::default()

@@ -10,7 +10,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::time::Duration;
 use support::operator::until;
 
-
 fn spec(extra: serde_json::Value) -> ApiKeySpec {
     serde_json::from_value(extra).unwrap()
 }
@@ -73,7 +72,10 @@ async fn admin_visible_actions_are_in_the_audit_trail() {
     .await;
     let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let issued = records.iter().find(|r| r["data"]["reason"] == "CredentialsIssued").expect("the issue is audited");
-    assert_eq!((issued["event"].as_str(), issued["data"]["kind"].as_str(), issued["data"]["namespace"].as_str(), issued["data"]["name"].as_str()), (Some("operator.action"), Some("ApiKey"), Some("shop"), Some("web")));
+    assert_eq!(
+        (issued["event"].as_str(), issued["data"]["kind"].as_str(), issued["data"]["namespace"].as_str(), issued["data"]["name"].as_str()),
+        (Some("operator.action"), Some("ApiKey"), Some("shop"), Some("web"))
+    );
     let creds = op.secrets.get("shop", "web-credentials").await.unwrap().unwrap();
     assert!(!text.contains(std::str::from_utf8(&creds["password"]).unwrap()), "no secret in the trail");
     let verdict = cascade_relay::audit::verify_files(&key, &files(), None).unwrap();

@@ -9,7 +9,6 @@ use kube::api::{Api, DeleteParams, PostParams};
 use std::time::Duration;
 use support::operator::until;
 
-
 #[tokio::test]
 async fn dkim_keys_get_sealed_material_and_status() {
     let Some(op) = support::operator::start(false).await else { return };

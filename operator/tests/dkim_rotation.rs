@@ -16,7 +16,6 @@ use support::operator::until;
 
 const DAY: u64 = 86_400;
 
-
 fn phases(k: &DkimKey) -> Vec<(String, KeyPhase)> {
     k.status.as_ref().map(|s| s.generations.iter().map(|g| (g.selector.clone(), g.phase)).collect()).unwrap_or_default()
 }

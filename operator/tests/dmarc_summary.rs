@@ -8,7 +8,6 @@ mod support;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-
 const REPORT: &str = r#"<?xml version="1.0"?><feedback><report_metadata><org_name>google.com</org_name><report_id>r1</report_id>
 <date_range><begin>1800000000</begin><end>1800086399</end></date_range></report_metadata>
 <policy_published><domain>shop.example</domain><p>reject</p></policy_published>

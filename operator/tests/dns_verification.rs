@@ -11,7 +11,6 @@ use std::time::Duration;
 use support::dns::{txt, Knot};
 use support::operator::until;
 
-
 fn condition(d: &SendingDomain, type_: &str) -> Option<(String, String)> {
     let c = d.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
     Some((c.status.clone(), c.reason.clone()))

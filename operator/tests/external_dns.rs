@@ -8,7 +8,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use support::operator::until;
 
-
 #[tokio::test]
 async fn records_are_published_as_dns_endpoints_when_external_dns_is_there() {
     let Some(op) = support::operator::start(true).await else { return };

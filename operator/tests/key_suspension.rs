@@ -37,7 +37,9 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
     support::world::domain(&op.client, serde_json::json!({})).await;
     let keys: Api<ApiKey> = Api::namespaced(op.client.clone(), "shop");
     let spec = serde_json::json!({ "allowedDomains": ["shop.example"], "anomalies": { "suspend": true, "minMessagesPerMinute": 2 } });
-    keys.create(&PostParams::default(), &support::world::obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "ApiKey", "metadata": { "name": "web" }, "spec": spec }))).await.unwrap();
+    keys.create(&PostParams::default(), &support::world::obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "ApiKey", "metadata": { "name": "web" }, "spec": spec })))
+        .await
+        .unwrap();
     let creds = until("credentials", || async { op.secrets.get("shop", "web-credentials").await.ok().flatten() }).await;
     let (user, password) = (String::from_utf8(creds["username"].clone()).unwrap(), String::from_utf8(creds["password"].clone()).unwrap());
 
@@ -51,7 +53,11 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
     let entry = bundle_entry(&bundle, &user);
     assert!(entry.contains("suspend: true") && entry.contains("minMessagesPerMinute: 2") && entry.contains("generation: 1") && entry.contains("revoked: false"), "{entry}");
     let ours = bundle_entry(&b.yaml, &b.user);
-    let theirs = ours.replace(&format_secret_hash(&hash_secret(&b.password)), &format_secret_hash(&hash_secret(&password))).replace("suspend: false", "suspend: true").replace("minMessagesPerMinute: 100", "minMessagesPerMinute: 2").replace("generation: 0", "generation: 1");
+    let theirs = ours
+        .replace(&format_secret_hash(&hash_secret(&b.password)), &format_secret_hash(&hash_secret(&password)))
+        .replace("suspend: false", "suspend: true")
+        .replace("minMessagesPerMinute: 100", "minMessagesPerMinute: 2")
+        .replace("generation: 0", "generation: 1");
     let yaml = b.yaml.replace(&format!("id: {}{ours}", b.user), &format!("id: {user}{theirs}"));
     std::fs::write(b.dir.join("relay/relay.yaml"), yaml).unwrap();
     let _relay = b.serve(&[], &[]);

@@ -9,7 +9,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use std::time::{Duration, Instant};
 use support::operator::until;
 
-
 fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
     serde_json::from_value(v).unwrap()
 }
@@ -23,10 +22,18 @@ async fn pools_render_bundles_statuses_and_revocations() {
 
     let api = "cascade-mail.com/v1alpha1";
     let pools: Api<RelayPool> = Api::namespaced(client.clone(), "cascade-system");
-    pools.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop", "blog"]}, "dnsVerification": "warn"}}))).await.unwrap();
+    pools
+        .create(
+            &PostParams::default(),
+            &obj(serde_json::json!({"apiVersion": api, "kind": "RelayPool", "metadata": {"name": "main"}, "spec": {"tenants": {"matchNames": ["shop", "blog"]}, "dnsVerification": "warn"}})),
+        )
+        .await
+        .unwrap();
     let shop_domains: Api<SendingDomain> = Api::namespaced(client.clone(), "shop");
-    let domain = |ns: &str, name: &str| obj::<SendingDomain>(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": name, "namespace": ns},
-        "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"egress": ["192.0.2.10"]}}}));
+    let domain = |ns: &str, name: &str| {
+        obj::<SendingDomain>(serde_json::json!({"apiVersion": api, "kind": "SendingDomain", "metadata": {"name": name, "namespace": ns},
+        "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}, "spf": {"egress": ["192.0.2.10"]}}}))
+    };
     shop_domains.create(&PostParams::default(), &domain("shop", "shop")).await.unwrap();
     let keys: Api<ApiKey> = Api::namespaced(client.clone(), "shop");
     keys.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "ApiKey", "metadata": {"name": "web"}, "spec": {}}))).await.unwrap();
@@ -99,7 +106,9 @@ async fn pools_render_bundles_statuses_and_revocations() {
         t.contains("cascade_operator_managed_objects{kind=\"RelayPool\"} 1").then_some(t)
     })
     .await;
-    for series in ["cascade_operator_reconciles_total{kind=\"RelayPool\"}", "cascade_operator_reconcile_duration_seconds_count{kind=\"DkimKey\"}", "cascade_operator_managed_objects{kind=\"SendingDomain\"} 2"] {
+    for series in
+        ["cascade_operator_reconciles_total{kind=\"RelayPool\"}", "cascade_operator_reconcile_duration_seconds_count{kind=\"DkimKey\"}", "cascade_operator_managed_objects{kind=\"SendingDomain\"} 2"]
+    {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }
 

@@ -4,8 +4,8 @@
 //! Keys and credentials are kept across restarts; the configuration is rewritten from the flags.
 
 use crate::dkim;
-pub use crate::policy::auth::{new_api_key, Credentials};
 use crate::policy::auth::{format_secret_hash, hash_secret};
+pub use crate::policy::auth::{new_api_key, Credentials};
 use crate::spool::format::KeyRing;
 use anyhow::Context;
 use cascade_crds::relay_config::*;
@@ -77,7 +77,14 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
 
     let config = RelayConfig {
         hostname: "localhost".into(),
-        listeners: Listeners { submission: vec![opts.submission.clone()], submissions: vec![opts.submissions.clone()], http: opts.http.clone(), admin: opts.admin.clone(), allowed_client_cidrs: vec![], trusted_proxy_cidrs: vec![] },
+        listeners: Listeners {
+            submission: vec![opts.submission.clone()],
+            submissions: vec![opts.submissions.clone()],
+            http: opts.http.clone(),
+            admin: opts.admin.clone(),
+            allowed_client_cidrs: vec![],
+            trusted_proxy_cidrs: vec![],
+        },
         tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: vec![Tenant {
             name: "dev".into(),
@@ -150,10 +157,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         None => println!("  delivered mail is written to {dir}/outbox/"),
     }
     println!("Send a first message:");
-    println!(
-        "  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net",
-        creds.username, creds.password
-    );
+    println!("  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net", creds.username, creds.password);
     crate::server::serve(&config, None).await
 }
 

@@ -15,8 +15,21 @@ use rustls_pki_types::{pem::PemObject, PrivateKeyDer};
 
 /// The headers signed; `From` twice oversigns it.
 const SIGNED_HEADERS: &[&str] = &[
-    "From", "From", "To", "Cc", "Subject", "Date", "Message-ID", "Reply-To", "In-Reply-To", "References",
-    "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "List-Unsubscribe", "List-Unsubscribe-Post",
+    "From",
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 pub enum Signer {
@@ -59,8 +72,7 @@ impl Signer {
                 let PrivateKeyDer::Pkcs8(k) = &der else {
                     return Err(DkimError::Load("ed25519-sha256", "Ed25519 keys must be PKCS#8".into()));
                 };
-                let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(k.secret_pkcs8_der())
-                    .map_err(|e| DkimError::Load("ed25519-sha256", e.to_string()))?;
+                let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(k.secret_pkcs8_der()).map_err(|e| DkimError::Load("ed25519-sha256", e.to_string()))?;
                 Ok(Self::Ed25519(DkimSigner::from_key(key).domain(domain).selector(selector).headers(SIGNED_HEADERS.iter().copied())))
             }
         }

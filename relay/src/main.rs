@@ -76,7 +76,6 @@ enum Command {
     },
 }
 
-
 async fn drain(config: &std::path::Path, dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<()> {
     let rt = cascade_relay::config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let handover = rt.config.handover.as_ref().ok_or_else(|| anyhow::anyhow!("{}: no handover.peers to drain to", config.display()))?;
@@ -90,11 +89,7 @@ async fn drain(config: &std::path::Path, dir: &std::path::Path, timeout: std::ti
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CASCADE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().json().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CASCADE_LOG").unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -48,7 +48,8 @@ mod tests {
     #[test]
     fn parsers_survive_mutated_input() {
         let mut m = Mutator::default();
-        let commands: [&[u8]; 6] = [b"EHLO client.test\r\n", b"MAIL FROM:<dev@example.test> SIZE=1000 BODY=8BITMIME\r\n", b"RCPT TO:<a@b.test>\r\n", b"AUTH PLAIN AGRldgBzZWNyZXQ=\r\n", b"DATA\r\n", b"STARTTLS\r\n"];
+        let commands: [&[u8]; 6] =
+            [b"EHLO client.test\r\n", b"MAIL FROM:<dev@example.test> SIZE=1000 BODY=8BITMIME\r\n", b"RCPT TO:<a@b.test>\r\n", b"AUTH PLAIN AGRldgBzZWNyZXQ=\r\n", b"DATA\r\n", b"STARTTLS\r\n"];
         for seed in commands {
             for _ in 0..5_000 {
                 let _ = crate::smtp::command::parse(&m.mutate(seed));

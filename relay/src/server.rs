@@ -221,7 +221,10 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
         }
     };
     let mut seen = watched(&path, &relay.runtime());
-    let mut spool_key_seen = { let rt = relay.runtime(); mtime(&rt.resolve(&rt.config.spool.key_file)) };
+    let mut spool_key_seen = {
+        let rt = relay.runtime();
+        mtime(&rt.resolve(&rt.config.spool.key_file))
+    };
     let mut shutdown = relay.shutdown_signal();
     loop {
         let forced = tokio::select! {

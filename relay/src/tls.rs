@@ -123,9 +123,7 @@ impl ServerCertVerifier for Opportunistic {
 
 /// Outbound TLS: `verify` with the given roots (or the web PKI), otherwise opportunistic.
 pub fn client_config(verify: bool, ca_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider()).with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12]).map_err(|e| e.to_string())?;
     let cfg = if verify {
         let mut roots = rustls::RootCertStore::empty();
         match ca_pem {

@@ -305,8 +305,7 @@ pub struct NamespaceSelector {
 impl NamespaceSelector {
     /// Whether a namespace with this name and these labels is selected.
     pub fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
-        self.match_names.iter().any(|n| n == name)
-            || (!self.match_labels.is_empty() && self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        self.match_names.iter().any(|n| n == name) || (!self.match_labels.is_empty() && self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
     }
 }
 
@@ -402,7 +401,14 @@ fn default_max_sessions_per_client() -> u32 {
 
 impl Default for PoolListeners {
     fn default() -> Self {
-        Self { submission_port: default_submission_port(), submissions_port: default_submissions_port(), http_port: default_http_port(), admin_port: default_admin_port(), admin_namespaces: Vec::new(), trusted_proxy_cidrs: Vec::new() }
+        Self {
+            submission_port: default_submission_port(),
+            submissions_port: default_submissions_port(),
+            http_port: default_http_port(),
+            admin_port: default_admin_port(),
+            admin_namespaces: Vec::new(),
+            trusted_proxy_cidrs: Vec::new(),
+        }
     }
 }
 impl Default for PoolDelivery {

@@ -93,18 +93,16 @@ pub fn spf(domain: &str, expect: &SpfExpectation, answer: &Lookup) -> Check {
     if parsed.directives.iter().any(|d| d.qualifier == Qualifier::Pass && d.mechanism == Mechanism::All) {
         return Check::fail(SPF, "SPFAllowsAll", format!("the record at {domain} ends in +all, which lets anyone send as {domain}: use -all or ~all"));
     }
-    let lookups = parsed
-        .directives
-        .iter()
-        .filter(|d| matches!(d.mechanism, Mechanism::Include { .. } | Mechanism::A { .. } | Mechanism::Mx { .. } | Mechanism::Ptr { .. } | Mechanism::Exists { .. }))
-        .count()
-        + usize::from(parsed.redirect.is_some());
+    let lookups =
+        parsed.directives.iter().filter(|d| matches!(d.mechanism, Mechanism::Include { .. } | Mechanism::A { .. } | Mechanism::Mx { .. } | Mechanism::Ptr { .. } | Mechanism::Exists { .. })).count()
+            + usize::from(parsed.redirect.is_some());
     if lookups > 10 {
         return Check::fail(SPF, "SPFTooManyLookups", format!("the record at {domain} has {lookups} DNS-querying terms; RFC 7208 allows 10 (receivers return permerror): flatten some includes"));
     }
     if let Some(inc) = &expect.include {
         let inc = inc.trim_end_matches('.').to_ascii_lowercase();
-        let included = parsed.directives.iter().any(|d| d.qualifier == Qualifier::Pass && matches!(&d.mechanism, Mechanism::Include { macro_string } if literal(macro_string).as_deref() == Some(inc.as_str())));
+        let included =
+            parsed.directives.iter().any(|d| d.qualifier == Qualifier::Pass && matches!(&d.mechanism, Mechanism::Include { macro_string } if literal(macro_string).as_deref() == Some(inc.as_str())));
         if !included {
             return Check::fail(SPF, "SPFNotAuthorized", format!("the record at {domain} does not include:{inc}, so the pool's mail fails SPF: add include:{inc} before the all term"));
         }

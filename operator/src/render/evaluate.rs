@@ -208,7 +208,14 @@ pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
     for d in domains {
         let r = rank(d);
         namespaces.entry(&d.spec.domain).or_default().insert(r.3 .0.clone());
-        owners.entry(d.spec.domain.clone()).and_modify(|cur| if r < *cur { *cur = r.clone() }).or_insert(r);
+        owners
+            .entry(d.spec.domain.clone())
+            .and_modify(|cur| {
+                if r < *cur {
+                    *cur = r.clone()
+                }
+            })
+            .or_insert(r);
     }
     owners.into_iter().filter(|(domain, (undated, ..))| !*undated || namespaces[domain.as_str()].len() == 1).map(|(domain, (_, _, _, key))| (domain, key)).collect()
 }
@@ -297,7 +304,10 @@ pub fn api_key_status(a: &ApiKey, key_id: &str, hash: &str, problem: Option<Stri
         }
         None if state == ApiKeyState::Suspended => {
             let s = suspension.expect("Suspended comes from a suspension");
-            let msg = format!("suspended since {} after unusual sending ({}: {}); refused by every relay until this ApiKey is edited (for example set spec.anomalies.acknowledged)", s.since, s.kind, s.detail);
+            let msg = format!(
+                "suspended since {} after unusual sending ({}: {}); refused by every relay until this ApiKey is edited (for example set spec.anomalies.acknowledged)",
+                s.since, s.kind, s.detail
+            );
             conditions::set(&mut st.conditions, types::READY, false, "Suspended", &msg, generation, now)
         }
         None => conditions::set(&mut st.conditions, types::READY, false, &format!("{state:?}"), &format!("the key is {state:?} and refused by every relay"), generation, now),

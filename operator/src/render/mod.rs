@@ -175,7 +175,8 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     // The pool's workloads as the operator would apply them (the relay image and operator
     // namespace at their defaults), for review in GitOps previews.
     let image = concat!("cascade-relay:", env!("CARGO_PKG_VERSION"));
-    let workloads: Vec<String> = crate::workloads::all(&pool, image, &crate::relay_pool::short_hash(yaml.as_bytes()), "cascade-system").iter().map(serde_saphyr::to_string).collect::<Result<_, _>>()?;
+    let workloads: Vec<String> =
+        crate::workloads::all(&pool, image, &crate::relay_pool::short_hash(yaml.as_bytes()), "cascade-system").iter().map(serde_saphyr::to_string).collect::<Result<_, _>>()?;
     write_private(&out.join("workloads.yaml"), format!("# Rendered by `cascade-operator render`.\n{}", workloads.join("---\n")).as_bytes())?;
     // The relay refuses what the operator renders wrong: check it the same way.
     cascade_relay::config::load(&relay.join("relay.yaml")).map_err(|e| anyhow::anyhow!("rendered configuration refused:\n{e}"))?;

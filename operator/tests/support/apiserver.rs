@@ -73,7 +73,23 @@ impl ApiServer {
         run(Command::new("openssl").args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=system:masters/CN=admin", "-keyout", &p("admin.key"), "-out", &p("admin.csr")]));
         // Extensions make it an X.509 v3 certificate, the only version rustls accepts.
         std::fs::write(dir.join("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-        run(Command::new("openssl").args(["x509", "-req", "-in", &p("admin.csr"), "-CA", &p("ca.crt"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("client.ext"), "-out", &p("admin.crt")]));
+        run(Command::new("openssl").args([
+            "x509",
+            "-req",
+            "-in",
+            &p("admin.csr"),
+            "-CA",
+            &p("ca.crt"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("client.ext"),
+            "-out",
+            &p("admin.crt"),
+        ]));
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    insecure-skip-tls-verify: true\n\
              users:\n- name: admin\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: t\n  context: {{cluster: t, user: admin}}\ncurrent-context: t\n",

@@ -67,17 +67,12 @@ pub async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mu
 pub async fn events(client: &kube::Client, ns: &str) -> Vec<(String, String, String, String)> {
     let api: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(client.clone(), ns);
     let list = api.list(&Default::default()).await.unwrap().items;
-    list.into_iter()
-        .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.regarding.and_then(|r| r.name).unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
+    list.into_iter().map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.regarding.and_then(|r| r.name).unwrap_or_default(), e.note.unwrap_or_default())).collect()
 }
 
 /// Waits for an Event with this reason about this object; returns its type and note.
 pub async fn event(client: &kube::Client, ns: &str, regarding: &str, reason: &str) -> (String, String) {
-    until(&format!("Event {reason} for {ns}/{regarding}"), || async {
-        events(client, ns).await.into_iter().find(|e| e.1 == reason && e.2 == regarding).map(|e| (e.0, e.3))
-    })
-    .await
+    until(&format!("Event {reason} for {ns}/{regarding}"), || async { events(client, ns).await.into_iter().find(|e| e.1 == reason && e.2 == regarding).map(|e| (e.0, e.3)) }).await
 }
 
 /// Serves the operator's probes on a loopback port, as `cascade-operator run` does; returns the

@@ -54,7 +54,12 @@ impl Bundle {
 
     /// Every file of the relay directory, as a bundle Secret holds them.
     pub fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
-        std::fs::read_dir(self.dir.join("relay")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect()
+        std::fs::read_dir(self.dir.join("relay"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect()
     }
 
     pub fn log(&self) -> PathBuf {

@@ -174,8 +174,7 @@ pub fn parse(file: &str, text: &str) -> Result<RelayConfig, ConfigErrors> {
 
 pub fn load(path: &Path) -> Result<Arc<Runtime>, ConfigErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors(vec![Problem { file: file.clone(), field: "(file)".into(), reason: format!("cannot read: {e}") }]))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors(vec![Problem { file: file.clone(), field: "(file)".into(), reason: format!("cannot read: {e}") }]))?;
     let config = parse(&file, &text)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     check(config, &file, &base).map(Arc::new)
@@ -474,7 +473,22 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
-            Ok(Runtime { config, base_dir: base, domains, keys, spool_keys, smarthost_tls, smarthost_password, nameservers, client_networks, proxy_networks, destinations, tls_pem, retired, audit_key })
+            Ok(Runtime {
+                config,
+                base_dir: base,
+                domains,
+                keys,
+                spool_keys,
+                smarthost_tls,
+                smarthost_password,
+                nameservers,
+                client_networks,
+                proxy_networks,
+                destinations,
+                tls_pem,
+                retired,
+                audit_key,
+            })
         }
         _ => Err(ConfigErrors(c.problems)),
     }

@@ -98,7 +98,12 @@ impl Job {
         let message = match message {
             Some(m) => m,
             // The envelope in memory is never older than the one on disk; only the body is read.
-            None => match crate::spool::blocking(&self.relay.spool, { let id = env.id.clone(); move |s| s.load(&id) }).await {
+            None => match crate::spool::blocking(&self.relay.spool, {
+                let id = env.id.clone();
+                move |s| s.load(&id)
+            })
+            .await
+            {
                 Ok((_, m)) => Arc::new(m),
                 Err(e) => {
                     tracing::error!(queue_id = %env.id, error = %e, "cannot read queued message; it stays in the spool for inspection");

@@ -143,10 +143,7 @@ impl Client {
             self.io.write_all(bytes).await?;
             self.io.flush().await
         };
-        tokio::time::timeout(self.t.command.max(Duration::from_secs(1)), w)
-            .await
-            .map_err(|_| SessionFailure::temp("timeout writing"))?
-            .map_err(|e| SessionFailure::temp(format!("write: {e}")))
+        tokio::time::timeout(self.t.command.max(Duration::from_secs(1)), w).await.map_err(|_| SessionFailure::temp("timeout writing"))?.map_err(|e| SessionFailure::temp(format!("write: {e}")))
     }
 
     async fn command(&mut self, line: &str) -> Result<Response, SessionFailure> {
@@ -196,8 +193,7 @@ impl Client {
             let r = self.command("STARTTLS").await?;
             if r.code == 220 {
                 let Io::Plain(plain) = std::mem::replace(&mut self.io, Io::Closed) else { unreachable!("TLS before STARTTLS") };
-                let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
-                    .map_err(|_| SessionFailure::temp(format!("invalid server name {:?}", tls.server_name)))?;
+                let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone()).map_err(|_| SessionFailure::temp(format!("invalid server name {:?}", tls.server_name)))?;
                 let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
                 let stream = tokio::time::timeout(self.t.command, connector.connect(name, plain))
                     .await

@@ -64,12 +64,7 @@ pub fn build(report: &Report<'_>, failed: &[Failed<'_>], original: &[u8]) -> Vec
     out.push_str(&format!("\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"));
     out.push_str(&format!("Reporting-MTA: dns; {hostname}\r\nX-Cascade-Queue-ID: {queue_id}\r\nArrival-Date: {}\r\n", rfc5322_date(arrival)));
     for f in failed {
-        out.push_str(&format!(
-            "\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n",
-            f.recipient,
-            status_of(f.reason),
-            clean(f.reason)
-        ));
+        out.push_str(&format!("\r\nFinal-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: smtp; {}\r\n", f.recipient, status_of(f.reason), clean(f.reason)));
     }
     out.push_str(&format!("\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"));
     let mut bytes = out.into_bytes();
@@ -85,7 +80,12 @@ mod tests {
     #[test]
     fn builds_a_delivery_status_report() {
         let failed = [Failed { recipient: "x@dest.test", reason: "550 5.1.1 No such user" }, Failed { recipient: "y@dest.test", reason: "expired after 5d" }];
-        let dsn = String::from_utf8(build(&Report { hostname: "relay.test", queue_id: "q1", bounce_id: "b1", sender: "a@example.test", arrival: 0, now: 60 }, &failed, b"Subject: hi\r\n\r\nsecret body\r\n")).unwrap();
+        let dsn = String::from_utf8(build(
+            &Report { hostname: "relay.test", queue_id: "q1", bounce_id: "b1", sender: "a@example.test", arrival: 0, now: 60 },
+            &failed,
+            b"Subject: hi\r\n\r\nsecret body\r\n",
+        ))
+        .unwrap();
         assert!(dsn.contains("Content-Type: multipart/report; report-type=delivery-status;"));
         assert!(dsn.contains("Final-Recipient: rfc822; x@dest.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"));
         assert!(dsn.contains("Final-Recipient: rfc822; y@dest.test\r\nAction: failed\r\nStatus: 5.0.0\r\n"));

@@ -3,8 +3,8 @@
 //! the configured smarthost.
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-use hickory_resolver::proto::rr::RData;
 use hickory_resolver::net::NetError;
+use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

@@ -69,7 +69,16 @@ mod tests {
     use crate::spool::Recipient;
 
     fn env(tenant: &str, rcpts: &[&str]) -> Envelope {
-        Envelope { id: "q".into(), sender: "s@x.test".into(), recipients: rcpts.iter().map(|r| Recipient::pending(r)).collect(), tenant: tenant.into(), key: String::new(), created: 0, next_attempt: 0, attempts: 0 }
+        Envelope {
+            id: "q".into(),
+            sender: "s@x.test".into(),
+            recipients: rcpts.iter().map(|r| Recipient::pending(r)).collect(),
+            tenant: tenant.into(),
+            key: String::new(),
+            created: 0,
+            next_attempt: 0,
+            attempts: 0,
+        }
     }
 
     #[test]

@@ -179,7 +179,9 @@ pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
                 match p.as_slice() {
                     ["feedback", "report_metadata", "org_name"] => report.org_name = value.trim().into(),
                     ["feedback", "report_metadata", "report_id"] => report.report_id = value.trim().into(),
-                    ["feedback", "report_metadata", "date_range", "begin"] => report.begin = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/begin {value:?} is not a number")))?,
+                    ["feedback", "report_metadata", "date_range", "begin"] => {
+                        report.begin = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/begin {value:?} is not a number")))?
+                    }
                     ["feedback", "report_metadata", "date_range", "end"] => report.end = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/end {value:?} is not a number")))?,
                     ["feedback", "policy_published", "domain"] => report.domain = value.trim().trim_end_matches('.').to_ascii_lowercase(),
                     ["feedback", "policy_published", "p"] => report.policy = value.trim().to_ascii_lowercase(),

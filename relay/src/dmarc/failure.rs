@@ -20,9 +20,7 @@ pub fn parse(fields: &[u8]) -> Result<Failure, ReportError> {
         return Err(ReportError::new("feedback report fields larger than 64 KiB"));
     }
     let text = String::from_utf8_lossy(fields);
-    let field = |name: &str| {
-        text.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
-    };
+    let field = |name: &str| text.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()));
     let feedback_type = field("Feedback-Type").ok_or_else(|| ReportError::new("feedback report without Feedback-Type"))?.to_ascii_lowercase();
     let domain = field("Reported-Domain").ok_or_else(|| ReportError::new("feedback report without Reported-Domain"))?.trim_end_matches('.').to_ascii_lowercase();
     if domain.is_empty() || domain.len() > 253 || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {

@@ -24,7 +24,9 @@ pub fn accept(relay: &Relay, key_id: &str, reports: &[Report]) -> Result<String,
             relay.dmarc_summaries.add(a);
         }
         parts.push(match r {
-            Report::Aggregate(a) => format!("aggregate report {} from {} for {}: {} record(s), {} message(s)", a.report_id, a.org_name, a.domain, a.rows.len(), a.rows.iter().map(|x| x.count).sum::<u64>()),
+            Report::Aggregate(a) => {
+                format!("aggregate report {} from {} for {}: {} record(s), {} message(s)", a.report_id, a.org_name, a.domain, a.rows.len(), a.rows.iter().map(|x| x.count).sum::<u64>())
+            }
             Report::Failure(f) => format!("failure report for {}", f.domain),
         });
         tracing::info!(key = %key_id, domain = %r.domain(), "DMARC report accepted");

@@ -48,7 +48,11 @@ pub fn parse_upload(body: &[u8]) -> Result<Report, ReportError> {
 /// or aggregate reports attached (or as the whole body).
 pub fn parse_mail(message: &[u8]) -> Result<Vec<Report>, ReportError> {
     let parsed = MessageParser::new().parse(message).ok_or_else(|| ReportError::new("the message does not parse as MIME"))?;
-    let is_arf = parsed.content_type().is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart") && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")) && c.attribute("report-type").is_some_and(|t| t.eq_ignore_ascii_case("feedback-report")));
+    let is_arf = parsed.content_type().is_some_and(|c| {
+        c.ctype().eq_ignore_ascii_case("multipart")
+            && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && c.attribute("report-type").is_some_and(|t| t.eq_ignore_ascii_case("feedback-report"))
+    });
     if is_arf {
         let part = parsed.parts().find(|p| p.is_content_type("message", "feedback-report")).ok_or_else(|| ReportError::new("feedback report without a message/feedback-report part"))?;
         return failure::parse(&part.decoded()).map(|f| vec![Report::Failure(f)]);

@@ -87,7 +87,8 @@ mod tests {
     use crate::dmarc::aggregate::Row;
 
     fn report(begin: u64, end: u64, rows: &[(&str, u64, bool)]) -> Aggregate {
-        let rows = rows.iter().map(|(ip, n, pass)| Row { source_ip: ip.parse().unwrap(), count: *n, disposition: "none".into(), dkim_pass: *pass, spf_pass: false, header_from: String::new() }).collect();
+        let rows =
+            rows.iter().map(|(ip, n, pass)| Row { source_ip: ip.parse().unwrap(), count: *n, disposition: "none".into(), dkim_pass: *pass, spf_pass: false, header_from: String::new() }).collect();
         Aggregate { org_name: "x".into(), report_id: "r".into(), begin, end, domain: "shop.example".into(), policy: "reject".into(), rows, repairs: vec![] }
     }
 

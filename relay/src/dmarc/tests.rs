@@ -198,10 +198,7 @@ fn reports_shaped_like_real_reporters_are_read_and_the_repair_counted() {
     let rows = record("192.0.2.1", 12, "none", "pass", "fail");
     let b64 = base64::engine::general_purpose::STANDARD;
     for (xml, repair) in [(schema_wrapped(&rows).into_bytes(), aggregate::Repair::SchemaWrapper), (latin1(&rows), aggregate::Repair::InvalidUtf8)] {
-        let body = format!(
-            "--b\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
-            b64.encode(zip(&xml, true, false))
-        );
+        let body = format!("--b\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n", b64.encode(zip(&xml, true, false)));
         let mailed = parse_mail(&mail("multipart/mixed; boundary=\"b\"", &body)).unwrap().remove(0);
         for report in [parse_upload(&xml), parse_upload(&gzip(&xml)), parse_upload(&zip(&xml, true, true)), Ok(mailed)] {
             let a = aggregate(report);

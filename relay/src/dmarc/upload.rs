@@ -28,7 +28,10 @@ pub fn handle(relay: &Relay, authorization: Option<&str>, body: &[u8], peer: IpA
     let rt = relay.runtime();
     if let Err(denied) = auth::verify_for(&rt, &key_id, &secret, peer, now_ms / 1000, SCOPE_DMARC_UPLOAD) {
         relay.metrics.auth_failures.with_label_values(&[denied.as_str()]).inc();
-        relay.audit.record("auth.failure", serde_json::json!({ "client": peer.to_string(), "key": key_id.chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>(), "reason": denied.as_str(), "via": "http" }));
+        relay.audit.record(
+            "auth.failure",
+            serde_json::json!({ "client": peer.to_string(), "key": key_id.chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>(), "reason": denied.as_str(), "via": "http" }),
+        );
         if matches!(denied, Denied::UnknownKey | Denied::BadSecret) {
             relay.auth_failures.record(peer, now_ms);
             return (401, "authentication failed\n".into());

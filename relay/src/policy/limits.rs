@@ -127,7 +127,6 @@ pub fn queue_share(queued: (u64, u64), size: u64, limits: &cascade_crds::relay_c
     Some(crate::smtp::reply::Reply::new(451, "4.3.1", format!("Your tenant has {over} queued on this relay, its share; try again later")))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,10 +146,7 @@ fn valid_local_part(local: &str) -> bool {
         // Quoted strings may hold printable ASCII; escapes are allowed but not CR, LF or NUL.
         return quoted.bytes().all(|b| (32..127).contains(&b));
     }
-    !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || SPECIALS.contains(&b))
+    !local.starts_with('.') && !local.ends_with('.') && !local.contains("..") && local.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || SPECIALS.contains(&b))
 }
 
 /// A hostname of letters, digits and hyphens, at least two labels (the relay never delivers to a
@@ -158,13 +155,7 @@ pub fn valid_domain(domain: &str) -> bool {
     let labels: Vec<&str> = domain.split('.').collect();
     domain.len() <= 253
         && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+        && labels.iter().all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use super::reply::Reply;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// The server side of a session: plaintext until STARTTLS (or TLS from the start).
 pub type Stream<S> = crate::io::MaybeTls<S, tokio_rustls::server::TlsStream<S>>;

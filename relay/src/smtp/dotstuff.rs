@@ -31,21 +31,14 @@ pub struct DataReader {
 pub enum Progress {
     NeedMore,
     /// The end of data was found after `consumed` bytes of the last input.
-    Done { consumed: usize },
+    Done {
+        consumed: usize,
+    },
 }
 
 impl DataReader {
     pub fn new(max_size: usize, max_line: usize) -> Self {
-        Self {
-            out: Vec::with_capacity(8192),
-            max_size,
-            max_line,
-            line_len: 0,
-            at_line_start: true,
-            dot_line: false,
-            pending_cr: false,
-            error: None,
-        }
+        Self { out: Vec::with_capacity(8192), max_size, max_line, line_len: 0, at_line_start: true, dot_line: false, pending_cr: false, error: None }
     }
 
     fn fail(&mut self, e: DataError) {

@@ -14,13 +14,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !extended {
             return Reply::new(250, "", hostname);
         }
-        let mut lines = vec![
-            hostname.into(),
-            format!("SIZE {}", rt.config.limits.max_message_size.0).into(),
-            "PIPELINING".into(),
-            "8BITMIME".into(),
-            "ENHANCEDSTATUSCODES".into(),
-        ];
+        let mut lines = vec![hostname.into(), format!("SIZE {}", rt.config.limits.max_message_size.0).into(), "PIPELINING".into(), "8BITMIME".into(), "ENHANCEDSTATUSCODES".into()];
         if self.tls {
             lines.push("AUTH PLAIN LOGIN".into());
         } else {

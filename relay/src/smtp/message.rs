@@ -44,11 +44,7 @@ pub fn from_domains(message: &[u8]) -> Result<Vec<String>, Reply> {
     let parsed = MessageParser::new().parse_headers(message).ok_or_else(no_from)?;
     let headers = parsed.headers();
     if headers.all_from().count() != 1 {
-        return Err(if headers.all_from().count() == 0 {
-            no_from()
-        } else {
-            Reply::new(550, "5.6.0", "Message has more than one From: header")
-        });
+        return Err(if headers.all_from().count() == 0 { no_from() } else { Reply::new(550, "5.6.0", "Message has more than one From: header") });
     }
     let list = headers.from().ok_or_else(no_from)?;
     let mut domains = Vec::new();
@@ -65,9 +61,7 @@ pub fn from_domains(message: &[u8]) -> Result<Vec<String>, Reply> {
 
 /// Whether a header field with this name is present in the header section.
 fn has_header(message: &[u8], name: &str) -> bool {
-    header_section(message).split(|&b| b == b'\n').any(|line| {
-        line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-    })
+    header_section(message).split(|&b| b == b'\n').any(|line| line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// The header section with its last CRLF, without the empty line (the whole message if none).
@@ -83,15 +77,7 @@ fn header_section(message: &[u8]) -> &[u8] {
 pub fn added_headers(message: &[u8], trace: &Trace<'_>) -> Vec<u8> {
     let date = crate::time::rfc5322_date(trace.unix_time);
     let with = if trace.tls { "ESMTPSA" } else { "ESMTPA" };
-    let mut out = format!(
-        "Received: from {} ({})\r\n\tby {} (Cascade) with {} id {};\r\n\t{}\r\n",
-        sanitize(trace.helo),
-        trace.client_ip,
-        trace.hostname,
-        with,
-        trace.queue_id,
-        date
-    );
+    let mut out = format!("Received: from {} ({})\r\n\tby {} (Cascade) with {} id {};\r\n\t{}\r\n", sanitize(trace.helo), trace.client_ip, trace.hostname, with, trace.queue_id, date);
     if !has_header(message, "Message-ID") {
         out.push_str(&format!("Message-ID: <{}@{}>\r\n", trace.queue_id, trace.hostname));
     }

@@ -114,8 +114,7 @@ pub fn seal(keys: &KeyRing, queue_id: &str, envelope: &[u8], message: &[&[u8]]) 
         out.extend_from_slice(part);
     }
     let mut plaintext = out.split_off(start);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(key_id, queue_id)), &mut plaintext)
-        .map_err(|_| FormatError::Rng)?;
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(key_id, queue_id)), &mut plaintext).map_err(|_| FormatError::Rng)?;
     out.append(&mut plaintext);
     Ok(out)
 }

@@ -27,7 +27,11 @@ fn spf_cases() {
         (&inc, found(&["v=spf1 include:other.test -all"]), (Some(false), "SPFNotAuthorized")),
         (&inc, found(&["v=spf1 include:_spf.relay.test -al"]), (Some(false), "SPFSyntax")),
         (&inc, found(&["v=spf1 ip4 include:_spf.relay.test -all"]), (Some(false), "SPFSyntax")),
-        (&inc, found(&["v=spf1 a mx ptr exists:x.test include:a.test include:b.test include:c.test include:d.test include:e.test include:f.test include:_spf.relay.test -all"]), (Some(false), "SPFTooManyLookups")),
+        (
+            &inc,
+            found(&["v=spf1 a mx ptr exists:x.test include:a.test include:b.test include:c.test include:d.test include:e.test include:f.test include:_spf.relay.test -all"]),
+            (Some(false), "SPFTooManyLookups"),
+        ),
         (&inc, Lookup::Failed("timed out".into()), (None, "DNSError")),
         (&ip, found(&["v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 -all"]), (Some(true), "SPFVerified")),
         (&ip, found(&["v=spf1 ip4:192.0.2.0/29 ip6:2001:db8::1 -all"]), (Some(false), "SPFNotAuthorized")),

@@ -90,10 +90,7 @@ fn a_domain_with_a_generated_key_is_served_signed_and_published() {
 
 #[test]
 fn the_oldest_claim_of_a_domain_wins_and_the_other_is_never_served() {
-    let inputs = world(
-        vec![domain("blog", "stolen", "shop.test", "2026-06-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")],
-        vec![],
-    );
+    let inputs = world(vec![domain("blog", "stolen", "shop.test", "2026-06-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![]);
     let p = plan(&inputs);
     assert_eq!(p.config.tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["shop"]);
     let loser = &p.domain_status[&k("blog", "stolen")];
