@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every Cascade test: unit tests (cargo), then the real-peer integration suite (pytest).
+# Runs every Cascade test: formatting and clippy, unit tests (cargo), then the real-peer
+# integration suite (pytest).
 # Installs the Debian packages the tests need when they are missing.
 #
 # `--ignore-rust-version`: mail-parser 1.0 declares rust-version 1.98 but builds on 1.95, and
@@ -28,7 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
+cargo fmt --all -- --check
 cargo build --locked --ignore-rust-version --workspace --bins
+cargo clippy --locked --ignore-rust-version --workspace --all-targets -- -D warnings
 # The real Kubernetes API server for the operator's controller tests: built once from Debian
 # packages and cached outside the repo. If it cannot be built here, those tests skip loudly.
 bash tests/apiserver/build.sh >/dev/null || echo "test.sh: no real API server (exit $?); controller tests will print SKIP"

@@ -103,9 +103,9 @@ mod tests {
     fn changed_conditions_become_events_with_the_right_severity() {
         let ready = cond("Ready", "True", "Served");
         // Nothing changed: nothing to say (a new lastTransitionTime alone is not news).
-        assert!(condition_changes(&[ready.clone()], &[ready.clone()]).is_empty());
+        assert!(condition_changes(std::slice::from_ref(&ready), std::slice::from_ref(&ready)).is_empty());
         // New and flipped conditions are announced; a failure is a Warning.
-        let notes = condition_changes(&[ready.clone()], &[cond("Ready", "False", "DomainConflict"), cond("DomainConflict", "True", "ClaimedElsewhere")]);
+        let notes = condition_changes(std::slice::from_ref(&ready), &[cond("Ready", "False", "DomainConflict"), cond("DomainConflict", "True", "ClaimedElsewhere")]);
         assert_eq!(notes.iter().map(|n| (n.warning, n.reason.as_str())).collect::<Vec<_>>(), [(true, "DomainConflict"), (true, "ClaimedElsewhere")]);
         assert_eq!(notes[0].note, "Ready=False: m");
         // A new reason with the same status is news too; a cleared conflict is good news.

@@ -134,7 +134,7 @@ mod tests {
     fn any_edit_insert_removal_or_reorder_is_found_where_it_happened() {
         let k = key(b"0123456789abcdef0123456789abcdef");
         let lines = chain(&k, 6);
-        assert!(check(&k, &[lines.clone()]).is_empty());
+        assert!(check(&k, std::slice::from_ref(&lines)).is_empty());
         // Rotation: the chain runs across files.
         assert!(check(&k, &[lines[..3].to_vec(), lines[3..].to_vec()]).is_empty());
 

@@ -183,9 +183,7 @@ mod tests {
 
     #[test]
     fn a_tenant_over_its_queue_share_is_refused_with_451() {
-        let mut limits = cascade_crds::relay_config::Limits::default();
-        limits.tenant_queued_messages = 3;
-        limits.tenant_queued_bytes = cascade_crds::ByteSize(1000);
+        let limits = cascade_crds::relay_config::Limits { tenant_queued_messages: 3, tenant_queued_bytes: cascade_crds::ByteSize(1000), ..Default::default() };
         assert_eq!(queue_share((2, 900), 100, &limits), None);
         let r = queue_share((3, 10), 1, &limits).unwrap();
         assert_eq!((r.code, r.enhanced, r.lines[0].as_ref()), (451, "4.3.1", "Your tenant has 3 messages queued on this relay, its share; try again later"));

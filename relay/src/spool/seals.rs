@@ -37,7 +37,7 @@ impl Seals {
         if self.unsaved >= SAVE_EVERY {
             self.save();
         }
-        (count >= WARN_AT && (count - WARN_AT) % (1 << 26) == 0).then_some(count)
+        (count >= WARN_AT && (count - WARN_AT).is_multiple_of(1 << 26)).then_some(count)
     }
 
     pub fn counts(&self) -> &BTreeMap<String, u64> {

@@ -14,11 +14,14 @@ fn verdict(c: &Check) -> (Option<bool>, &str) {
     (c.passed, c.reason.as_str())
 }
 
+/// An SPF case: what is expected, what DNS answers, and the verdict with its reason.
+type SpfCase<'a> = (&'a SpfExpectation, Lookup, (Option<bool>, &'a str));
+
 #[test]
 fn spf_cases() {
     let inc = spf_expect(Some("_spf.relay.test"), &[]);
     let ip = spf_expect(None, &["192.0.2.0/28", "2001:db8::1"]);
-    let cases: Vec<(&SpfExpectation, Lookup, (Option<bool>, &str))> = vec![
+    let cases: Vec<SpfCase> = vec![
         (&inc, found(&["v=spf1 include:_spf.relay.test -all"]), (Some(true), "SPFVerified")),
         (&inc, found(&["google-site-verification=x", "v=spf1 mx include:_spf.relay.test ~all"]), (Some(true), "SPFVerified")),
         (&inc, Lookup::Missing, (Some(false), "SPFMissing")),
