@@ -7,7 +7,7 @@
 //! spool.
 
 use super::attempt;
-use super::shares::{Claim, Running};
+use super::shares::{Claim, Parked, Running};
 use crate::relay::Relay;
 use crate::spool::Envelope;
 use std::cmp::Reverse;
@@ -47,7 +47,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     let mut heap: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
     let mut waiting: HashMap<String, QueueItem> = HashMap::new();
     // Due messages held back by their tenant's or destination's share, until an attempt ends.
-    let mut parked: Vec<Reverse<(u64, String)>> = Vec::new();
+    let mut parked: Parked<Reverse<(u64, String)>> = Parked::default();
     let mut running = Running::default();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Claim, Option<Envelope>)>();
     let mut shutdown = relay.shutdown_signal();
@@ -72,7 +72,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
             },
             Some((claim, result)) = done_rx.recv() => {
                 running.finish(&claim);
-                heap.extend(parked.drain(..));
+                heap.extend(parked.release(&claim));
                 if let Some(env) = result {
                     heap.push(Reverse((env.next_attempt * 1000, env.id.clone())));
                     waiting.insert(env.id.clone(), QueueItem { env, message: None });
@@ -82,7 +82,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
             _ = relay.config_changed.notified() => {
                 // Heap entries of purged messages find nothing in `waiting` and are skipped.
                 waiting.retain(|_, item| !relay.purge_if_retired(&item.env));
-                heap.extend(parked.drain(..));
+                heap.extend(parked.drain());
             }
             _ = crate::relay::Relay::stopped(&mut shutdown) => break,
         }
@@ -103,7 +103,7 @@ fn start_due(
     permits: &Arc<Semaphore>,
     heap: &mut BinaryHeap<Reverse<(u64, String)>>,
     waiting: &mut HashMap<String, QueueItem>,
-    parked: &mut Vec<Reverse<(u64, String)>>,
+    parked: &mut Parked<Reverse<(u64, String)>>,
     running: &mut Running,
     done_tx: &mpsc::UnboundedSender<(Claim, Option<Envelope>)>,
 ) {
@@ -118,8 +118,8 @@ fn start_due(
         let Reverse((due, id)) = heap.pop().expect("peeked");
         let Some(item) = waiting.get(&id) else { continue };
         let claim = Claim::of(&item.env, per_destination);
-        if !running.admits(&claim, d.concurrency_per_tenant, d.concurrency_per_destination) {
-            parked.push(Reverse((due, id)));
+        if let Some(share) = running.blocked_by(&claim, d.concurrency_per_tenant, d.concurrency_per_destination) {
+            parked.park(share, Reverse((due, id)));
             continue;
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {

@@ -1,10 +1,13 @@
 //! Fair shares of the delivery slots: at most `concurrencyPerTenant` attempts of one tenant and
 //! `concurrencyPerDestination` of one recipient domain run at once, so a tenant sending to a
 //! tarpit MX, or one slow destination, cannot hold the slots every other tenant needs. The
-//! scheduler asks [`Running::admits`] before it starts an attempt and parks what must wait. Pure.
+//! scheduler asks [`Running::blocked_by`] before it starts an attempt and parks what must wait
+//! under the share that blocks it ([`Parked`]); when an attempt ends, one message parked under
+//! each share it held goes back to the scheduler, so a deep queue of one tenant costs nothing
+//! per completion beyond the slot it frees. Pure.
 
 use crate::spool::{Envelope, RcptStatus};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// What one running attempt holds: its tenant and the recipient domains it delivers to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,9 +37,24 @@ pub struct Running {
     destinations: HashMap<String, usize>,
 }
 
+/// A share of the slots: one tenant's, or one destination's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Share {
+    Tenant(String),
+    Destination(String),
+}
+
 impl Running {
+    /// The share that is full for `claim`, if any.
+    pub fn blocked_by(&self, claim: &Claim, per_tenant: usize, per_destination: usize) -> Option<Share> {
+        if self.tenants.get(&claim.tenant).copied().unwrap_or(0) >= per_tenant {
+            return Some(Share::Tenant(claim.tenant.clone()));
+        }
+        claim.destinations.iter().find(|d| self.destinations.get(*d).copied().unwrap_or(0) >= per_destination).map(|d| Share::Destination(d.clone()))
+    }
+
     pub fn admits(&self, claim: &Claim, per_tenant: usize, per_destination: usize) -> bool {
-        self.tenants.get(&claim.tenant).copied().unwrap_or(0) < per_tenant && claim.destinations.iter().all(|d| self.destinations.get(d).copied().unwrap_or(0) < per_destination)
+        self.blocked_by(claim, per_tenant, per_destination).is_none()
     }
 
     pub fn start(&mut self, claim: &Claim) {
@@ -51,6 +69,44 @@ impl Running {
         for d in &claim.destinations {
             release(&mut self.destinations, d);
         }
+    }
+}
+
+/// Messages waiting for a full share, in the order they came due.
+#[derive(Debug)]
+pub struct Parked<T> {
+    by_share: HashMap<Share, VecDeque<T>>,
+}
+
+impl<T> Default for Parked<T> {
+    fn default() -> Self {
+        Self { by_share: HashMap::new() }
+    }
+}
+
+impl<T> Parked<T> {
+    pub fn park(&mut self, share: Share, item: T) {
+        self.by_share.entry(share).or_default().push_back(item);
+    }
+
+    /// What `claim`'s end makes room for: the first message parked under each share it held.
+    pub fn release(&mut self, claim: &Claim) -> Vec<T> {
+        let shares = std::iter::once(Share::Tenant(claim.tenant.clone())).chain(claim.destinations.iter().cloned().map(Share::Destination));
+        let mut out = Vec::new();
+        for share in shares {
+            if let Some(queue) = self.by_share.get_mut(&share) {
+                out.extend(queue.pop_front());
+                if queue.is_empty() {
+                    self.by_share.remove(&share);
+                }
+            }
+        }
+        out
+    }
+
+    /// Everything parked (the shares changed).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.by_share.drain().flat_map(|(_, q)| q).collect()
     }
 }
 
@@ -102,6 +158,23 @@ mod tests {
         running.finish(&tarpit);
         running.finish(&other_domain);
         assert!(running.tenants.is_empty() && running.destinations.is_empty());
+    }
+
+    #[test]
+    fn an_ended_attempt_releases_one_message_per_share_it_held() {
+        let mut parked = Parked::default();
+        for i in 0..1000 {
+            parked.park(Share::Tenant("a".into()), i);
+        }
+        parked.park(Share::Destination("slow.test".into()), 5000);
+        let claim = Claim { tenant: "a".into(), destinations: vec!["slow.test".into()] };
+        assert_eq!(parked.release(&claim), [0, 5000]);
+        assert_eq!(parked.release(&claim), [1]);
+        assert_eq!(parked.release(&Claim { tenant: "b".into(), destinations: vec![] }), Vec::<i32>::new());
+        assert_eq!(parked.drain().len(), 998);
+        let running = Running::default();
+        assert_eq!(running.blocked_by(&claim, 0, 5), Some(Share::Tenant("a".into())));
+        assert_eq!(running.blocked_by(&claim, 5, 0), Some(Share::Destination("slow.test".into())));
     }
 
     #[test]
