@@ -398,6 +398,11 @@ def main():
         base, secs = asyncio.run(measure(port, creds, CAPACITY_S, 0, False))
         capacity = base.acked / secs
         target = LOAD * capacity
+        # Start the soak from an empty queue: the capacity run's backlog would otherwise still be
+        # delivered during the soak, on the same two cores.
+        drain_by = time.monotonic() + 300
+        while time.monotonic() < drain_by and received.value < base.acked:
+            time.sleep(0.5)
         print(f"capacity: {capacity:.1f} msg/s ({base.acked} in {secs:.0f}s, {SESSIONS} sessions); soak at {target:.1f} msg/s for {DURATION_S}s "
               f"with a flood, a brute force, {TRICKLE} trickling sessions and a tarpit tenant at {TARPIT_RATE:g} msg/s", flush=True)
         stats, elapsed, samples = asyncio.run(soak(port, creds, proc.pid, target))
