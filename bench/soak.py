@@ -147,6 +147,18 @@ class Stats:
         self.brute_blocked = 0
 
 
+async def submit(reader, writer, sender, rcpt, body):
+    """One pipelined transaction in an authenticated session; whether the message was accepted."""
+    writer.write(b"MAIL FROM:<" + sender + b">\r\nRCPT TO:<" + rcpt + b">\r\nDATA\r\n")
+    codes = [(await reply(reader))[0] for _ in range(3)]
+    if codes != [250, 250, 354]:
+        writer.write(b"RSET\r\n")
+        await reply(reader)
+        return False
+    writer.write(body)
+    return (await reply(reader))[0] == 250
+
+
 async def well_behaved(port, creds, stats, deadline, interval):
     """One session submitting a message every `interval` seconds (0: back to back)."""
     body = b"From: <dev@example.test>\r\nTo: <sink@dest.test>\r\nSubject: soak\r\n\r\n" + (b"x" * 76 + b"\r\n") * (SIZE // 78) + b".\r\n"
@@ -166,16 +178,7 @@ async def well_behaved(port, creds, stats, deadline, interval):
             if interval:
                 next_at += interval
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            writer.write(b"MAIL FROM:<dev@example.test>\r\nRCPT TO:<sink@dest.test>\r\nDATA\r\n")
-            codes = [(await reply(reader))[0] for _ in range(3)]
-            if codes != [250, 250, 354]:
-                stats.refused += 1
-                writer.write(b"RSET\r\n")
-                await reply(reader)
-                continue
-            writer.write(body)
-            code, _ = await reply(reader)
-            if code == 250:
+            if await submit(reader, writer, b"dev@example.test", b"sink@dest.test", body):
                 stats.acked += 1
             else:
                 stats.refused += 1
@@ -258,16 +261,7 @@ async def tarpit_tenant(port, stats, deadline):
                 reader, writer, code = await login(port, TARPIT_KEY["username"], TARPIT_KEY["password"], source="127.0.0.6")
             next_at += 1 / TARPIT_RATE
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            writer.write(b"MAIL FROM:<t@tarpit-sender.test>\r\nRCPT TO:<victim@tarpit.test>\r\nDATA\r\n")
-            codes = [(await reply(reader))[0] for _ in range(3)]
-            if codes != [250, 250, 354]:
-                stats.tarpit_refused += 1
-                writer.write(b"RSET\r\n")
-                await reply(reader)
-                continue
-            writer.write(body)
-            code, _ = await reply(reader)
-            if code == 250:
+            if await submit(reader, writer, b"t@tarpit-sender.test", b"victim@tarpit.test", body):
                 stats.tarpit_acked += 1
             else:
                 stats.tarpit_refused += 1
