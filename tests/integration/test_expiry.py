@@ -3,9 +3,10 @@ from conftest import standard_setup, wait_until
 
 
 def test_deferred_past_max_age_bounces(workdir, dns_server, cleanup):
-    zones = {"down.test": ["@ IN MX 10 mx.down.test.", "mx IN A 127.0.0.2"]}  # nothing listens on 127.0.0.2
+    # Nothing listens on 127.0.0.2 (allowed as a destination, so the connection is tried and fails).
+    zones = {"down.test": ["@ IN MX 10 mx.down.test.", "mx IN A 127.0.0.2"]}
     dns, sink, relay = standard_setup(workdir, dns_server, cleanup, zones=zones,
-                                      tweak=lambda c: c.replace("maxAge: 5d", "maxAge: 3s"))
+                                      tweak=lambda c: c.replace("maxAge: 5d", "maxAge: 3s").replace("[127.0.0.1/32]", "[127.0.0.1/32, 127.0.0.2/32]"))
     assert relay.swaks(to="user@down.test").returncode == 0
     msgs = wait_until(lambda: sink.messages, 60, "the bounce after maxAge")
     data = msgs[0][2]
