@@ -53,10 +53,6 @@ impl Running {
         claim.destinations.iter().find(|d| self.destinations.get(*d).copied().unwrap_or(0) >= per_destination).map(|d| Share::Destination(d.clone()))
     }
 
-    pub fn admits(&self, claim: &Claim, per_tenant: usize, per_destination: usize) -> bool {
-        self.blocked_by(claim, per_tenant, per_destination).is_none()
-    }
-
     pub fn start(&mut self, claim: &Claim) {
         *self.tenants.entry(claim.tenant.clone()).or_default() += 1;
         for d in &claim.destinations {
@@ -143,18 +139,18 @@ mod tests {
         let tarpit = Claim::of(&env("a", &["x@Tarpit.test", "y@tarpit.test"]), true);
         assert_eq!(tarpit.destinations, ["tarpit.test"]);
         for _ in 0..2 {
-            assert!(running.admits(&tarpit, 3, 2));
+            assert!(running.blocked_by(&tarpit, 3, 2).is_none());
             running.start(&tarpit);
         }
-        assert!(!running.admits(&tarpit, 3, 2), "the destination is at its share");
+        assert!(running.blocked_by(&tarpit, 3, 2).is_some(), "the destination is at its share");
         let other_domain = Claim::of(&env("a", &["z@fine.test"]), true);
-        assert!(running.admits(&other_domain, 3, 2));
+        assert!(running.blocked_by(&other_domain, 3, 2).is_none());
         running.start(&other_domain);
-        assert!(!running.admits(&Claim::of(&env("a", &["w@else.test"]), true), 3, 2), "the tenant is at its share");
+        assert!(running.blocked_by(&Claim::of(&env("a", &["w@else.test"]), true), 3, 2).is_some(), "the tenant is at its share");
         let b = Claim::of(&env("b", &["r@fine.test"]), true);
-        assert!(running.admits(&b, 3, 2), "another tenant is served");
+        assert!(running.blocked_by(&b, 3, 2).is_none(), "another tenant is served");
         running.finish(&tarpit);
-        assert!(running.admits(&tarpit, 3, 2));
+        assert!(running.blocked_by(&tarpit, 3, 2).is_none());
         running.finish(&tarpit);
         running.finish(&other_domain);
         assert!(running.tenants.is_empty() && running.destinations.is_empty());

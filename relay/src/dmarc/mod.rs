@@ -13,6 +13,10 @@ pub mod upload;
 
 use mail_parser::MessageParser;
 
+/// Reports decompressed and parsed at once (each up to 20 MiB of XML): the blocking pool has
+/// hundreds of threads, so without this bound many report mails would take that memory each.
+pub static PARSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ReportError(pub String);

@@ -43,7 +43,11 @@ pub fn handle(relay: &Relay, authorization: Option<&str>, body: &[u8], peer: IpA
             return (429, format!("rate limit of {limit} per minute for this API key reached; try again later\n"));
         }
     }
-    let report = match crate::dmarc::parse_upload(body) {
+    // On a blocking-pool thread (the HTTP listener runs POST handlers there): wait for a parser slot.
+    let parsing = futures::executor::block_on(crate::dmarc::PARSERS.acquire());
+    let parsed = crate::dmarc::parse_upload(body);
+    drop(parsing);
+    let report = match parsed {
         Ok(r) => r,
         Err(e) => {
             crate::dmarc::ingest::malformed(relay, &e);

@@ -19,6 +19,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Decompressing and parsing run on the blocking pool, not on the session's worker.
     async fn dmarc_report(&mut self, key_id: &str, message: Vec<u8>) -> Reply {
         let (relay, key) = (self.relay.clone(), key_id.to_string());
+        let Ok(_parsing) = crate::dmarc::PARSERS.acquire().await else { return common::local_error() };
         let job = tokio::task::spawn_blocking(move || {
             crate::dmarc::parse_mail(&message).inspect_err(|e| crate::dmarc::ingest::malformed(&relay, e)).and_then(|reports| crate::dmarc::ingest::accept(&relay, &key, &reports))
         });
