@@ -28,10 +28,51 @@ pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
 pub const UNKNOWN: &str = "Unknown";
 
-/// Condition types shared by all kinds.
+/// Condition types. Each has one writer: `Ready` of a RelayPool, DkimKey and ApiKey is their
+/// controller's; a SendingDomain's `Ready` and `DomainConflict` are its RelayPool's, its DNS
+/// verdicts the SendingDomain controller's; `ExternalDNS` is the RelayPool's.
 pub mod types {
     pub const READY: &str = "Ready";
     pub const DOMAIN_CONFLICT: &str = "DomainConflict";
+    pub const EXTERNAL_DNS: &str = "ExternalDNS";
+    pub const SPF_VERIFIED: &str = "SPFVerified";
+    pub const DKIM_VERIFIED: &str = "DKIMVerified";
+    pub const DMARC_VERIFIED: &str = "DMARCVerified";
+    pub const RETURN_PATH_VERIFIED: &str = "ReturnPathVerified";
+}
+
+/// Condition and Event reasons: the machine-readable half of the status contract.
+pub mod reasons {
+    // RelayPool
+    pub const CONFIG_RENDERED: &str = "ConfigRendered";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const PUBLISHED: &str = "Published";
+    pub const CRD_NOT_INSTALLED: &str = "CRDNotInstalled";
+    // SendingDomain
+    pub const DOMAIN_CONFLICT: &str = "DomainConflict";
+    pub const DKIM_KEY_PENDING: &str = "DkimKeyPending";
+    pub const DNS_NOT_VERIFIED: &str = "DNSNotVerified";
+    pub const SERVED: &str = "Served";
+    pub const NAMESPACE_NOT_SERVED: &str = "NamespaceNotServed";
+    pub const DKIM_KEY_MISSING: &str = "DkimKeyMissing";
+    // DkimKey
+    pub const KEY_GENERATED: &str = "KeyGenerated";
+    // ApiKey
+    pub const ACTIVE: &str = "Active";
+    pub const SUSPENDED: &str = "Suspended";
+    pub const PENDING: &str = "Pending";
+    // Events
+    pub const CONFIG_UPDATED: &str = "ConfigUpdated";
+    pub const CREDENTIALS_ISSUED: &str = "CredentialsIssued";
+    pub const DKIM_KEY_CREATED: &str = "DkimKeyCreated";
+    pub const DOMAIN_RETIRED: &str = "DomainRetired";
+    pub const KEY_SUSPENDED: &str = "KeySuspended";
+    pub const KEY_RESUMED: &str = "KeyResumed";
+    pub const KEY_REGENERATED: &str = "KeyRegenerated";
+    pub const SPOOL_DRAIN: &str = "SpoolDrain";
+    pub const SPOOL_KEY_ROTATED: &str = "SpoolKeyRotated";
+    pub const WORKLOAD_APPLIED: &str = "WorkloadApplied";
+    pub const WORKLOAD_RECREATED: &str = "WorkloadRecreated";
 }
 
 /// Sets (adds or updates) condition `type_`. `now` is an RFC 3339 time, used only when the

@@ -4,10 +4,10 @@
 
 use std::sync::OnceLock;
 
-static KEYS: OnceLock<cascade_relay::spool::format::KeyRing> = OnceLock::new();
+static KEYS: OnceLock<cascade_core::seal::KeyRing> = OnceLock::new();
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let keys = KEYS.get_or_init(|| cascade_relay::spool::format::KeyRing::parse("k1 MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("key"));
-    let _ = cascade_relay::spool::format::open(keys, "q1", data.to_vec());
-    let _ = cascade_relay::spool::format::KeyRing::parse(&String::from_utf8_lossy(data));
+    let keys = KEYS.get_or_init(|| cascade_core::seal::KeyRing::parse("k1 MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").expect("key"));
+    let _ = cascade_core::seal::open(keys, "q1", data.to_vec());
+    let _ = cascade_core::seal::KeyRing::parse(&String::from_utf8_lossy(data));
 });

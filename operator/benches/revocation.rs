@@ -8,7 +8,12 @@
 mod support;
 
 use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -34,10 +39,14 @@ async fn versions(op: &support::operator::Running) -> BTreeMap<String, String> {
     add("SendingDomain", Api::<SendingDomain>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
     add("DkimKey", Api::<DkimKey>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
     add("ApiKey", Api::<ApiKey>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
-    add("Secret", Api::<DynamicObject>::all_with(c.clone(), &op.secrets.resource).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
-    for r in op.ctx.workload_kinds.values() {
-        add(&r.kind, Api::<DynamicObject>::all_with(c.clone(), r).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
-    }
+    add("Secret", Api::<Secret>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("ServiceAccount", Api::<ServiceAccount>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("Role", Api::<Role>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("RoleBinding", Api::<RoleBinding>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("StatefulSet", Api::<StatefulSet>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("Service", Api::<Service>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("PodDisruptionBudget", Api::<PodDisruptionBudget>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
+    add("NetworkPolicy", Api::<NetworkPolicy>::all(c.clone()).list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(c.clone());
     add("Event", events.list(&lp).await.unwrap().items.iter().map(|o| meta(&o.metadata)).collect());
     out
@@ -50,7 +59,7 @@ async fn bundle_yaml(op: &support::operator::Running) -> String {
 
 async fn bench() {
     let (domains, keys, revocations) = (env("CASCADE_BENCH_DOMAINS", 100), env("CASCADE_BENCH_KEYS", 2_000), env("CASCADE_BENCH_REVOCATIONS", 30));
-    let Some(op) = support::operator::start(true).await else { return };
+    let Some(op) = support::operator::start().await else { return };
     let api = "cascade-mail.com/v1alpha1";
     let namespaces: Vec<String> = (0..10).map(|i| format!("tenant-{i}")).collect();
     let pools: Api<RelayPool> = Api::namespaced(op.client.clone(), "cascade-system");

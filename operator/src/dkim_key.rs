@@ -4,12 +4,12 @@
 //! the master key, bound to `<namespace>/<name>/<selector>`), then the status, Events for every
 //! phase change, and the key age and rotation metrics. Time comes from the context's clock.
 
-use crate::controller::{apply_status, ReconcileError};
 use crate::dkim_lifecycle::{self, Schedule};
+use crate::error::ReconcileError;
 use crate::events::Note;
 use crate::secrets::SecretData;
 use crate::Context;
-use cascade_crds::conditions::{self, types};
+use cascade_crds::conditions::{self, reasons, types};
 use cascade_crds::v1alpha1::{DkimKey, KeyGeneration, KeyPhase};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -36,8 +36,8 @@ pub fn seal_context(ns: &str, name: &str, selector: &str) -> String {
 }
 
 /// A generation's private key (PEM), if its Secret entry opens.
-pub fn private_key(ctx: &Context, data: &SecretData, ns: &str, name: &str, selector: &str) -> Option<Vec<u8>> {
-    crate::master_key::open(&ctx.master, &seal_context(ns, name, selector), data.get(&sealed_entry(selector))?).ok()
+pub fn private_key(master: &cascade_core::seal::KeyRing, data: &SecretData, ns: &str, name: &str, selector: &str) -> Option<Vec<u8>> {
+    crate::master_key::open(master, &seal_context(ns, name, selector), data.get(&sealed_entry(selector))?).ok()
 }
 
 fn phase_value(p: KeyPhase) -> i64 {
@@ -53,15 +53,15 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
     let _timer = ctx.metrics.reconcile("DkimKey");
     let (ns, name) = (dk.namespace().unwrap_or_default(), dk.name_any());
     let now = ctx.clock.now();
-    let now_s = cascade_relay::time::rfc3339_utc(now);
+    let now_s = cascade_core::time::rfc3339_utc(now);
     let generation = dk.metadata.generation.unwrap_or(0);
     let mut st = dk.status.clone().unwrap_or_default();
     st.observed_generation = generation;
     let schedule = match Schedule::of(&dk.spec) {
         Ok(s) => s,
         Err(e) => {
-            conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", &e, generation, &now_s);
-            apply_status(&ctx, &crate::controller::WHOLE, &*dk, "DkimKey", dk.status.as_ref(), &st).await?;
+            conditions::set(&mut st.conditions, types::READY, false, reasons::INVALID_SPEC, &e, generation, &now_s);
+            crate::status::apply(&ctx, &crate::status::WHOLE, &*dk, dk.status.as_ref(), &st).await?;
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
     };
@@ -73,7 +73,7 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
     // again: it is retired at once and a replacement follows.
     let mut lost = Vec::new();
     for g in gens.iter_mut().filter(|g| g.phase != KeyPhase::Retired) {
-        if private_key(&ctx, &data, &ns, &name, &g.selector).is_none() {
+        if private_key(&ctx.master, &data, &ns, &name, &g.selector).is_none() {
             g.phase = KeyPhase::Retired;
             g.retired_at = Some(now_s.clone());
             g.txt_value.clear();
@@ -97,18 +97,23 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
     }
     let mut notes = Vec::new();
     if let Some(next) = steps.generate.clone() {
-        let (pem, public) = cascade_relay::dkim::generate(dk.spec.algorithm).map_err(|e| ReconcileError::Key(e.to_string()))?;
-        let sealed = crate::master_key::seal(&ctx.master, &seal_context(&ns, &name, &next.1), pem.as_bytes()).map_err(|e| ReconcileError::Key(e.to_string()))?;
+        let (pem, public) = cascade_core::dkim_key::generate(dk.spec.algorithm)?;
+        let sealed =
+            crate::master_key::seal(&ctx.master, &seal_context(&ns, &name, &next.1), pem.as_bytes()).map_err(|source| ReconcileError::Seal { what: format!("DkimKey {ns}/{name}"), source })?;
         data.insert(sealed_entry(&next.1), sealed);
-        let g = dkim_lifecycle::pending(&dk.spec, next, cascade_relay::dkim::txt_record(dk.spec.algorithm, &public), now);
+        let g = dkim_lifecycle::pending(&dk.spec, next, cascade_core::dkim_key::txt_record(dk.spec.algorithm, &public), now);
         notes.push(if lost.is_empty() {
             Note::normal(
-                "KeyGenerated",
+                reasons::KEY_GENERATED,
                 "GenerateKey",
                 format!("{:?} key {} generated (sealed in Secret {}); publish {:?} at {}", dk.spec.algorithm, g.selector, secret_name(&name), g.txt_value, g.dns_name),
             )
         } else {
-            Note::warning("KeyRegenerated", "GenerateKey", format!("the private key of {} was lost; new key {} generated: publish {:?} at {}", lost.join(", "), g.selector, g.txt_value, g.dns_name))
+            Note::warning(
+                reasons::KEY_REGENERATED,
+                "GenerateKey",
+                format!("the private key of {} was lost; new key {} generated: publish {:?} at {}", lost.join(", "), g.selector, g.txt_value, g.dns_name),
+            )
         });
         gens.push(g);
     }
@@ -116,7 +121,7 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
         data.remove(&sealed_entry(s));
     }
     if data != existing {
-        let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string()), (SECRET_LABEL.to_string(), name.clone())].into();
+        let labels = [(crate::labels::MANAGED_BY.to_string(), crate::labels::FIELD_MANAGER.to_string()), (SECRET_LABEL.to_string(), name.clone())].into();
         ctx.secrets.apply(&ns, &secret_name(&name), &data, labels, dk.controller_owner_ref(&())).await?;
     }
     for (selector, phase) in &steps.transitions {
@@ -135,19 +140,19 @@ pub async fn reconcile(dk: Arc<DkimKey>, ctx: Arc<Context>) -> Result<Action, Re
     st.txt_value = signing.as_ref().map(|g| g.txt_value.clone());
     let has_active = gens.iter().any(|g| g.phase == KeyPhase::Active);
     st.next_selector = gens.iter().rev().find(|g| g.phase == KeyPhase::Pending && has_active).map(|g| g.selector.clone());
-    st.next_rotation = steps.next_rotation.map(cascade_relay::time::rfc3339_utc);
+    st.next_rotation = steps.next_rotation.map(cascade_core::time::rfc3339_utc);
     match signing.as_ref().filter(|g| g.phase == KeyPhase::Active) {
-        Some(g) => conditions::set(&mut st.conditions, types::READY, true, "Active", &format!("signing with {}; its record is verified", g.selector), generation, &now_s),
+        Some(g) => conditions::set(&mut st.conditions, types::READY, true, reasons::ACTIVE, &format!("signing with {}; its record is verified", g.selector), generation, &now_s),
         None => {
             let msg = match &signing {
                 Some(g) => format!("publish txtValue at dnsName ({}); the key becomes Active once DNS shows it", g.dns_name),
                 None => "no key yet".to_string(),
             };
-            conditions::set(&mut st.conditions, types::READY, false, "Pending", &msg, generation, &now_s)
+            conditions::set(&mut st.conditions, types::READY, false, reasons::PENDING, &msg, generation, &now_s)
         }
     }
     st.generations = gens;
-    apply_status(&ctx, &crate::controller::WHOLE, &*dk, "DkimKey", dk.status.as_ref(), &st).await?;
+    crate::status::apply(&ctx, &crate::status::WHOLE, &*dk, dk.status.as_ref(), &st).await?;
     for note in &notes {
         ctx.events.publish(&dk.object_ref(&()), note).await;
     }
@@ -167,7 +172,7 @@ fn record_metrics(ctx: &Context, ns: &str, name: &str, gens: &[KeyGeneration], n
     for g in gens {
         let labels = [ns, name, g.selector.as_str()];
         m.dkim_phase.with_label_values(&labels).set(phase_value(g.phase));
-        let created = cascade_relay::time::parse_rfc3339_utc(&g.created_at).unwrap_or(now);
+        let created = cascade_core::time::parse_rfc3339(&g.created_at).unwrap_or(now);
         m.dkim_age.with_label_values(&labels).set(now.saturating_sub(created) as i64);
     }
     if let Some(t) = next_rotation {
@@ -176,5 +181,5 @@ fn record_metrics(ctx: &Context, ns: &str, name: &str, gens: &[KeyGeneration], n
 }
 
 pub fn error_policy(dk: Arc<DkimKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::controller::record_error(&ctx, "DkimKey", &dk.name_any(), error)
+    crate::error::record(&ctx.metrics, "DkimKey", &dk.name_any(), error)
 }

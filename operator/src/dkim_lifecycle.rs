@@ -10,9 +10,9 @@
 //! is due (a forced one: as soon as it is verified). Generation 1 uses `spec.selector`, generation
 //! n > 1 `<spec.selector>-<n>`.
 
+use cascade_core::time::{parse_rfc3339, rfc3339_utc};
 use cascade_crds::v1alpha1::{DkimKeySpec, KeyGeneration, KeyPhase};
 use cascade_crds::HumanDuration;
-use cascade_relay::time::{parse_rfc3339_utc, rfc3339_utc};
 
 /// The rotation settings, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub struct Steps {
 }
 
 fn at(t: &Option<String>) -> Option<u64> {
-    t.as_deref().and_then(parse_rfc3339_utc)
+    t.as_deref().and_then(parse_rfc3339)
 }
 
 /// Moves the generations forward at `now`. `verified(selector)` says whether DNS shows that

@@ -2,8 +2,8 @@
 //! `GET /dmarc/summary` with its latest report window per domain; the pool merges them (pure:
 //! [`merge`]) into `status.dmarcReports`.
 
+use cascade_core::dmarc::Window;
 use cascade_crds::v1alpha1::DmarcReportSummary;
-use cascade_relay::dmarc::summary::Window;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -28,8 +28,8 @@ pub fn merge(per_relay: &[BTreeMap<String, Window>]) -> BTreeMap<String, DmarcRe
             let mut failing: Vec<(&String, &u64)> = w.failing.iter().collect();
             failing.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let summary = DmarcReportSummary {
-                window_begin: cascade_relay::time::rfc3339_utc(w.begin),
-                window_end: cascade_relay::time::rfc3339_utc(w.end),
+                window_begin: cascade_core::time::rfc3339_utc(w.begin),
+                window_end: cascade_core::time::rfc3339_utc(w.end),
                 messages: w.messages,
                 pass_rate: format!("{:.1}%", w.passed as f64 * 100.0 / w.messages as f64),
                 failing_sources: failing.into_iter().take(5).map(|(s, n)| format!("{s} ({n})")).collect(),

@@ -1,10 +1,10 @@
 //! Deleting a SendingDomain must reach the relays: its mail is no longer sent, and mail of it
-//! still queued is purged. The pool puts a finalizer on every SendingDomain that references it;
+//! still queued is purged. The pool puts a finalizer on every SendingDomain (which ones: [`needing_finalizer`], pure) that references it;
 //! when one is deleted, the pool records it under `status.retiredDomains` (and so in the relay
 //! configuration's `retiredDomains`), writes the bundle, and only then releases the finalizer.
 //! A SendingDomain whose pool no longer exists is released by the SendingDomain controller.
 
-use crate::render::evaluate::{key_of, Inputs, DOMAIN_FINALIZER};
+use crate::render::evaluate::{key_of, DOMAIN_FINALIZER};
 use crate::Context;
 use cascade_crds::v1alpha1::{RelayPool, SendingDomain};
 use kube::api::{Api, Patch, PatchParams};
@@ -27,17 +27,21 @@ async fn set_finalizers(ctx: &Context, d: &SendingDomain, finalizers: Vec<String
     api.patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
 }
 
-/// Takes the domains being deleted out of `inputs`, returns those this pool must retire, and
-/// puts the finalizer on the live domains of this pool that lack it.
-pub async fn split(ctx: &Context, pool: &RelayPool, inputs: &mut Inputs) -> Result<Vec<SendingDomain>, kube::Error> {
-    let (deleting, live): (Vec<_>, Vec<_>) = std::mem::take(&mut inputs.domains).into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
-    inputs.domains = live;
-    for d in inputs.domains.iter().filter(|d| references(d, pool) && !has_finalizer(d)) {
-        let mut finalizers = d.finalizers().to_vec();
-        finalizers.push(DOMAIN_FINALIZER.into());
-        set_finalizers(ctx, d, finalizers).await?;
-    }
-    Ok(deleting.into_iter().filter(|d| references(d, pool) && has_finalizer(d)).collect())
+/// The live domains of `pool` that lack the pool's finalizer.
+pub fn needing_finalizer<'a>(pool: &RelayPool, live: &'a [SendingDomain]) -> Vec<&'a SendingDomain> {
+    live.iter().filter(|d| references(d, pool) && !has_finalizer(d)).collect()
+}
+
+/// Of the domains being deleted, those `pool` must retire (they reference it and wait for it).
+pub fn retiring(pool: &RelayPool, deleting: &[SendingDomain]) -> Vec<SendingDomain> {
+    deleting.iter().filter(|d| references(d, pool) && has_finalizer(d)).cloned().collect()
+}
+
+/// Puts the pool's finalizer on a live domain.
+pub async fn add_finalizer(ctx: &Context, d: &SendingDomain) -> Result<(), kube::Error> {
+    let mut finalizers = d.finalizers().to_vec();
+    finalizers.push(DOMAIN_FINALIZER.into());
+    set_finalizers(ctx, d, finalizers).await
 }
 
 /// Lets the deletion of these domains finish (call once the pool recorded them).

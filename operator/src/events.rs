@@ -17,7 +17,7 @@ const TRUE_IS_BAD: &[&str] = &[types::DOMAIN_CONFLICT];
 pub struct Events {
     recorder: Recorder,
     /// Every published note also goes to the operator's audit trail (when one is configured).
-    audit: std::sync::Arc<cascade_relay::audit::Audit>,
+    audit: std::sync::Arc<cascade_core::audit::Audit>,
 }
 
 /// One event to publish: Normal or Warning, a CamelCase reason and action, a readable note.
@@ -41,11 +41,11 @@ impl Note {
 
 impl Events {
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
-        Self { recorder: Recorder::new(client, Reporter { controller: crate::secrets::FIELD_MANAGER.into(), instance }), audit: Default::default() }
+        Self { recorder: Recorder::new(client, Reporter { controller: crate::labels::FIELD_MANAGER.into(), instance }), audit: Default::default() }
     }
 
     /// Also writes each note as an `operator.action` record to `audit`.
-    pub fn with_audit(mut self, audit: std::sync::Arc<cascade_relay::audit::Audit>) -> Self {
+    pub fn with_audit(mut self, audit: std::sync::Arc<cascade_core::audit::Audit>) -> Self {
         self.audit = audit;
         self
     }

@@ -2,7 +2,7 @@
 //! `RelayPool.spec.externalDns`): [`endpoint`] renders one (pure); [`apply`] writes them, and
 //! reports a missing CRD instead of failing.
 
-use crate::secrets::FIELD_MANAGER;
+use crate::labels::FIELD_MANAGER;
 use crate::Context;
 use cascade_crds::v1alpha1::{DnsRecord, SendingDomain};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -28,7 +28,7 @@ pub fn endpoint(domain: &SendingDomain, records: &[DnsRecord]) -> serde_json::Va
         "metadata": {
             "name": name_of(domain),
             "namespace": domain.namespace(),
-            "labels": { "app.kubernetes.io/managed-by": "cascade-operator" },
+            "labels": crate::labels::managed(&[]),
             "ownerReferences": domain.controller_owner_ref(&()).map(|o| vec![o]),
         },
         "spec": { "endpoints": endpoints },

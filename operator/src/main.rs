@@ -36,7 +36,7 @@ enum Command {
     /// The operator's audit trail.
     Audit {
         #[command(subcommand)]
-        command: cascade_relay::audit::AuditCommand,
+        command: cascade_core::audit::AuditCommand,
     },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
     /// exit 1 unless every check passes.
@@ -75,13 +75,13 @@ struct AuditArgs {
 }
 
 impl AuditArgs {
-    async fn open(&self, secrets: &cascade_operator::secrets::SecretStore, namespace: &str) -> anyhow::Result<cascade_relay::audit::Audit> {
+    async fn open(&self, secrets: &cascade_operator::secrets::SecretStore, namespace: &str) -> anyhow::Result<cascade_core::audit::Audit> {
         let Some(dir) = &self.audit_dir else { return Ok(Default::default()) };
         let key = match &self.audit_key_file {
-            Some(file) => cascade_relay::audit::read_key(file)?,
+            Some(file) => cascade_core::audit::read_key(file)?,
             None => cascade_operator::master_key::ensure_audit_key(secrets, namespace).await?,
         };
-        cascade_relay::audit::Audit::open(dir, &key, self.audit_retain_days, 64 << 20, Default::default()).map_err(|e| anyhow::anyhow!("opening the audit trail in {}: {e}", dir.display()))
+        cascade_core::audit::Audit::open(dir, &key, self.audit_retain_days, 64 << 20, Default::default()).map_err(|e| anyhow::anyhow!("opening the audit trail in {}: {e}", dir.display()))
     }
 }
 
@@ -92,14 +92,13 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, 
         let metrics = std::sync::Arc::new(cascade_operator::metrics::Metrics::default());
         let listener = tokio::net::TcpListener::bind(&http).await.map_err(|e| anyhow::anyhow!("binding {http}: {e}"))?;
         tracing::info!(address = %listener.local_addr()?, "HTTP listener ready (/metrics, /healthz, /readyz)");
-        tokio::spawn(cascade_relay::http::serve(listener, metrics.clone()));
+        tokio::spawn(cascade_operator::probes::serve(listener, metrics.clone()));
         let client = kube::Client::try_default().await?;
-        let secrets = cascade_operator::secrets::SecretStore::kubernetes(client.clone());
+        let secrets = cascade_operator::secrets::SecretStore::new(client.clone());
         let master = cascade_operator::master_key::ensure(&secrets, &namespace).await?;
         metrics.set_ready();
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("cascade-operator-{}", std::process::id()));
-        let lease = kube::core::ApiResource::erase::<k8s_openapi::api::coordination::v1::Lease>(&());
-        let elector = cascade_operator::leader::Elector::new(client.clone(), lease, &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
+        let elector = cascade_operator::leader::Elector::new(client.clone(), &namespace, "cascade-operator", &identity, std::time::Duration::from_secs(15));
         let dns = cascade_operator::dns::Dns::new(&nameservers).map_err(|e| anyhow::anyhow!("DNS: {e}"))?;
         let audit = std::sync::Arc::new(audit.open(&secrets, &namespace).await?);
         // Checkpoints (fsynced, the anchor) also when records trickle in.
@@ -112,7 +111,7 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, 
                 }
             }
         });
-        let mut ctx = cascade_operator::Context::kubernetes(client, master, dns);
+        let mut ctx = cascade_operator::Context::new(client, master, dns);
         ctx.events = ctx.events.clone().with_audit(audit);
         if let Some(image) = relay_image {
             ctx.relay_image = image;
@@ -120,13 +119,23 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, 
         ctx.metrics = metrics.clone();
         ctx.namespace = namespace.clone();
         let ctx = std::sync::Arc::new(ctx);
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tracing::info!(namespace, identity, "waiting for leadership");
-        elector.acquire().await;
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = terminate.recv() => return Ok(()),
+        }
         metrics.leader.set(1);
         tracing::info!(namespace, identity, "leading; controllers starting");
         tokio::select! {
             _ = cascade_operator::controller::run(ctx) => Ok(()),
             _ = elector.hold() => Err(anyhow::anyhow!("lost leadership; exiting so a replica can take over")),
+            _ = terminate.recv() => {
+                // An upgrade's new replica takes over at once instead of waiting the lease out.
+                elector.release().await.map_err(|e| anyhow::anyhow!("releasing the lease: {e}"))?;
+                tracing::info!(namespace, identity, "SIGTERM: lease released; exiting");
+                Ok(())
+            }
         }
     })
 }
@@ -160,7 +169,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
         Command::Run { namespace, http, nameservers, relay_image, audit } => run(namespace, http, nameservers, relay_image, audit),
-        Command::Audit { command } => command.run(),
+        Command::Audit { command } => command.run().map_err(anyhow::Error::from),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {

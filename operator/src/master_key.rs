@@ -4,7 +4,7 @@
 //! new first line (and re-sealing happens as keys are rewritten). Created on first start.
 
 use crate::secrets::SecretStore;
-use cascade_relay::spool::format::{self, KeyRing};
+use cascade_core::seal::{self, KeyRing};
 
 pub const SECRET_NAME: &str = "cascade-master-key";
 const FIELD: &str = "keys";
@@ -12,7 +12,7 @@ const FIELD: &str = "keys";
 /// Loads the master key ring, creating it when absent (a concurrent creator wins; we then read
 /// theirs).
 pub async fn ensure(store: &SecretStore, namespace: &str) -> anyhow::Result<KeyRing> {
-    let generate = || Ok(KeyRing::generate_line(&format!("m{}", cascade_relay::time::now_unix()))?.into_bytes());
+    let generate = || Ok(KeyRing::generate_line(&format!("m{}", cascade_core::time::now_unix()))?.into_bytes());
     let bytes = ensure_secret(store, namespace, SECRET_NAME, FIELD, generate).await?;
     KeyRing::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| anyhow::anyhow!("Secret {namespace}/{SECRET_NAME}: {e}"))
 }
@@ -22,11 +22,11 @@ pub async fn ensure(store: &SecretStore, namespace: &str) -> anyhow::Result<KeyR
 pub async fn ensure_audit_key(store: &SecretStore, namespace: &str) -> anyhow::Result<Vec<u8>> {
     let generate = || {
         use base64::Engine;
-        let key = cascade_relay::policy::auth::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let key = cascade_core::secret::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(key).into_bytes())
     };
     let bytes = ensure_secret(store, namespace, AUDIT_SECRET_NAME, "audit.key", generate).await?;
-    cascade_relay::audit::parse_key(&String::from_utf8_lossy(&bytes)).map_err(|e| anyhow::anyhow!("Secret {namespace}/{AUDIT_SECRET_NAME}: {e}"))
+    cascade_core::audit::parse_key(&String::from_utf8_lossy(&bytes)).map_err(|e| anyhow::anyhow!("Secret {namespace}/{AUDIT_SECRET_NAME}: {e}"))
 }
 
 pub const AUDIT_SECRET_NAME: &str = "cascade-audit-key";
@@ -37,7 +37,7 @@ async fn ensure_secret(store: &SecretStore, namespace: &str, name: &str, field: 
         if let Some(data) = store.get(namespace, name).await? {
             return data.get(field).cloned().ok_or_else(|| anyhow::anyhow!("Secret {namespace}/{name} has no field {field:?}"));
         }
-        let labels = [("app.kubernetes.io/managed-by".to_string(), "cascade-operator".to_string())].into();
+        let labels = crate::labels::managed(&[]);
         if store.create(namespace, name, &[(field.to_string(), generate()?)].into(), labels).await? {
             tracing::info!(namespace, secret = name, "created");
         }
@@ -47,12 +47,12 @@ async fn ensure_secret(store: &SecretStore, namespace: &str, name: &str, field: 
 
 /// Encrypts `plaintext` bound to `context` (e.g. `namespace/name`): a copy moved elsewhere does
 /// not decrypt.
-pub fn seal(ring: &KeyRing, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, format::FormatError> {
-    format::seal_blob(ring, context, plaintext)
+pub fn seal(ring: &KeyRing, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, seal::FormatError> {
+    seal::seal_blob(ring, context, plaintext)
 }
 
-pub fn open(ring: &KeyRing, context: &str, sealed: &[u8]) -> Result<Vec<u8>, format::FormatError> {
-    format::open_blob(ring, context, sealed)
+pub fn open(ring: &KeyRing, context: &str, sealed: &[u8]) -> Result<Vec<u8>, seal::FormatError> {
+    seal::open_blob(ring, context, sealed)
 }
 
 #[cfg(test)]

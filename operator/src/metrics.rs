@@ -80,33 +80,33 @@ impl Metrics {
     }
 }
 
-impl cascade_relay::http::Probes for Metrics {
-    fn metrics(&self) -> Option<String> {
+impl Metrics {
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
         let mut out = Vec::new();
         use prometheus::Encoder;
         let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        Some(String::from_utf8(out).unwrap_or_default())
+        String::from_utf8(out).unwrap_or_default()
     }
-    fn ready(&self) -> bool {
+
+    pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use cascade_relay::http::Probes;
-
     #[test]
     fn reconciles_are_counted_and_timed() {
         let m = super::Metrics::default();
         drop(m.reconcile("ApiKey"));
         m.managed.with_label_values(&["ApiKey"]).set(3);
-        let text = m.metrics().unwrap();
+        let text = m.render();
         assert!(text.contains("cascade_operator_reconciles_total{kind=\"ApiKey\"} 1"), "{text}");
         assert!(text.contains("cascade_operator_reconcile_duration_seconds_count{kind=\"ApiKey\"} 1"));
         assert!(text.contains("cascade_operator_managed_objects{kind=\"ApiKey\"} 3"));
-        assert!(!m.ready());
+        assert!(!m.is_ready());
         m.set_ready();
-        assert!(m.ready());
+        assert!(m.is_ready());
     }
 }

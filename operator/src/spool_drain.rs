@@ -1,25 +1,23 @@
 //! Spool volumes a scale-down leaves behind are drained, never dropped. A relay hands its queue
-//! to its peers when it stops (`cascade_relay::handover`); what it could not hand over stays on
+//! to its peers when it stops (the relay's `handover`); what it could not hand over stays on
 //! its PersistentVolumeClaim. Claims whose ordinal is beyond the StatefulSet's desired and running
 //! replicas belong to no pod: for each, a Job mounts it and runs `cascade-relay drain` to the
 //! pool's relays. A claim back in use (scale-up) has its finished Job removed. [`plan`] is pure.
 
-use crate::controller::ReconcileError;
+use crate::error::ReconcileError;
 use crate::events::Note;
 use crate::workloads::{meta, relay_mounts, restricted_container, restricted_pod, secret_volumes, CONFIG_DIR, SPOOL_DIR};
 use crate::Context;
+use cascade_crds::conditions::reasons;
 use cascade_crds::v1alpha1::RelayPool;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume};
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Resource, ResourceExt};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-/// Labels of drain Job pods: not the relays' (no Service sends them mail).
-pub fn labels(pool: &str) -> BTreeMap<String, String> {
-    [("app.kubernetes.io/name".to_string(), "cascade-relay-drain".to_string()), ("cascade-mail.com/drain-of".to_string(), pool.to_string())].into()
-}
+use crate::labels::{drain_pods as labels, DRAIN_OF};
 
 /// What the shell sees: the StatefulSet's desired and running replicas, the pool's spool claims
 /// and its drain Jobs.
@@ -86,7 +84,7 @@ pub fn drain_job(pool: &RelayPool, image: &str, claim: &str, job: &str) -> Job {
     };
     let mut metadata = meta(pool, job.to_string());
     let mut job_labels = labels(&name);
-    job_labels.insert("app.kubernetes.io/managed-by".into(), "cascade-operator".into());
+    job_labels.insert(crate::labels::MANAGED_BY.into(), crate::labels::FIELD_MANAGER.into());
     metadata.labels = Some(job_labels);
     Job {
         metadata,
@@ -100,38 +98,29 @@ pub fn drain_job(pool: &RelayPool, image: &str, claim: &str, job: &str) -> Job {
 }
 
 /// Lists the pool's spool claims and drain Jobs, then creates and deletes Jobs as [`plan`] says.
-/// Does nothing where the kinds are not served.
 pub async fn apply(ctx: &Context, pool: &RelayPool, desired: i32, running: i32) -> Result<(), ReconcileError> {
-    let kind = |v: &str, k: &str| ctx.workload_kinds.get(&(v.to_string(), k.to_string()));
-    let (Some(claim_kind), Some(job_kind)) = (kind("v1", "PersistentVolumeClaim"), kind("batch/v1", "Job")) else { return Ok(()) };
     let (ns, name) = (pool.namespace().unwrap_or_default(), pool.name_any());
-    let claims: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, claim_kind);
-    let jobs: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, job_kind);
-    let claims = claims.list(&ListParams::default().labels(&format!("cascade-mail.com/relay-pool={name}"))).await?.items.iter().map(|c| c.name_any()).collect();
-    let jobs = jobs_names(&jobs, &name).await?;
-    for step in plan(pool, &ctx.relay_image, &Observed { desired, running, claims, jobs }) {
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, job_kind);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let claims = claims.list(&ListParams::default().labels(&format!("{}={name}", crate::labels::RELAY_POOL))).await?.items.iter().map(|c| c.name_any()).collect();
+    let listed = jobs.list(&ListParams::default().labels(&format!("{DRAIN_OF}={name}"))).await?;
+    let observed = Observed { desired, running, claims, jobs: listed.items.iter().map(|j| j.name_any()).collect() };
+    for step in plan(pool, &ctx.relay_image, &observed) {
         match step {
             Step::Create { claim, job } => {
                 let job_name = job.name_any();
-                let mut obj: DynamicObject = serde_json::from_value(serde_json::to_value(&*job).map_err(|e| ReconcileError::Key(e.to_string()))?).map_err(|e| ReconcileError::Key(e.to_string()))?;
-                obj.types = Some(kube::core::TypeMeta { api_version: job_kind.api_version.clone(), kind: job_kind.kind.clone() });
-                api.patch(&job_name, &PatchParams::apply(crate::secrets::FIELD_MANAGER).force(), &Patch::Apply(&obj)).await?;
+                crate::apply::force(&jobs, &job).await?;
                 tracing::info!(namespace = %ns, relay_pool = %name, job = %job_name, claim = %claim, "draining a spool volume no relay uses");
                 let note = format!("spool volume {claim} belongs to no relay: Job {job_name} hands its queued mail to the pool's relays");
-                ctx.events.publish(&pool.object_ref(&()), &Note::normal("SpoolDrain", "DrainSpool", note)).await;
+                ctx.events.publish(&pool.object_ref(&()), &Note::normal(reasons::SPOOL_DRAIN, "DrainSpool", note)).await;
             }
             Step::Delete(job_name) => {
-                api.delete(&job_name, &DeleteParams::background()).await?;
+                jobs.delete(&job_name, &DeleteParams::background()).await?;
                 tracing::info!(namespace = %ns, relay_pool = %name, job = %job_name, "spool volume in use again; drain Job removed");
             }
         }
     }
     Ok(())
-}
-
-async fn jobs_names(jobs: &Api<DynamicObject>, pool: &str) -> Result<BTreeSet<String>, kube::Error> {
-    Ok(jobs.list(&ListParams::default().labels(&format!("cascade-mail.com/drain-of={pool}"))).await?.items.iter().map(|j| j.name_any()).collect())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub enum Change {
 }
 
 /// The keys Secret's new data when something is due, else `None`.
-pub fn rotate(data: &SecretData, now: u64, every: Duration, request: Option<&str>) -> Result<Option<(SecretData, Change)>, String> {
+pub fn rotate(data: &SecretData, now: u64, every: Duration, request: Option<&str>) -> Result<Option<(SecretData, Change)>, cascade_core::seal::FormatError> {
     let text = |k: &str| data.get(k).map(|b| String::from_utf8_lossy(b).trim().to_string());
     let Some(rotated_at) = text(ROTATED_AT).and_then(|t| t.parse::<u64>().ok()) else {
         let mut next = data.clone();
@@ -45,7 +45,7 @@ pub fn rotate(data: &SecretData, now: u64, every: Duration, request: Option<&str
     let lines: Vec<&str> = ring.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     let highest = lines.iter().filter_map(|l| l.split_whitespace().next()?.strip_prefix('s')?.parse::<u64>().ok()).max().unwrap_or(0);
     let key = format!("s{}", highest + 1);
-    let line = cascade_relay::spool::format::KeyRing::generate_line(&key).map_err(|e| e.to_string())?;
+    let line = cascade_core::seal::KeyRing::generate_line(&key)?;
     let mut ring: Vec<String> = vec![line.trim_end().to_string()];
     ring.extend(lines.iter().take(KEEP - 1).map(|l| l.to_string()));
     let mut next = data.clone();
@@ -60,7 +60,7 @@ pub fn rotate(data: &SecretData, now: u64, every: Duration, request: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cascade_relay::spool::format::KeyRing;
+    use cascade_core::seal::KeyRing;
 
     const DAY: u64 = 86_400;
 
@@ -85,10 +85,10 @@ mod tests {
         assert_eq!(ring(&rotated), ["s2", "s1"]);
         // The ring parses, seals with the new key and still opens the old one's files.
         let old = KeyRing::parse(&String::from_utf8_lossy(&base[SPOOL_KEY])).unwrap();
-        let sealed = cascade_relay::spool::format::seal_blob(&old, "q", b"x").unwrap();
+        let sealed = cascade_core::seal::seal_blob(&old, "q", b"x").unwrap();
         let new = KeyRing::parse(&String::from_utf8_lossy(&rotated[SPOOL_KEY])).unwrap();
         assert_eq!(new.active(), "s2");
-        assert_eq!(cascade_relay::spool::format::open_blob(&new, "q", &sealed).unwrap(), b"x");
+        assert_eq!(cascade_core::seal::open_blob(&new, "q", &sealed).unwrap(), b"x");
 
         // A request rotates at once, once per annotation value.
         let now = 1000 + 31 * DAY;

@@ -2,16 +2,16 @@
 //! listener) become `status.suspension` of the ApiKeys; the evaluation then refuses the key in
 //! every relay's bundle and sets `Ready=False` (`Suspended`). A suspension holds for the
 //! generation it happened at: once the spec is edited it is dropped here, and the relays, which
-//! get the new generation in their bundle, drop theirs. [`desired`] is pure; [`apply`] writes the
+//! get the new generation in their bundle, drop theirs. [`desired`] is pure; [`record`] writes the
 //! one status field this writer owns.
 
-use crate::controller::{apply_status, Writer};
 use crate::events::Note;
+use crate::status::Writer;
 use crate::Context;
+use cascade_crds::conditions::reasons;
 use cascade_crds::v1alpha1::{ApiKey, ApiKeySuspension};
 use kube::{Resource, ResourceExt};
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 /// Owns `status.suspension` of ApiKeys and nothing else (the ApiKey controller owns the rest).
 pub const WRITER: Writer = Writer { manager: "cascade-operator-anomalies", fields: Some(&["suspension"]), conditions: Some(&[]) };
@@ -37,7 +37,7 @@ pub fn desired<'a>(keys: &[(&'a ApiKey, &str)], reported: &[Reported]) -> Vec<(&
         let recorded = key.status.as_ref().and_then(|s| s.suspension.clone());
         let want = recorded.clone().filter(|s| s.generation == generation).or_else(|| {
             let first = reported.iter().filter(|r| r.key == id && r.generation == generation).min_by_key(|r| r.since)?;
-            Some(ApiKeySuspension { generation, kind: first.kind.clone(), detail: first.detail.clone(), since: cascade_relay::time::rfc3339_utc(first.since) })
+            Some(ApiKeySuspension { generation, kind: first.kind.clone(), detail: first.detail.clone(), since: cascade_core::time::rfc3339_utc(first.since) })
         });
         if want != recorded {
             changes.push((key, want));
@@ -46,21 +46,17 @@ pub fn desired<'a>(keys: &[(&'a ApiKey, &str)], reported: &[Reported]) -> Vec<(&
     changes
 }
 
-/// Asks every relay, then records new suspensions and drops lifted ones.
-pub async fn apply(ctx: &Context, relays: &[SocketAddr], keys: &[(&ApiKey, &str)]) -> Result<(), kube::Error> {
-    let per_relay = futures::future::join_all(relays.iter().map(|a| crate::relay_admin::get_json::<Vec<Reported>>(*a, "/anomalies"))).await;
-    let reported: Vec<Reported> = per_relay.into_iter().flatten().flatten().collect();
-    for (key, suspension) in desired(keys, &reported) {
-        let mut status = key.status.clone().unwrap_or_default();
-        status.suspension = suspension.clone();
-        apply_status(ctx, &WRITER, key, "ApiKey", key.status.as_ref(), &status).await?;
-        let note = match &suspension {
-            Some(s) => Note::warning("KeySuspended", "SuspendKey", format!("suspended after unusual sending ({}: {}); edit the ApiKey to lift it", s.kind, s.detail)),
-            None => Note::normal("KeyResumed", "ResumeKey", "suspension lifted: the ApiKey was edited"),
-        };
-        tracing::warn!(namespace = %key.namespace().unwrap_or_default(), api_key = %key.name_any(), suspended = suspension.is_some(), "API key suspension changed");
-        ctx.events.publish(&key.object_ref(&()), &note).await;
-    }
+/// Records a new suspension or drops a lifted one, and says so in an Event.
+pub async fn record(ctx: &Context, key: &ApiKey, suspension: Option<ApiKeySuspension>) -> Result<(), kube::Error> {
+    let mut status = key.status.clone().unwrap_or_default();
+    status.suspension = suspension.clone();
+    crate::status::apply(ctx, &WRITER, key, key.status.as_ref(), &status).await?;
+    let note = match &suspension {
+        Some(s) => Note::warning(reasons::KEY_SUSPENDED, "SuspendKey", format!("suspended after unusual sending ({}: {}); edit the ApiKey to lift it", s.kind, s.detail)),
+        None => Note::normal(reasons::KEY_RESUMED, "ResumeKey", "suspension lifted: the ApiKey was edited"),
+    };
+    tracing::warn!(namespace = %key.namespace().unwrap_or_default(), api_key = %key.name_any(), suspended = suspension.is_some(), "API key suspension changed");
+    ctx.events.publish(&key.object_ref(&()), &note).await;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! PersistentVolumeClaim per pod, restricted pod security, the config hash as a pod annotation so
 //! pods roll when the configuration changes), the relay's ServiceAccount with a Role that grants
 //! `get`/`list`/`watch` on its one configuration Secret by name and nothing else (the relay
-//! watches it, see `cascade_relay::watch`, so a revocation needs no pod restart), a Service, a headless
+//! watches it, see the relay's `watch` module, so a revocation needs no pod restart), a Service, a headless
 //! Service for the StatefulSet, a PodDisruptionBudget, a NetworkPolicy (ingress to the SMTP and
 //! tenant HTTP ports from the tenant namespaces and the allowed client networks, to the admin port
 //! from the operator's namespace and `listeners.adminNamespaces` only; egress only DNS,
@@ -31,12 +31,12 @@ pub const KEYS_DIR: &str = "/etc/cascade-keys";
 pub const RELAY_UID: i64 = 65532;
 
 pub(crate) fn selector_labels(pool: &str) -> BTreeMap<String, String> {
-    [("app.kubernetes.io/name".to_string(), "cascade-relay".to_string()), ("cascade-mail.com/relay-pool".to_string(), pool.to_string())].into()
+    [("app.kubernetes.io/name".to_string(), "cascade-relay".to_string()), (crate::labels::RELAY_POOL.to_string(), pool.to_string())].into()
 }
 
 pub(crate) fn meta(pool: &RelayPool, name: String) -> ObjectMeta {
     let mut labels = selector_labels(&pool.name_any());
-    labels.insert("app.kubernetes.io/managed-by".into(), "cascade-operator".into());
+    labels.insert(crate::labels::MANAGED_BY.into(), crate::labels::FIELD_MANAGER.into());
     ObjectMeta { name: Some(name), namespace: pool.namespace(), labels: Some(labels), owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]), ..Default::default() }
 }
 
@@ -87,7 +87,7 @@ pub(crate) fn relay_mounts() -> Vec<VolumeMount> {
 }
 
 pub(crate) fn secret_volumes(pool: &str) -> Vec<Volume> {
-    vec![secret_volume("config", crate::relay_pool::bundle_secret(pool)), secret_volume("keys", crate::relay_pool::keys_secret(pool))]
+    vec![secret_volume("config", crate::labels::bundle_secret(pool)), secret_volume("keys", crate::labels::keys_secret(pool))]
 }
 
 pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> StatefulSet {
@@ -101,7 +101,7 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
             "--config".into(),
             format!("{CONFIG_DIR}/relay.yaml"),
             "--watch-secret".into(),
-            format!("{}/{}", pool.namespace().unwrap_or_default(), crate::relay_pool::bundle_secret(&name)),
+            format!("{}/{}", pool.namespace().unwrap_or_default(), crate::labels::bundle_secret(&name)),
         ]),
         ports: Some(vec![port("submission", l.submission_port), port("submissions", l.submissions_port), port("http", l.http_port), port("admin", l.admin_port)]),
         readiness_probe: Some(probe("/readyz", l.admin_port)),
@@ -137,11 +137,11 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
     let mut template_meta = ObjectMeta { labels: Some(selector_labels(&name)), ..Default::default() };
     template_meta.annotations = Some([("cascade-mail.com/config-hash".to_string(), config_hash.to_string())].into());
     StatefulSet {
-        metadata: meta(pool, format!("{name}-relay")),
+        metadata: meta(pool, crate::labels::statefulset(&name)),
         spec: Some(StatefulSetSpec {
             // With autoscaling the HPA owns the replica count.
             replicas: pool.spec.autoscaling.is_none().then_some(pool.spec.replicas),
-            service_name: Some(format!("{name}-relay-headless")),
+            service_name: Some(crate::labels::headless_service(&name)),
             selector: LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() },
             template: PodTemplateSpec { metadata: Some(template_meta), spec: Some(pod) },
             volume_claim_templates: Some(vec![claim]),
@@ -152,7 +152,7 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
 }
 
 fn relay_account(pool: &str) -> String {
-    format!("{pool}-relay")
+    crate::labels::statefulset(pool)
 }
 
 /// The relay's ServiceAccount, a Role that reads its one configuration Secret by name, and the
@@ -165,7 +165,7 @@ pub fn relay_rbac(pool: &RelayPool) -> (ServiceAccount, Role, RoleBinding) {
         rules: Some(vec![PolicyRule {
             api_groups: Some(vec!["".into()]),
             resources: Some(vec!["secrets".into()]),
-            resource_names: Some(vec![crate::relay_pool::bundle_secret(&pool.name_any())]),
+            resource_names: Some(vec![crate::labels::bundle_secret(&pool.name_any())]),
             verbs: vec!["get".into(), "list".into(), "watch".into()],
             ..Default::default()
         }]),
@@ -221,15 +221,15 @@ pub fn services(pool: &RelayPool) -> [Service; 2] {
         ..Default::default()
     };
     [
-        Service { metadata: meta(pool, format!("{name}-relay")), spec: Some(spec(false)), ..Default::default() },
-        Service { metadata: meta(pool, format!("{name}-relay-headless")), spec: Some(spec(true)), ..Default::default() },
+        Service { metadata: meta(pool, crate::labels::statefulset(&name)), spec: Some(spec(false)), ..Default::default() },
+        Service { metadata: meta(pool, crate::labels::headless_service(&name)), spec: Some(spec(true)), ..Default::default() },
     ]
 }
 
 pub fn disruption_budget(pool: &RelayPool) -> PodDisruptionBudget {
     let name = pool.name_any();
     PodDisruptionBudget {
-        metadata: meta(pool, format!("{name}-relay")),
+        metadata: meta(pool, crate::labels::statefulset(&name)),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }),
@@ -272,13 +272,13 @@ pub fn network_policy(pool: &RelayPool, operator_ns: &str) -> NetworkPolicy {
     let platform = NetworkPolicyPeer { namespace_selector: Some(LabelSelector { match_expressions: Some(vec![by_name]), ..Default::default() }), ..Default::default() };
     // The pool's relays and its drain Jobs hand queued mail to the relays' admin port.
     let peers = NetworkPolicyPeer { pod_selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }), ..Default::default() };
-    let drains = NetworkPolicyPeer { pod_selector: Some(LabelSelector { match_labels: Some(crate::spool_drain::labels(&name)), ..Default::default() }), ..Default::default() };
+    let drains = NetworkPolicyPeer { pod_selector: Some(LabelSelector { match_labels: Some(crate::labels::drain_pods(&name)), ..Default::default() }), ..Default::default() };
     let smtp_out = [25, 465, 587, l.admin_port].into_iter().map(|p| np_port(p, "TCP"));
     let dns_out = [np_port(53, "UDP"), np_port(53, "TCP")];
     // The API server (Service port 443, endpoints usually 6443) for the configuration watch.
     let api_out = [np_port(443, "TCP"), np_port(6443, "TCP")];
     NetworkPolicy {
-        metadata: meta(pool, format!("{name}-relay")),
+        metadata: meta(pool, crate::labels::statefulset(&name)),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..Default::default() }),
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
@@ -295,9 +295,13 @@ pub fn autoscaler(pool: &RelayPool) -> Option<HorizontalPodAutoscaler> {
     let a = pool.spec.autoscaling.as_ref()?;
     let name = pool.name_any();
     Some(HorizontalPodAutoscaler {
-        metadata: meta(pool, format!("{name}-relay")),
+        metadata: meta(pool, crate::labels::statefulset(&name)),
         spec: Some(HorizontalPodAutoscalerSpec {
-            scale_target_ref: CrossVersionObjectReference { api_version: Some("apps/v1".into()), kind: "StatefulSet".into(), name: format!("{name}-relay") },
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some(<StatefulSet as k8s_openapi::Resource>::API_VERSION.into()),
+                kind: <StatefulSet as k8s_openapi::Resource>::KIND.into(),
+                name: crate::labels::statefulset(&name),
+            },
             min_replicas: Some(a.min_replicas),
             max_replicas: a.max_replicas,
             metrics: Some(vec![MetricSpec {
@@ -314,32 +318,56 @@ pub fn autoscaler(pool: &RelayPool) -> Option<HorizontalPodAutoscaler> {
     })
 }
 
-fn manifest<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(obj).unwrap_or_default();
-    v["apiVersion"] = api_version.into();
-    v["kind"] = kind.into();
-    v
+/// Every workload object of a pool, typed.
+#[derive(Clone, Debug)]
+pub struct Workloads {
+    pub account: ServiceAccount,
+    pub role: Role,
+    pub binding: RoleBinding,
+    pub statefulset: StatefulSet,
+    pub service: Service,
+    pub headless: Service,
+    pub disruption_budget: PodDisruptionBudget,
+    pub network_policy: NetworkPolicy,
+    /// With `autoscaling` only.
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
 }
 
-/// Every workload object of the pool, as manifests with `apiVersion` and `kind`.
-pub fn all(pool: &RelayPool, image: &str, config_hash: &str, operator_ns: &str) -> Vec<serde_json::Value> {
-    let [svc, headless] = services(pool);
-    let (account, role, binding) = relay_rbac(pool);
-    let rbac = "rbac.authorization.k8s.io/v1";
-    let mut out = vec![
-        manifest(&account, "v1", "ServiceAccount"),
-        manifest(&role, rbac, "Role"),
-        manifest(&binding, rbac, "RoleBinding"),
-        manifest(&statefulset(pool, image, config_hash), "apps/v1", "StatefulSet"),
-        manifest(&svc, "v1", "Service"),
-        manifest(&headless, "v1", "Service"),
-        manifest(&disruption_budget(pool), "policy/v1", "PodDisruptionBudget"),
-        manifest(&network_policy(pool, operator_ns), "networking.k8s.io/v1", "NetworkPolicy"),
-    ];
-    if let Some(hpa) = autoscaler(pool) {
-        out.push(manifest(&hpa, "autoscaling/v2", "HorizontalPodAutoscaler"));
+impl Workloads {
+    /// The manifests in apply order (the account before the pods that use it), for review.
+    pub fn manifests(&self) -> Result<Vec<String>, serde_saphyr::ser::Error> {
+        let mut out = vec![
+            serde_saphyr::to_string(&self.account)?,
+            serde_saphyr::to_string(&self.role)?,
+            serde_saphyr::to_string(&self.binding)?,
+            serde_saphyr::to_string(&self.statefulset)?,
+            serde_saphyr::to_string(&self.service)?,
+            serde_saphyr::to_string(&self.headless)?,
+            serde_saphyr::to_string(&self.disruption_budget)?,
+            serde_saphyr::to_string(&self.network_policy)?,
+        ];
+        if let Some(hpa) = &self.autoscaler {
+            out.push(serde_saphyr::to_string(hpa)?);
+        }
+        Ok(out)
     }
-    out
+}
+
+/// Every workload object of the pool.
+pub fn all(pool: &RelayPool, image: &str, config_hash: &str, operator_ns: &str) -> Workloads {
+    let [service, headless] = services(pool);
+    let (account, role, binding) = relay_rbac(pool);
+    Workloads {
+        account,
+        role,
+        binding,
+        statefulset: statefulset(pool, image, config_hash),
+        service,
+        headless,
+        disruption_budget: disruption_budget(pool),
+        network_policy: network_policy(pool, operator_ns),
+        autoscaler: autoscaler(pool),
+    }
 }
 
 #[cfg(test)]
@@ -385,8 +413,10 @@ mod tests {
         let hpa = autoscaler(&p).unwrap().spec.unwrap();
         assert_eq!((hpa.min_replicas, hpa.max_replicas, hpa.scale_target_ref.name.as_str()), (Some(2), 6, "main-relay"));
         assert!(autoscaler(&pool(serde_json::json!({}))).is_none());
-        assert_eq!(all(&p, "i", "h", "ops").len(), 9);
-        assert_eq!(all(&pool(serde_json::json!({})), "i", "h", "ops").len(), 8);
+        assert_eq!(all(&p, "i", "h", "ops").manifests().unwrap().len(), 9);
+        let manifests = all(&pool(serde_json::json!({})), "i", "h", "ops").manifests().unwrap();
+        assert_eq!(manifests.len(), 8);
+        assert!(manifests[3].starts_with("apiVersion: apps/v1\nkind: StatefulSet\n"), "{}", manifests[3]);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 mod support;
 
+use cascade_core::secret::{format_secret_hash, hash_secret, SECRET_PREFIX};
 use cascade_crds::v1alpha1::{ApiKey, ApiKeySpec, ApiKeyState};
-use cascade_relay::policy::auth::{format_secret_hash, hash_secret, SECRET_PREFIX};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::time::Duration;
 use support::operator::until;
@@ -16,7 +16,7 @@ fn spec(extra: serde_json::Value) -> ApiKeySpec {
 
 #[tokio::test]
 async fn api_keys_get_credentials_once_and_truthful_status() {
-    let Some(op) = support::operator::start(false).await else { return };
+    let Some(op) = support::operator::start().await else { return };
     let (client, secrets) = (op.client.clone(), op.secrets.clone());
 
     let keys: Api<ApiKey> = Api::namespaced(client.clone(), "shop");
@@ -58,8 +58,8 @@ async fn admin_visible_actions_are_in_the_audit_trail() {
     let dir = std::env::temp_dir().join(format!("cascade-operator-audit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let key = [9u8; 32];
-    let audit = std::sync::Arc::new(cascade_relay::audit::Audit::open(&dir, &key, 90, 1 << 20, Default::default()).unwrap());
-    let Some(op) = support::operator::start_with(false, |ctx| ctx.events = ctx.events.clone().with_audit(audit)).await else { return };
+    let audit = std::sync::Arc::new(cascade_core::audit::Audit::open(&dir, &key, 90, 1 << 20, Default::default()).unwrap());
+    let Some(op) = support::operator::start_with(|ctx| ctx.events = ctx.events.clone().with_audit(audit)).await else { return };
     let keys: Api<ApiKey> = Api::namespaced(op.client.clone(), "shop");
     keys.create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
     until("ApiKey status", || async { keys.get("web").await.ok()?.status.filter(|s| s.key_id.is_some()) }).await;
@@ -78,7 +78,7 @@ async fn admin_visible_actions_are_in_the_audit_trail() {
     );
     let creds = op.secrets.get("shop", "web-credentials").await.unwrap().unwrap();
     assert!(!text.contains(std::str::from_utf8(&creds["password"]).unwrap()), "no secret in the trail");
-    let verdict = cascade_relay::audit::verify_files(&key, &files(), None).unwrap();
+    let verdict = cascade_core::audit::verify_files(&key, &files(), None).unwrap();
     assert!(verdict.breaks.is_empty() && verdict.records >= 2, "{:?}", verdict.breaks);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,7 @@ use support::operator::until;
 
 #[tokio::test]
 async fn dkim_keys_get_sealed_material_and_status() {
-    let Some(op) = support::operator::start(false).await else { return };
+    let Some(op) = support::operator::start().await else { return };
     let (client, secrets, ctx) = (op.client.clone(), op.secrets.clone(), op.ctx.clone());
     // A second start reads the same master key instead of making a new one.
     let again = cascade_operator::master_key::ensure(&secrets, "cascade-system").await.unwrap();
@@ -31,7 +31,7 @@ async fn dkim_keys_get_sealed_material_and_status() {
     assert!(!String::from_utf8_lossy(sealed).contains("PRIVATE KEY"), "private key stored in the clear");
     assert!(cascade_operator::master_key::open(&ctx.master, "shop/k1", sealed).is_err(), "bound to its generation");
     let pem = cascade_operator::master_key::open(&ctx.master, "shop/k1/s1", sealed).unwrap();
-    let public = cascade_relay::dkim::public_key_of(cascade_crds::relay_config::DkimAlgorithm::RsaSha256, &pem).unwrap();
+    let public = cascade_core::dkim_key::public_key_of(cascade_crds::relay_config::DkimAlgorithm::RsaSha256, &pem).unwrap();
     assert_eq!(status.txt_value.as_deref(), Some(format!("v=DKIM1; k=rsa; p={public}").as_str()));
     // Events tell the admin what happened, without key material.
     let (kind, note) = support::operator::event(&client, "shop", "k1", "KeyGenerated").await;

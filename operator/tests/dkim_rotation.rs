@@ -27,9 +27,9 @@ async fn keys_rotate_through_dns_verified_generations() {
     let addr = knot.addr();
     let clock = Arc::new(AtomicU64::new(1_800_000_000));
     let c = clock.clone();
-    let Some(op) = support::operator::start_with(true, move |ctx| {
+    let Some(op) = support::operator::start_with(move |ctx| {
         ctx.dns = cascade_operator::dns::Dns::new(&[addr]).unwrap();
-        ctx.dns_recheck = cascade_operator::sending_domain::Recheck { passing: Duration::from_secs(60), min: Duration::from_millis(300), max: Duration::from_secs(1) };
+        ctx.dns_recheck = cascade_operator::dns::Recheck { passing: Duration::from_secs(60), min: Duration::from_millis(300), max: Duration::from_secs(1) };
         ctx.clock = cascade_operator::Clock::manual(c);
     })
     .await
@@ -67,7 +67,7 @@ async fn keys_rotate_through_dns_verified_generations() {
     let k = until("the first key Active", || async { key().await.filter(|k| phases(k) == [("cascade1".into(), KeyPhase::Active)]) }).await;
     let st = k.status.clone().unwrap();
     assert_eq!((st.current_selector.as_deref(), st.next_selector.as_deref()), (Some("cascade1"), None));
-    assert_eq!(st.next_rotation.as_deref(), Some(cascade_relay::time::rfc3339_utc(1_800_000_000 + 90 * DAY).as_str()));
+    assert_eq!(st.next_rotation.as_deref(), Some(cascade_core::time::rfc3339_utc(1_800_000_000 + 90 * DAY).as_str()));
     support::operator::event(&op.client, "shop", "shop-dkim", "KeyActivated").await;
     assert_eq!(until("the bundle signing with cascade1", || async { bundle_selector().await.filter(|s| s == "cascade1") }).await, "cascade1");
 

@@ -32,7 +32,7 @@ async fn report_summaries_reach_the_sending_domain_status() {
     let b = support::relay::Bundle::render("dmarc", |y| y.replace("  - smtp:submit\n", "  - smtp:submit\n  - dmarc:upload\n"));
     let _relay = b.serve(&[], &[]);
     let (http, admin) = (b.http, b.admin);
-    let Some(op) = support::operator::start_with(true, |ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
+    let Some(op) = support::operator::start_with(|ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
     let answer = support::operator::until("the relay's HTTP listener", || async {
         let out = tokio::time::timeout(Duration::from_secs(5), post(http, &b.user, &b.password, REPORT.as_bytes())).await.ok()?;
         Some(out).filter(|o| !o.is_empty())

@@ -21,9 +21,9 @@ async fn dkim_must_be_verified_in_dns_before_the_relays_send() {
     let base = vec![r#"@ TXT "v=spf1 include:_spf.relay.test -all""#.to_string(), r#"_dmarc TXT "v=DMARC1; p=reject""#.to_string()];
     let mut knot = Knot::start(&[("shop.example", base.clone())]);
     let addr = knot.addr();
-    let Some(op) = support::operator::start_with(true, |ctx| {
+    let Some(op) = support::operator::start_with(|ctx| {
         ctx.dns = cascade_operator::dns::Dns::new(&[addr]).unwrap();
-        ctx.dns_recheck = cascade_operator::sending_domain::Recheck { passing: Duration::from_secs(60), min: Duration::from_millis(500), max: Duration::from_secs(1) };
+        ctx.dns_recheck = cascade_operator::dns::Recheck { passing: Duration::from_secs(60), min: Duration::from_millis(500), max: Duration::from_secs(1) };
     })
     .await
     else {

@@ -10,7 +10,7 @@ use support::operator::until;
 
 #[tokio::test]
 async fn records_are_published_as_dns_endpoints_when_external_dns_is_there() {
-    let Some(op) = support::operator::start(true).await else { return };
+    let Some(op) = support::operator::start().await else { return };
     let pools = support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn", "externalDns": true})).await;
     support::world::domain(&op.client, serde_json::json!({"spf": {"include": "_spf.relay.test"}})).await;
     let condition = |reason: &'static str| {

@@ -6,8 +6,8 @@
 
 mod support;
 
+use cascade_core::secret::{format_secret_hash, hash_secret};
 use cascade_crds::v1alpha1::{ApiKey, ApiKeyState};
-use cascade_relay::policy::auth::{format_secret_hash, hash_secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use std::process::Command;
 use support::operator::until;
@@ -30,7 +30,7 @@ fn bundle_entry(yaml: &str, key_id: &str) -> String {
 async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it() {
     let b = support::relay::Bundle::render("suspend", |y| y);
     let admin = b.admin;
-    let Some(op) = support::operator::start_with(true, |ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
+    let Some(op) = support::operator::start_with(|ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
     // Tenants by name and by label (the operator lists Namespaces), autoscaled (an HPA).
     let tenants = serde_json::json!({ "matchNames": ["shop"], "matchLabels": { "cascade-mail.com/tenant": "yes" } });
     let pools = support::world::pool(&op.client, serde_json::json!({ "dnsVerification": "warn", "tenants": tenants, "autoscaling": { "minReplicas": 1, "maxReplicas": 3 } })).await;

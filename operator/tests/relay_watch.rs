@@ -25,8 +25,11 @@ fn authenticates(port: u16, user: &str, password: &str) -> bool {
 async fn a_revocation_written_to_the_secret_stops_auth_within_five_seconds() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let Some(server) = support::apiserver::ApiServer::start().await else { return };
-    let resource = support::crds::install_secret_stand_in(&server.client).await;
-    let secrets = SecretStore::with_resource(server.client.clone(), resource);
+    support::crds::install_stand_ins(&server.client).await;
+    let secrets = SecretStore::new(server.client.clone());
+    // The relay process watches through its typed client too, by way of a loopback proxy that
+    // maps core v1 Secrets to the test server's stand-in.
+    let proxy = support::proxy::Proxy::start(&server.kubeconfig()).await;
 
     // The bundle, as the operator renders it, on loopback ports with a spool of its own.
     let b = support::relay::Bundle::render("watch", |y| y);
@@ -36,7 +39,8 @@ async fn a_revocation_written_to_the_secret_stops_auth_within_five_seconds() {
     secrets.apply(ns, name, &bundle, Default::default(), None).await.unwrap();
 
     let log = b.log();
-    let relay = b.serve(&["--watch-secret", &format!("{ns}/{name}"), "--secret-resource", "core.test.local/v1/Secret/secrets"], &[("KUBECONFIG", &server.kubeconfig())]);
+    let kubeconfig = proxy.kubeconfig(&b.dir);
+    let relay = b.serve(&["--watch-secret", &format!("{ns}/{name}")], &[("KUBECONFIG", &kubeconfig)]);
     let reloads = || std::fs::read_to_string(&log).unwrap_or_default().matches("configuration reloaded").count();
     support::operator::until("the watch to deliver the bundle", || async { (reloads() >= 1).then_some(()) }).await;
     assert!(authenticates(submission, user, password));

@@ -33,7 +33,7 @@ impl Relay {
     pub fn key_accepted(&self, key: &str) {
         let rt = self.runtime();
         let Some(k) = rt.keys.get(key) else { return };
-        if let Some(f) = self.anomalies.detector.accepted(key, &k.anomalies, crate::time::now_unix_ms()) {
+        if let Some(f) = self.anomalies.detector.accepted(key, &k.anomalies, cascade_core::time::now_unix_ms()) {
             self.key_finding(key, k, f);
         }
     }
@@ -42,7 +42,7 @@ impl Relay {
     pub fn key_failed(&self, key: &str) {
         let rt = self.runtime();
         let Some(k) = rt.keys.get(key) else { return };
-        if let Some(f) = self.anomalies.detector.failed(key, &k.anomalies, crate::time::now_unix_ms()) {
+        if let Some(f) = self.anomalies.detector.failed(key, &k.anomalies, cascade_core::time::now_unix_ms()) {
             self.key_finding(key, k, f);
         }
     }
@@ -55,7 +55,7 @@ impl Relay {
         self.audit.record("key.anomaly", serde_json::json!({ "key": key, "tenant": k.tenant, "kind": kind, "detail": f.detail, "suspended": suspend }));
         if suspend {
             let mut map = self.anomalies.suspended.lock().unwrap_or_else(|e| e.into_inner());
-            let s = Suspension { key: key.to_string(), generation: k.generation, kind, detail: f.detail, since: crate::time::now_unix() };
+            let s = Suspension { key: key.to_string(), generation: k.generation, kind, detail: f.detail, since: cascade_core::time::now_unix() };
             map.entry(key.to_string()).or_insert(s);
             self.metrics.suspended_keys.set(map.len() as i64);
         }

@@ -3,11 +3,11 @@
 //! RSA-2048 DKIM key, an API key), writes an ordinary configuration file there, and serves it.
 //! Keys and credentials are kept across restarts; the configuration is rewritten from the flags.
 
-use crate::dkim;
-use crate::policy::auth::{format_secret_hash, hash_secret};
-pub use crate::policy::auth::{new_api_key, Credentials};
-use crate::spool::format::KeyRing;
 use anyhow::Context;
+use cascade_core::dkim_key;
+use cascade_core::seal::KeyRing;
+use cascade_core::secret::{format_secret_hash, hash_secret};
+pub use cascade_core::secret::{new_api_key, Credentials};
 use cascade_crds::relay_config::*;
 use std::fs;
 use std::io::Write;
@@ -42,14 +42,14 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
     let cert = dir.join("tls.crt");
     let key = dir.join("tls.key");
     if !cert.exists() || !key.exists() {
-        let (c, k) = crate::tls::self_signed(&["localhost", "127.0.0.1"]).map_err(|e| anyhow::anyhow!(e))?;
+        let (c, k) = cascade_core::certificate::self_signed(&["localhost", "127.0.0.1"])?;
         write_private(&key, k.as_bytes())?;
         write_private(&cert, c.as_bytes())?;
     }
     let audit_key = dir.join("audit.key");
     if !audit_key.exists() {
         use base64::Engine;
-        let bytes = crate::policy::auth::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bytes = cascade_core::secret::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
         write_private(&audit_key, base64::engine::general_purpose::STANDARD.encode(bytes).as_bytes())?;
     }
     let spool_key = dir.join("spool.key");
@@ -59,7 +59,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
     let dkim_key = dir.join(format!("dkim-{DEV_DOMAIN}-{DEV_SELECTOR}.pem"));
     let dkim_pub = dir.join(format!("dkim-{DEV_DOMAIN}-{DEV_SELECTOR}.pub"));
     if !dkim_key.exists() || !dkim_pub.exists() {
-        let (pem, public) = dkim::generate(DkimAlgorithm::RsaSha256)?;
+        let (pem, public) = dkim_key::generate(DkimAlgorithm::RsaSha256)?;
         write_private(&dkim_key, pem.as_bytes())?;
         write_private(&dkim_pub, public.as_bytes())?;
     }
@@ -133,9 +133,9 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
 /// Zone-file lines for the DKIM, SPF and DMARC records (TXT strings split at 255 bytes).
 pub fn zone_lines(domain: &str, selector: &str, public_b64: &str) -> String {
     [
-        dkim::txt_zone_line(&format!("{selector}._domainkey.{domain}."), &dkim::txt_record(DkimAlgorithm::RsaSha256, public_b64)),
-        dkim::txt_zone_line(&format!("{domain}."), "v=spf1 ip4:127.0.0.1 -all"),
-        dkim::txt_zone_line(&format!("_dmarc.{domain}."), "v=DMARC1; p=reject; adkim=s; aspf=s"),
+        dkim_key::txt_zone_line(&format!("{selector}._domainkey.{domain}."), &dkim_key::txt_record(DkimAlgorithm::RsaSha256, public_b64)),
+        dkim_key::txt_zone_line(&format!("{domain}."), "v=spf1 ip4:127.0.0.1 -all"),
+        dkim_key::txt_zone_line(&format!("_dmarc.{domain}."), "v=DMARC1; p=reject; adkim=s; aspf=s"),
     ]
     .concat()
 }
@@ -170,7 +170,7 @@ mod tests {
     fn api_keys_have_prefix_and_256_bits() {
         let k = new_api_key().unwrap();
         assert!(k.username.starts_with("ck_") && k.username.len() == 19);
-        let secret = k.password.strip_prefix(crate::policy::auth::SECRET_PREFIX).unwrap();
+        let secret = k.password.strip_prefix(cascade_core::secret::SECRET_PREFIX).unwrap();
         assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret).unwrap().len(), 32);
         assert_ne!(new_api_key().unwrap().password, k.password);
     }

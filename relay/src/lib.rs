@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 pub mod anomalies;
-pub mod audit;
 pub mod config;
 pub mod delivery;
 pub mod dev;
@@ -27,6 +26,5 @@ pub mod relay;
 pub mod server;
 pub mod smtp;
 pub mod spool;
-pub mod time;
 pub mod tls;
 pub mod watch;

@@ -46,10 +46,6 @@ enum Command {
         /// account needs get/list/watch on that Secret only.
         #[arg(long, env = "CASCADE_WATCH_SECRET")]
         watch_secret: Option<String>,
-        /// Where the API server serves Secrets, as GROUP/VERSION/KIND/PLURAL (default: core v1
-        /// Secret; test API servers serve a stand-in kind).
-        #[arg(long, env = "CASCADE_SECRET_RESOURCE", requires = "watch_secret")]
-        secret_resource: Option<String>,
     },
     /// Hand every message of a spool directory (one a relay left behind) to the peers of the
     /// configuration's `handover`; exit 1 if any is left.
@@ -67,7 +63,7 @@ enum Command {
     /// The audit trail.
     Audit {
         #[command(subcommand)]
-        command: cascade_relay::audit::AuditCommand,
+        command: cascade_core::audit::AuditCommand,
     },
     /// Check a configuration file and everything it references; print every problem.
     CheckConfig {
@@ -103,11 +99,11 @@ fn main() -> ExitCode {
             Command::Dev { data_dir, submission, submissions, http, admin, smarthost } => {
                 cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, admin, smarthost }).await
             }
-            Command::Serve { config, watch_secret, secret_resource } => {
-                let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s, secret_resource.as_deref())).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;
+            Command::Serve { config, watch_secret } => {
+                let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s)).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;
                 cascade_relay::server::serve(&config, watch).await
             }
-            Command::Audit { command } => command.run(),
+            Command::Audit { command } => Ok(command.run()?),
             Command::Drain { config, spool, timeout } => drain(&config, &spool, timeout.0).await,
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
                 Ok(_) => {

@@ -63,10 +63,10 @@ mod tests {
             let _ = r.feed(&input[..split]);
             let _ = r.feed(&input[split..]);
         }
-        let keys = crate::spool::format::KeyRing::parse("k1 MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
-        let sealed = crate::spool::format::seal(&keys, "q1", b"{}", &[b"message"]).unwrap();
+        let keys = cascade_core::seal::KeyRing::parse("k1 MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+        let sealed = cascade_core::seal::seal(&keys, "q1", b"{}", &[b"message"]).unwrap();
         for _ in 0..5_000 {
-            let _ = crate::spool::format::open(&keys, "q1", m.mutate(&sealed));
+            let _ = cascade_core::seal::open(&keys, "q1", m.mutate(&sealed));
         }
         let config = "hostname: relay.test\ntls: {certFile: c.pem, keyFile: k.pem}\nspool: {dir: /tmp/x, keyFile: s.key}\nlimits: {maxRecipients: 5}\n";
         for _ in 0..2_000 {

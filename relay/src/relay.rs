@@ -33,14 +33,14 @@ pub struct Relay {
     pub config_changed: tokio::sync::Notify,
     pub dmarc_sources: crate::dmarc::record::Sources,
     pub dmarc_summaries: crate::dmarc::summary::Summaries,
-    pub audit: crate::audit::Audit,
+    pub audit: cascade_core::audit::Audit,
     pub anomalies: crate::anomalies::Anomalies,
     /// This process's name among its peers (see [`crate::handover`]).
     pub instance: String,
 }
 
 impl Relay {
-    pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle, audit: crate::audit::Audit) -> Arc<Self> {
+    pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
         // A key id may be guessed from many addresses: twice the per-address allowance.

@@ -34,10 +34,10 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let (queue_handle, queue_rx) = QueueHandle::channel();
     let audit = match (&rt.config.audit, &rt.audit_key) {
         (Some(a), Some(key)) => {
-            let checkpoints = crate::audit::Checkpoints { every: a.checkpoint_every.max(1), interval: a.checkpoint_interval.0 };
-            crate::audit::Audit::open(&rt.resolve(&a.dir), key, a.retain_days, a.rotate_size.0, checkpoints).context("opening the audit trail")?
+            let checkpoints = cascade_core::audit::Checkpoints { every: a.checkpoint_every.max(1), interval: a.checkpoint_interval.0 };
+            cascade_core::audit::Audit::open(&rt.resolve(&a.dir), key, a.retain_days, a.rotate_size.0, checkpoints).context("opening the audit trail")?
         }
-        _ => crate::audit::Audit::default(),
+        _ => cascade_core::audit::Audit::default(),
     };
     let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone(), audit);
 
@@ -203,7 +203,7 @@ fn reload_spool_keys(relay: &Relay, seen: &mut Option<SystemTime>) {
         return;
     }
     *seen = now;
-    match std::fs::read_to_string(&file).map_err(|e| e.to_string()).and_then(|t| crate::spool::format::KeyRing::parse(&t)) {
+    match std::fs::read_to_string(&file).map_err(|e| e.to_string()).and_then(|t| cascade_core::seal::KeyRing::parse(&t)) {
         Ok(ring) => {
             tracing::info!(active_key = ring.active(), "spool key ring reloaded");
             relay.spool.set_keys(Arc::new(ring));
@@ -283,7 +283,7 @@ mod tests {
         reload_spool_keys(&f.relay, &mut seen);
         let old = std::fs::read_to_string(&file).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        std::fs::write(&file, format!("{}{old}", crate::spool::format::KeyRing::generate_line("rotated").unwrap())).unwrap();
+        std::fs::write(&file, format!("{}{old}", cascade_core::seal::KeyRing::generate_line("rotated").unwrap())).unwrap();
         reload_spool_keys(&f.relay, &mut seen);
         let env = crate::spool::Envelope { id: "q1".into(), sender: "a@b.test".into(), recipients: vec![], tenant: "t".into(), key: String::new(), created: 0, next_attempt: 0, attempts: 0 };
         f.relay.spool.store(&env, &[b"x"]).unwrap();

@@ -140,9 +140,3 @@ pub fn client_config(verify: bool, ca_pem: Option<&[u8]>) -> Result<Arc<rustls::
     };
     Ok(Arc::new(cfg))
 }
-
-/// A self-signed certificate and key (PEM) for `names`, for `cascade-relay dev` and tests.
-pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
-    let ck = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
-    Ok((ck.cert.pem(), ck.signing_key.serialize_pem()))
-}

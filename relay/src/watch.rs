@@ -9,38 +9,25 @@
 //! logged and counted, and the last good one stays in force.
 
 use crate::relay::Relay;
-use base64::Engine;
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
-use kube::core::{ApiResource, GroupVersionKind};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The Secret to watch, and how the API server serves Secrets (`v1 Secret`, or a stand-in kind
-/// on a test API server).
-#[derive(Debug, Clone)]
+/// The Secret to watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub namespace: String,
     pub name: String,
-    pub resource: ApiResource,
 }
 
 impl Target {
-    /// `NAMESPACE/NAME`, with the resource given as `GROUP/VERSION/KIND/PLURAL` (empty: core
-    /// `v1 Secret`).
-    pub fn parse(secret: &str, resource: Option<&str>) -> Result<Self, String> {
+    /// `NAMESPACE/NAME`.
+    pub fn parse(secret: &str) -> Result<Self, String> {
         let (namespace, name) = secret.split_once('/').filter(|(n, s)| !n.is_empty() && !s.is_empty() && !s.contains('/')).ok_or_else(|| format!("{secret:?} is not NAMESPACE/NAME"))?;
-        let resource = match resource {
-            None => ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Secret"), "secrets"),
-            Some(r) => match r.split('/').collect::<Vec<_>>()[..] {
-                [group, version, kind, plural] if !version.is_empty() && !kind.is_empty() && !plural.is_empty() => {
-                    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-                }
-                _ => return Err(format!("{r:?} is not GROUP/VERSION/KIND/PLURAL")),
-            },
-        };
-        Ok(Self { namespace: namespace.into(), name: name.into(), resource })
+        Ok(Self { namespace: namespace.into(), name: name.into() })
     }
 
     pub fn describe(&self) -> String {
@@ -48,11 +35,9 @@ impl Target {
     }
 }
 
-/// A Secret's `data`, base64-decoded; entries that are not valid base64 are left out.
-pub fn secret_data(obj: &DynamicObject) -> BTreeMap<String, Vec<u8>> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let data = obj.data.get("data").and_then(|d| d.as_object());
-    data.into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), b64.decode(v.as_str()?).ok()?))).collect()
+/// A Secret's `data` as bytes.
+pub fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect()
 }
 
 /// Checks a new version of the bundle and, when it passes, makes it the relay's configuration
@@ -84,7 +69,7 @@ pub fn install(relay: &Relay, source: &str, files: &BTreeMap<String, Vec<u8>>) -
 
 /// Watches the Secret until shutdown; reconnects with backoff when the API server goes away.
 pub async fn run(client: kube::Client, target: Target, relay: Arc<Relay>) {
-    let api: Api<DynamicObject> = Api::namespaced_with(client, &target.namespace, &target.resource);
+    let api: Api<Secret> = Api::namespaced(client, &target.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
     let source = target.describe();
     let mut events = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
@@ -117,13 +102,10 @@ mod tests {
     use super::Target;
 
     #[test]
-    fn targets_parse_with_the_core_secret_or_a_given_resource() {
-        let t = Target::parse("mail/main-relay-config", None).unwrap();
-        assert_eq!((t.namespace.as_str(), t.name.as_str(), t.resource.api_version.as_str(), t.resource.plural.as_str()), ("mail", "main-relay-config", "v1", "secrets"));
-        let t = Target::parse("mail/x", Some("core.test.local/v1/Secret/secrets")).unwrap();
-        assert_eq!(t.resource.api_version, "core.test.local/v1");
-        assert!(Target::parse("no-namespace", None).unwrap_err().contains("NAMESPACE/NAME"));
-        assert!(Target::parse("a/b/c", None).is_err());
-        assert!(Target::parse("a/b", Some("v1/Secret")).unwrap_err().contains("GROUP/VERSION/KIND/PLURAL"));
+    fn targets_are_namespace_slash_name() {
+        assert_eq!(Target::parse("mail/main-relay-config").unwrap(), Target { namespace: "mail".into(), name: "main-relay-config".into() });
+        assert!(Target::parse("no-namespace").unwrap_err().contains("NAMESPACE/NAME"));
+        assert!(Target::parse("a/b/c").is_err());
+        assert!(Target::parse("/b").is_err());
     }
 }

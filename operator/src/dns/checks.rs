@@ -12,10 +12,7 @@ use mail_auth::spf::{Macro, Mechanism, Qualifier, SpfRecord};
 use std::net::IpAddr;
 
 /// Condition types.
-pub const SPF: &str = "SPFVerified";
-pub const DKIM: &str = "DKIMVerified";
-pub const DMARC: &str = "DMARCVerified";
-pub const RETURN_PATH: &str = "ReturnPathVerified";
+pub use cascade_crds::conditions::types::{DKIM_VERIFIED as DKIM, DMARC_VERIFIED as DMARC, RETURN_PATH_VERIFIED as RETURN_PATH, SPF_VERIFIED as SPF};
 
 /// The return-path domain's SPF: the same check, under its own condition type.
 pub fn return_path(domain: &str, expect: &SpfExpectation, answer: &Lookup) -> Check {
@@ -74,7 +71,7 @@ fn covers(record: &SpfRecord, cidr: &str) -> bool {
 
 /// SPF at `domain`.
 pub fn spf(domain: &str, expect: &SpfExpectation, answer: &Lookup) -> Check {
-    let wanted = crate::render::evaluate::spf_value(expect);
+    let wanted = crate::records::spf_value(expect);
     let publish = wanted.as_deref().map(|w| format!(": publish TXT at {domain}. {w:?}")).unwrap_or_default();
     let records: Vec<&String> = match answer {
         Lookup::Failed(e) => return Check::unknown(SPF, domain, e),
@@ -150,7 +147,7 @@ pub fn dkim_key(name: &str, expected: Option<&str>, answer: &Lookup) -> Check {
 /// when every key that signs its mail (RSA and Ed25519 together, say) has its record verified.
 pub fn dkim_domain(domain: &str, keys: &[(String, Check)]) -> Check {
     if keys.is_empty() {
-        return Check::fail(DKIM, "DKIMKeyPending", format!("{domain} has no DKIM key yet"));
+        return Check::fail(DKIM, cascade_crds::conditions::reasons::DKIM_KEY_PENDING, format!("{domain} has no DKIM key yet"));
     }
     let not_passed = keys.iter().find(|(_, c)| c.passed == Some(false)).or_else(|| keys.iter().find(|(_, c)| c.passed.is_none()));
     match not_passed {
@@ -187,7 +184,7 @@ pub fn dmarc_names(domain: &str) -> Vec<String> {
 
 /// DMARC for `domain`, given the answers for [`dmarc_names`] in order.
 pub fn dmarc(domain: &str, expect: &DmarcExpectation, answers: &[(String, Lookup)]) -> Check {
-    let wanted = crate::render::evaluate::dmarc_value(expect);
+    let wanted = crate::records::dmarc_value(expect);
     let publish = format!(": publish TXT at _dmarc.{domain}. {wanted:?}");
     for (i, (name, answer)) in answers.iter().enumerate() {
         let records: Vec<&String> = match answer {

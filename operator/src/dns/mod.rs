@@ -9,6 +9,7 @@ use cascade_crds::v1alpha1::{DkimKey, SendingDomain};
 use checks::Check;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
+use std::time::Duration;
 
 /// What DNS said about one name and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +32,11 @@ impl Dns {
     /// Uses `nameservers` (`IP:PORT`), or the system configuration when empty. Nothing is
     /// cached, so a fixed record is seen at the next check.
     pub fn new(nameservers: &[std::net::SocketAddr]) -> Result<Self, String> {
-        Ok(Self { resolver: cascade_relay::delivery::route::uncached_resolver(nameservers)? })
+        let mut opts = hickory_resolver::config::ResolverOpts::default();
+        opts.cache_size = 0;
+        opts.timeout = Duration::from_secs(2);
+        opts.attempts = 1;
+        Ok(Self { resolver: cascade_core::resolver::build(nameservers, opts).map_err(|e| e.to_string())? })
     }
 
     pub async fn txt(&self, name: &str) -> Lookup {
@@ -104,4 +109,52 @@ pub async fn domain_checks(dns: &Dns, domain: &SendingDomain, keys: &[DkimKey]) 
         out.push(checks::return_path(rp, &domain.spec.spf, &dns.txt(rp).await));
     }
     out
+}
+
+/// When to check again.
+#[derive(Clone, Copy, Debug)]
+pub struct Recheck {
+    /// While every check passes.
+    pub passing: Duration,
+    /// Backoff bounds while a check fails or DNS does not answer.
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Default for Recheck {
+    fn default() -> Self {
+        Self { passing: Duration::from_secs(3600), min: Duration::from_secs(30), max: Duration::from_secs(3600) }
+    }
+}
+
+impl Recheck {
+    /// The delay after these checks: `passing`, or half the time the oldest failure has lasted
+    /// (so a fix is seen soon after a change, and a long-broken domain is not hammered), within
+    /// `min`..`max`. Pure.
+    pub fn after(&self, checks: &[Check], failing_for: Duration) -> Duration {
+        if checks.iter().all(|c| c.passed == Some(true)) {
+            return self.passing;
+        }
+        (failing_for / 2).clamp(self.min, self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checks::SPF;
+
+    fn check(passed: Option<bool>) -> Check {
+        Check { type_: SPF, passed, reason: "r".into(), message: "m".into() }
+    }
+
+    #[test]
+    fn rechecks_back_off_while_failing() {
+        let r = Recheck::default();
+        let s = Duration::from_secs;
+        assert_eq!(r.after(&[check(Some(true)), check(Some(true))], s(0)), s(3600));
+        assert_eq!(r.after(&[check(Some(true)), check(Some(false))], s(0)), s(30));
+        assert_eq!(r.after(&[check(Some(false))], s(600)), s(300));
+        assert_eq!(r.after(&[check(None)], s(86_400)), s(3600));
+    }
 }

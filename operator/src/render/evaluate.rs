@@ -4,7 +4,8 @@
 //! the same inputs always give the same plan. The controllers and `cascade-operator render`
 //! both call it.
 
-use cascade_crds::conditions::{self, types};
+use crate::records::{dmarc_value, spf_value};
+use cascade_crds::conditions::{self, reasons, types};
 use cascade_crds::relay_config::{self as rc, DkimAlgorithm, RelayConfig};
 use cascade_crds::v1alpha1::*;
 use cascade_crds::ByteSize;
@@ -47,7 +48,7 @@ pub const RETIRED_FOR_SECS: u64 = 7 * 24 * 3600;
 /// expired or whose domain the same namespace serves again, plus the domains being deleted now.
 pub fn retire(previous: &[RetiredDomain], deleting: &[SendingDomain], live: &[SendingDomain], now_unix: u64, now: &str) -> Vec<RetiredDomain> {
     let served_again = |r: &RetiredDomain| live.iter().any(|d| d.spec.domain == r.domain && d.namespace().as_deref() == Some(r.namespace.as_str()));
-    let fresh = |r: &RetiredDomain| cascade_relay::time::parse_rfc3339_utc(&r.retired_at).is_none_or(|at| now_unix.saturating_sub(at) < RETIRED_FOR_SECS);
+    let fresh = |r: &RetiredDomain| cascade_core::time::parse_rfc3339(&r.retired_at).is_none_or(|at| now_unix.saturating_sub(at) < RETIRED_FOR_SECS);
     let mut out: Vec<RetiredDomain> = previous.iter().filter(|r| fresh(r) && !served_again(r)).cloned().collect();
     for d in deleting {
         let r = RetiredDomain { domain: d.spec.domain.clone(), namespace: d.namespace().unwrap_or_default(), retired_at: now.into() };
@@ -184,8 +185,8 @@ pub fn dkim_key_status(key: &DkimKey, public: &str, selector: &str, now: &str) -
     st.observed_generation = generation;
     st.current_selector = Some(selector.into());
     st.dns_name = Some(format!("{selector}._domainkey.{}.", key.spec.domain));
-    st.txt_value = Some(cascade_relay::dkim::txt_record(key.spec.algorithm, public));
-    conditions::set(&mut st.conditions, types::READY, true, "KeyGenerated", "private key generated and stored encrypted; publish txtValue at dnsName", generation, now);
+    st.txt_value = Some(cascade_core::dkim_key::txt_record(key.spec.algorithm, public));
+    conditions::set(&mut st.conditions, types::READY, true, reasons::KEY_GENERATED, "private key generated and stored encrypted; publish txtValue at dnsName", generation, now);
     st
 }
 
@@ -223,15 +224,15 @@ pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
 /// Whether a served domain is Ready, and whether the relays refuse its mail, from its DNS
 /// conditions (written by the SendingDomain controller) and the pool's `dnsVerification`.
 fn dns_verdict(pool: &RelayPool, d: &SendingDomain, conds: &[conditions::Condition], by: &str) -> (bool, &'static str, String, Option<String>) {
-    use crate::dns::checks::{DKIM, DMARC, RETURN_PATH, SPF};
+    use cascade_crds::conditions::types::{DKIM_VERIFIED as DKIM, DMARC_VERIFIED as DMARC, RETURN_PATH_VERIFIED as RETURN_PATH, SPF_VERIFIED as SPF};
     let required = [SPF, DKIM, DMARC].into_iter().chain(d.spec.return_path.as_ref().map(|_| RETURN_PATH));
     let failing: Vec<&str> = required.filter(|t| !conditions::is_true(conds, t)).collect();
     if failing.is_empty() {
-        return (true, "Served", format!("served by {by}; SPF, DKIM and DMARC verified in DNS"), None);
+        return (true, reasons::SERVED, format!("served by {by}; SPF, DKIM and DMARC verified in DNS"), None);
     }
     let list = failing.join(", ");
     if pool.spec.dns_verification == DnsVerification::Warn {
-        return (true, "Served", format!("served by {by} (dnsVerification: warn); not verified yet: {list}; publish the records in status.records"), None);
+        return (true, reasons::SERVED, format!("served by {by} (dnsVerification: warn); not verified yet: {list}; publish the records in status.records"), None);
     }
     // Short enough for an SMTP reply line; the status has the whole story.
     let refuse = failing.contains(&DKIM).then(|| {
@@ -239,30 +240,7 @@ fn dns_verdict(pool: &RelayPool, d: &SendingDomain, conds: &[conditions::Conditi
         format!("its DKIM record is not verified in DNS ({why}); see the SendingDomain's status")
     });
     let sending = if refuse.is_some() { "its mail is refused until DKIM is verified" } else { "its mail is sent" };
-    (false, "DNSNotVerified", format!("not verified in DNS: {list}; {sending}; publish the records in status.records"), refuse)
-}
-
-pub fn spf_value(spec: &SpfExpectation) -> Option<String> {
-    if let Some(inc) = &spec.include {
-        return Some(format!("v=spf1 include:{inc} -all"));
-    }
-    if spec.egress.is_empty() {
-        return None;
-    }
-    let mechs: Vec<String> = spec.egress.iter().map(|c| if c.contains(':') { format!("ip6:{c}") } else { format!("ip4:{c}") }).collect();
-    Some(format!("v=spf1 {} -all", mechs.join(" ")))
-}
-
-pub fn dmarc_value(spec: &DmarcExpectation) -> String {
-    let p = match spec.policy {
-        DmarcPolicy::None => "none",
-        DmarcPolicy::Quarantine => "quarantine",
-        DmarcPolicy::Reject => "reject",
-    };
-    match &spec.rua {
-        Some(rua) => format!("v=DMARC1; p={p}; rua={rua}"),
-        None => format!("v=DMARC1; p={p}"),
-    }
+    (false, reasons::DNS_NOT_VERIFIED, format!("not verified in DNS: {list}; {sending}; publish the records in status.records"), refuse)
 }
 
 fn api_key_state(spec: &ApiKeySpec, now_unix: u64) -> Result<ApiKeyState, String> {
@@ -270,7 +248,7 @@ fn api_key_state(spec: &ApiKeySpec, now_unix: u64) -> Result<ApiKeyState, String
         return Ok(ApiKeyState::Revoked);
     }
     match &spec.expires_at {
-        Some(t) => match cascade_relay::time::parse_rfc3339_utc(t) {
+        Some(t) => match cascade_core::time::parse_rfc3339(t) {
             Some(at) if at <= now_unix => Ok(ApiKeyState::Expired),
             Some(_) => Ok(ApiKeyState::Active),
             None => Err(format!("expiresAt {t:?} is not an RFC 3339 UTC time")),
@@ -298,9 +276,9 @@ pub fn api_key_status(a: &ApiKey, key_id: &str, hash: &str, problem: Option<Stri
     st.fingerprint = Some(hash.trim_start_matches("sha256:").chars().take(16).collect());
     st.state = Some(state);
     match &problem {
-        Some(p) => conditions::set(&mut st.conditions, types::READY, false, "InvalidSpec", p, generation, now),
+        Some(p) => conditions::set(&mut st.conditions, types::READY, false, reasons::INVALID_SPEC, p, generation, now),
         None if state == ApiKeyState::Active => {
-            conditions::set(&mut st.conditions, types::READY, true, "Active", &format!("credentials in Secret {}", credentials_secret(&a.name_any())), generation, now)
+            conditions::set(&mut st.conditions, types::READY, true, reasons::ACTIVE, &format!("credentials in Secret {}", credentials_secret(&a.name_any())), generation, now)
         }
         None if state == ApiKeyState::Suspended => {
             let s = suspension.expect("Suspended comes from a suspension");
@@ -308,7 +286,7 @@ pub fn api_key_status(a: &ApiKey, key_id: &str, hash: &str, problem: Option<Stri
                 "suspended since {} after unusual sending ({}: {}); refused by every relay until this ApiKey is edited (for example set spec.anomalies.acknowledged)",
                 s.since, s.kind, s.detail
             );
-            conditions::set(&mut st.conditions, types::READY, false, "Suspended", &msg, generation, now)
+            conditions::set(&mut st.conditions, types::READY, false, reasons::SUSPENDED, &msg, generation, now)
         }
         None => conditions::set(&mut st.conditions, types::READY, false, &format!("{state:?}"), &format!("the key is {state:?} and refused by every relay"), generation, now),
     }
@@ -344,17 +322,17 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         let selected = pool.spec.tenants.selects(&k.0, inputs.namespace_labels.get(&k.0).unwrap_or(&no_labels));
         let owner = owners.get(&d.spec.domain);
         let served: Result<Vec<&DkimKey>, (&str, String)> = if let Some((ons, oname)) = owner.filter(|o| *o != &k) {
-            Err(("DomainConflict", format!("domain {} is already claimed by SendingDomain {ons}/{oname}; this claim is not served", d.spec.domain)))
+            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is already claimed by SendingDomain {ons}/{oname}; this claim is not served", d.spec.domain)))
         } else if owner.is_none() {
-            Err(("DomainConflict", format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
+            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
         } else if !selected {
-            Err(("NamespaceNotServed", format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0)))
+            Err((reasons::NAMESPACE_NOT_SERVED, format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0)))
         } else {
-            keys_for(d, &all_keys).map_err(|e| ("DkimKeyMissing", e))
+            keys_for(d, &all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e))
         };
         match served {
             Err((reason, msg)) => {
-                if reason == "DomainConflict" {
+                if reason == reasons::DOMAIN_CONFLICT {
                     conditions::set(&mut st.conditions, types::DOMAIN_CONFLICT, true, reason, &msg, gen, now);
                 } else {
                     conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
@@ -391,7 +369,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
                 records.extend(recs.iter().map(|r| (r.name.clone(), r.value.clone())));
                 st.records = recs;
                 match missing {
-                    Some(msg) => conditions::set(&mut st.conditions, types::READY, false, "DkimKeyPending", &msg, gen, now),
+                    Some(msg) => conditions::set(&mut st.conditions, types::READY, false, reasons::DKIM_KEY_PENDING, &msg, gen, now),
                     None => {
                         let (ready, reason, msg, refuse) = dns_verdict(pool, d, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
                         conditions::set(&mut st.conditions, types::READY, ready, reason, &msg, gen, now);

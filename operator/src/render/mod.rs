@@ -14,9 +14,9 @@
 pub mod evaluate;
 
 use anyhow::{bail, Context};
+use cascade_core::secret::Credentials;
+use cascade_core::secret::{format_secret_hash, hash_secret};
 use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
-use cascade_relay::policy::auth::Credentials;
-use cascade_relay::policy::auth::{format_secret_hash, hash_secret};
 use evaluate::{key_of, Inputs, Key, Material};
 use std::collections::BTreeMap;
 use std::fs;
@@ -99,22 +99,24 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Loads the key material under `out`, creating what is missing.
-fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<Material> {
+fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<(Material, BTreeMap<Key, Vec<u8>>)> {
     let relay = out.join("relay");
     let mut material = Material::default();
+    let mut private = BTreeMap::new();
     for k in evaluate::effective_dkim_keys(inputs) {
         let key: Key = key_of(&k);
         let path = relay.join(evaluate::dkim_key_file(&key));
         let pem = match fs::read(&path) {
             Ok(p) => p,
             Err(_) => {
-                let (pem, _) = cascade_relay::dkim::generate(k.spec.algorithm)?;
+                let (pem, _) = cascade_core::dkim_key::generate(k.spec.algorithm)?;
                 write_private(&path, pem.as_bytes())?;
                 pem.into_bytes()
             }
         };
-        let public = cascade_relay::dkim::public_key_of(k.spec.algorithm, &pem).with_context(|| format!("{}", path.display()))?;
-        material.dkim_public.insert(key, public);
+        let public = cascade_core::dkim_key::public_key_of(k.spec.algorithm, &pem).with_context(|| format!("{}", path.display()))?;
+        material.dkim_public.insert(key.clone(), public);
+        private.insert(key, pem);
     }
     for a in &inputs.api_keys {
         let key = key_of(a);
@@ -122,14 +124,14 @@ fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<Material> {
         let creds: Credentials = match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).with_context(|| format!("reading {}", path.display()))?,
             Err(_) => {
-                let c = cascade_relay::policy::auth::new_api_key()?;
+                let c = cascade_core::secret::new_api_key()?;
                 write_private(&path, &serde_json::to_vec_pretty(&c)?)?;
                 c
             }
         };
         material.api_keys.insert(key, (creds.username, format_secret_hash(&hash_secret(&creds.password))));
     }
-    Ok(material)
+    Ok((material, private))
 }
 
 pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
@@ -141,31 +143,37 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     };
     // Rendering asks no DNS (that is `check-dns`): the bundle serves domains as with `warn`.
     pool.spec.dns_verification = cascade_crds::v1alpha1::DnsVerification::Warn;
-    let material = ensure_material(&inputs, out)?;
-    let now = cascade_relay::time::now_unix();
-    let plan = evaluate::evaluate(&pool, &inputs, &material, now, &cascade_relay::time::rfc3339_utc(now)).map_err(|e| anyhow::anyhow!("RelayPool {}: {e}", key_of(&pool).1))?;
+    let (material, private) = ensure_material(&inputs, out)?;
+    let now = cascade_core::time::now_unix();
+    let plan = evaluate::evaluate(&pool, &inputs, &material, now, &cascade_core::time::rfc3339_utc(now)).map_err(|e| anyhow::anyhow!("RelayPool {}: {e}", key_of(&pool).1))?;
 
     let relay = out.join("relay");
-    if !relay.join("tls.crt").exists() || !relay.join("tls.key").exists() {
-        let (cert, key) = cascade_relay::tls::self_signed(&[plan.config.hostname.as_str()]).map_err(|e| anyhow::anyhow!(e))?;
-        write_private(&relay.join("tls.key"), key.as_bytes())?;
-        write_private(&relay.join("tls.crt"), cert.as_bytes())?;
-    }
-    if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
-        let (_, files) = evaluate::smarthost_files(secret, inputs.secrets.get(&(key_of(&pool).0, secret.clone()))).map_err(|e| anyhow::anyhow!(e))?;
-        for (name, contents) in files {
-            write_private(&relay.join(name), &contents)?;
+    let tls = match (fs::read(relay.join("tls.crt")), fs::read(relay.join("tls.key"))) {
+        (Ok(cert), Ok(key)) => [("tls.crt".to_string(), cert), ("tls.key".to_string(), key)].into(),
+        _ => {
+            let (cert, key) = cascade_core::certificate::self_signed(&[plan.config.hostname.as_str()])?;
+            [("tls.crt".to_string(), cert.into_bytes()), ("tls.key".to_string(), key.into_bytes())].into()
         }
+    };
+    let smarthost = match pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
+        Some(secret) => evaluate::smarthost_files(secret, inputs.secrets.get(&(key_of(&pool).0, secret.clone()))).map_err(|e| anyhow::anyhow!(e))?.1,
+        None => BTreeMap::new(),
+    };
+    let spool_key = match fs::read(relay.join(crate::bundle::SPOOL_KEY)) {
+        Ok(k) => k,
+        Err(_) => cascade_core::seal::KeyRing::generate_line("k1")?.into_bytes(),
+    };
+    let audit_key = match fs::read(relay.join(crate::bundle::AUDIT_KEY)) {
+        Ok(k) => k,
+        Err(_) => crate::relay_pool::new_audit_key()?.into_bytes(),
+    };
+    let keys = [(crate::bundle::SPOOL_KEY.to_string(), spool_key), (crate::bundle::AUDIT_KEY.to_string(), audit_key)].into();
+    let parts = crate::bundle::Parts { tls: &tls, smarthost, dkim_private: &private };
+    let bundle = crate::bundle::build(&plan.config, parts, crate::bundle::Layout::Directory { keys: &keys })?;
+    for (name, contents) in &bundle.files {
+        write_private(&relay.join(name), contents)?;
     }
-    if !relay.join("spool.key").exists() {
-        write_private(&relay.join("spool.key"), cascade_relay::spool::format::KeyRing::generate_line("k1")?.as_bytes())?;
-    }
-    if !relay.join(evaluate::AUDIT_KEY_FILE).exists() {
-        write_private(&relay.join(evaluate::AUDIT_KEY_FILE), crate::relay_pool::new_audit_key().map_err(|e| anyhow::anyhow!(e))?.as_bytes())?;
-    }
-    let yaml = serde_saphyr::to_string(&plan.config)?;
-    write_private(&relay.join("relay.yaml"), format!("# Rendered by `cascade-operator render`; do not edit.\n{yaml}").as_bytes())?;
-    let zone: String = plan.records.iter().map(|(name, value)| cascade_relay::dkim::txt_zone_line(name, value)).collect();
+    let zone: String = plan.records.iter().map(|(name, value)| cascade_core::dkim_key::txt_zone_line(name, value)).collect();
     write_private(&out.join("dns.zone"), zone.as_bytes())?;
     let mut status = BTreeMap::new();
     status.insert("sendingDomains", serde_json::to_value(keyed(&plan.domain_status))?);
@@ -175,11 +183,8 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     // The pool's workloads as the operator would apply them (the relay image and operator
     // namespace at their defaults), for review in GitOps previews.
     let image = concat!("cascade-relay:", env!("CARGO_PKG_VERSION"));
-    let workloads: Vec<String> =
-        crate::workloads::all(&pool, image, &crate::relay_pool::short_hash(yaml.as_bytes()), "cascade-system").iter().map(serde_saphyr::to_string).collect::<Result<_, _>>()?;
+    let workloads = crate::workloads::all(&pool, image, &crate::apply::short_hash(bundle.yaml.as_bytes()), "cascade-system").manifests()?;
     write_private(&out.join("workloads.yaml"), format!("# Rendered by `cascade-operator render`.\n{}", workloads.join("---\n")).as_bytes())?;
-    // The relay refuses what the operator renders wrong: check it the same way.
-    cascade_relay::config::load(&relay.join("relay.yaml")).map_err(|e| anyhow::anyhow!("rendered configuration refused:\n{e}"))?;
     Ok(plan)
 }
 

@@ -5,7 +5,6 @@
 //! `REQUIRE_REAL_API=1`, which turns that into a failure. Only `apiextensions.k8s.io` and custom
 //! resources are served (no built-in kinds, no RBAC, no garbage collector).
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,9 +120,8 @@ impl ApiServer {
             .stderr(log("apiserver.err"))
             .spawn()
             .expect("start apiextensions-apiserver");
-        let kubeconfig = Kubeconfig::read_from(dir.join("kubeconfig")).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
-        let client = kube::Client::try_from(config).unwrap();
+        // Typed clients reach the stand-ins for built-in kinds through the rewrite layer.
+        let client = super::rewrite::client(&dir.join("kubeconfig"), false).await;
         let server = Self { children: vec![etcd, api], dir, client };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

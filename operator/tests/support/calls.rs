@@ -66,13 +66,13 @@ fn record(method: &http::Method, uri: &http::Uri) {
     std::fs::write(dir.join(format!("{stem}.jsonl")), lines).unwrap();
 }
 
-/// `client`'s configuration with every request recorded.
+/// Records a request (a tower `MapRequest` function) and passes it on.
+pub fn record_request(req: http::Request<kube::client::Body>) -> http::Request<kube::client::Body> {
+    record(req.method(), req.uri());
+    req
+}
+
+/// A client for the test server (typed APIs reach the stand-ins) with every request recorded.
 pub async fn recording_client(kubeconfig: &std::path::Path) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
-    let layer = tower::util::MapRequestLayer::new(|req: http::Request<kube::client::Body>| {
-        record(req.method(), req.uri());
-        req
-    });
-    kube::client::ClientBuilder::try_from(config).unwrap().with_layer(&layer).build()
+    super::rewrite::client(kubeconfig, true).await
 }

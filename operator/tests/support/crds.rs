@@ -1,8 +1,8 @@
-//! CRDs for the test API server: Cascade's own, and stand-ins for built-in kinds it does not serve.
+//! CRDs for the test API server: Cascade's own, and stand-ins for the built-in kinds it does not
+//! serve (reached through `rewrite.rs`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use std::time::{Duration, Instant};
 
 async fn create_established(client: &kube::Client, docs: &[CustomResourceDefinition]) {
@@ -31,57 +31,55 @@ pub async fn install(client: &kube::Client) {
     create_established(client, &docs).await;
 }
 
-/// A stand-in for a built-in kind: any content, namespaced, in group `<prefix>.test.local`.
-fn stand_in(prefix: &str, kind: &str, plural: &str) -> (CustomResourceDefinition, ApiResource) {
-    let group = format!("{prefix}.test.local");
-    let crd = serde_json::from_value(serde_json::json!({
+/// A stand-in CRD for a built-in kind: any content, in `group` (a `.test.local` group for
+/// groups without a dot, see `rewrite.rs`; the real group otherwise, allowed with the
+/// `api-approved.kubernetes.io` annotation).
+fn stand_in(group: &str, version: &str, kind: &str, plural: &str, cluster: bool) -> CustomResourceDefinition {
+    let approval = if group.ends_with(".k8s.io") { serde_json::json!({ "api-approved.kubernetes.io": "unapproved, test stand-in" }) } else { serde_json::json!({}) };
+    serde_json::from_value(serde_json::json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{plural}.{group}") },
+        "metadata": { "name": format!("{plural}.{group}"), "annotations": approval },
         "spec": {
-            "group": group, "scope": "Namespaced",
+            "group": group, "scope": if cluster { "Cluster" } else { "Namespaced" },
             "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase() },
-            "versions": [{ "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
+            "versions": [{ "name": version, "served": true, "storage": true, "subresources": { "status": {} },
                 "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }]
         }
     }))
-    .unwrap();
-    (crd, ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", kind), plural))
+    .unwrap()
 }
 
-/// A namespaced `Secret` kind in group `core.test.local`, shaped like the real one, and the
-/// API resource the operator should use for it.
-pub async fn install_secret_stand_in(client: &kube::Client) -> ApiResource {
-    let (crd, resource) = stand_in("core", "Secret", "secrets");
-    create_established(client, &[crd]).await;
-    resource
-}
-
-/// Stand-ins for the workload kinds, keyed as the operator's manifests name the real ones.
-pub async fn install_workload_stand_ins(client: &kube::Client) -> std::collections::BTreeMap<(String, String), ApiResource> {
-    let real = [
-        ("v1", "ServiceAccount", "core", "serviceaccounts"),
-        ("rbac.authorization.k8s.io/v1", "Role", "rbac", "roles"),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding", "rbac", "rolebindings"),
-        ("apps/v1", "StatefulSet", "apps", "statefulsets"),
-        ("v1", "Service", "core", "services"),
-        ("policy/v1", "PodDisruptionBudget", "policy", "poddisruptionbudgets"),
-        ("networking.k8s.io/v1", "NetworkPolicy", "networking", "networkpolicies"),
-        ("autoscaling/v2", "HorizontalPodAutoscaler", "autoscaling", "horizontalpodautoscalers"),
-        ("v1", "PersistentVolumeClaim", "core", "persistentvolumeclaims"),
-        ("batch/v1", "Job", "batch", "jobs"),
+/// Every built-in kind the operator and the relay use, as stand-ins the rewrite layer maps the
+/// typed clients to.
+pub async fn install_stand_ins(client: &kube::Client) {
+    let kinds = [
+        ("", "v1", "Secret", "secrets", false),
+        ("", "v1", "ServiceAccount", "serviceaccounts", false),
+        ("", "v1", "Service", "services", false),
+        ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", false),
+        ("", "v1", "Namespace", "namespaces", true),
+        ("apps", "v1", "StatefulSet", "statefulsets", false),
+        ("batch", "v1", "Job", "jobs", false),
+        ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", false),
+        ("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", false),
+        ("rbac.authorization.k8s.io", "v1", "Role", "roles", false),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", false),
+        ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", false),
+        ("coordination.k8s.io", "v1", "Lease", "leases", false),
+        ("events.k8s.io", "v1", "Event", "events", false),
     ];
-    let mut map = std::collections::BTreeMap::new();
-    let mut crds = Vec::new();
-    for (api_version, kind, prefix, plural) in real {
-        let (mut crd, resource) = stand_in(prefix, kind, plural);
-        if kind == "StatefulSet" {
-            immutable_claim_templates(&mut crd);
-        }
-        crds.push(crd);
-        map.insert((api_version.to_string(), kind.to_string()), resource);
-    }
+    let crds: Vec<_> = kinds
+        .iter()
+        .map(|&(group, version, kind, plural, cluster)| {
+            let group = if group.contains('.') { group.to_string() } else { format!("{}.test.local", if group.is_empty() { "core" } else { group }) };
+            let mut crd = stand_in(&group, version, kind, plural, cluster);
+            if kind == "StatefulSet" {
+                immutable_claim_templates(&mut crd);
+            }
+            crd
+        })
+        .collect();
     create_established(client, &crds).await;
-    map
 }
 
 /// Like the real API server, refuse a change of a StatefulSet's `volumeClaimTemplates` (a
@@ -101,45 +99,12 @@ fn immutable_claim_templates(crd: &mut CustomResourceDefinition) {
     crd.spec.versions[0].schema = Some(serde_json::from_value(serde_json::json!({ "openAPIV3Schema": schema })).unwrap());
 }
 
-/// An operator context for the test server: Secrets through the stand-in kind.
-pub fn context(client: &kube::Client, secrets: cascade_operator::secrets::SecretStore, master: cascade_relay::spool::format::KeyRing) -> cascade_operator::Context {
+/// An operator context for the test server.
+pub fn context(client: &kube::Client, master: cascade_core::seal::KeyRing) -> cascade_operator::Context {
     // No DNS server answers here by default (tests that check DNS start Knot and set ctx.dns).
     let dns = cascade_operator::dns::Dns::new(&["127.0.0.1:9".parse().unwrap()]).unwrap();
-    let mut ctx = cascade_operator::Context::kubernetes(client.clone(), master, dns);
+    let mut ctx = cascade_operator::Context::new(client.clone(), master, dns);
     // No relays answer here unless a test starts one.
     ctx.relay_http = Some(vec![]);
-    ctx.secrets = secrets;
     ctx
-}
-
-/// `events.k8s.io/v1` Event as a custom resource in its real group (allowed with the
-/// `api-approved.kubernetes.io` annotation), so kube's event recorder runs unchanged.
-pub async fn install_event_stand_in(client: &kube::Client) {
-    let crd = serde_json::from_value(serde_json::json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": { "name": "events.events.k8s.io", "annotations": { "api-approved.kubernetes.io": "unapproved, test stand-in" } },
-        "spec": {
-            "group": "events.k8s.io", "scope": "Namespaced",
-            "names": { "kind": "Event", "plural": "events", "singular": "event" },
-            "versions": [{ "name": "v1", "served": true, "storage": true,
-                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }]
-        }
-    }))
-    .unwrap();
-    create_established(client, &[crd]).await;
-}
-
-/// A stand-in for `coordination.k8s.io/v1` Lease.
-/// A cluster-scoped `Namespace` stand-in (`core.test.local`), for pools selecting tenants by label.
-pub async fn install_namespace_stand_in(client: &kube::Client) -> ApiResource {
-    let (mut crd, resource) = stand_in("core", "Namespace", "namespaces");
-    crd.spec.scope = "Cluster".into();
-    create_established(client, &[crd]).await;
-    resource
-}
-
-pub async fn install_lease_stand_in(client: &kube::Client) -> ApiResource {
-    let (crd, resource) = stand_in("coordination", "Lease", "leases");
-    create_established(client, &[crd]).await;
-    resource
 }

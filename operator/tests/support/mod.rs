@@ -6,5 +6,7 @@ pub mod calls;
 pub mod crds;
 pub mod dns;
 pub mod operator;
+pub mod proxy;
 pub mod relay;
+pub mod rewrite;
 pub mod world;

@@ -19,32 +19,26 @@ impl Drop for Running {
     }
 }
 
-/// Starts the API server, installs the CRDs and stand-ins (Secrets, and the workload kinds when
-/// `workloads`), ensures the master key and runs the controllers. `None` when the server is not
-/// available here (the test then passes after a loud SKIP).
-pub async fn start(workloads: bool) -> Option<Running> {
-    start_with(workloads, |_| {}).await
+/// Starts the API server, installs the CRDs and the stand-ins for built-in kinds, ensures the
+/// master key and runs the controllers. `None` when the server is not available here (the test
+/// then passes after a loud SKIP).
+pub async fn start() -> Option<Running> {
+    start_with(|_| {}).await
 }
 
 /// [`start`], with the context adjusted by `adjust` before the controllers run.
-pub async fn start_with(workloads: bool, adjust: impl FnOnce(&mut cascade_operator::Context)) -> Option<Running> {
+pub async fn start_with(adjust: impl FnOnce(&mut cascade_operator::Context)) -> Option<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let server = ApiServer::start().await?;
     let client = server.client.clone();
     super::crds::install(&client).await;
-    super::crds::install_event_stand_in(&client).await;
-    let resource = super::crds::install_secret_stand_in(&client).await;
+    super::crds::install_stand_ins(&client).await;
     // The operator's own client records its calls (support::calls); the test's does not.
     let operator_client = super::calls::recording_client(&server.kubeconfig()).await;
-    let operator_secrets = cascade_operator::secrets::SecretStore::with_resource(operator_client.clone(), resource.clone());
-    let master = cascade_operator::master_key::ensure(&operator_secrets, "cascade-system").await.unwrap();
-    let mut ctx = super::crds::context(&operator_client, operator_secrets, master);
+    let master = cascade_operator::master_key::ensure(&cascade_operator::secrets::SecretStore::new(operator_client.clone()), "cascade-system").await.unwrap();
+    let mut ctx = super::crds::context(&operator_client, master);
     // What the test itself reads and writes goes through the unrecorded client.
-    let secrets = cascade_operator::secrets::SecretStore::with_resource(client.clone(), resource);
-    ctx.namespaces = super::crds::install_namespace_stand_in(&client).await;
-    if workloads {
-        ctx.workload_kinds = super::crds::install_workload_stand_ins(&client).await;
-    }
+    let secrets = cascade_operator::secrets::SecretStore::new(client.clone());
     adjust(&mut ctx);
     let ctx = Arc::new(ctx);
     let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
@@ -80,7 +74,7 @@ pub async fn event(client: &kube::Client, ns: &str, regarding: &str, reason: &st
 pub async fn serve_probes(metrics: Arc<cascade_operator::metrics::Metrics>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(cascade_relay::http::serve(listener, metrics));
+    tokio::spawn(cascade_operator::probes::serve(listener, metrics));
     addr
 }
 
@@ -88,7 +82,7 @@ pub async fn serve_probes(metrics: Arc<cascade_operator::metrics::Metrics>) -> s
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
     out

@@ -10,7 +10,7 @@ fn free_port() -> u16 {
 }
 
 /// The workspace's `cascade-relay` binary, next to this test's directory (`target/debug`).
-fn relay_binary() -> PathBuf {
+pub fn relay_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().and_then(Path::parent).unwrap().join("cascade-relay");
     assert!(bin.exists(), "{} is missing: run `cargo build --workspace --bins` first (test.sh does)", bin.display());

@@ -6,7 +6,7 @@ pub mod cidr;
 
 use crate::dkim::Signer;
 use crate::smtp::command::valid_domain;
-use crate::spool::format::KeyRing;
+use cascade_core::seal::KeyRing;
 use cascade_crds::relay_config::{DeliveryMode, OutboundTls, RelayConfig};
 use cidr::Cidr;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -161,7 +161,7 @@ fn unseal(c: &mut Checker<'_>, field: &str, name: &str, ring: Option<&KeyRing>, 
         c.fail(field, "a .sealed key file needs sealingKeyFile");
         return None;
     };
-    crate::spool::format::open_blob(ring, name, &bytes).map_err(|e| c.fail(field, format!("cannot decrypt with sealingKeyFile: {e}"))).ok()
+    cascade_core::seal::open_blob(ring, name, &bytes).map_err(|e| c.fail(field, format!("cannot decrypt with sealingKeyFile: {e}"))).ok()
 }
 
 /// Parses the file's text; YAML and type errors come back as one problem with the location.
@@ -321,7 +321,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
         if tenant_set.is_none() {
             c.fail(format!("{kf}.tenant"), format!("no tenant named {:?}", key.tenant));
         }
-        let secret_hash = match crate::policy::auth::parse_secret_hash(&key.secret_hash) {
+        let secret_hash = match cascade_core::secret::parse_secret_hash(&key.secret_hash) {
             Some(h) => h,
             None => {
                 c.fail(format!("{kf}.secretHash"), "expected sha256:<64 hex digits>");
@@ -352,7 +352,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             c.fail(format!("{kf}.messagesPerMinute"), "must be at least 1 (use revoked: true to stop a key)");
         }
         let expires_at = key.expires_at.as_ref().and_then(|t| {
-            let parsed = crate::time::parse_rfc3339_utc(t);
+            let parsed = cascade_core::time::parse_rfc3339(t);
             if parsed.is_none() {
                 c.fail(format!("{kf}.expiresAt"), format!("{t:?} is not an RFC 3339 UTC time like 2027-01-01T00:00:00Z"));
             }
@@ -387,7 +387,7 @@ fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runti
             c.fail("audit.retainDays", "must be at least 1");
         }
         let bytes = c.read("audit.keyFile", &a.key_file)?;
-        crate::audit::parse_key(&String::from_utf8_lossy(&bytes)).map_err(|e| c.fail("audit.keyFile", e)).ok()
+        cascade_core::audit::parse_key(&String::from_utf8_lossy(&bytes)).map_err(|e| c.fail("audit.keyFile", e)).ok()
     });
     let mut retired = HashSet::new();
     for (i, r) in config.retired_domains.iter().enumerate() {

@@ -167,7 +167,7 @@ fn sealed_dkim_keys_open_with_the_sealing_key_under_their_own_name() {
     let ring_line = KeyRing::generate_line("b1").unwrap();
     std::fs::write(dir.join("bundle.key"), &ring_line).unwrap();
     let ring = KeyRing::parse(&ring_line).unwrap();
-    let sealed = crate::spool::format::seal_blob(&ring, "dkim.pem.sealed", &std::fs::read(dir.join(&plain)).unwrap()).unwrap();
+    let sealed = cascade_core::seal::seal_blob(&ring, "dkim.pem.sealed", &std::fs::read(dir.join(&plain)).unwrap()).unwrap();
     std::fs::write(dir.join("dkim.pem.sealed"), &sealed).unwrap();
     std::fs::write(dir.join("moved.pem.sealed"), &sealed).unwrap();
     config.tenants[0].domains[0].dkim[0].key_file = "dkim.pem.sealed".into();

@@ -299,7 +299,7 @@ impl Job {
 
     /// Bounces what failed, then removes or reschedules the message.
     fn finish(&self, rt: &Runtime, mut env: Envelope, message: &[u8]) -> Option<Envelope> {
-        let now = crate::time::now_unix();
+        let now = cascade_core::time::now_unix();
         let d = &rt.config.delivery;
         if env.pending().next().is_some() && retry::expired(env.created, now, d.retry.max_age.0) {
             for r in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
@@ -348,7 +348,7 @@ impl Job {
 
     fn bounce(&self, rt: &Runtime, env: &Envelope, failed: &[&Recipient], message: &[u8]) -> Result<(), crate::spool::SpoolError> {
         let id = crate::spool::new_queue_id();
-        let now = crate::time::now_unix();
+        let now = cascade_core::time::now_unix();
         let list: Vec<dsn::Failed<'_>> = failed.iter().map(|r| dsn::Failed { recipient: &r.address, reason: r.last_reply.as_deref().unwrap_or("failed") }).collect();
         let report = dsn::Report { hostname: &rt.config.hostname, queue_id: &env.id, bounce_id: &id, sender: &env.sender, arrival: env.created, now };
         let body = dsn::build(&report, &list, message);

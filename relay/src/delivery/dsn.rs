@@ -2,7 +2,7 @@
 //! the envelope sender, listing each failed recipient with its status and the remote reply, and
 //! the original message's header section. Pure.
 
-use crate::time::rfc5322_date;
+use cascade_core::time::rfc5322_date;
 
 pub struct Failed<'a> {
     pub recipient: &'a str,

@@ -55,7 +55,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     loop {
         start_due(&relay, &engine, &permits, &mut heap, &mut waiting, &mut parked, &mut running, &done_tx);
         relay.metrics.queue_depth.set(waiting.len() as i64 + (concurrency - permits.available_permits()) as i64);
-        let now_ms = crate::time::now_unix_ms();
+        let now_ms = cascade_core::time::now_unix_ms();
         // With every slot busy nothing can start before an attempt ends: no timer until then.
         let next_due = heap.peek().map(|Reverse((t, _))| *t).filter(|_| permits.available_permits() > 0);
         let wait = next_due.map(|t| Duration::from_millis(t.saturating_sub(now_ms))).unwrap_or(Duration::from_secs(3600));
@@ -110,7 +110,7 @@ fn start_due(
     let rt = relay.runtime();
     let d = &rt.config.delivery;
     let per_destination = d.mode == cascade_crds::relay_config::DeliveryMode::Mx;
-    let now_ms = crate::time::now_unix_ms();
+    let now_ms = cascade_core::time::now_unix_ms();
     while let Some(Reverse((due, _))) = heap.peek() {
         if *due > now_ms || permits.available_permits() == 0 {
             break;

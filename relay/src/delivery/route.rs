@@ -2,7 +2,7 @@
 //! domain itself when it has no MX (implicit MX, A/AAAA), nowhere for a null MX (RFC 7505), or
 //! the configured smarthost.
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::ResolverOpts;
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
@@ -34,33 +34,8 @@ pub fn resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
     resolver_with(nameservers, opts)
 }
 
-/// A resolver that remembers nothing and gives up quickly, for checks that run again on a
-/// schedule and must see a record as soon as it changes.
-pub fn uncached_resolver(nameservers: &[SocketAddr]) -> Result<TokioResolver, String> {
-    let mut opts = ResolverOpts::default();
-    opts.cache_size = 0;
-    opts.timeout = Duration::from_secs(2);
-    opts.attempts = 1;
-    resolver_with(nameservers, opts)
-}
-
 fn resolver_with(nameservers: &[SocketAddr], opts: ResolverOpts) -> Result<TokioResolver, String> {
-    let builder = if nameservers.is_empty() {
-        TokioResolver::builder_tokio().map_err(|e| format!("reading system resolver configuration: {e}"))?
-    } else {
-        let servers = nameservers
-            .iter()
-            .map(|a| {
-                let mut ns = NameServerConfig::udp_and_tcp(a.ip());
-                for c in &mut ns.connections {
-                    c.port = a.port();
-                }
-                ns
-            })
-            .collect();
-        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), Default::default())
-    };
-    builder.with_options(opts).build().map_err(|e| format!("building resolver: {e}"))
+    cascade_core::resolver::build(nameservers, opts).map_err(|e| e.to_string())
 }
 
 /// What a failed lookup means for delivery.

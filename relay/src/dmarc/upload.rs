@@ -18,7 +18,7 @@ fn credentials(authorization: Option<&str>) -> Option<(String, String)> {
 }
 
 pub fn handle(relay: &Relay, authorization: Option<&str>, body: &[u8], peer: IpAddr) -> (u16, String) {
-    let now_ms = crate::time::now_unix_ms();
+    let now_ms = cascade_core::time::now_unix_ms();
     if relay.auth_failures.is_blocked(peer, now_ms) {
         return (429, "too many failed authentications from this address; try again later\n".into());
     }

@@ -24,7 +24,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !matches!(self.stage, Stage::Ready) {
             return common::bad_sequence("AUTH not allowed during a mail transaction");
         }
-        let now_ms = crate::time::now_unix_ms();
+        let now_ms = cascade_core::time::now_unix_ms();
         if self.relay.auth_failures.is_blocked(self.peer, now_ms) {
             self.reject("auth_blocked");
             return Reply::new(421, "4.7.0", "Too many failed authentications from your address; try again later").closing();
@@ -130,7 +130,7 @@ fn utf8(b: &[u8]) -> Result<String, Reply> {
 /// A key id as the client sent it, safe for a log line: short, printable, and never a secret
 /// pasted into the username field by mistake (anything that looks like one is withheld).
 fn printable(user: &str) -> String {
-    if user.len() > 64 || user.contains(auth::SECRET_PREFIX) {
+    if user.len() > 64 || user.contains(cascade_core::secret::SECRET_PREFIX) {
         return "(withheld)".into();
     }
     user.chars().map(|c| if c.is_ascii_graphic() { c } else { '?' }).collect()

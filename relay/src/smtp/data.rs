@@ -74,7 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         let queue_id = crate::spool::new_queue_id();
-        let trace = Trace { helo: &self.helo, client_ip: self.peer, hostname: &rt.config.hostname, queue_id: &queue_id, tls: self.tls, unix_time: crate::time::now_unix() };
+        let trace = Trace { helo: &self.helo, client_ip: self.peer, hostname: &rt.config.hostname, queue_id: &queue_id, tls: self.tls, unix_time: cascade_core::time::now_unix() };
         let added = added_headers(&message, &trace);
         let relay = self.relay.clone();
         let env = Envelope {
@@ -83,7 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             recipients: to.iter().map(|a| Recipient::pending(&a.to_string())).collect(),
             tenant: rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default(),
             key: key_id.clone(),
-            created: crate::time::now_unix(),
+            created: cascade_core::time::now_unix(),
             next_attempt: 0,
             attempts: 0,
         };

@@ -24,7 +24,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return common::auth_required();
         };
         let rt = self.relay.runtime();
-        let now_ms = crate::time::now_unix_ms();
+        let now_ms = cascade_core::time::now_unix_ms();
         if let Err(denied) = auth::usable(&rt, &key_id, self.peer, now_ms / 1000) {
             self.reject(denied.as_str());
             tracing::warn!(client = %self.peer, key = %key_id, reason = denied.as_str(), "key no longer usable");

@@ -75,7 +75,7 @@ fn header_section(message: &[u8]) -> &[u8] {
 /// The headers to put in front of the message: `Received:` always, `Message-ID:` and `Date:`
 /// when the client did not supply them (RFC 6409 section 8).
 pub fn added_headers(message: &[u8], trace: &Trace<'_>) -> Vec<u8> {
-    let date = crate::time::rfc5322_date(trace.unix_time);
+    let date = cascade_core::time::rfc5322_date(trace.unix_time);
     let with = if trace.tls { "ESMTPSA" } else { "ESMTPA" };
     let mut out = format!("Received: from {} ({})\r\n\tby {} (Cascade) with {} id {};\r\n\t{}\r\n", sanitize(trace.helo), trace.client_ip, trace.hostname, with, trace.queue_id, date);
     if !has_header(message, "Message-ID") {

@@ -79,7 +79,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let greeting = if !self.relay.runtime().client_allowed(self.peer) {
             self.reject("client_network");
             Reply::new(554, "5.7.1", "Your address is not allowed to use this relay").closing()
-        } else if self.relay.auth_failures.is_blocked(self.peer, crate::time::now_unix_ms()) {
+        } else if self.relay.auth_failures.is_blocked(self.peer, cascade_core::time::now_unix_ms()) {
             self.reject("auth_blocked");
             Reply::new(421, "4.7.0", "Too many failed authentications from your address; try again later").closing()
         } else if self.relay.is_shutting_down() {

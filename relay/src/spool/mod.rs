@@ -4,11 +4,10 @@
 //! `quarantine/` with a log line and never stops the others. Functions here block: call them
 //! from `spawn_blocking`.
 
-pub mod format;
 pub mod seals;
 pub mod usage;
 
-use format::{FormatError, KeyRing};
+use cascade_core::seal::{self as format, FormatError, KeyRing};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -100,7 +99,7 @@ pub fn new_queue_id() -> String {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut r = [0u8; 4];
     let _ = SystemRandom::new().fill(&mut r);
-    format!("{:012x}{:08x}", crate::time::now_unix_ms(), u32::from_be_bytes(r))
+    format!("{:012x}{:08x}", cascade_core::time::now_unix_ms(), u32::from_be_bytes(r))
 }
 
 pub fn valid_id(id: &str) -> bool {

@@ -76,7 +76,7 @@ fn dkim_cases() {
     assert_eq!(dkim_domain("shop.example", &[("rsa".into(), ok.clone())]).passed, Some(true));
     let failed = dkim_domain("shop.example", &[("rsa".into(), ok), ("ed".into(), missing)]);
     assert!(failed.passed == Some(false) && failed.message.starts_with("DkimKey ed: no DKIM record at ed1"), "{}", failed.message);
-    assert_eq!(dkim_domain("shop.example", &[]).reason, "DKIMKeyPending");
+    assert_eq!(dkim_domain("shop.example", &[]).reason, "DkimKeyPending");
 }
 
 fn dmarc_expect(policy: DmarcPolicy, rua: Option<&str>) -> DmarcExpectation {

@@ -219,11 +219,13 @@ fn an_unchanged_world_gives_the_same_plan_and_keeps_transition_times() {
 }
 
 #[test]
-fn the_rendered_config_passes_the_relays_own_checks() {
+fn the_rendered_config_round_trips_through_the_relay_config_format() {
+    // The relay's own checks of a rendered bundle run in the controller tests and the
+    // integration tests (`cascade-relay check-config`, `cascade-relay serve`).
     let inputs = world(vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![api_key("shop", "app", serde_json::json!({}))]);
     let p = plan(&inputs);
     let yaml = serde_saphyr::to_string(&p.config).unwrap();
-    let back = cascade_relay::config::parse("relay.yaml", &yaml).unwrap();
+    let back: cascade_crds::relay_config::RelayConfig = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(back, p.config);
 }
 

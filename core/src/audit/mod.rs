@@ -295,8 +295,21 @@ pub enum AuditCommand {
     },
 }
 
+/// Why `audit verify` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("reading the audit key {path}: {source}")]
+    ReadKey { path: PathBuf, source: std::io::Error },
+    #[error("audit key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("reading the audit files: {0}")]
+    Files(String),
+    #[error("the audit trail does not verify: {0} break(s)")]
+    Breaks(usize),
+}
+
 impl AuditCommand {
-    pub fn run(self) -> anyhow::Result<()> {
+    pub fn run(self) -> Result<(), VerifyError> {
         match self {
             AuditCommand::Verify { key, anchor, files } => verify_command(&key, &files, anchor.as_ref()),
         }
@@ -305,23 +318,25 @@ impl AuditCommand {
 
 /// `audit verify`: prints every break as `file:line: what` and a summary; fails when anything
 /// breaks.
-pub fn verify_command(key_file: &Path, files: &[PathBuf], anchor: Option<&Anchor>) -> anyhow::Result<()> {
+pub fn verify_command(key_file: &Path, files: &[PathBuf], anchor: Option<&Anchor>) -> Result<(), VerifyError> {
     let key = read_key(key_file)?;
-    let v = verify_files(&key, files, anchor).map_err(|e| anyhow::anyhow!(e))?;
+    let v = verify_files(&key, files, anchor).map_err(VerifyError::Files)?;
     for b in &v.breaks {
         println!("{}:{}: {}", b.file, b.line, b.what);
     }
     let first = v.first_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
     let last = v.last_mac.clone().unwrap_or_default();
     println!("{} record(s) from sequence {first}; last mac {last}; {} break(s)", v.records, v.breaks.len());
-    anyhow::ensure!(v.breaks.is_empty(), "the audit trail does not verify");
+    if !v.breaks.is_empty() {
+        return Err(VerifyError::Breaks(v.breaks.len()));
+    }
     Ok(())
 }
 
 /// Reads and checks an audit key file.
-pub fn read_key(key_file: &Path) -> anyhow::Result<Vec<u8>> {
-    let text = std::fs::read_to_string(key_file).map_err(|e| anyhow::anyhow!("{}: {e}", key_file.display()))?;
-    parse_key(&text).map_err(|e| anyhow::anyhow!("audit key {}: {e}", key_file.display()))
+pub fn read_key(key_file: &Path) -> Result<Vec<u8>, VerifyError> {
+    let text = std::fs::read_to_string(key_file).map_err(|source| VerifyError::ReadKey { path: key_file.into(), source })?;
+    parse_key(&text).map_err(|reason| VerifyError::Key { path: key_file.into(), reason })
 }
 
 #[cfg(test)]
@@ -330,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_reopened_trail_continues_the_chain_and_verifies() {
-        let dir = crate::spool::tests::temp_dir("audit");
+        let dir = crate::temp_dir("audit");
         let key = [7u8; 32];
         let a = Audit::open(&dir, &key, 90, 1 << 20, Checkpoints::default()).unwrap();
         a.record("auth.success", serde_json::json!({"client": "192.0.2.1", "key": "ck_1"}));
@@ -352,7 +367,7 @@ mod tests {
 
     #[test]
     fn checkpoints_anchor_the_trail_so_a_cut_tail_shows() {
-        let dir = crate::spool::tests::temp_dir("audit-anchor");
+        let dir = crate::temp_dir("audit-anchor");
         let key = [3u8; 32];
         let a = Audit::open(&dir, &key, 90, 1 << 20, Checkpoints { every: 3, interval: Duration::from_secs(3600) }).unwrap();
         let start = a.anchor().unwrap();
@@ -385,7 +400,7 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_set_aside_and_the_chain_continues_with_a_recovery_record() {
-        let dir = crate::spool::tests::temp_dir("audit-torn");
+        let dir = crate::temp_dir("audit-torn");
         let key = [5u8; 32];
         let a = Audit::open(&dir, &key, 90, 1 << 20, Checkpoints::default()).unwrap();
         a.record("auth.success", serde_json::json!({ "n": 1 }));

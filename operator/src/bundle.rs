@@ -1,0 +1,99 @@
+//! The relay bundle: `relay.yaml` and every file it names, built here and only here for both
+//! places it goes. [`Layout::Pod`] is a pool's bundle Secret (the spool on the pod's volume, the
+//! spool, sealing and audit keys mounted from `<pool>-keys`, DKIM keys sealed under the pool's
+//! sealing key); [`Layout::Directory`] is `render`'s output directory (every file beside
+//! `relay.yaml`, DKIM keys in the clear with mode 0600). Pure.
+
+use crate::render::evaluate::{dkim_key_file, Key};
+use crate::secrets::SecretData;
+use crate::workloads::{KEYS_DIR, SPOOL_DIR};
+use cascade_core::seal::{self, FormatError, KeyRing};
+use cascade_crds::relay_config::RelayConfig;
+use std::collections::BTreeMap;
+
+pub const SPOOL_KEY: &str = "spool.key";
+pub const SEALING_KEY: &str = "sealing.key";
+pub const AUDIT_KEY: &str = crate::render::evaluate::AUDIT_KEY_FILE;
+
+/// What goes into a bundle besides the configuration.
+pub struct Parts<'a> {
+    /// `tls.crt` and `tls.key`.
+    pub tls: &'a SecretData,
+    /// The smarthost's password and CA files, when it has credentials.
+    pub smarthost: SecretData,
+    /// Each DkimKey's private key (PEM).
+    pub dkim_private: &'a BTreeMap<Key, Vec<u8>>,
+}
+
+pub enum Layout<'a> {
+    /// A pool's bundle Secret. `published` is the bundle as it is: sealing is randomized, so a
+    /// sealed key already published under the same key stays byte for byte.
+    Pod { sealing: &'a KeyRing, published: Option<&'a SecretData> },
+    /// `render`'s directory; `keys` holds `spool.key` and `audit.key`.
+    Directory { keys: &'a SecretData },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("sealing DKIM key {file}: {source}")]
+    Seal { file: String, source: FormatError },
+    #[error("writing relay.yaml: {0}")]
+    Yaml(#[from] serde_saphyr::ser::Error),
+}
+
+pub struct Bundle {
+    /// `relay.yaml` as written (its hash rolls the relay pods).
+    pub yaml: String,
+    pub files: SecretData,
+}
+
+pub fn build(config: &RelayConfig, parts: Parts<'_>, layout: Layout<'_>) -> Result<Bundle, BundleError> {
+    let mut config = config.clone();
+    let mut files = SecretData::new();
+    let private = |file: &str| parts.dkim_private.iter().find(|(k, _)| dkim_key_file(k) == file).map(|(_, pem)| pem);
+    match &layout {
+        Layout::Pod { sealing, published } => {
+            config.spool.dir = SPOOL_DIR.into();
+            config.spool.key_file = format!("{KEYS_DIR}/{SPOOL_KEY}");
+            config.sealing_key_file = Some(format!("{KEYS_DIR}/{SEALING_KEY}"));
+            // The audit trail on the spool volume (the pod's only writable path).
+            if let Some(audit) = config.audit.as_mut() {
+                audit.dir = format!("{SPOOL_DIR}/audit");
+                audit.key_file = format!("{KEYS_DIR}/{AUDIT_KEY}");
+            }
+            for k in config.tenants.iter_mut().flat_map(|t| t.domains.iter_mut()).flat_map(|d| d.dkim.iter_mut()) {
+                let Some(pem) = private(&k.key_file) else { continue };
+                k.key_file = format!("{}.sealed", k.key_file);
+                let sealed = seal::seal_blob(sealing, &k.key_file, pem).map_err(|source| BundleError::Seal { file: k.key_file.clone(), source })?;
+                let kept = published.and_then(|p| p.get(&k.key_file)).filter(|old| {
+                    let now = seal::open_blob(sealing, &k.key_file, &sealed).ok();
+                    now.is_some() && seal::open_blob(sealing, &k.key_file, old).ok() == now
+                });
+                files.insert(k.key_file.clone(), kept.cloned().unwrap_or(sealed));
+            }
+        }
+        Layout::Directory { keys } => {
+            for k in config.tenants.iter().flat_map(|t| t.domains.iter()).flat_map(|d| d.dkim.iter()) {
+                if let Some(pem) = private(&k.key_file) {
+                    files.insert(k.key_file.clone(), pem.clone());
+                }
+            }
+            for (name, path) in [(SPOOL_KEY, Some(config.spool.key_file.clone())), (AUDIT_KEY, config.audit.as_ref().map(|a| a.key_file.clone()))] {
+                if let (Some(path), Some(contents)) = (path, keys.get(name)) {
+                    files.insert(path, contents.clone());
+                }
+            }
+        }
+    }
+    let yaml = serde_saphyr::to_string(&config)?;
+    let text = match layout {
+        Layout::Pod { .. } => yaml.clone(),
+        Layout::Directory { .. } => format!("# Rendered by `cascade-operator render`; do not edit.\n{yaml}"),
+    };
+    files.insert("relay.yaml".into(), text.into_bytes());
+    for file in ["tls.crt", "tls.key"] {
+        files.insert(file.into(), parts.tls.get(file).cloned().unwrap_or_default());
+    }
+    files.extend(parts.smarthost);
+    Ok(Bundle { yaml, files })
+}

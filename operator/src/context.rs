@@ -1,0 +1,64 @@
+//! What every reconcile shares: the client, the master key, the clock, DNS, Events and metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct Context {
+    pub client: kube::Client,
+    pub secrets: crate::secrets::SecretStore,
+    /// The operator's own namespace (the master key lives there; relays let it reach their HTTP port).
+    pub namespace: String,
+    /// The relay container image the StatefulSets run.
+    pub relay_image: String,
+    /// The master key ring (see [`crate::master_key`]).
+    pub master: cascade_core::seal::KeyRing,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub events: crate::events::Events,
+    /// DNS for the SendingDomain checks (nameservers configurable).
+    pub dns: crate::dns::Dns,
+    pub dns_recheck: crate::dns::Recheck,
+    /// The time every controller acts on (a test advances it by days in microseconds).
+    pub clock: Clock,
+    /// Where the relays' admin listeners are, overriding the pool's headless Service (tests).
+    pub relay_http: Option<Vec<std::net::SocketAddr>>,
+    /// How to reach external-dns DNSEndpoints, a foreign CRD without Rust types (default:
+    /// `externaldns.k8s.io/v1alpha1`).
+    pub external_dns: Option<kube::core::ApiResource>,
+}
+
+/// Unix time: the system clock, or a manual one for tests.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<AtomicU64>>);
+
+impl Clock {
+    /// A clock that reads `time`; store to it to move time.
+    pub fn manual(time: Arc<AtomicU64>) -> Self {
+        Self(Some(time))
+    }
+
+    pub fn now(&self) -> u64 {
+        match &self.0 {
+            Some(t) => t.load(Ordering::SeqCst),
+            None => cascade_core::time::now_unix(),
+        }
+    }
+}
+
+impl Context {
+    pub fn new(client: kube::Client, master: cascade_core::seal::KeyRing, dns: crate::dns::Dns) -> Self {
+        Self {
+            namespace: "cascade-system".into(),
+            relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
+            secrets: crate::secrets::SecretStore::new(client.clone()),
+            events: crate::events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),
+            dns,
+            dns_recheck: Default::default(),
+            clock: Clock::default(),
+            relay_http: None,
+            external_dns: None,
+            client,
+            master,
+            metrics: Default::default(),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The RelayPool controller's decisions: what the world it gathered should become. Pure, apart
+//! from drawing fresh keys (the pool's keys when absent or due, a self-signed certificate when
+//! none is named).
+
+use super::gather::World;
+use crate::bundle::{self, Layout, Parts};
+use crate::error::ReconcileError;
+use crate::events::Note;
+use crate::render::evaluate::{self as core, key_of, Key, Material, Plan};
+use crate::secrets::SecretData;
+use crate::spool_key::Change;
+use crate::workloads::Workloads;
+use cascade_core::seal::KeyRing;
+use cascade_core::secret::{format_secret_hash, hash_secret};
+use cascade_crds::conditions::{self, reasons, types};
+use cascade_crds::v1alpha1::*;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{AUDIT_KEY, SEALING_KEY, SPOOL_KEY};
+
+/// What the pool should be, for [`super::apply`].
+pub struct Desired {
+    /// Live SendingDomains of this pool that need the pool's finalizer.
+    pub finalize: Vec<SendingDomain>,
+    /// DkimKeys SendingDomains ask to be generated, owned by their domain.
+    pub generated: Vec<(SendingDomain, DkimKey)>,
+    /// Deleted SendingDomains this pool retires, released once the status records them.
+    pub deleting: Vec<SendingDomain>,
+    pub served: Option<Box<Served>>,
+    /// The pool's status (without the workload counts, which apply reads after applying).
+    pub status: RelayPoolStatus,
+    pub requeue: Duration,
+}
+
+/// A Secret's new data, and the Event to publish once it is written.
+pub type Write = (SecretData, Option<Note>);
+
+/// What a valid pool serves.
+pub struct Served {
+    /// `<pool>-keys` when it must be written.
+    pub keys: Option<Write>,
+    /// `<pool>-tls` when it must be created.
+    pub tls: Option<SecretData>,
+    /// The bundle when it differs from the published one, with its Event.
+    pub bundle: Option<(SecretData, Note)>,
+    pub domain_statuses: Vec<(SendingDomain, SendingDomainStatus)>,
+    pub suspensions: Vec<(ApiKey, Option<ApiKeySuspension>)>,
+    /// With `externalDns`: each served domain's DNSEndpoint.
+    pub endpoints: Option<Vec<(SendingDomain, serde_json::Value)>>,
+    pub workloads: Workloads,
+}
+
+/// A fresh audit key file: base64 of 32 random bytes.
+pub fn new_audit_key() -> Result<String, cascade_core::secret::RngFailed> {
+    use base64::Engine;
+    Ok(format!("{}\n", base64::engine::general_purpose::STANDARD.encode(cascade_core::secret::random_key()?)))
+}
+
+fn new_keys() -> Result<SecretData, ReconcileError> {
+    let line = |id: &str| KeyRing::generate_line(id).map(String::into_bytes).map_err(|source| ReconcileError::Seal { what: format!("a new {id} key"), source });
+    Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?), (AUDIT_KEY.to_string(), new_audit_key()?.into_bytes())].into())
+}
+
+/// Public keys, private keys (for the bundle) and API key hashes from the Secrets the DkimKey and
+/// ApiKey controllers maintain. Objects whose Secret is not there yet are simply absent.
+fn material(world: &World, master: &KeyRing) -> (Material, BTreeMap<Key, Vec<u8>>) {
+    let mut m = Material::default();
+    let mut private = BTreeMap::new();
+    for k in &world.inputs.dkim_keys {
+        let key = key_of(k);
+        // The generation the DkimKey controller says the relays sign with now.
+        let gens = k.status.as_ref().map(|s| s.generations.as_slice()).unwrap_or_default();
+        let Some(current) = crate::dkim_lifecycle::signing(gens) else { continue };
+        let Some(data) = world.dkim_secrets.get(&(key.0.clone(), crate::dkim_key::secret_name(&key.1))) else { continue };
+        let Some(pem) = crate::dkim_key::private_key(master, data, &key.0, &key.1, &current.selector) else { continue };
+        let Ok(public) = cascade_core::dkim_key::public_key_of(k.spec.algorithm, &pem) else { continue };
+        m.dkim_public.insert(key.clone(), public);
+        m.dkim_selector.insert(key.clone(), current.selector.clone());
+        let published = gens.iter().filter(|g| g.phase != KeyPhase::Retired);
+        m.dkim_records.insert(key.clone(), published.map(|g| (g.dns_name.clone(), g.txt_value.clone())).collect());
+        private.insert(key, pem);
+    }
+    for a in &world.inputs.api_keys {
+        let key = key_of(a);
+        let Some(data) = world.credentials.get(&(key.0.clone(), core::credentials_secret(&key.1))) else { continue };
+        if let (Some(user), Some(pass)) = (data.get("username"), data.get("password")) {
+            let hash = format_secret_hash(&hash_secret(&String::from_utf8_lossy(pass)));
+            m.api_keys.insert(key, (String::from_utf8_lossy(user).into_owned(), hash));
+        }
+    }
+    (m, private)
+}
+
+/// The DkimKeys this pool's SendingDomains ask the operator to generate and that do not exist.
+fn generated_keys(pool: &RelayPool, world: &World) -> Vec<(SendingDomain, DkimKey)> {
+    let (pool_ns, pool_name) = key_of(pool);
+    let mut out = Vec::new();
+    for d in &world.inputs.domains {
+        let (ns, name) = key_of(d);
+        let generated = core::generated_dkim_name(&name);
+        let wanted = d.spec.relay_pool.name == pool_name && d.spec.relay_pool.namespace == pool_ns && d.spec.dkim.keys.is_empty() && d.spec.dkim.generate;
+        if wanted && !world.inputs.dkim_keys.iter().any(|k| key_of(k) == (ns.clone(), generated.clone())) {
+            let mut key = core::generated_dkim_key(d);
+            key.metadata.owner_references = d.controller_owner_ref(&()).map(|o| vec![o]);
+            out.push((d.clone(), key));
+        }
+    }
+    out
+}
+
+/// The pool's keys: created when absent, rotated when due, the audit key added to pools that
+/// predate it. `None` when nothing changes.
+fn keys(pool: &RelayPool, current: Option<&SecretData>, now_unix: u64) -> Result<(SecretData, Option<Write>), ReconcileError> {
+    let mut keys = match current {
+        Some(k) => k.clone(),
+        None => new_keys()?,
+    };
+    let mut write = current.is_none().then(|| (keys.clone(), None));
+    let every: cascade_crds::HumanDuration = pool.spec.spool.rotate_key_every.parse().map_err(|reason| ReconcileError::Spec { field: "spool.rotateKeyEvery", reason })?;
+    let request = pool.annotations().get(crate::spool_key::ROTATE_ANNOTATION).cloned();
+    let rotated = crate::spool_key::rotate(&keys, now_unix, every.0, request.as_deref()).map_err(|source| ReconcileError::Seal { what: "a new spool key".into(), source })?;
+    if let Some((next, change)) = rotated {
+        let note = match change {
+            Change::Rotated { key, requested } => {
+                let why = if requested { "as the annotation cascade-mail.com/rotate-spool-key asked" } else { "on schedule" };
+                Some(Note::normal(reasons::SPOOL_KEY_ROTATED, "RotateSpoolKey", format!("spool key {key} now seals new spool files ({why}); the older keys still open theirs")))
+            }
+            Change::Tracked => None,
+        };
+        keys = next;
+        write = Some((keys.clone(), note));
+    }
+    if !keys.contains_key(AUDIT_KEY) {
+        // Pools created before relays kept an audit trail: add its key, keep the others.
+        keys.insert(AUDIT_KEY.to_string(), new_audit_key()?.into_bytes());
+        let note = write.and_then(|(_, n)| n);
+        write = Some((keys.clone(), note));
+    }
+    Ok((keys, write))
+}
+
+/// Where the pool's workloads come from: the relay image and the operator's namespace.
+pub struct Site<'a> {
+    pub relay_image: &'a str,
+    pub operator_namespace: &'a str,
+}
+
+pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site<'_>, now_unix: u64) -> Result<Desired, ReconcileError> {
+    let (ns, name) = key_of(pool);
+    let now = cascade_core::time::rfc3339_utc(now_unix);
+    let generation = pool.metadata.generation.unwrap_or(0);
+    let finalize: Vec<_> = crate::domain_cleanup::needing_finalizer(pool, &world.inputs.domains).into_iter().cloned().collect();
+    let deleting = crate::domain_cleanup::retiring(pool, &world.deleting);
+    let previous = pool.status.as_ref().map(|s| s.retired_domains.clone()).unwrap_or_default();
+    world.inputs.retired = core::retire(&previous, &deleting, &world.inputs.domains, now_unix, &now);
+    let generated = generated_keys(pool, &world);
+    world.inputs.dkim_keys.extend(generated.iter().map(|(_, k)| k.clone()));
+    let (material, private) = material(&world, master);
+    let mut status = pool.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    status.retired_domains = world.inputs.retired.clone();
+    let plan = match core::evaluate(pool, &world.inputs, &material, now_unix, &now) {
+        Ok(p) => p,
+        Err(e) => {
+            conditions::set(&mut status.conditions, types::READY, false, reasons::INVALID_SPEC, &e, generation, &now);
+            // Deletions recorded in the status reach the bundle once the spec is valid again.
+            return Ok(Desired { finalize, generated, deleting, served: None, status, requeue: Duration::from_secs(300) });
+        }
+    };
+    let (keys, keys_write) = keys(pool, world.keys.as_ref(), now_unix)?;
+    let sealing = keys.get(SEALING_KEY).and_then(|b| KeyRing::parse(&String::from_utf8_lossy(b)).ok());
+    let sealing = sealing.ok_or_else(|| ReconcileError::Secret { secret: crate::labels::keys_secret(&name), reason: format!("no valid {SEALING_KEY}") })?;
+    let (tls, tls_create) = match (&pool.spec.tls.secret_name, world.tls.take()) {
+        (Some(_), tls) => (tls.unwrap_or_default(), None),
+        (None, Some(tls)) => (tls, None),
+        (None, None) => {
+            let (cert, key) = cascade_core::certificate::self_signed(&[pool.spec.hostname.as_str()])?;
+            let tls: SecretData = [("tls.crt".to_string(), cert.into_bytes()), ("tls.key".to_string(), key.into_bytes())].into();
+            (tls.clone(), Some(tls))
+        }
+    };
+    let smarthost = match pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
+        // evaluate() accepted this Secret, so its files are there.
+        Some(secret) => core::smarthost_files(secret, world.inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(|reason| ReconcileError::Secret { secret: secret.clone(), reason })?.1,
+        None => SecretData::new(),
+    };
+    let layout = Layout::Pod { sealing: &sealing, published: world.bundle.as_ref() };
+    let built = bundle::build(&plan.config, Parts { tls: &tls, smarthost, dkim_private: &private }, layout)
+        .map_err(|e| ReconcileError::Secret { secret: crate::labels::bundle_secret(&name), reason: e.to_string() })?;
+    let bundle = (world.bundle.as_ref() != Some(&built.files)).then(|| {
+        let domains: usize = plan.config.tenants.iter().map(|t| t.domains.len()).sum();
+        let note = format!("Secret {} updated: {} tenant(s), {domains} domain(s), {} API key(s)", crate::labels::bundle_secret(&name), plan.config.tenants.len(), plan.config.api_keys.len());
+        (built.files.clone(), Note::normal(reasons::CONFIG_UPDATED, "RenderConfig", note))
+    });
+    let config_hash = crate::apply::short_hash(built.yaml.as_bytes());
+    let domain_statuses = domain_statuses(&world, &plan);
+    let key_ids: Vec<_> = world.inputs.api_keys.iter().filter_map(|a| material.api_keys.get(&key_of(a)).map(|(id, _)| (a, id.as_str()))).collect();
+    let suspensions = crate::suspensions::desired(&key_ids, &world.relays.suspensions).into_iter().map(|(k, s)| (k.clone(), s)).collect();
+    let endpoints = pool.spec.external_dns.then(|| {
+        let served = world.inputs.domains.iter().filter_map(|d| plan.domain_status.get(&key_of(d)).filter(|s| !s.records.is_empty()).map(|s| (d, s)));
+        served.map(|(d, s)| (d.clone(), crate::external_dns::endpoint(d, &s.records))).collect()
+    });
+    status.config_hash = Some(config_hash.clone());
+    status.audit_anchors = crate::relay_admin::merge_anchors(&status.audit_anchors, world.relays.anchors.clone());
+    let msg = format!("configuration rendered into Secret {}", crate::labels::bundle_secret(&name));
+    conditions::set(&mut status.conditions, types::READY, true, reasons::CONFIG_RENDERED, &msg, generation, &now);
+    // Material other controllers are still creating shows up as watch events, but an event can
+    // slip past before this pool is in the mappers' cache: look again soon. Otherwise once a
+    // minute, which bounds how long a suspension one relay imposed takes to reach the others
+    // (an unchanged world writes nothing).
+    let waiting =
+        world.inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a))) || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == reasons::DKIM_KEY_PENDING));
+    let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace);
+    let served = Served { keys: keys_write, tls: tls_create, bundle, domain_statuses, suspensions, endpoints, workloads };
+    Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })
+}
+
+/// The pool's part of each SendingDomain's status, with the relays' DMARC summary for domains
+/// it serves.
+fn domain_statuses(world: &World, plan: &Plan) -> Vec<(SendingDomain, SendingDomainStatus)> {
+    let mut out = Vec::new();
+    for d in &world.inputs.domains {
+        let Some(st) = plan.domain_status.get(&key_of(d)) else { continue };
+        let mut st = st.clone();
+        let served = st.conditions.iter().all(|c| c.type_ != types::DOMAIN_CONFLICT || c.status != conditions::TRUE);
+        if let Some(summary) = world.relays.dmarc.get(&d.spec.domain).filter(|_| served) {
+            st.dmarc_reports = Some(summary.clone());
+        }
+        out.push((d.clone(), st));
+    }
+    out
+}

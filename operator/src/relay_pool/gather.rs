@@ -1,0 +1,97 @@
+//! The RelayPool controller's reads: nothing here writes.
+
+use crate::render::evaluate::{key_of, Inputs, Key};
+use crate::secrets::SecretData;
+use crate::suspensions::Reported;
+use crate::Context;
+use cascade_crds::v1alpha1::{ApiKey, AuditAnchor, DkimKey, DmarcReportSummary, RelayPool, SendingDomain};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Everything one reconcile of a pool reads.
+pub struct World {
+    /// The resources, SendingDomains being deleted taken out (see `deleting`).
+    pub inputs: Inputs,
+    /// SendingDomains being deleted (all of them; evaluate picks this pool's).
+    pub deleting: Vec<SendingDomain>,
+    /// The DkimKey controller's Secrets (sealed private keys), by (namespace, name).
+    pub dkim_secrets: BTreeMap<Key, SecretData>,
+    /// The ApiKey controller's credentials Secrets, by (namespace, name).
+    pub credentials: BTreeMap<Key, SecretData>,
+    /// Secret `<pool>-keys`.
+    pub keys: Option<SecretData>,
+    /// The certificate: the Secret `spec.tls.secretName` names, else `<pool>-tls`.
+    pub tls: Option<SecretData>,
+    /// The bundle Secret as it is.
+    pub bundle: Option<SecretData>,
+    pub relays: Relays,
+}
+
+/// What the pool's relays report (those that answer).
+#[derive(Default)]
+pub struct Relays {
+    pub dmarc: BTreeMap<String, DmarcReportSummary>,
+    pub anchors: Vec<AuditAnchor>,
+    pub suspensions: Vec<Reported>,
+}
+
+pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Error> {
+    let lp = ListParams::default();
+    let c = || ctx.client.clone();
+    let (ns, name) = key_of(pool);
+    let (deleting, domains) = Api::<SendingDomain>::all(c()).list(&lp).await?.items.into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
+    let mut inputs =
+        Inputs { pools: vec![pool.clone()], domains, dkim_keys: Api::<DkimKey>::all(c()).list(&lp).await?.items, api_keys: Api::<ApiKey>::all(c()).list(&lp).await?.items, ..Default::default() };
+    if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.clone()) {
+        if let Some(data) = ctx.secrets.get(&ns, &secret).await? {
+            inputs.secrets.insert((ns.clone(), secret), data);
+        }
+    }
+    if !pool.spec.tenants.match_labels.is_empty() {
+        for n in Api::<Namespace>::all(c()).list(&lp).await?.items {
+            inputs.namespace_labels.insert(n.name_any(), n.metadata.labels.unwrap_or_default());
+        }
+    }
+    let tls_secret = pool.spec.tls.secret_name.clone().unwrap_or_else(|| format!("{name}-tls"));
+    let addrs = relay_admin_addrs(ctx, pool).await;
+    Ok(World {
+        inputs,
+        deleting,
+        dkim_secrets: ctx.secrets.list(crate::dkim_key::SECRET_LABEL).await?,
+        credentials: ctx.secrets.list(crate::api_key::SECRET_LABEL).await?,
+        keys: ctx.secrets.get(&ns, &crate::labels::keys_secret(&name)).await?,
+        tls: ctx.secrets.get(&ns, &tls_secret).await?,
+        bundle: ctx.secrets.get(&ns, &crate::labels::bundle_secret(&name)).await?,
+        relays: relays(&addrs).await,
+    })
+}
+
+/// The admin listeners of the pool's relays (one address per pod, from the headless Service).
+async fn relay_admin_addrs(ctx: &Context, pool: &RelayPool) -> Vec<SocketAddr> {
+    match &ctx.relay_http {
+        Some(a) => a.clone(),
+        None => {
+            let host = crate::labels::headless_host(&pool.name_any(), &pool.namespace().unwrap_or_default());
+            ctx.dns.addresses(&host).await.into_iter().map(|ip| SocketAddr::new(ip, pool.spec.listeners.admin_port)).collect()
+        }
+    }
+}
+
+/// Asks every relay at once: one that does not answer costs one timeout, not one each.
+async fn relays(addrs: &[SocketAddr]) -> Relays {
+    let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, path)));
+    let (dmarc, anchors, anomalies) = futures::join!(
+        futures::future::join_all(addrs.iter().copied().map(crate::dmarc_reports::fetch)),
+        futures::future::join_all(addrs.iter().copied().map(crate::relay_admin::audit_anchor)),
+        each("/anomalies"),
+    );
+    let dmarc: Vec<_> = dmarc.into_iter().flatten().collect();
+    Relays {
+        dmarc: crate::dmarc_reports::merge(&dmarc),
+        anchors: anchors.into_iter().flatten().collect(),
+        suspensions: anomalies.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<Reported>>(v).ok()).flatten().collect(),
+    }
+}

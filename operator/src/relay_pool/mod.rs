@@ -1,0 +1,47 @@
+//! The RelayPool controller, in three steps:
+//!
+//! - [`gather`] (reads only): every SendingDomain, DkimKey and ApiKey, namespace labels, the
+//!   Secrets with their key material, the pool's keys, certificate and current bundle, and what
+//!   the pool's relays report on their admin listeners (DMARC summaries, audit anchors,
+//!   suspensions).
+//! - [`evaluate`] (pure, apart from drawing fresh keys): the same [`crate::render::evaluate`] as
+//!   `render` gives the relay configuration, DNS records and statuses; then the DkimKeys to
+//!   generate, the finalizers to add, the pool's keys (rotated when due), the bundle
+//!   ([`crate::bundle`]), the statuses and the workloads.
+//! - [`apply`] (writes only what changed, one field manager): in that order, so the bundle is
+//!   written before the statuses that describe it, and deleted domains are released last.
+//!
+//! Any change of a SendingDomain, DkimKey or ApiKey re-evaluates every pool, so a revoked key
+//! leaves the bundle within one reconcile.
+
+mod apply;
+mod evaluate;
+mod gather;
+
+use crate::error::ReconcileError;
+use crate::Context;
+use cascade_crds::v1alpha1::RelayPool;
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use std::sync::Arc;
+
+pub use evaluate::new_audit_key;
+
+/// Entries of the pool's keys Secret `<pool>-keys`.
+pub const SPOOL_KEY: &str = crate::spool_key::SPOOL_KEY;
+pub const SEALING_KEY: &str = "sealing.key";
+/// The relays' audit HMAC key (base64 of 32 random bytes).
+pub const AUDIT_KEY: &str = crate::render::evaluate::AUDIT_KEY_FILE;
+
+pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let _timer = ctx.metrics.reconcile("RelayPool");
+    let world = gather::gather(&ctx, &pool).await?;
+    ctx.metrics.managed.with_label_values(&["SendingDomain"]).set(world.inputs.domains.len() as i64);
+    let site = evaluate::Site { relay_image: &ctx.relay_image, operator_namespace: &ctx.namespace };
+    let desired = evaluate::desired(&pool, world, &ctx.master, &site, ctx.clock.now())?;
+    apply::apply(&ctx, &pool, desired).await
+}
+
+pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    crate::error::record(&ctx.metrics, "RelayPool", &pool.name_any(), error)
+}

@@ -1,0 +1,76 @@
+//! Statuses, written only when they changed: each writer (a field manager) owns some top-level
+//! fields and some condition types, server-side apply keeps the writers apart, and each
+//! condition that changed is published as an Event.
+
+use crate::labels::FIELD_MANAGER;
+use crate::Context;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+/// Who writes which part of a status: a field manager, the top-level fields it owns (`None`:
+/// all) and the condition types it owns (`None`: all). Two writers share a status through
+/// server-side apply: conditions are a map keyed by type, so each keeps its own.
+pub struct Writer {
+    pub manager: &'static str,
+    pub fields: Option<&'static [&'static str]>,
+    pub conditions: Option<&'static [&'static str]>,
+}
+
+/// The operator's controllers, owning whole statuses.
+pub const WHOLE: Writer = Writer { manager: FIELD_MANAGER, fields: None, conditions: None };
+
+impl Writer {
+    /// The part of `status` this writer owns, as JSON.
+    fn project<S: Serialize>(&self, status: &S) -> serde_json::Value {
+        let mut v = serde_json::to_value(status).unwrap_or_default();
+        if let (Some(fields), Some(o)) = (self.fields, v.as_object_mut()) {
+            o.retain(|k, _| fields.contains(&k.as_str()));
+        }
+        if let (Some(types), Some(conds)) = (self.conditions, v.get_mut("conditions").and_then(|c| c.as_array_mut())) {
+            conds.retain(|c| c.get("type").and_then(|t| t.as_str()).is_some_and(|t| types.contains(&t)));
+        }
+        v
+    }
+}
+
+/// A projected status without transition times: equal when nothing but the clock moved.
+fn comparable(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(conds) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
+        for c in conds {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastTransitionTime");
+            }
+        }
+    }
+    v
+}
+
+fn conditions_of(v: &serde_json::Value) -> Vec<cascade_crds::conditions::Condition> {
+    v.get("conditions").cloned().and_then(|c| serde_json::from_value(c).ok()).unwrap_or_default()
+}
+
+/// Server-side applies `writer`'s part of `new` as the status of `obj` when it differs from
+/// that part of `old`, and publishes an Event for each of its conditions that changed; writes
+/// nothing otherwise.
+pub async fn apply<K, S>(ctx: &Context, writer: &Writer, obj: &K, old: Option<&S>, new: &S) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
+    let new = writer.project(new);
+    let old = old.map(|o| writer.project(o));
+    if old.clone().map(comparable) == Some(comparable(new.clone())) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": new });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(writer.manager).force(), &Patch::Apply(&patch)).await?;
+    let before = old.as_ref().map(conditions_of).unwrap_or_default();
+    for note in crate::events::condition_changes(&before, &conditions_of(&new)) {
+        ctx.events.publish(&obj.object_ref(&()), &note).await;
+    }
+    Ok(())
+}
