@@ -4,16 +4,17 @@
 //! sealing key); [`Layout::Directory`] is `render`'s output directory (every file beside
 //! `relay.yaml`, DKIM keys in the clear with mode 0600). Pure.
 
-use crate::render::evaluate::{dkim_key_file, Key};
 use crate::secrets::SecretData;
 use crate::workloads::{KEYS_DIR, SPOOL_DIR};
 use cascade_core::seal::{self, FormatError, KeyRing};
 use cascade_crds::relay_config::RelayConfig;
 use std::collections::BTreeMap;
 
+/// The pool's keys (in Secret `<pool>-keys` in a cluster, beside `relay.yaml` from `render`).
 pub const SPOOL_KEY: &str = "spool.key";
 pub const SEALING_KEY: &str = "sealing.key";
-pub const AUDIT_KEY: &str = crate::render::evaluate::AUDIT_KEY_FILE;
+/// The relays' audit HMAC key (base64 of 32 random bytes).
+pub const AUDIT_KEY: &str = "audit.key";
 
 /// What goes into a bundle besides the configuration.
 pub struct Parts<'a> {
@@ -21,8 +22,8 @@ pub struct Parts<'a> {
     pub tls: &'a SecretData,
     /// The smarthost's password and CA files, when it has credentials.
     pub smarthost: SecretData,
-    /// Each DkimKey's private key (PEM).
-    pub dkim_private: &'a BTreeMap<Key, Vec<u8>>,
+    /// Each DkimKey's private key (PEM), by the `keyFile` the configuration names.
+    pub dkim_private: &'a BTreeMap<String, Vec<u8>>,
 }
 
 pub enum Layout<'a> {
@@ -50,7 +51,7 @@ pub struct Bundle {
 pub fn build(config: &RelayConfig, parts: Parts<'_>, layout: Layout<'_>) -> Result<Bundle, BundleError> {
     let mut config = config.clone();
     let mut files = SecretData::new();
-    let private = |file: &str| parts.dkim_private.iter().find(|(k, _)| dkim_key_file(k) == file).map(|(_, pem)| pem);
+    let private = |file: &str| parts.dkim_private.get(file);
     match &layout {
         Layout::Pod { sealing, published } => {
             config.spool.dir = SPOOL_DIR.into();

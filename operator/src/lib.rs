@@ -14,6 +14,7 @@
 pub mod api_key;
 pub mod apply;
 pub mod bundle;
+pub mod check_dns;
 pub mod context;
 pub mod controller;
 pub mod crdgen;

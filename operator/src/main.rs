@@ -148,9 +148,9 @@ fn check_dns(files: &[PathBuf], nameservers: &[std::net::SocketAddr]) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cascade_operator::dns::report::check(files, nameservers)) {
+    match runtime.block_on(cascade_operator::check_dns::check(files, nameservers)) {
         Ok(reports) => {
-            let (text, all) = cascade_operator::dns::report::render(&reports);
+            let (text, all) = cascade_operator::check_dns::render(&reports);
             print!("{text}");
             if all {
                 ExitCode::SUCCESS

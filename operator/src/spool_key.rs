@@ -9,7 +9,7 @@
 use crate::secrets::SecretData;
 use std::time::Duration;
 
-pub const SPOOL_KEY: &str = "spool.key";
+pub use crate::bundle::SPOOL_KEY;
 /// Unix seconds of the last rotation.
 pub const ROTATED_AT: &str = "spool.key.rotated-at";
 /// The annotation value the last requested rotation answered.

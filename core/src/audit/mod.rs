@@ -155,6 +155,12 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
+/// A fresh audit key file: base64 of 32 random bytes, newline-terminated.
+pub fn new_key_file() -> Result<String, crate::secret::RngFailed> {
+    use base64::Engine;
+    Ok(format!("{}\n", base64::engine::general_purpose::STANDARD.encode(crate::secret::random_key()?)))
+}
+
 impl Audit {
     /// Opens the trail in `dir`, continuing the chain of the newest file there.
     pub fn open(dir: &Path, key: &[u8], retain_days: u32, rotate_bytes: u64, checkpoints: Checkpoints) -> std::io::Result<Self> {

@@ -3,7 +3,6 @@
 //! [`domain_checks`] runs every check of one domain.
 
 pub mod checks;
-pub mod report;
 
 use cascade_crds::v1alpha1::{DkimKey, SendingDomain};
 use checks::Check;

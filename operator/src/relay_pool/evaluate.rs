@@ -52,20 +52,14 @@ pub struct Served {
     pub workloads: Workloads,
 }
 
-/// A fresh audit key file: base64 of 32 random bytes.
-pub fn new_audit_key() -> Result<String, cascade_core::secret::RngFailed> {
-    use base64::Engine;
-    Ok(format!("{}\n", base64::engine::general_purpose::STANDARD.encode(cascade_core::secret::random_key()?)))
-}
-
 fn new_keys() -> Result<SecretData, ReconcileError> {
     let line = |id: &str| KeyRing::generate_line(id).map(String::into_bytes).map_err(|source| ReconcileError::Seal { what: format!("a new {id} key"), source });
-    Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?), (AUDIT_KEY.to_string(), new_audit_key()?.into_bytes())].into())
+    Ok([(SPOOL_KEY.to_string(), line("s1")?), (SEALING_KEY.to_string(), line("b1")?), (AUDIT_KEY.to_string(), cascade_core::audit::new_key_file()?.into_bytes())].into())
 }
 
 /// Public keys, private keys (for the bundle) and API key hashes from the Secrets the DkimKey and
 /// ApiKey controllers maintain. Objects whose Secret is not there yet are simply absent.
-fn material(world: &World, master: &KeyRing) -> (Material, BTreeMap<Key, Vec<u8>>) {
+fn material(world: &World, master: &KeyRing) -> (Material, BTreeMap<String, Vec<u8>>) {
     let mut m = Material::default();
     let mut private = BTreeMap::new();
     for k in &world.inputs.dkim_keys {
@@ -80,7 +74,7 @@ fn material(world: &World, master: &KeyRing) -> (Material, BTreeMap<Key, Vec<u8>
         m.dkim_selector.insert(key.clone(), current.selector.clone());
         let published = gens.iter().filter(|g| g.phase != KeyPhase::Retired);
         m.dkim_records.insert(key.clone(), published.map(|g| (g.dns_name.clone(), g.txt_value.clone())).collect());
-        private.insert(key, pem);
+        private.insert(core::dkim_key_file(&key), pem);
     }
     for a in &world.inputs.api_keys {
         let key = key_of(a);
@@ -134,7 +128,7 @@ fn keys(pool: &RelayPool, current: Option<&SecretData>, now_unix: u64) -> Result
     }
     if !keys.contains_key(AUDIT_KEY) {
         // Pools created before relays kept an audit trail: add its key, keep the others.
-        keys.insert(AUDIT_KEY.to_string(), new_audit_key()?.into_bytes());
+        keys.insert(AUDIT_KEY.to_string(), cascade_core::audit::new_key_file()?.into_bytes());
         let note = write.and_then(|(_, n)| n);
         write = Some((keys.clone(), note));
     }

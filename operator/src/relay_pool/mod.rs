@@ -25,13 +25,7 @@ use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use std::sync::Arc;
 
-pub use evaluate::new_audit_key;
-
-/// Entries of the pool's keys Secret `<pool>-keys`.
-pub const SPOOL_KEY: &str = crate::spool_key::SPOOL_KEY;
-pub const SEALING_KEY: &str = "sealing.key";
-/// The relays' audit HMAC key (base64 of 32 random bytes).
-pub const AUDIT_KEY: &str = crate::render::evaluate::AUDIT_KEY_FILE;
+pub use crate::bundle::{AUDIT_KEY, SEALING_KEY, SPOOL_KEY};
 
 pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile("RelayPool");

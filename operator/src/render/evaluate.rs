@@ -13,7 +13,6 @@ use kube::ResourceExt;
 use std::collections::BTreeMap;
 
 /// The relay's audit key file (in a pod: from the pool's `<pool>-keys` Secret).
-pub const AUDIT_KEY_FILE: &str = "audit.key";
 
 /// (namespace, name) of a namespaced object.
 pub type Key = (String, String);
@@ -468,7 +467,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         sealing_key_file: None,
         dmarc_report_address: pool.spec.dmarc_report_address.clone(),
         // Every relay keeps the chained audit trail; the controller puts it on the spool volume.
-        audit: Some(rc::AuditConfig::at("audit", AUDIT_KEY_FILE)),
+        audit: Some(rc::AuditConfig::at("audit", crate::bundle::AUDIT_KEY)),
         // Every relay of the pool, through the headless Service (a relay skips itself).
         handover: Some(rc::Handover { peers: vec![format!("{pool_name}-relay-headless.{pool_ns}.svc:{}", l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
         retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),

@@ -99,7 +99,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Loads the key material under `out`, creating what is missing.
-fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<(Material, BTreeMap<Key, Vec<u8>>)> {
+fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<(Material, BTreeMap<String, Vec<u8>>)> {
     let relay = out.join("relay");
     let mut material = Material::default();
     let mut private = BTreeMap::new();
@@ -116,7 +116,7 @@ fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<(Material, BTr
         };
         let public = cascade_core::dkim_key::public_key_of(k.spec.algorithm, &pem).with_context(|| format!("{}", path.display()))?;
         material.dkim_public.insert(key.clone(), public);
-        private.insert(key, pem);
+        private.insert(evaluate::dkim_key_file(&key), pem);
     }
     for a in &inputs.api_keys {
         let key = key_of(a);
@@ -165,7 +165,7 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
     };
     let audit_key = match fs::read(relay.join(crate::bundle::AUDIT_KEY)) {
         Ok(k) => k,
-        Err(_) => crate::relay_pool::new_audit_key()?.into_bytes(),
+        Err(_) => cascade_core::audit::new_key_file()?.into_bytes(),
     };
     let keys = [(crate::bundle::SPOOL_KEY.to_string(), spool_key), (crate::bundle::AUDIT_KEY.to_string(), audit_key)].into();
     let parts = crate::bundle::Parts { tls: &tls, smarthost, dkim_private: &private };

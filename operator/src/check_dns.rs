@@ -3,7 +3,7 @@
 //! come from YAML (`kubectl get sendingdomains,dkimkeys -o yaml` includes the DkimKey statuses
 //! whose `txtValue` the DKIM records are compared with).
 
-use super::{checks::Check, domain_checks, Dns};
+use crate::dns::{checks::Check, domain_checks, Dns};
 use crate::render::evaluate::{effective_dkim_keys, key_of, signing_keys};
 use std::net::SocketAddr;
 use std::path::PathBuf;
