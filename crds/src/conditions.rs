@@ -69,6 +69,10 @@ pub mod reasons {
     pub const KEY_SUSPENDED: &str = "KeySuspended";
     pub const KEY_RESUMED: &str = "KeyResumed";
     pub const KEY_REGENERATED: &str = "KeyRegenerated";
+    pub const KEY_ACTIVATED: &str = "KeyActivated";
+    pub const KEY_RETIRING: &str = "KeyRetiring";
+    pub const KEY_RETIRED: &str = "KeyRetired";
+    pub const KEY_PENDING: &str = "KeyPending";
     pub const SPOOL_DRAIN: &str = "SpoolDrain";
     pub const SPOOL_KEY_ROTATED: &str = "SpoolKeyRotated";
     pub const WORKLOAD_APPLIED: &str = "WorkloadApplied";

@@ -260,7 +260,8 @@ pub struct ApiKey {
     /// Recipients per minute (GCRA, bursting up to one minute's worth); none: unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipients_per_minute: Option<u32>,
-    /// RFC 3339 UTC time after which the key is refused (e.g. `2027-01-01T00:00:00Z`).
+    /// RFC 3339 time after which the key is refused (e.g. `2027-01-01T00:00:00Z`; any offset,
+    /// compared in UTC).
     #[serde(default)]
     pub expires_at: Option<String>,
     /// A revoked key is refused at once.

@@ -42,7 +42,8 @@ pub struct ApiKeySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub recipients_per_minute: Option<u32>,
-    /// RFC 3339 UTC time after which the key stops working.
+    /// RFC 3339 time after which the key stops working (any offset, e.g. `2027-01-01T00:00:00Z`
+    /// or `2027-01-01T02:00:00+02:00`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     /// Set to stop the key at once.

@@ -6,7 +6,7 @@ use super::gather::World;
 use crate::bundle::{self, Layout, Parts};
 use crate::error::ReconcileError;
 use crate::events::Note;
-use crate::render::evaluate::{self as core, key_of, Key, Material, Plan};
+use crate::render::evaluate::{self as core, key_of, Material, Plan};
 use crate::secrets::SecretData;
 use crate::spool_key::Change;
 use crate::workloads::Workloads;

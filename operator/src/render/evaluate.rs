@@ -8,11 +8,8 @@ use crate::records::{dmarc_value, spf_value};
 use cascade_crds::conditions::{self, reasons, types};
 use cascade_crds::relay_config::{self as rc, DkimAlgorithm, RelayConfig};
 use cascade_crds::v1alpha1::*;
-use cascade_crds::ByteSize;
 use kube::ResourceExt;
 use std::collections::BTreeMap;
-
-/// The relay's audit key file (in a pod: from the pool's `<pool>-keys` Secret).
 
 /// (namespace, name) of a namespaced object.
 pub type Key = (String, String);
@@ -250,7 +247,7 @@ fn api_key_state(spec: &ApiKeySpec, now_unix: u64) -> Result<ApiKeyState, String
         Some(t) => match cascade_core::time::parse_rfc3339(t) {
             Some(at) if at <= now_unix => Ok(ApiKeyState::Expired),
             Some(_) => Ok(ApiKeyState::Active),
-            None => Err(format!("expiresAt {t:?} is not an RFC 3339 UTC time")),
+            None => Err(format!("expiresAt {t:?} is not an RFC 3339 time")),
         },
         None => Ok(ApiKeyState::Active),
     }
@@ -299,89 +296,79 @@ pub fn credentials_secret(api_key_name: &str) -> String {
 }
 
 /// Computes the plan for `pool`. `now` is an RFC 3339 time for condition transitions.
-pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, String> {
+/// Whether a claim of a domain is served, and with which DkimKeys: `Err((reason, message))`
+/// when another namespace owns the domain, the pool does not serve the namespace, or a named
+/// DkimKey is missing.
+fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, all_keys: &BTreeMap<Key, &'a DkimKey>, d: &SendingDomain) -> Result<Vec<&'a DkimKey>, (&'static str, String)> {
     let (pool_ns, pool_name) = key_of(pool);
-    let effective = effective_dkim_keys(inputs);
-    let all_keys: BTreeMap<Key, &DkimKey> = effective.iter().map(|k| (key_of(k), k)).collect();
-    let owners = domain_owners(&inputs.domains);
+    let k = key_of(d);
     let no_labels = BTreeMap::new();
-    let mut plan_status = BTreeMap::new();
-    let mut dkim_status = BTreeMap::new();
-    let mut tenants: BTreeMap<String, Vec<rc::SendingDomain>> = BTreeMap::new();
-    let mut records = Vec::new();
-
-    for d in &inputs.domains {
-        if d.spec.relay_pool.name != pool_name || d.spec.relay_pool.namespace != pool_ns {
-            continue;
-        }
-        let k = key_of(d);
-        let gen = d.metadata.generation.unwrap_or(0);
-        let mut st = d.status.clone().unwrap_or_default();
-        st.observed_generation = gen;
-        let selected = pool.spec.tenants.selects(&k.0, inputs.namespace_labels.get(&k.0).unwrap_or(&no_labels));
-        let owner = owners.get(&d.spec.domain);
-        let served: Result<Vec<&DkimKey>, (&str, String)> = if let Some((ons, oname)) = owner.filter(|o| *o != &k) {
+    let selected = pool.spec.tenants.selects(&k.0, inputs.namespace_labels.get(&k.0).unwrap_or(&no_labels));
+    match owners.get(&d.spec.domain) {
+        Some((ons, oname)) if (ons, oname) != (&k.0, &k.1) => {
             Err((reasons::DOMAIN_CONFLICT, format!("domain {} is already claimed by SendingDomain {ons}/{oname}; this claim is not served", d.spec.domain)))
-        } else if owner.is_none() {
-            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
-        } else if !selected {
-            Err((reasons::NAMESPACE_NOT_SERVED, format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0)))
-        } else {
-            keys_for(d, &all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e))
-        };
-        match served {
-            Err((reason, msg)) => {
-                if reason == reasons::DOMAIN_CONFLICT {
-                    conditions::set(&mut st.conditions, types::DOMAIN_CONFLICT, true, reason, &msg, gen, now);
-                } else {
-                    conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
-                }
-                conditions::set(&mut st.conditions, types::READY, false, reason, &msg, gen, now);
-                st.records.clear();
-            }
-            Ok(keys) => {
-                conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
-                let mut refs = Vec::new();
-                let mut recs = Vec::new();
-                let mut missing = None;
-                for key in keys {
-                    let kk = key_of(key);
-                    let Some(public) = material.dkim_public.get(&kk) else {
-                        missing = Some(format!("DkimKey {} has no key material yet", kk.1));
-                        continue;
-                    };
-                    let selector = material.dkim_selector.get(&kk).unwrap_or(&key.spec.selector);
-                    let ks = dkim_key_status(key, public, selector, now);
-                    let current = vec![(ks.dns_name.clone().unwrap_or_default(), ks.txt_value.clone().unwrap_or_default())];
-                    dkim_status.insert(kk.clone(), ks);
-                    for (name, value) in material.dkim_records.get(&kk).unwrap_or(&current) {
-                        recs.push(DnsRecord { name: name.clone(), type_: "TXT".into(), value: value.clone() });
-                    }
-                    refs.push(rc::DkimKeyRef { selector: selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });
-                }
-                if let Some(v) = spf_value(&d.spec.spf) {
-                    for name in std::iter::once(&d.spec.domain).chain(&d.spec.return_path) {
-                        recs.push(DnsRecord { name: format!("{name}."), type_: "TXT".into(), value: v.clone() });
-                    }
-                }
-                recs.push(DnsRecord { name: format!("_dmarc.{}.", d.spec.domain), type_: "TXT".into(), value: dmarc_value(&d.spec.dmarc) });
-                records.extend(recs.iter().map(|r| (r.name.clone(), r.value.clone())));
-                st.records = recs;
-                match missing {
-                    Some(msg) => conditions::set(&mut st.conditions, types::READY, false, reasons::DKIM_KEY_PENDING, &msg, gen, now),
-                    None => {
-                        let (ready, reason, msg, refuse) = dns_verdict(pool, d, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
-                        conditions::set(&mut st.conditions, types::READY, ready, reason, &msg, gen, now);
-                        tenants.entry(k.0.clone()).or_default().push(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs, refuse });
-                    }
-                }
-            }
         }
-        plan_status.insert(k, st);
+        None => {
+            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
+        }
+        _ if !selected => Err((reasons::NAMESPACE_NOT_SERVED, format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0))),
+        _ => keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e)),
     }
+}
 
-    let mut api_keys = Vec::new();
-    let mut key_statuses = BTreeMap::new();
+/// What one served domain becomes: its status (records and `Ready`), its DkimKeys' statuses, and
+/// its entry in the relay configuration unless a key has no material yet.
+struct Served {
+    status: SendingDomainStatus,
+    dkim_status: Vec<(Key, DkimKeyStatus)>,
+    domain: Option<rc::SendingDomain>,
+}
+
+fn serve(pool: &RelayPool, d: &SendingDomain, keys: Vec<&DkimKey>, material: &Material, mut st: SendingDomainStatus, now: &str) -> Served {
+    let (pool_ns, pool_name) = key_of(pool);
+    let gen = d.metadata.generation.unwrap_or(0);
+    conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
+    let (mut refs, mut recs, mut dkim_status, mut missing) = (Vec::new(), Vec::new(), Vec::new(), None);
+    for key in keys {
+        let kk = key_of(key);
+        let Some(public) = material.dkim_public.get(&kk) else {
+            missing = Some(format!("DkimKey {} has no key material yet", kk.1));
+            continue;
+        };
+        let selector = material.dkim_selector.get(&kk).unwrap_or(&key.spec.selector);
+        let ks = dkim_key_status(key, public, selector, now);
+        let current = vec![(ks.dns_name.clone().unwrap_or_default(), ks.txt_value.clone().unwrap_or_default())];
+        dkim_status.push((kk.clone(), ks));
+        for (name, value) in material.dkim_records.get(&kk).unwrap_or(&current) {
+            recs.push(DnsRecord { name: name.clone(), type_: "TXT".into(), value: value.clone() });
+        }
+        refs.push(rc::DkimKeyRef { selector: selector.clone(), algorithm: key.spec.algorithm, key_file: dkim_key_file(&kk) });
+    }
+    if let Some(v) = spf_value(&d.spec.spf) {
+        for name in std::iter::once(&d.spec.domain).chain(&d.spec.return_path) {
+            recs.push(DnsRecord { name: format!("{name}."), type_: "TXT".into(), value: v.clone() });
+        }
+    }
+    recs.push(DnsRecord { name: format!("_dmarc.{}.", d.spec.domain), type_: "TXT".into(), value: dmarc_value(&d.spec.dmarc) });
+    st.records = recs;
+    let domain = match missing {
+        Some(msg) => {
+            conditions::set(&mut st.conditions, types::READY, false, reasons::DKIM_KEY_PENDING, &msg, gen, now);
+            None
+        }
+        None => {
+            let (ready, reason, msg, refuse) = dns_verdict(pool, d, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
+            conditions::set(&mut st.conditions, types::READY, ready, reason, &msg, gen, now);
+            Some(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs, refuse })
+        }
+    };
+    Served { status: st, dkim_status, domain }
+}
+
+/// The API keys of served tenants, as the relays get them, and their statuses.
+fn api_keys(inputs: &Inputs, material: &Material, tenants: &BTreeMap<String, Vec<rc::SendingDomain>>, now_unix: u64, now: &str) -> (Vec<rc::ApiKey>, BTreeMap<Key, ApiKeyStatus>) {
+    let mut keys = Vec::new();
+    let mut statuses = BTreeMap::new();
     for a in &inputs.api_keys {
         let k = key_of(a);
         let Some(tenant_domains) = tenants.get(&k.0) else { continue };
@@ -389,8 +376,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         let unserved = (!a.spec.allowed_domains.is_empty() && served.is_empty()).then(|| "none of allowedDomains is a served SendingDomain of this namespace".to_string());
         let Some((key_id, hash)) = material.api_keys.get(&k) else { continue };
         let (st, refused) = api_key_status(a, key_id, hash, unserved, now_unix, now);
-        key_statuses.insert(k.clone(), st);
-        api_keys.push(rc::ApiKey {
+        statuses.insert(k.clone(), st);
+        keys.push(rc::ApiKey {
             id: key_id.clone(),
             tenant: k.0.clone(),
             secret_hash: hash.clone(),
@@ -405,75 +392,52 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
             generation: a.metadata.generation.unwrap_or(0),
         });
     }
-
-    let spec = &pool.spec;
-    let delivery = match spec.delivery.mode {
-        PoolDeliveryMode::Mx => rc::Delivery {
-            mode: rc::DeliveryMode::Mx,
-            tls: spec.delivery.tls,
-            denied_destination_cidrs: spec.delivery.denied_destination_cidrs.clone(),
-            allowed_destination_cidrs: spec.delivery.allowed_destination_cidrs.clone(),
-            ..Default::default()
-        },
-        PoolDeliveryMode::Smarthost => {
-            let s = spec.delivery.smarthost.as_ref().ok_or("delivery.smarthost is required when mode is smarthost")?;
-            let mut smarthost = rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None };
-            if s.credentials_secret.is_some() && s.tls != rc::OutboundTls::Required {
-                return Err("delivery.smarthost.tls must be required (verified TLS) when credentialsSecret is set".into());
-            }
-            if let Some(secret) = &s.credentials_secret {
-                let (username, files) = smarthost_files(secret, inputs.secrets.get(&(key_of(pool).0, secret.clone())))?;
-                smarthost.username = Some(username);
-                smarthost.password_file = Some(SMARTHOST_PASSWORD_FILE.into());
-                smarthost.ca_file = files.contains_key(SMARTHOST_CA_FILE).then(|| SMARTHOST_CA_FILE.into());
-            }
-            rc::Delivery { mode: rc::DeliveryMode::Smarthost, smarthost: Some(smarthost), ..Default::default() }
-        }
-    };
-    let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| format!("limits.maxMessageSize: {e}"))?;
-    spec.spool.rotate_key_every.parse::<cascade_crds::HumanDuration>().map_err(|e| format!("spool.rotateKeyEvery: {e}"))?;
-    let defaults = rc::Limits::default();
-    let tenant_queued_bytes: ByteSize = match &spec.limits.tenant_queued_bytes {
-        Some(text) => text.parse().map_err(|e| format!("limits.tenantQueuedBytes: {e}"))?,
-        None => defaults.tenant_queued_bytes,
-    };
-    let l = &spec.listeners;
-    records.sort();
-    let config = RelayConfig {
-        hostname: spec.hostname.clone(),
-        listeners: rc::Listeners {
-            submission: vec![format!("0.0.0.0:{}", l.submission_port)],
-            submissions: vec![format!("0.0.0.0:{}", l.submissions_port)],
-            http: format!("0.0.0.0:{}", l.http_port),
-            admin: format!("0.0.0.0:{}", l.admin_port),
-            allowed_client_cidrs: spec.allowed_client_cidrs.clone(),
-            trusted_proxy_cidrs: l.trusted_proxy_cidrs.clone(),
-        },
-        tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
-        tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { name, domains }).collect(),
-        api_keys,
-        delivery,
-        spool: rc::Spool { dir: "spool".into(), key_file: "spool.key".into() },
-        limits: rc::Limits {
-            max_message_size,
-            max_recipients: spec.limits.max_recipients as usize,
-            max_sessions: spec.limits.max_sessions as usize,
-            max_sessions_per_client: spec.limits.max_sessions_per_client as usize,
-            tenant_messages_per_minute: spec.limits.tenant_messages_per_minute,
-            tenant_queued_messages: spec.limits.tenant_queued_messages.unwrap_or(defaults.tenant_queued_messages),
-            tenant_queued_bytes,
-            ..defaults
-        },
-        sealing_key_file: None,
-        dmarc_report_address: pool.spec.dmarc_report_address.clone(),
-        // Every relay keeps the chained audit trail; the controller puts it on the spool volume.
-        audit: Some(rc::AuditConfig::at("audit", crate::bundle::AUDIT_KEY)),
-        // Every relay of the pool, through the headless Service (a relay skips itself).
-        handover: Some(rc::Handover { peers: vec![format!("{pool_name}-relay-headless.{pool_ns}.svc:{}", l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
-        retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),
-    };
-    Ok(Plan { config, records, domain_status: plan_status, dkim_status, api_key_status: key_statuses })
+    (keys, statuses)
 }
+
+pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, String> {
+    let (pool_ns, pool_name) = key_of(pool);
+    let effective = effective_dkim_keys(inputs);
+    let all_keys: BTreeMap<Key, &DkimKey> = effective.iter().map(|k| (key_of(k), k)).collect();
+    let owners = domain_owners(&inputs.domains);
+    let mut domain_status = BTreeMap::new();
+    let mut dkim_status = BTreeMap::new();
+    let mut tenants: BTreeMap<String, Vec<rc::SendingDomain>> = BTreeMap::new();
+    let mut records = Vec::new();
+    for d in inputs.domains.iter().filter(|d| d.spec.relay_pool.name == pool_name && d.spec.relay_pool.namespace == pool_ns) {
+        let k = key_of(d);
+        let gen = d.metadata.generation.unwrap_or(0);
+        let mut st = d.status.clone().unwrap_or_default();
+        st.observed_generation = gen;
+        match claim(pool, inputs, &owners, &all_keys, d) {
+            Err((reason, msg)) => {
+                if reason == reasons::DOMAIN_CONFLICT {
+                    conditions::set(&mut st.conditions, types::DOMAIN_CONFLICT, true, reason, &msg, gen, now);
+                } else {
+                    conditions::remove(&mut st.conditions, types::DOMAIN_CONFLICT);
+                }
+                conditions::set(&mut st.conditions, types::READY, false, reason, &msg, gen, now);
+                st.records.clear();
+            }
+            Ok(keys) => {
+                let served = serve(pool, d, keys, material, st, now);
+                records.extend(served.status.records.iter().map(|r| (r.name.clone(), r.value.clone())));
+                dkim_status.extend(served.dkim_status);
+                if let Some(domain) = served.domain {
+                    tenants.entry(k.0.clone()).or_default().push(domain);
+                }
+                st = served.status;
+            }
+        }
+        domain_status.insert(k, st);
+    }
+    let (api_keys, api_key_status) = api_keys(inputs, material, &tenants, now_unix, now);
+    records.sort();
+    let config = config::relay_config(pool, inputs, tenants, api_keys)?;
+    Ok(Plan { config, records, domain_status, dkim_status, api_key_status })
+}
+
+mod config;
 
 #[cfg(test)]
 mod tests;

@@ -1,24 +1,21 @@
-//! IPv4/IPv6 networks in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or a bare address).
+//! IP networks in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or a bare address), on ipnet.
+//! An IPv4-mapped IPv6 address (`::ffff:10.1.0.9`, how a dual-stack socket reports an IPv4
+//! client) matches the IPv4 network.
 
+use ipnet::IpNet;
 use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl std::str::FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
-        let net: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP network (e.g. 10.0.0.0/8)"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP network (e.g. 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = if prefix.is_empty() { max } else { prefix.parse().map_err(|_| format!("{s:?}: bad prefix length"))? };
-        if prefix > max {
-            return Err(format!("{s:?}: prefix length above {max}"));
-        }
-        Ok(Self { net, prefix })
+        IpNet::new(addr, prefix).map(Self).map_err(|_| format!("{s:?}: prefix length above {max}"))
     }
 }
 
@@ -28,20 +25,8 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => mask_eq(u128::from(u32::from(n)), u128::from(u32::from(a)), self.prefix, 32),
-            (IpAddr::V6(n), IpAddr::V6(a)) => mask_eq(u128::from(n), u128::from(a), self.prefix, 128),
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
-}
-
-fn mask_eq(net: u128, addr: u128, prefix: u8, bits: u32) -> bool {
-    if prefix == 0 {
-        return true;
-    }
-    let shift = bits - u32::from(prefix);
-    (net >> shift) == (addr >> shift)
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ fn every_problem_is_reported_with_its_field() {
         "apiKeys[0].secretHash: expected sha256:<64 hex digits>",
         "apiKeys[0].scopes[0]: unknown scope \"smtp:everything\"",
         "apiKeys[0].allowedCidrs[0]: \"10.0.0.0/99\": prefix length above 32",
-        "apiKeys[0].expiresAt: \"tomorrow\" is not an RFC 3339 UTC time",
+        "apiKeys[0].expiresAt: \"tomorrow\" is not an RFC 3339 time",
         "delivery.smarthost: required when mode is smarthost",
     ];
     for e in expect {
@@ -198,4 +198,13 @@ fn smarthost_credentials_need_verified_tls() {
         assert_eq!(problems(&path, &smarthost(weak)), ["delivery.smarthost.tls: must be required (verified TLS) when username and passwordFile are set"], "{weak:?}");
     }
     assert_eq!(problems(&path, &smarthost("    tls: required\n")), Vec::<String>::new());
+}
+
+#[test]
+fn expiry_times_with_any_offset_are_accepted_and_compared_in_utc() {
+    let (path, text) = bundle();
+    std::fs::write(&path, text.replace("expiresAt: null", "expiresAt: 2027-01-01T02:00:00+02:00")).unwrap();
+    let rt = load(&path).unwrap();
+    let key = rt.keys.values().next().unwrap();
+    assert_eq!(key.expires_at, cascade_core::time::parse_rfc3339("2027-01-01T00:00:00Z"));
 }
