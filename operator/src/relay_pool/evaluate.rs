@@ -158,7 +158,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let plan = match core::evaluate(pool, &world.inputs, &material, now_unix, &now) {
         Ok(p) => p,
         Err(e) => {
-            conditions::set(&mut status.conditions, types::READY, false, reasons::INVALID_SPEC, &e, generation, &now);
+            conditions::set(&mut status.conditions, types::READY, false, reasons::INVALID_SPEC, &e.to_string(), generation, &now);
             // Deletions recorded in the status reach the bundle once the spec is valid again.
             return Ok(Desired { finalize, generated, deleting, served: None, status, requeue: Duration::from_secs(300) });
         }
@@ -177,7 +177,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     };
     let smarthost = match pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
         // evaluate() accepted this Secret, so its files are there.
-        Some(secret) => core::smarthost_files(secret, world.inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(|reason| ReconcileError::Secret { secret: secret.clone(), reason })?.1,
+        Some(secret) => core::smarthost_files(secret, world.inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(|e| ReconcileError::Secret { secret: secret.clone(), reason: e.reason })?.1,
         None => SecretData::new(),
     };
     let layout = Layout::Pod { sealing: &sealing, published: world.bundle.as_ref() };

@@ -61,11 +61,27 @@ pub const SMARTHOST_CA_FILE: &str = "smarthost-ca.crt";
 
 /// The bundle files a smarthost credentials Secret (`username`, `password`, optional `ca.crt`)
 /// becomes, or what is wrong with it.
-pub fn smarthost_files(secret: &str, data: Option<&BTreeMap<String, Vec<u8>>>) -> Result<(String, BTreeMap<String, Vec<u8>>), String> {
-    let data = data.ok_or_else(|| format!("delivery.smarthost.credentialsSecret: Secret {secret:?} not found in the pool's namespace"))?;
+/// A RelayPool field the pool cannot be served with; the pool's `Ready=False` (`InvalidSpec`)
+/// names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidSpec {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidSpec {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self { field, reason: reason.into() }
+    }
+}
+
+pub fn smarthost_files(secret: &str, data: Option<&BTreeMap<String, Vec<u8>>>) -> Result<(String, BTreeMap<String, Vec<u8>>), InvalidSpec> {
+    const FIELD: &str = "delivery.smarthost.credentialsSecret";
+    let data = data.ok_or_else(|| InvalidSpec::new(FIELD, format!("Secret {secret:?} not found in the pool's namespace")))?;
     let text = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).trim().to_string()).filter(|v| !v.is_empty());
     let (Some(username), Some(password)) = (text("username"), text("password")) else {
-        return Err(format!("delivery.smarthost.credentialsSecret: Secret {secret:?} needs non-empty keys username and password"));
+        return Err(InvalidSpec::new(FIELD, format!("Secret {secret:?} needs non-empty keys username and password")));
     };
     let mut files = BTreeMap::from([(SMARTHOST_PASSWORD_FILE.to_string(), password.into_bytes())]);
     if let Some(ca) = data.get("ca.crt") {
@@ -395,7 +411,7 @@ fn api_keys(inputs: &Inputs, material: &Material, tenants: &BTreeMap<String, Vec
     (keys, statuses)
 }
 
-pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, String> {
+pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix: u64, now: &str) -> Result<Plan, InvalidSpec> {
     let (pool_ns, pool_name) = key_of(pool);
     let effective = effective_dkim_keys(inputs);
     let all_keys: BTreeMap<Key, &DkimKey> = effective.iter().map(|k| (key_of(k), k)).collect();

@@ -156,7 +156,7 @@ pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
         }
     };
     let smarthost = match pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
-        Some(secret) => evaluate::smarthost_files(secret, inputs.secrets.get(&(key_of(&pool).0, secret.clone()))).map_err(|e| anyhow::anyhow!(e))?.1,
+        Some(secret) => evaluate::smarthost_files(secret, inputs.secrets.get(&(key_of(&pool).0, secret.clone())))?.1,
         None => BTreeMap::new(),
     };
     let spool_key = match fs::read(relay.join(crate::bundle::SPOOL_KEY)) {

@@ -1,13 +1,13 @@
 //! The relay configuration of a pool: its listeners, delivery, limits, audit and handover from the
 //! RelayPool's spec, with the tenants and API keys [`super::evaluate`] decided to serve. Pure.
 
-use super::{key_of, smarthost_files, Inputs, SMARTHOST_CA_FILE, SMARTHOST_PASSWORD_FILE};
+use super::{key_of, smarthost_files, Inputs, InvalidSpec, SMARTHOST_CA_FILE, SMARTHOST_PASSWORD_FILE};
 use cascade_crds::relay_config::{self as rc, RelayConfig};
 use cascade_crds::units::ByteSize;
 use cascade_crds::v1alpha1::{PoolDeliveryMode, RelayPool};
 use std::collections::BTreeMap;
 
-pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String, Vec<rc::SendingDomain>>, api_keys: Vec<rc::ApiKey>) -> Result<RelayConfig, String> {
+pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String, Vec<rc::SendingDomain>>, api_keys: Vec<rc::ApiKey>) -> Result<RelayConfig, InvalidSpec> {
     let (pool_ns, pool_name) = key_of(pool);
     let spec = &pool.spec;
     let delivery = match spec.delivery.mode {
@@ -19,10 +19,10 @@ pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String,
             ..Default::default()
         },
         PoolDeliveryMode::Smarthost => {
-            let s = spec.delivery.smarthost.as_ref().ok_or("delivery.smarthost is required when mode is smarthost")?;
+            let s = spec.delivery.smarthost.as_ref().ok_or_else(|| InvalidSpec::new("delivery.smarthost", "required when mode is smarthost"))?;
             let mut smarthost = rc::Smarthost { address: s.address.clone(), tls: s.tls, ca_file: None, username: None, password_file: None };
             if s.credentials_secret.is_some() && s.tls != rc::OutboundTls::Required {
-                return Err("delivery.smarthost.tls must be required (verified TLS) when credentialsSecret is set".into());
+                return Err(InvalidSpec::new("delivery.smarthost.tls", "must be required (verified TLS) when credentialsSecret is set"));
             }
             if let Some(secret) = &s.credentials_secret {
                 let (username, files) = smarthost_files(secret, inputs.secrets.get(&(key_of(pool).0, secret.clone())))?;
@@ -33,11 +33,11 @@ pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String,
             rc::Delivery { mode: rc::DeliveryMode::Smarthost, smarthost: Some(smarthost), ..Default::default() }
         }
     };
-    let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| format!("limits.maxMessageSize: {e}"))?;
-    spec.spool.rotate_key_every.parse::<cascade_crds::HumanDuration>().map_err(|e| format!("spool.rotateKeyEvery: {e}"))?;
+    let max_message_size: ByteSize = spec.limits.max_message_size.parse().map_err(|e| InvalidSpec::new("limits.maxMessageSize", e))?;
+    spec.spool.rotate_key_every.parse::<cascade_crds::HumanDuration>().map_err(|e| InvalidSpec::new("spool.rotateKeyEvery", e))?;
     let defaults = rc::Limits::default();
     let tenant_queued_bytes: ByteSize = match &spec.limits.tenant_queued_bytes {
-        Some(text) => text.parse().map_err(|e| format!("limits.tenantQueuedBytes: {e}"))?,
+        Some(text) => text.parse().map_err(|e| InvalidSpec::new("limits.tenantQueuedBytes", e))?,
         None => defaults.tenant_queued_bytes,
     };
     let l = &spec.listeners;

@@ -235,11 +235,12 @@ fn smarthost_credentials_come_from_the_named_secret() {
     let spec = serde_json::json!({ "mode": "smarthost", "smarthost": { "address": "smtp.provider.test:587", "tls": "required", "credentialsSecret": "upstream" } });
     inputs.pools[0].spec.delivery = serde_json::from_value(spec).unwrap();
     let err = evaluate(&inputs.pools[0], &inputs, &material(&inputs), 0, "t").unwrap_err();
-    assert!(err.contains(r#"Secret "upstream" not found in the pool's namespace"#), "{err}");
+    assert_eq!(err.field, "delivery.smarthost.credentialsSecret");
+    assert!(err.reason.contains(r#"Secret "upstream" not found in the pool's namespace"#), "{err}");
 
     inputs.secrets.insert(k("platform", "upstream"), [("username".to_string(), b"relay".to_vec())].into());
     let err = evaluate(&inputs.pools[0], &inputs, &material(&inputs), 0, "t").unwrap_err();
-    assert!(err.contains("needs non-empty keys username and password"), "{err}");
+    assert!(err.to_string().contains("needs non-empty keys username and password"), "{err}");
 
     let data = [("username", "relay\n"), ("password", "s3cret"), ("ca.crt", "PEM")].map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()));
     inputs.secrets.insert(k("platform", "upstream"), data.into());
