@@ -1,7 +1,7 @@
 //! The operator's shape, checked on its source: no import cycle among its modules (controllers
 //! import shared modules, never the runner or each other in a loop), no dependency on the relay
-//! crate, `DynamicObject` only for the foreign external-dns CRD, and production files that stay
-//! readable (at most 500 lines) in every crate.
+//! crate, `DynamicObject` only for the foreign external-dns CRD, and production files and
+//! functions that stay readable (files at most 500 lines, functions at most 90) in every crate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -106,6 +106,24 @@ fn no_import_cycle_among_the_operators_modules() {
     assert!(graph.iter().all(|(m, deps)| m == "controller" || !deps.contains("controller")), "{graph:?}");
 }
 
+/// Each function's name and length: from its `fn` line to the `}` at the same indentation.
+fn function_lengths(code: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let signature = ["pub fn ", "fn ", "pub async fn ", "async fn ", "pub(crate) fn ", "pub(super) fn ", "pub(crate) async fn "].iter().find_map(|p| trimmed.strip_prefix(p));
+        let Some(rest) = signature else { continue };
+        let name = rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or_default().to_string();
+        let closing = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == closing) {
+            out.push((name, end + 2));
+        }
+    }
+    out
+}
+
 #[test]
 fn the_operator_does_not_depend_on_the_relay() {
     let manifest = std::fs::read_to_string(root().join("operator/Cargo.toml")).unwrap();
@@ -121,6 +139,9 @@ fn dynamic_objects_only_for_external_dns_and_files_stay_readable() {
             let code = production(&f);
             let lines = code.lines().count();
             assert!(lines <= 500, "{} has {lines} lines of production code", f.display());
+            for (name, length) in function_lengths(&code) {
+                assert!(length <= 90, "{}: fn {name} has {length} lines", f.display());
+            }
             if code.contains("DynamicObject") {
                 assert!(f.ends_with("operator/src/external_dns.rs"), "{} uses DynamicObject", f.display());
             }

@@ -34,10 +34,9 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates what is missing in the data directory and (re)writes `relay.yaml`. Returns the
-/// config path and the credentials.
-pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
-    let dir = &opts.data_dir;
+/// The keys, certificate and credentials in the data directory, created when missing: returns
+/// the DKIM key's file name and the credentials.
+fn material(dir: &Path) -> anyhow::Result<(String, Credentials)> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let cert = dir.join("tls.crt");
     let key = dir.join("tls.key");
@@ -48,9 +47,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
     }
     let audit_key = dir.join("audit.key");
     if !audit_key.exists() {
-        use base64::Engine;
-        let bytes = cascade_core::secret::random_key().map_err(|e| anyhow::anyhow!("{e}"))?;
-        write_private(&audit_key, base64::engine::general_purpose::STANDARD.encode(bytes).as_bytes())?;
+        write_private(&audit_key, cascade_core::audit::new_key_file()?.as_bytes())?;
     }
     let spool_key = dir.join("spool.key");
     if !spool_key.exists() {
@@ -74,8 +71,13 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
     };
     let public = fs::read_to_string(&dkim_pub)?;
     write_private(&dir.join("dns.zone"), zone_lines(DEV_DOMAIN, DEV_SELECTOR, public.trim()).as_bytes())?;
+    Ok((dkim_key.file_name().unwrap_or_default().to_string_lossy().into(), creds))
+}
 
-    let config = RelayConfig {
+/// The dev relay's configuration: one tenant `dev` with one domain and one key, captured or
+/// sent to a smarthost.
+fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayConfig {
+    RelayConfig {
         hostname: "localhost".into(),
         listeners: Listeners {
             submission: vec![opts.submission.clone()],
@@ -88,11 +90,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
         tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: vec![Tenant {
             name: "dev".into(),
-            domains: vec![SendingDomain {
-                name: DEV_DOMAIN.into(),
-                dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_key.file_name().unwrap_or_default().to_string_lossy().into() }],
-                refuse: None,
-            }],
+            domains: vec![SendingDomain { name: DEV_DOMAIN.into(), dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_file }], refuse: None }],
         }],
         api_keys: vec![ApiKey {
             id: creds.username.clone(),
@@ -123,7 +121,15 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
         audit: Some(cascade_crds::relay_config::AuditConfig::at("audit", "audit.key")),
         handover: None,
         limits: Limits::default(),
-    };
+    }
+}
+
+/// Creates what is missing in the data directory and (re)writes `relay.yaml`. Returns the
+/// config path and the credentials.
+pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
+    let dir = &opts.data_dir;
+    let (dkim_file, creds) = material(dir)?;
+    let config = config(opts, dkim_file, &creds);
     let yaml = serde_saphyr::to_string(&config).context("rendering relay.yaml")?;
     let path = dir.join("relay.yaml");
     write_private(&path, format!("# Written by `cascade-relay dev`; rewritten at every start.\n{yaml}").as_bytes())?;

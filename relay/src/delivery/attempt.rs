@@ -17,6 +17,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Why no session to a host could be had.
+enum Unreachable {
+    /// Its addresses are all where delivery may not connect.
+    Denied,
+    Failed(SessionFailure),
+}
+
 type Pool = Mutex<HashMap<String, Vec<(Client, Instant)>>>;
 
 /// Long-lived delivery state: resolver, outbound TLS configurations, idle connections.
@@ -181,27 +188,63 @@ impl Job {
     }
 
     /// Runs one transaction for `rcpts`; returns one outcome each and whether TLS was used.
-    async fn deliver(&self, rt: &Runtime, dest: &Destination, sender: &str, rcpts: &[String], message: &[u8]) -> (Vec<Outcome>, bool) {
-        let all = |o: Outcome| (vec![o; rcpts.len()], false);
+    /// The hosts to try for a destination, their port, whether TLS is required and the TLS
+    /// client; an outcome for every recipient when there is nowhere to go.
+    async fn next_hops(&self, rt: &Runtime, dest: &Destination) -> Result<(Vec<String>, u16, bool, Arc<rustls::ClientConfig>), Outcome> {
         let d = &rt.config.delivery;
-        let (hosts, port, tls_required, config) = match dest {
+        match dest {
             Destination::Smarthost => {
                 let (Some(s), Some(config)) = (d.smarthost.as_ref(), rt.smarthost_tls.clone()) else {
-                    return all(Outcome::Deferred("no smarthost configured".into()));
+                    return Err(Outcome::Deferred("no smarthost configured".into()));
                 };
-                let Some((host, port)) = route::split_host_port(&s.address) else { return all(Outcome::Deferred("bad smarthost address".into())) };
-                (vec![host], port, s.tls == OutboundTls::Required, config)
+                let Some((host, port)) = route::split_host_port(&s.address) else { return Err(Outcome::Deferred("bad smarthost address".into())) };
+                Ok((vec![host], port, s.tls == OutboundTls::Required, config))
             }
             Destination::Mx(domain) => {
-                let Some(resolver) = &self.shared.resolver else { return all(Outcome::Deferred("no DNS resolver".into())) };
+                let Some(resolver) = &self.shared.resolver else { return Err(Outcome::Deferred("no DNS resolver".into())) };
                 let required = d.tls == OutboundTls::Required;
                 let config = if required { self.shared.verified.clone() } else { self.shared.opportunistic.clone() };
                 match route::mx_hosts(resolver, domain).await {
-                    Ok(h) => (h, d.mx_port, required, config),
-                    Err(route::RouteError::Temporary(e)) => return all(Outcome::Deferred(format!("DNS: {e}"))),
-                    Err(route::RouteError::Permanent(e)) => return all(Outcome::Failed(format!("DNS: {e}"))),
+                    Ok(h) => Ok((h, d.mx_port, required, config)),
+                    Err(route::RouteError::Temporary(e)) => Err(Outcome::Deferred(format!("DNS: {e}"))),
+                    Err(route::RouteError::Permanent(e)) => Err(Outcome::Failed(format!("DNS: {e}"))),
                 }
             }
+        }
+    }
+
+    /// A new connection to `host`: its addresses (for an MX host only those the destination
+    /// filter allows), then the SMTP session up to the transaction.
+    async fn connect(&self, rt: &Runtime, dest: &Destination, host: &str, port: u16, tls: &TlsPolicy, auth: Option<&(String, String)>) -> Result<Client, Unreachable> {
+        let addrs = match self.shared.resolver.as_ref() {
+            Some(r) => route::addresses(r, host, port).await,
+            None => host.parse().map(|ip| vec![SocketAddr::new(ip, port)]).map_err(|_| route::RouteError::Temporary("no resolver".into())),
+        };
+        let addrs = match addrs {
+            Ok(a) if matches!(dest, Destination::Smarthost) => a,
+            Ok(a) => {
+                let allowed: Vec<SocketAddr> = a.iter().copied().filter(|a| rt.destinations.allows(a.ip())).collect();
+                if allowed.is_empty() {
+                    self.relay.metrics.rejected.with_label_values(&["destination_not_allowed"]).inc();
+                    tracing::warn!(host = %host, "MX host resolves only to addresses delivery may not connect to");
+                    return Err(Unreachable::Denied);
+                }
+                allowed
+            }
+            Err(route::RouteError::Temporary(reason)) => return Err(Unreachable::Failed(SessionFailure { permanent: false, reason })),
+            Err(route::RouteError::Permanent(reason)) => return Err(Unreachable::Failed(SessionFailure { permanent: true, reason })),
+        };
+        let client = Client::connect(&addrs, &rt.config.hostname, tls, auth.map(|(u, p)| (u.as_str(), p.as_str())), timeouts(rt)).await.map_err(Unreachable::Failed)?;
+        self.relay.metrics.outbound_connections.with_label_values(&[if client.tls { "yes" } else { "no" }]).inc();
+        Ok(client)
+    }
+
+    async fn deliver(&self, rt: &Runtime, dest: &Destination, sender: &str, rcpts: &[String], message: &[u8]) -> (Vec<Outcome>, bool) {
+        let all = |o: Outcome| (vec![o; rcpts.len()], false);
+        let d = &rt.config.delivery;
+        let (hosts, port, tls_required, config) = match self.next_hops(rt, dest).await {
+            Ok(hops) => hops,
+            Err(outcome) => return all(outcome),
         };
         let auth = match (dest, d.smarthost.as_ref()) {
             (Destination::Smarthost, Some(s)) => s.username.clone().zip(rt.smarthost_password.clone()),
@@ -218,43 +261,17 @@ impl Job {
                 let was_pooled = pooled.is_some();
                 let mut client = match pooled {
                     Some(c) => c,
-                    None => {
-                        let addrs = match self.shared.resolver.as_ref() {
-                            Some(r) => route::addresses(r, host, port).await,
-                            None => host.parse().map(|ip| vec![SocketAddr::new(ip, port)]).map_err(|_| route::RouteError::Temporary("no resolver".into())),
-                        };
-                        let addrs = match addrs {
-                            Ok(a) if matches!(dest, Destination::Smarthost) => a,
-                            Ok(a) => {
-                                let allowed: Vec<SocketAddr> = a.iter().copied().filter(|a| rt.destinations.allows(a.ip())).collect();
-                                if allowed.is_empty() {
-                                    self.relay.metrics.rejected.with_label_values(&["destination_not_allowed"]).inc();
-                                    tracing::warn!(host = %host, "MX host resolves only to addresses delivery may not connect to");
-                                    denied_hosts += 1;
-                                    break;
-                                }
-                                allowed
-                            }
-                            Err(route::RouteError::Temporary(reason)) => {
-                                last = SessionFailure { permanent: false, reason };
-                                break;
-                            }
-                            Err(route::RouteError::Permanent(reason)) => {
-                                last = SessionFailure { permanent: true, reason };
-                                break;
-                            }
-                        };
-                        match Client::connect(&addrs, &rt.config.hostname, &tls, auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())), timeouts(rt)).await {
-                            Ok(c) => {
-                                self.relay.metrics.outbound_connections.with_label_values(&[if c.tls { "yes" } else { "no" }]).inc();
-                                c
-                            }
-                            Err(e) => {
-                                last = e;
-                                break;
-                            }
+                    None => match self.connect(rt, dest, host, port, &tls, auth.as_ref()).await {
+                        Ok(c) => c,
+                        Err(Unreachable::Denied) => {
+                            denied_hosts += 1;
+                            break;
                         }
-                    }
+                        Err(Unreachable::Failed(e)) => {
+                            last = e;
+                            break;
+                        }
+                    },
                 };
                 match client.transaction(sender, rcpts, message).await {
                     Ok(outcomes) => {

@@ -114,6 +114,37 @@ fn row(b: RowBuilder, n: usize) -> Result<Row, ReportError> {
     })
 }
 
+/// Stores the text of the element at `p` (below the root) in the report or the current row.
+fn field(report: &mut Aggregate, current: &mut Option<RowBuilder>, p: &[&str], value: String) -> Result<(), ReportError> {
+    match p {
+        ["feedback", "report_metadata", "org_name"] => report.org_name = value.trim().into(),
+        ["feedback", "report_metadata", "report_id"] => report.report_id = value.trim().into(),
+        ["feedback", "report_metadata", "date_range", "begin"] => report.begin = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/begin {value:?} is not a number")))?,
+        ["feedback", "report_metadata", "date_range", "end"] => report.end = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/end {value:?} is not a number")))?,
+        ["feedback", "policy_published", "domain"] => report.domain = value.trim().trim_end_matches('.').to_ascii_lowercase(),
+        ["feedback", "policy_published", "p"] => report.policy = value.trim().to_ascii_lowercase(),
+        ["feedback", "record"] => {
+            let n = report.rows.len() + 1;
+            report.rows.push(row(current.take().unwrap_or_default(), n)?);
+        }
+        ["feedback", "record", rest @ ..] => {
+            if let Some(b) = current.as_mut() {
+                match rest {
+                    ["row", "source_ip"] => b.source_ip = Some(value),
+                    ["row", "count"] => b.count = Some(value),
+                    ["row", "policy_evaluated", "disposition"] => b.disposition = Some(value),
+                    ["row", "policy_evaluated", "dkim"] => b.dkim = Some(value),
+                    ["row", "policy_evaluated", "spf"] => b.spf = Some(value),
+                    ["identifiers", "header_from"] => b.header_from = Some(value),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
     let mut repairs = Vec::new();
     let decoded = String::from_utf8_lossy(xml);
@@ -176,34 +207,7 @@ pub fn parse(xml: &[u8]) -> Result<Aggregate, ReportError> {
                 }
                 let p: Vec<&str> = path.iter().skip(wrapped).map(String::as_str).collect();
                 let value = std::mem::take(&mut text);
-                match p.as_slice() {
-                    ["feedback", "report_metadata", "org_name"] => report.org_name = value.trim().into(),
-                    ["feedback", "report_metadata", "report_id"] => report.report_id = value.trim().into(),
-                    ["feedback", "report_metadata", "date_range", "begin"] => {
-                        report.begin = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/begin {value:?} is not a number")))?
-                    }
-                    ["feedback", "report_metadata", "date_range", "end"] => report.end = value.trim().parse().map_err(|_| ReportError::new(format!("date_range/end {value:?} is not a number")))?,
-                    ["feedback", "policy_published", "domain"] => report.domain = value.trim().trim_end_matches('.').to_ascii_lowercase(),
-                    ["feedback", "policy_published", "p"] => report.policy = value.trim().to_ascii_lowercase(),
-                    ["feedback", "record"] => {
-                        let n = report.rows.len() + 1;
-                        report.rows.push(row(current.take().unwrap_or_default(), n)?);
-                    }
-                    ["feedback", "record", rest @ ..] => {
-                        if let Some(b) = current.as_mut() {
-                            match rest {
-                                ["row", "source_ip"] => b.source_ip = Some(value),
-                                ["row", "count"] => b.count = Some(value),
-                                ["row", "policy_evaluated", "disposition"] => b.disposition = Some(value),
-                                ["row", "policy_evaluated", "dkim"] => b.dkim = Some(value),
-                                ["row", "policy_evaluated", "spf"] => b.spf = Some(value),
-                                ["identifiers", "header_from"] => b.header_from = Some(value),
-                                _ => {}
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                field(&mut report, &mut current, &p, value)?;
                 path.pop();
             }
             Event::Eof => break,
