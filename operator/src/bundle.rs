@@ -98,3 +98,47 @@ pub fn build(config: &RelayConfig, parts: Parts<'_>, layout: Layout<'_>) -> Resu
     files.extend(parts.smarthost);
     Ok(Bundle { yaml, files })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RelayConfig {
+        let yaml = "tls: {certFile: tls.crt, keyFile: tls.key}\nspool: {dir: spool, keyFile: spool.key}\ntenants:\n- name: shop\n  domains:\n  - name: shop.example\n    dkim:\n    - {selector: s1, keyFile: dkim-shop.k.pem}\n";
+        let mut c: RelayConfig = serde_saphyr::from_str(yaml).unwrap();
+        c.audit = Some(cascade_crds::relay_config::AuditConfig::at("audit", AUDIT_KEY));
+        c
+    }
+
+    fn parts<'a>(tls: &'a SecretData, private: &'a BTreeMap<String, Vec<u8>>) -> Parts<'a> {
+        Parts { tls, smarthost: [("smarthost.password".to_string(), b"pw".to_vec())].into(), dkim_private: private }
+    }
+
+    #[test]
+    fn a_pod_bundle_seals_dkim_keys_mounts_the_others_and_keeps_what_is_published() {
+        let ring = KeyRing::parse(&KeyRing::generate_line("b1").unwrap()).unwrap();
+        let tls: SecretData = [("tls.crt".to_string(), b"CERT".to_vec()), ("tls.key".to_string(), b"KEY".to_vec())].into();
+        let private = [("dkim-shop.k.pem".to_string(), b"-----BEGIN PRIVATE KEY-----".to_vec())].into();
+        let first = build(&config(), parts(&tls, &private), Layout::Pod { sealing: &ring, published: None }).unwrap();
+        let sealed = &first.files["dkim-shop.k.pem.sealed"];
+        assert!(!String::from_utf8_lossy(sealed).contains("PRIVATE KEY"));
+        assert_eq!(seal::open_blob(&ring, "dkim-shop.k.pem.sealed", sealed).unwrap(), b"-----BEGIN PRIVATE KEY-----");
+        assert!(!first.files.contains_key("dkim-shop.k.pem") && !first.files.contains_key(SPOOL_KEY) && !first.files.contains_key(AUDIT_KEY));
+        assert!(first.yaml.contains("keyFile: /etc/cascade-keys/spool.key") && first.yaml.contains("dir: /var/spool/cascade/audit"), "{}", first.yaml);
+        assert_eq!(first.files["smarthost.password"], b"pw");
+        // Sealing is randomized; an unchanged key keeps its published bytes, so nothing is rewritten.
+        let again = build(&config(), parts(&tls, &private), Layout::Pod { sealing: &ring, published: Some(&first.files) }).unwrap();
+        assert_eq!(again.files, first.files);
+    }
+
+    #[test]
+    fn a_directory_bundle_has_every_file_beside_relay_yaml() {
+        let tls: SecretData = [("tls.crt".to_string(), b"CERT".to_vec()), ("tls.key".to_string(), b"KEY".to_vec())].into();
+        let private = [("dkim-shop.k.pem".to_string(), b"PEM".to_vec())].into();
+        let keys: SecretData = [(SPOOL_KEY.to_string(), b"k1 x".to_vec()), (AUDIT_KEY.to_string(), b"a".to_vec())].into();
+        let b = build(&config(), parts(&tls, &private), Layout::Directory { keys: &keys }).unwrap();
+        let names: Vec<&str> = b.files.keys().map(String::as_str).collect();
+        assert_eq!(names, ["audit.key", "dkim-shop.k.pem", "relay.yaml", "smarthost.password", "spool.key", "tls.crt", "tls.key"]);
+        assert!(String::from_utf8_lossy(&b.files["relay.yaml"]).starts_with("# Rendered by `cascade-operator render`"));
+    }
+}

@@ -5,13 +5,13 @@
 //! passes, with backoff while something fails, at once when the domain or its DkimKeys change.
 //! It also releases deleted domains whose pool is gone.
 
-use crate::dns::checks::{DKIM, DMARC, RETURN_PATH, SPF};
+use crate::dns::checks::{Check, DKIM, DMARC, RETURN_PATH, SPF};
 use crate::error::ReconcileError;
 use crate::render::evaluate::signing_keys;
 use crate::status::Writer;
 use crate::Context;
 use cascade_crds::conditions;
-use cascade_crds::v1alpha1::{DkimKey, SendingDomain};
+use cascade_crds::v1alpha1::{DkimKey, SendingDomain, SendingDomainStatus};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
@@ -21,6 +21,29 @@ use std::time::Duration;
 /// The DNS checker owns the check conditions of SendingDomain statuses.
 pub const DNS_WRITER: Writer = Writer { manager: "cascade-operator-dns", fields: Some(&["conditions"]), conditions: Some(&[SPF, DKIM, DMARC, RETURN_PATH]) };
 
+/// The check conditions from this round of checks, and when to check again. Pure.
+fn evaluate(d: &SendingDomain, checks: &[Check], recheck: &crate::dns::Recheck, now_unix: u64) -> (SendingDomainStatus, Duration) {
+    let now = cascade_core::time::rfc3339_utc(now_unix);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let mut st = d.status.clone().unwrap_or_default();
+    for c in checks {
+        conditions::set_status(&mut st.conditions, c.type_, c.passed, &c.reason, &c.message, generation, &now);
+    }
+    if d.spec.return_path.is_none() {
+        conditions::remove(&mut st.conditions, RETURN_PATH);
+    }
+    let failing_since = st
+        .conditions
+        .iter()
+        .filter(|c| [SPF, DKIM, DMARC, RETURN_PATH].contains(&c.type_.as_str()) && c.status != conditions::TRUE)
+        .filter_map(|c| cascade_core::time::parse_rfc3339(&c.last_transition_time))
+        .min()
+        .unwrap_or(now_unix);
+    let wait = recheck.after(checks, Duration::from_secs(now_unix.saturating_sub(failing_since)));
+    (st, wait)
+}
+
+/// gather (the namespace's DkimKeys, DNS) → evaluate → apply (the check conditions, metrics).
 pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile("SendingDomain");
     if d.metadata.deletion_timestamp.is_some() {
@@ -31,13 +54,9 @@ pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Actio
     let keys = Api::<DkimKey>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await?.items;
     let signing = signing_keys(&d, &keys).unwrap_or_default();
     let checks = crate::dns::domain_checks(&ctx.dns, &d, &signing).await;
-
-    let now_unix = ctx.clock.now();
-    let now = cascade_core::time::rfc3339_utc(now_unix);
-    let generation = d.metadata.generation.unwrap_or(0);
-    let mut st = d.status.clone().unwrap_or_default();
+    let (st, wait) = evaluate(&d, &checks, &ctx.dns_recheck, ctx.clock.now());
+    crate::status::apply(&ctx, &DNS_WRITER, &*d, d.status.as_ref(), &st).await?;
     for c in &checks {
-        conditions::set_status(&mut st.conditions, c.type_, c.passed, &c.reason, &c.message, generation, &now);
         let value = match c.passed {
             Some(true) => 1,
             Some(false) => 0,
@@ -45,20 +64,36 @@ pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Actio
         };
         ctx.metrics.dns_checks.with_label_values(&[&ns, &d.spec.domain, c.type_]).set(value);
     }
-    if d.spec.return_path.is_none() {
-        conditions::remove(&mut st.conditions, RETURN_PATH);
-    }
-    crate::status::apply(&ctx, &DNS_WRITER, &*d, d.status.as_ref(), &st).await?;
-    let failing_since = st
-        .conditions
-        .iter()
-        .filter(|c| [SPF, DKIM, DMARC, RETURN_PATH].contains(&c.type_.as_str()) && c.status != conditions::TRUE)
-        .filter_map(|c| cascade_core::time::parse_rfc3339(&c.last_transition_time))
-        .min()
-        .unwrap_or(now_unix);
-    Ok(Action::requeue(ctx.dns_recheck.after(&checks, Duration::from_secs(now_unix.saturating_sub(failing_since)))))
+    Ok(Action::requeue(wait))
 }
 
 pub fn error_policy(d: Arc<SendingDomain>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
     crate::error::record(&ctx.metrics, "SendingDomain", &d.name_any(), error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(type_: &'static str, passed: Option<bool>) -> Check {
+        Check { type_, passed, reason: "r".into(), message: "m".into() }
+    }
+
+    #[test]
+    fn checks_become_conditions_and_failures_are_checked_again_sooner() {
+        let mut d: SendingDomain = serde_json::from_value(serde_json::json!({"apiVersion": "cascade-mail.com/v1alpha1", "kind": "SendingDomain",
+            "metadata": {"name": "shop", "namespace": "shop", "generation": 3}, "spec": {"domain": "shop.example", "relayPool": {"name": "main", "namespace": "cascade-system"}}}))
+        .unwrap();
+        let mut stale = SendingDomainStatus::default();
+        conditions::set(&mut stale.conditions, RETURN_PATH, true, "r", "m", 1, "2026-01-01T00:00:00Z");
+        d.status = Some(stale);
+        let recheck = crate::dns::Recheck::default();
+        let (st, wait) = evaluate(&d, &[check(SPF, Some(true)), check(DKIM, Some(true)), check(DMARC, Some(true))], &recheck, 1_800_000_000);
+        assert_eq!(wait, recheck.passing);
+        assert!(st.conditions.iter().all(|c| c.type_ != RETURN_PATH), "no return path: its condition goes");
+        assert!(st.conditions.iter().all(|c| c.observed_generation == 3 && c.status == conditions::TRUE));
+        let (st, wait) = evaluate(&d, &[check(SPF, Some(false)), check(DKIM, None)], &recheck, 1_800_000_000);
+        assert_eq!(wait, recheck.min);
+        assert!(st.conditions.iter().any(|c| c.type_ == DKIM && c.status == conditions::UNKNOWN));
+    }
 }
