@@ -33,7 +33,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
         None => {
             let creds = new_api_key()?;
             let data: SecretData = [("username".to_string(), creds.username.clone().into_bytes()), ("password".to_string(), creds.password.clone().into_bytes())].into();
-            let labels = [(crate::labels::MANAGED_BY.to_string(), crate::labels::FIELD_MANAGER.to_string()), (SECRET_LABEL.to_string(), name.clone())].into();
+            let labels = crate::labels::managed(&[(SECRET_LABEL, &name)]);
             ctx.secrets.apply(&ns, &secret, &data, labels, key.controller_owner_ref(&())).await?;
             tracing::info!(namespace = %ns, api_key = %name, key_id = %creds.username, "API key credentials created");
             let note = Note::normal(reasons::CREDENTIALS_ISSUED, "IssueCredentials", format!("key {} issued; credentials in Secret {secret}", creds.username));

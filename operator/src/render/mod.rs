@@ -3,13 +3,16 @@
 //! Reads custom resources (and optional `Namespace` objects, for label selectors, and `Secret`
 //! objects, for a smarthost's credentials) from YAML,
 //! loads or creates the key material under OUT, runs [`evaluate`], and writes:
-//! - `OUT/relay/` — `relay.yaml` and everything it references (TLS certificate, spool key, DKIM
-//!   keys), ready for `cascade-relay serve --config OUT/relay/relay.yaml`;
+//! - `OUT/relay/` — the bundle as [`crate::bundle`] builds it in its directory layout: `relay.yaml`
+//!   and everything it references (TLS certificate, spool and audit keys, DKIM keys), ready for
+//!   `cascade-relay serve --config OUT/relay/relay.yaml`;
 //! - `OUT/credentials/<namespace>.<apikey>.json` — `{"username", "password"}`, created once;
 //! - `OUT/dns.zone` — the records to publish;
-//! - `OUT/status.yaml` — the status every resource would get.
+//! - `OUT/status.yaml` — the status every resource would get;
+//! - `OUT/workloads.yaml` — the pool's typed workloads as the operator would apply them.
 //!
-//! Running it again on the same OUT keeps existing keys and credentials.
+//! Running it again on the same OUT keeps existing keys and credentials. (A command: its errors
+//! are `anyhow`, like the binary's.)
 
 pub mod evaluate;
 
