@@ -4,6 +4,18 @@
 //! unless absolute. Secrets never appear inline: API keys carry only a hash of their secret, and
 //! private keys live in the files they name.
 
+/// Submit mail over SMTP.
+pub const SCOPE_SMTP_SUBMIT: &str = "smtp:submit";
+/// Upload DMARC reports over HTTP (`POST /dmarc/reports`).
+pub const SCOPE_DMARC_UPLOAD: &str = "dmarc:upload";
+/// Every scope an API key may carry.
+pub const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD];
+
+/// Whether an API key id is one the relays accept: 3-128 letters, digits, `-`, `_` or `.`.
+pub fn valid_key_id(id: &str) -> bool {
+    (3..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 mod defaults;
 mod delivery;
 mod limits;

@@ -163,7 +163,7 @@ fn api_keys(c: &mut Checker<'_>, config: &RelayConfig, tenant_domains: &HashMap<
     let mut keys = HashMap::new();
     for (i, key) in config.api_keys.iter().enumerate() {
         let kf = format!("apiKeys[{i}]");
-        if key.id.len() < 3 || key.id.len() > 128 || !key.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if !cascade_crds::relay_config::valid_key_id(&key.id) {
             c.fail(format!("{kf}.id"), "must be 3-128 characters of letters, digits, '-', '_' or '.'");
         }
         let tenant_set = tenant_domains.get(key.tenant.as_str());

@@ -16,10 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub const SCOPE_SMTP_SUBMIT: &str = "smtp:submit";
-/// Upload DMARC reports over HTTP (`POST /dmarc/reports`).
-pub const SCOPE_DMARC_UPLOAD: &str = "dmarc:upload";
-const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD];
+pub use cascade_crds::relay_config::{KNOWN_SCOPES, SCOPE_DMARC_UPLOAD, SCOPE_SMTP_SUBMIT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

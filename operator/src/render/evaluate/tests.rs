@@ -169,7 +169,8 @@ fn api_keys_get_state_fingerprint_and_narrowed_domains() {
     // A key whose every allowed domain is unserved must not widen to "all domains": it is refused.
     assert!(cfg("nowhere").revoked);
     assert_eq!(ready(&p.api_key_status[&k("shop", "nowhere")].conditions).1, "InvalidSpec");
-    assert!(cfg("garbled").revoked);
+    assert!(p.config.api_keys.iter().all(|a| a.id != "ck_garbled"), "an invalid expiresAt is left out");
+    assert_eq!(ready(&p.api_key_status[&k("shop", "garbled")].conditions).1, "InvalidSpec");
     assert_eq!(p.api_key_status[&k("shop", "active")].fingerprint.as_deref(), Some("abababababababab"));
 }
 
@@ -216,6 +217,37 @@ fn an_unchanged_world_gives_the_same_plan_and_keeps_transition_times() {
     inputs.dkim_keys.push(generated);
     let later = evaluate(&inputs.pools[0], &inputs, &material(&inputs), 1_900_000_000, "2030-03-17T17:46:40Z").unwrap();
     assert_eq!(later, first);
+}
+
+#[test]
+fn one_bad_api_key_is_refused_alone_naming_its_field_and_the_rest_is_served() {
+    let domains = vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z"), domain("blog", "blog", "blog.test", "2026-01-01T00:00:00Z")];
+    let keys = vec![
+        api_key("shop", "good", serde_json::json!({})),
+        api_key("blog", "scope", serde_json::json!({ "scopes": ["smtp:submit", "email:send"] })),
+        api_key("blog", "cidr", serde_json::json!({ "allowedCidrs": ["10.0.0.0/33"] })),
+        api_key("blog", "offset", serde_json::json!({ "expiresAt": "2099-01-01T02:00:00+02:00" })),
+    ];
+    let mut inputs = world(domains, keys);
+    let mut m = material(&inputs);
+    m.api_keys.insert(k("blog", "forged"), ("ck bad id!".into(), "sha256:00".into()));
+    inputs.api_keys.push(api_key("blog", "forged", serde_json::json!({})));
+    let p = evaluate(&inputs.pools[0], &inputs, &m, 1_800_000_000, "2027-01-15T08:00:00Z").unwrap();
+    let ids: Vec<&str> = p.config.api_keys.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["ck_good", "ck_offset"], "only the bad keys are left out");
+    let why = |n: &str| {
+        let c = p.api_key_status[&k("blog", n)].conditions.iter().find(|c| c.type_ == "Ready").unwrap().clone();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidSpec"), "{n}");
+        (c.reason, c.message)
+    };
+    assert!(why("scope").1.starts_with("spec.scopes[1]: unknown scope \"email:send\""), "{:?}", why("scope"));
+    assert!(why("cidr").1.starts_with("spec.allowedCidrs[0]: \"10.0.0.0/33\""), "{:?}", why("cidr"));
+    assert!(why("forged").1.contains("key id \"ck bad id!\""), "{:?}", why("forged"));
+    // A valid RFC 3339 time with an offset is accepted and written in UTC.
+    assert_eq!(p.config.api_keys[1].expires_at.as_deref(), Some("2099-01-01T00:00:00Z"));
+    let yaml = serde_saphyr::to_string(&p.config).unwrap();
+    let back: cascade_crds::relay_config::RelayConfig = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(back, p.config);
 }
 
 #[test]
