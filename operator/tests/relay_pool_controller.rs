@@ -96,6 +96,16 @@ async fn pools_render_bundles_statuses_and_revocations() {
     assert!(conflict.conditions.iter().any(|c| c.message.contains("shop/shop")));
     let (kind, _) = support::operator::event(&client, "blog", "stolen", "DomainConflict").await;
     assert_eq!(kind, "Warning");
+
+    // A name too long for the DkimKey the operator would generate is refused on that domain
+    // alone; the pool keeps reconciling (the revocation below still reaches the bundle).
+    let long = format!("d{}", "x".repeat(249));
+    let mut too_long = domain("blog", &long);
+    too_long.spec.domain = "blog.example".into();
+    blog.create(&PostParams::default(), &too_long).await.unwrap();
+    let refused =
+        until("InvalidSpec on the long-named domain", || async { blog.get(&long).await.ok()?.status?.conditions.into_iter().find(|c| c.type_ == "Ready" && c.reason == "InvalidSpec") }).await;
+    assert!(refused.message.starts_with("metadata.name: 250 characters"), "{}", refused.message);
     let (_, note) = support::operator::event(&client, "cascade-system", "main", "ConfigUpdated").await;
     assert!(note.contains("main-relay-config"), "{note}");
     support::operator::event(&client, "cascade-system", "main", "WorkloadApplied").await;
@@ -112,7 +122,7 @@ async fn pools_render_bundles_statuses_and_revocations() {
     })
     .await;
     for series in
-        ["cascade_operator_reconciles_total{kind=\"RelayPool\"}", "cascade_operator_reconcile_duration_seconds_count{kind=\"DkimKey\"}", "cascade_operator_managed_objects{kind=\"SendingDomain\"} 2"]
+        ["cascade_operator_reconciles_total{kind=\"RelayPool\"}", "cascade_operator_reconcile_duration_seconds_count{kind=\"DkimKey\"}", "cascade_operator_managed_objects{kind=\"SendingDomain\"} 3"]
     {
         assert!(text.contains(series), "{series} missing from:\n{text}");
     }

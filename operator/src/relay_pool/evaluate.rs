@@ -94,7 +94,8 @@ fn generated_keys(pool: &RelayPool, world: &World) -> Vec<(SendingDomain, DkimKe
     for d in &world.inputs.domains {
         let (ns, name) = key_of(d);
         let generated = core::generated_dkim_name(&name);
-        let wanted = d.spec.relay_pool.name == pool_name && d.spec.relay_pool.namespace == pool_ns && d.spec.dkim.keys.is_empty() && d.spec.dkim.generate;
+        // A name too long for its derived names is refused on the domain (InvalidSpec), not here.
+        let wanted = d.spec.relay_pool.name == pool_name && d.spec.relay_pool.namespace == pool_ns && d.spec.dkim.keys.is_empty() && d.spec.dkim.generate && core::generated_name_valid(d);
         if wanted && !world.inputs.dkim_keys.iter().any(|k| key_of(k) == (ns.clone(), generated.clone())) {
             let mut key = core::generated_dkim_key(d);
             key.metadata.owner_references = d.controller_owner_ref(&()).map(|o| vec![o]);

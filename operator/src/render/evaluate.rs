@@ -133,6 +133,15 @@ pub fn generated_dkim_name(domain_name: &str) -> String {
     format!("{domain_name}-dkim")
 }
 
+/// The longest SendingDomain name whose derived names are valid: the generated DkimKey's name is
+/// also a label value on its Secret, and label values have at most 63 characters.
+pub const MAX_DOMAIN_OBJECT_NAME: usize = 63 - "-dkim".len();
+
+/// Whether the operator can generate a DkimKey for this SendingDomain.
+pub fn generated_name_valid(d: &SendingDomain) -> bool {
+    d.name_any().len() <= MAX_DOMAIN_OBJECT_NAME
+}
+
 /// The DkimKey the operator makes for a SendingDomain with `dkim.generate` and no keys:
 /// selector `cascade1`, RSA-2048, in the domain's namespace.
 pub fn generated_dkim_key(d: &SendingDomain) -> DkimKey {
@@ -328,6 +337,10 @@ fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, 
             Err((reasons::DOMAIN_CONFLICT, format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
         }
         _ if !selected => Err((reasons::NAMESPACE_NOT_SERVED, format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0))),
+        _ if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate && !generated_name_valid(d) => Err((
+            reasons::INVALID_SPEC,
+            format!("metadata.name: {} characters; at most {MAX_DOMAIN_OBJECT_NAME} so that the generated DkimKey {:?} is a valid name", k.1.len(), generated_dkim_name(&k.1)),
+        )),
         _ => keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e)),
     }
 }

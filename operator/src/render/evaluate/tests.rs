@@ -251,6 +251,17 @@ fn one_bad_api_key_is_refused_alone_naming_its_field_and_the_rest_is_served() {
 }
 
 #[test]
+fn a_domain_name_too_long_for_its_generated_key_is_refused_alone() {
+    let long = "x".repeat(250);
+    let inputs = world(vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z"), domain("blog", &long, "blog.test", "2026-01-01T00:00:00Z")], vec![]);
+    let p = plan(&inputs);
+    let c = p.domain_status[&k("blog", &long)].conditions.iter().find(|c| c.type_ == "Ready").unwrap().clone();
+    assert_eq!(c.reason, "InvalidSpec");
+    assert!(c.message.starts_with("metadata.name: 250 characters; at most 58"), "{}", c.message);
+    assert_eq!(p.config.tenants.iter().flat_map(|t| t.domains.iter().map(|d| d.name.as_str())).collect::<Vec<_>>(), ["shop.test"]);
+}
+
+#[test]
 fn the_rendered_config_round_trips_through_the_relay_config_format() {
     // The relay's own checks of a rendered bundle run in the controller tests and the
     // integration tests (`cascade-relay check-config`, `cascade-relay serve`).
