@@ -39,6 +39,9 @@ pub mod types {
     pub const DKIM_VERIFIED: &str = "DKIMVerified";
     pub const DMARC_VERIFIED: &str = "DMARCVerified";
     pub const RETURN_PATH_VERIFIED: &str = "ReturnPathVerified";
+    /// The SendingDomain's namespace proved it controls the domain (the ownership challenge),
+    /// or the serving pool assigns the domain to it.
+    pub const DOMAIN_VERIFIED: &str = "DomainVerified";
 }
 
 /// Condition and Event reasons: the machine-readable half of the status contract.
@@ -55,6 +58,8 @@ pub mod reasons {
     pub const SERVED: &str = "Served";
     pub const NAMESPACE_NOT_SERVED: &str = "NamespaceNotServed";
     pub const DKIM_KEY_MISSING: &str = "DkimKeyMissing";
+    /// A claim whose ownership challenge has not passed: not served, blocks no one.
+    pub const OWNERSHIP_UNVERIFIED: &str = "OwnershipUnverified";
     // DkimKey
     pub const KEY_GENERATED: &str = "KeyGenerated";
     // ApiKey

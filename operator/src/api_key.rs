@@ -1,12 +1,14 @@
 //! The ApiKey controller. gather: the Secret `<name>-credentials` → evaluate: the status
-//! ([`evaluate::api_key_status`]) → apply: create the credentials once (≥ 256-bit secret with the
-//! `cascade_sk_` prefix, for the key's owner; never rewritten, so the password stays valid), then
-//! server-side apply the status only when it differs. Keys are requeued at their expiry.
+//! ([`evaluate::api_key_status`], with the relays' checks of [`evaluate::api_key_problem`]) →
+//! apply: create the credentials once (≥ 256-bit secret with the `cascade_sk_` prefix, for the
+//! key's owner, with the integrity mark of [`crate::credentials`]; never rewritten, so the
+//! password stays valid), then server-side apply the status only when it differs. A Secret of
+//! that name the operator did not issue is refused (`InvalidSpec`) and left alone.
+//! Keys are requeued at their expiry.
 
 use crate::error::ReconcileError;
 use crate::events::Note;
 use crate::render::evaluate;
-use crate::secrets::SecretData;
 use crate::Context;
 use cascade_core::secret::{format_secret_hash, hash_secret, new_api_key};
 use cascade_crds::conditions::reasons;
@@ -27,23 +29,33 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
     let ns = key.namespace().unwrap_or_default();
     let name = key.name_any();
     let secret = evaluate::credentials_secret(&name);
-    let field = |d: &SecretData, k: &str| d.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
-    let (username, password) = match ctx.secrets.get(&ns, &secret).await?.and_then(|d| field(&d, "username").zip(field(&d, "password"))) {
-        Some(c) => c,
+    let now_unix = ctx.clock.now();
+    let now = cascade_core::time::rfc3339_utc(now_unix);
+    let (username, hash) = match ctx.secrets.api(&ns).get_opt(&secret).await? {
+        Some(s) => match crate::credentials::verify(&ctx.master, &key, &s) {
+            Ok(c) => c,
+            // Someone else's Secret under our name: refused, never overwritten (deleting it
+            // lets the operator issue credentials).
+            Err(why) => {
+                let status = evaluate::refused_status(&key, &why, &now);
+                crate::status::apply(&ctx, &WRITER, &*key, key.status.as_ref(), &status).await?;
+                return Ok(Action::requeue(Duration::from_secs(3600)));
+            }
+        },
         None => {
             let creds = new_api_key()?;
-            let data: SecretData = [("username".to_string(), creds.username.clone().into_bytes()), ("password".to_string(), creds.password.clone().into_bytes())].into();
+            let data = crate::credentials::data(&ctx.master, &key, &creds).map_err(|source| ReconcileError::Seal { what: "API key credentials mark".into(), source })?;
             let labels = crate::labels::managed(&[(SECRET_LABEL, &name)]);
             ctx.secrets.apply(&ns, &secret, &data, labels, key.controller_owner_ref(&())).await?;
             tracing::info!(namespace = %ns, api_key = %name, key_id = %creds.username, "API key credentials created");
             let note = Note::normal(reasons::CREDENTIALS_ISSUED, "IssueCredentials", format!("key {} issued; credentials in Secret {secret}", creds.username));
             ctx.events.publish(&key.object_ref(&()), &note).await;
-            (creds.username, creds.password)
+            (creds.username, format_secret_hash(&hash_secret(&creds.password)))
         }
     };
-    let now_unix = ctx.clock.now();
-    let hash = format_secret_hash(&hash_secret(&password));
-    let (status, _refused) = evaluate::api_key_status(&key, &username, &hash, None, now_unix, &cascade_core::time::rfc3339_utc(now_unix));
+    // The checks the relays apply, per key: a bad key is refused here alone, naming the field.
+    let problem = evaluate::api_key_problem(&key, &username);
+    let (status, _refused) = evaluate::api_key_status(&key, &username, &hash, problem, now_unix, &now);
     crate::status::apply(&ctx, &WRITER, &*key, key.status.as_ref(), &status).await?;
     // Wake up when the key expires, so its state flips on time.
     let until_expiry = key.spec.expires_at.as_deref().and_then(cascade_core::time::parse_rfc3339).filter(|t| *t > now_unix).map(|t| t - now_unix + 1);

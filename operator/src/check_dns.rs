@@ -32,6 +32,22 @@ pub async fn check(files: &[PathBuf], nameservers: &[SocketAddr]) -> anyhow::Res
     Ok(out)
 }
 
+/// The SendingDomains in `files` whose ownership challenge DNS answers now (`render
+/// --nameserver`), all verified at the same time (creation time, then the name, decide).
+pub async fn verified_claims(files: &[PathBuf], nameservers: &[SocketAddr]) -> anyhow::Result<std::collections::BTreeMap<(String, String), u64>> {
+    let inputs = crate::render::read_inputs(files)?;
+    let dns = Dns::new(nameservers).map_err(|e| anyhow::anyhow!(e))?;
+    let now = cascade_core::time::now_unix();
+    let mut out = std::collections::BTreeMap::new();
+    for d in &inputs.domains {
+        let challenge = crate::render::evaluate::ownership::challenge(d);
+        if crate::dns::checks::ownership(&d.spec.domain, &challenge, &dns.txt(&challenge.name).await).passed == Some(true) {
+            out.insert(key_of(d), now);
+        }
+    }
+    Ok(out)
+}
+
 /// The table `check-dns` prints; returns it and whether every check passed.
 pub fn render(reports: &[DomainReport]) -> (String, bool) {
     let mut text = String::new();

@@ -18,6 +18,7 @@ pub mod check_dns;
 pub mod context;
 pub mod controller;
 pub mod crdgen;
+pub mod credentials;
 pub mod dkim_key;
 pub mod dkim_lifecycle;
 pub mod dmarc_reports;

@@ -56,6 +56,16 @@ enum Command {
         /// Output directory (existing keys and credentials in it are kept).
         #[arg(short = 'o', long = "output")]
         out: PathBuf,
+        /// SendingDomains whose ownership challenge passed: lines `NAMESPACE/NAME`, earliest
+        /// first. Without it (or --nameserver) only domains the pool assigns are served.
+        #[arg(long = "verified-claims", conflicts_with = "nameservers")]
+        verified_claims: Option<PathBuf>,
+        /// Check the ownership challenges in DNS at this server (IP:PORT; repeatable).
+        #[arg(long = "nameserver")]
+        nameservers: Vec<std::net::SocketAddr>,
+        /// Exit 1 when any object is not served (each is reported either way).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -165,6 +175,37 @@ fn check_dns(files: &[PathBuf], nameservers: &[std::net::SocketAddr]) -> ExitCod
     }
 }
 
+fn render(files: &[PathBuf], out: &std::path::Path, verified_claims: Option<&std::path::Path>, nameservers: &[std::net::SocketAddr], strict: bool) -> ExitCode {
+    let verified = match (verified_claims, nameservers.is_empty()) {
+        (Some(path), _) => cascade_operator::render::read_verified_claims(path),
+        (None, false) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| rt.block_on(cascade_operator::check_dns::verified_claims(files, nameservers)))
+        }
+        (None, true) => Ok(Default::default()),
+    };
+    let plan = match verified.and_then(|v| cascade_operator::render::render(files, out, v)) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("cascade-operator: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();
+    println!("rendered {} tenant(s), {domains} domain(s), {} API key(s) into {}", plan.config.tenants.len(), plan.config.api_keys.len(), out.display());
+    println!("run: cascade-relay serve --config {}", out.join("relay/relay.yaml").display());
+    let not_ready = plan.not_ready();
+    for (kind, (ns, name), conditions) in &not_ready {
+        let ready = conditions.iter().find(|c| c.type_ == "Ready");
+        let why = ready.map_or_else(|| "no Ready condition".to_string(), |c| format!("{}: {}", c.reason, c.message));
+        println!("not served: {kind} {ns}/{name}: {why}");
+    }
+    if strict && !not_ready.is_empty() {
+        eprintln!("cascade-operator: {} object(s) not served (--strict)", not_ready.len());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
@@ -172,16 +213,7 @@ fn main() -> ExitCode {
         Command::Audit { command } => command.run().map_err(anyhow::Error::from),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
-        Command::Render { files, out } => cascade_operator::render::render(&files, &out).map(|plan| {
-            let domains = plan.config.tenants.iter().map(|t| t.domains.len()).sum::<usize>();
-            println!("rendered {} tenant(s), {domains} domain(s), {} API key(s) into {}", plan.config.tenants.len(), plan.config.api_keys.len(), out.display());
-            println!("run: cascade-relay serve --config {}", out.join("relay/relay.yaml").display());
-            for (kind, (ns, name), conditions) in plan.not_ready() {
-                let ready = conditions.iter().find(|c| c.type_ == "Ready");
-                let why = ready.map_or_else(|| "no Ready condition".to_string(), |c| format!("{}: {}", c.reason, c.message));
-                println!("not served: {kind} {ns}/{name}: {why}");
-            }
-        }),
+        Command::Render { files, out, verified_claims, nameservers, strict } => return render(&files, &out, verified_claims.as_deref(), &nameservers, strict),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

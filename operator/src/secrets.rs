@@ -45,11 +45,11 @@ impl SecretStore {
     }
 
     /// Every Secret in every namespace matching a label selector, by (namespace, name): one list
-    /// call instead of one get per object.
-    pub async fn list(&self, selector: &str) -> Result<BTreeMap<(String, String), SecretData>, kube::Error> {
+    /// call instead of one get per object (whole Secrets: callers check owners and marks).
+    pub async fn list(&self, selector: &str) -> Result<BTreeMap<(String, String), Secret>, kube::Error> {
         let api: Api<Secret> = Api::all(self.client.clone());
         let list = api.list(&ListParams::default().labels(selector)).await?;
-        Ok(list.items.iter().map(|s| ((s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()), data_of(s))).collect())
+        Ok(list.items.into_iter().map(|s| ((s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()), s)).collect())
     }
 
     /// Server-side apply (our field manager owns the whole Secret).

@@ -1,11 +1,12 @@
-//! The SendingDomain controller: checks each domain in DNS (SPF, DKIM, DMARC; see [`crate::dns`])
-//! and writes one condition per check with its own field manager, next to the `Ready` and
+//! The SendingDomain controller: checks each domain in DNS (its ownership challenge, SPF, DKIM,
+//! DMARC; see [`crate::dns`]) and writes one condition per check, and `status.ownership`, with
+//! its own field manager, next to the `Ready` and
 //! `DomainConflict` conditions the RelayPool controller owns (which reads these to decide
 //! `Ready` and whether the relays may send). Re-checks on a schedule: hourly while everything
 //! passes, with backoff while something fails, at once when the domain or its DkimKeys change.
 //! It also releases deleted domains whose pool is gone.
 
-use crate::dns::checks::{Check, DKIM, DMARC, RETURN_PATH, SPF};
+use crate::dns::checks::{Check, DKIM, DMARC, OWNERSHIP, RETURN_PATH, SPF};
 use crate::error::ReconcileError;
 use crate::render::evaluate::signing_keys;
 use crate::status::Writer;
@@ -19,16 +20,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The DNS checker owns the check conditions of SendingDomain statuses.
-pub const DNS_WRITER: Writer = Writer { manager: "cascade-operator-dns", fields: Some(&["conditions"]), conditions: Some(&[SPF, DKIM, DMARC, RETURN_PATH]) };
+pub const DNS_WRITER: Writer = Writer { manager: "cascade-operator-dns", fields: Some(&["conditions", "ownership"]), conditions: Some(&[OWNERSHIP, SPF, DKIM, DMARC, RETURN_PATH]) };
 
 /// The check conditions from this round of checks, and when to check again. Pure.
 fn evaluate(d: &SendingDomain, checks: &[Check], recheck: &crate::dns::Recheck, now_unix: u64) -> (SendingDomainStatus, Duration) {
     let now = cascade_core::time::rfc3339_utc(now_unix);
     let generation = d.metadata.generation.unwrap_or(0);
     let mut st = d.status.clone().unwrap_or_default();
+    let verified_at = ownership_verified_at(d, checks, &now);
     for c in checks {
+        // A DNS failure says nothing about ownership: a proven claim stays proven.
+        if c.type_ == OWNERSHIP && c.passed.is_none() && verified_at.is_some() {
+            continue;
+        }
         conditions::set_status(&mut st.conditions, c.type_, c.passed, &c.reason, &c.message, generation, &now);
     }
+    st.ownership = Some(cascade_crds::v1alpha1::DomainOwnership { verified_at, ..crate::render::evaluate::ownership::challenge(d) });
     if d.spec.return_path.is_none() {
         conditions::remove(&mut st.conditions, RETURN_PATH);
     }
@@ -41,6 +48,18 @@ fn evaluate(d: &SendingDomain, checks: &[Check], recheck: &crate::dns::Recheck, 
         .unwrap_or(now_unix);
     let wait = recheck.after(checks, Duration::from_secs(now_unix.saturating_sub(failing_since)));
     (st, wait)
+}
+
+/// When the claim's challenge was first seen: kept while it passes (or DNS does not answer),
+/// now when it first passes, gone once a check finds the record missing.
+fn ownership_verified_at(d: &SendingDomain, checks: &[Check], now: &str) -> Option<String> {
+    let current = crate::render::evaluate::ownership::challenge(d);
+    let before = d.status.as_ref().and_then(|s| s.ownership.as_ref()).filter(|o| o.value == current.value).and_then(|o| o.verified_at.clone());
+    match checks.iter().find(|c| c.type_ == OWNERSHIP).map(|c| c.passed) {
+        Some(Some(true)) => Some(before.unwrap_or_else(|| now.to_string())),
+        Some(Some(false)) => None,
+        _ => before,
+    }
 }
 
 /// gather (the namespace's DkimKeys, DNS) → evaluate → apply (the check conditions, metrics).

@@ -72,4 +72,40 @@ async fn crds_accept_the_examples_and_refuse_bad_specs() {
     let meta = "apiVersion: cascade-mail.com/v1alpha1\nkind: SendingDomain\nmetadata: {name: bad, namespace: shop}\n";
     let bad_domain: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: 'Not A Domain', relayPool: {{name: main, namespace: cascade-system}}}}\n"));
     assert!(refused(&domains, &bad_domain).await.contains("spec.domain"));
+    let long = "d".repeat(250);
+    let generating: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}}}\n").replace("name: bad", &format!("name: {long}")));
+    assert!(refused(&domains, &generating).await.contains("metadata.name: at most 58 characters"));
+    let named_keys: SendingDomain =
+        from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}, dkim: {{keys: [k1]}}}}\n").replace("name: bad", &format!("name: {long}")));
+    domains.create(&dry_run(), &named_keys).await.expect("a long name is fine when no DkimKey is derived from it");
+    let egress = (0..33).map(|i| format!("'192.0.2.{i}'")).collect::<Vec<_>>().join(", ");
+    let wide: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}, spf: {{egress: [{egress}]}}}}\n"));
+    assert!(refused(&domains, &wide).await.contains("spec.spf.egress"));
+    let rua: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}, dmarc: {{rua: 'https://x.example'}}}}\n"));
+    assert!(refused(&domains, &rua).await.contains("spec.dmarc.rua"));
+
+    // Every tenant field of an ApiKey is checked where it is written, naming the field.
+    let meta = "apiVersion: cascade-mail.com/v1alpha1\nkind: ApiKey\nmetadata: {name: bad, namespace: shop}\n";
+    let key = |spec: &str| -> cascade_crds::v1alpha1::ApiKey { from_yaml(&format!("{meta}spec: {spec}\n")) };
+    assert!(refused(&keys, &key("{scopes: [smtp:submit, 'email:send']}")).await.contains("spec.scopes[1]"));
+    assert!(refused(&keys, &key("{scopes: []}")).await.contains("spec.scopes"));
+    assert!(refused(&keys, &key("{allowedCidrs: ['10.0.0.0/33']}")).await.contains("spec.allowedCidrs[0]"));
+    assert!(refused(&keys, &key("{allowedCidrs: ['ten']}")).await.contains("spec.allowedCidrs[0]"));
+    let many = (0..65).map(|i| format!("'10.0.{i}.0/24'")).collect::<Vec<_>>().join(", ");
+    assert!(refused(&keys, &key(&format!("{{allowedCidrs: [{many}]}}"))).await.contains("spec.allowedCidrs"));
+    assert!(refused(&keys, &key(&format!("{{allowedDomains: ['{}.example']}}", "a".repeat(300)))).await.contains("spec.allowedDomains[0]"));
+    assert!(refused(&keys, &key("{expiresAt: 'next tuesday'}")).await.contains("spec.expiresAt"));
+    assert!(refused(&keys, &key(&format!("{{anomalies: {{acknowledged: '{}'}}}}", "x".repeat(2000)))).await.contains("spec.anomalies.acknowledged"));
+    for fine in ["{expiresAt: '2027-01-01T00:00:00+02:00'}", "{allowedCidrs: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7']}", "{scopes: [smtp:submit, dmarc:upload]}"] {
+        keys.create(&dry_run(), &key(fine)).await.unwrap_or_else(|e| panic!("{fine}: {e}"));
+    }
+    let long_key: cascade_crds::v1alpha1::ApiKey = from_yaml(&format!("{meta}spec: {{}}\n").replace("name: bad", &format!("name: {}", "k".repeat(64))));
+    assert!(refused(&keys, &long_key).await.contains("metadata.name: at most 63 characters"));
+
+    let dkim: Api<cascade_crds::v1alpha1::DkimKey> = Api::namespaced(server.client.clone(), "shop");
+    let meta = "apiVersion: cascade-mail.com/v1alpha1\nkind: DkimKey\nmetadata: {name: bad, namespace: shop}\n";
+    let dk = |spec: &str| -> cascade_crds::v1alpha1::DkimKey { from_yaml(&format!("{meta}spec: {spec}\n")) };
+    assert!(refused(&dkim, &dk("{domain: 'Shop Example', selector: s1}")).await.contains("spec.domain"));
+    assert!(refused(&dkim, &dk("{domain: shop.example, selector: s1, rotation: {rotateEvery: soon}}")).await.contains("spec.rotation.rotateEvery"));
+    dkim.create(&dry_run(), &dk("{domain: shop.example, selector: s1, rotation: {rotateEvery: 30d}}")).await.unwrap();
 }

@@ -106,9 +106,16 @@ fn main() -> ExitCode {
             Command::Audit { command } => Ok(command.run()?),
             Command::Drain { config, spool, timeout } => drain(&config, &spool, timeout.0).await,
             Command::CheckConfig { path } => match cascade_relay::config::load(&path) {
-                Ok(_) => {
+                Ok(rt) if rt.dropped.is_empty() => {
                     println!("{}: OK", path.display());
                     Ok(())
+                }
+                // What `serve` would leave out while serving the rest.
+                Ok(rt) => {
+                    for p in &rt.dropped {
+                        println!("{p} (entry dropped)");
+                    }
+                    Err(anyhow::anyhow!("{} entry(ies) of {} would be dropped; the rest would be served", rt.dropped.len(), path.display()))
                 }
                 Err(e) => {
                     println!("{e}");

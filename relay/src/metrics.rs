@@ -15,6 +15,7 @@ pub struct Metrics {
     pub auth_failures: IntCounterVec,
     pub sessions: IntGauge,
     pub config_reloads: IntCounterVec,
+    pub config_dropped: IntGauge,
     pub purged: IntCounter,
     pub dmarc_reports: IntCounterVec,
     pub dmarc_messages: IntCounterVec,
@@ -72,6 +73,7 @@ impl Default for Metrics {
             auth_failures: counter_vec(&r, "auth_failures_total", "Failed AUTH attempts, by reason", &["reason"]),
             sessions: gauge(&r, "smtp_sessions", "Open SMTP sessions"),
             config_reloads: counter_vec(&r, "config_reloads_total", "Configuration reloads, by result", &["result"]),
+            config_dropped: gauge(&r, "config_dropped_entries", "Tenant entries (domains, API keys) of the running configuration left out for their problems"),
             purged: counter(&r, "messages_purged_total", "Queued messages purged because their domain was deleted from the tenant"),
             dmarc_reports: counter_vec(&r, "dmarc_reports_total", "DMARC reports received, by kind and result", &["kind", "result"]),
             dmarc_messages: counter_vec(

@@ -74,9 +74,18 @@ impl Relay {
     }
 
     pub fn swap_runtime(&self, rt: Arc<Runtime>) {
+        self.note_dropped(&rt);
         self.spool.set_keys(rt.spool_keys.clone());
         *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = rt;
         self.config_changed.notify_one();
+    }
+
+    /// Logs and counts the tenant entries a configuration left out (no values: a field and why).
+    pub fn note_dropped(&self, rt: &Runtime) {
+        self.metrics.config_dropped.set(rt.dropped.len() as i64);
+        for p in &rt.dropped {
+            tracing::warn!(field = %p.field, reason = %p.reason, "configuration entry dropped; the rest is served");
+        }
     }
 
     /// Removes a queued message whose domain was deleted from its tenant (see

@@ -40,6 +40,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
         _ => cascade_core::audit::Audit::default(),
     };
     let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone(), audit);
+    relay.note_dropped(&rt);
 
     let recovered = relay.spool.recover().context("reading the spool")?;
     if !recovered.is_empty() {

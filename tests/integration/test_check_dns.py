@@ -2,6 +2,7 @@
 passes; missing records, a wrong DKIM key, two SPF records and a weak DMARC policy fail with the
 reason and what to publish; a CNAME-delegated DKIM record and a DMARC record inherited by a
 subdomain pass."""
+import re
 import subprocess
 
 from conftest import BINARY
@@ -81,10 +82,14 @@ def test_check_dns_pass_and_fail_cases(workdir, dns_server):
 
 
 def test_check_dns_passes_when_everything_is_published(workdir, dns_server):
-    dns = dns_server({"ok.example": [f"@ TXT {SPF}", f"s1._domainkey TXT {DKIM}", f"_dmarc TXT {DMARC}"]})
-    r, res = run_check(workdir, dns, ["ok.example"])
+    records = [f"@ TXT {SPF}", f"s1._domainkey TXT {DKIM}", f"_dmarc TXT {DMARC}"]
+    r, res = run_check(workdir, dns_server({"ok.example": records}), ["ok.example"])
+    # Everything but the ownership challenge, which names the record this claim must publish.
+    assert r.returncode == 1 and res[("ok.example", "DomainVerified")][:2] == ("False", "ChallengeMissing"), r.stdout
+    token = re.search(r'publish TXT _cascade-challenge\.ok\.example\. "(cascade-verification=[0-9a-f]{32})"', res[("ok.example", "DomainVerified")][2]).group(1)
+    r, res = run_check(workdir, dns_server({"ok.example": records + [f'_cascade-challenge TXT "{token}"']}), ["ok.example"])
     assert r.returncode == 0, r.stdout + r.stderr
-    assert len(res) == 3
+    assert len(res) == 4 and res[("ok.example", "DomainVerified")][:2] == ("True", "ChallengeVerified"), res
 
 
 def test_check_dns_says_when_dns_cannot_answer(workdir):
@@ -93,7 +98,7 @@ def test_check_dns_says_when_dns_cannot_answer(workdir):
     # Nothing listens there: every check is Unknown, not a verdict.
     r = subprocess.run([str(OPERATOR), "check-dns", "-f", str(f), "--nameserver", "127.0.0.1:9"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
-    assert r.stdout.count("Unknown") == 3 and "DNSError" in r.stdout, r.stdout
+    assert r.stdout.count("Unknown") == 4 and "DNSError" in r.stdout, r.stdout
 
 
 def test_a_return_path_domain_is_checked_for_spf(workdir, dns_server):

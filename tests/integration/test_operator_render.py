@@ -103,3 +103,34 @@ def test_a_smarthost_with_credentials_from_a_secret(workdir, cleanup):
     # Without the Secret, render says what is missing.
     r = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(workdir / "out2")], capture_output=True, text=True)
     assert r.returncode != 0 and 'Secret "upstream" not found' in r.stderr, r.stderr
+
+
+def test_unassigned_domains_are_served_only_once_their_ownership_is_proven(workdir, dns_server):
+    """Without the pool's assignment a claim must pass its DNS challenge: render reports it
+    (exit 0, or 1 with --strict) and serves it once --verified-claims lists it or the record is
+    in DNS (--nameserver, a real DNS server)."""
+    resources = workdir / "resources.yaml"
+    resources.write_text(EXAMPLE.read_text().replace("  assignedDomains:\n    shop: [shop.example]\n", ""))
+    served = lambda out: "shop.example" in (out / "relay" / "relay.yaml").read_text().split("tenants:")[1].split("apiKeys:")[0]
+
+    r = render(workdir / "out0", [resources])
+    assert not served(workdir / "out0")
+    m = re.search(r'not served: SendingDomain shop/shop: OwnershipUnverified: .*publish TXT _cascade-challenge\.shop\.example\. "(cascade-verification=[0-9a-f]{32})"', r.stdout)
+    assert m, r.stdout
+    token = m.group(1)
+    strict = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(workdir / "out0"), "--strict"], capture_output=True, text=True)
+    assert strict.returncode == 1 and "not served (--strict)" in strict.stderr, strict.stderr
+
+    claims = workdir / "claims"
+    claims.write_text("shop/shop\n")
+    ok = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(workdir / "out1"), "--verified-claims", str(claims), "--strict"], capture_output=True, text=True)
+    assert ok.returncode == 0 and served(workdir / "out1"), ok.stdout + ok.stderr
+    claims.write_text("shop shop\n")
+    bad = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(workdir / "out1"), "--verified-claims", str(claims)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "line 1: expected NAMESPACE/NAME" in bad.stderr, bad.stderr
+
+    for record, proven in ((f'"{token}x"', False), (f'"{token}"', True)):
+        dns = dns_server({"shop.example": [f"_cascade-challenge TXT {record}"]})
+        out = workdir / f"out-dns-{proven}"
+        r = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(out), "--nameserver", f"127.0.0.1:{dns.port}"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and served(out) == proven, r.stdout + r.stderr

@@ -14,7 +14,7 @@ TARPIT_MESSAGES = 64
 
 def test_a_tarpit_tenant_does_not_starve_another(workdir, dns_server, cleanup):
     resources = workdir / "resources.yaml"
-    pool = EXAMPLE.read_text().replace("matchNames: [shop]", "matchNames: [shop, blog]")
+    pool = EXAMPLE.read_text().replace("matchNames: [shop]", "matchNames: [shop, blog]").replace("shop: [shop.example]", "shop: [shop.example]\n    blog: [blog.example]")
     pool = pool.replace("  delivery:\n    mode: mx\n", f"  limits:\n    tenantQueuedMessages: {TARPIT_MESSAGES}\n  delivery:\n    mode: mx\n", 1)
     resources.write_text(pool + BLOG)
     out = workdir / "out"

@@ -4,13 +4,14 @@ served by the relay. A key sends as its own tenant's domains only: every (key, d
 header) cell of the matrix is proven against the running relay with smtplib, and a namespace that
 claims or lists the other tenant's domain gets nothing."""
 import json
+import subprocess
 import smtplib
 
 import pytest
 
 from conftest import Sink, wait_until
 from helpers import tls_context
-from test_operator_render import EXAMPLE, render, run_rendered
+from test_operator_render import OPERATOR, EXAMPLE, render, run_rendered
 
 BLOG = """
 ---
@@ -40,7 +41,7 @@ spec:
 @pytest.fixture
 def world(workdir, dns_server, cleanup):
     resources = workdir / "resources.yaml"
-    resources.write_text(EXAMPLE.read_text().replace("matchNames: [shop]", "matchNames: [shop, blog]") + BLOG)
+    resources.write_text(EXAMPLE.read_text().replace("matchNames: [shop]", "matchNames: [shop, blog]").replace("shop: [shop.example]", "shop: [shop.example]\n    blog: [blog.example]") + BLOG)
     out = workdir / "out"
     render(out, [resources])
     keys = {name: json.loads((out / "credentials" / f"{name}.json").read_text()) for name in ("shop.web", "blog.writer")}
@@ -119,9 +120,9 @@ def test_a_key_listing_only_another_tenants_domain_cannot_send(world):
 
 
 def test_a_claim_on_another_tenants_domain_takes_nothing(workdir):
-    """In a file nobody can prove which claim came first (creation times come from the API
-    server, and one written in a file is ignored): the domain is served to neither, and render
-    says why. On a cluster the older claim keeps it (controller tests)."""
+    """A squatter's claim proves nothing, however old its file says it is: the pool assigns
+    shop.example to namespace shop, so shop keeps it and render tells the squatter how ownership
+    is proven. Even a passed challenge (--verified-claims) does not beat the pool's assignment."""
     resources = workdir / "resources.yaml"
     stolen = """
 ---
@@ -132,9 +133,16 @@ spec:
   domain: shop.example
   relayPool: {name: main, namespace: cascade-system}
 """
-    resources.write_text(EXAMPLE.read_text().replace("matchNames: [shop]", "matchNames: [shop, blog]") + BLOG + stolen)
-    out = workdir / "out"
-    r = render(out, [resources])
-    tenants = (out / "relay" / "relay.yaml").read_text().split("tenants:")[1].split("apiKeys:")[0]
-    assert "shop.example" not in tenants and "blog.example" in tenants, tenants
-    assert "which claim came first is unknown" in r.stdout + r.stderr
+    resources.write_text(EXAMPLE.read_text().replace("matchNames: [shop]", "matchNames: [shop, blog]").replace("shop: [shop.example]", "shop: [shop.example]\n    blog: [blog.example]") + BLOG + stolen)
+    claims = workdir / "verified-claims"
+    claims.write_text("# the squatter's challenge passed\nblog/stolen\n")
+    for extra in ([], ["--verified-claims", str(claims)]):
+        out = workdir / f"out{len(extra)}"
+        r = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(out), *extra], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        yaml = (out / "relay" / "relay.yaml").read_text()
+        assert "- name: shop\n  domains:\n  - name: shop.example" in yaml, yaml
+        assert "- name: blog\n  domains:\n  - name: blog.example" in yaml, yaml
+        assert yaml.count("name: shop.example") == 1, yaml
+        reason = "DomainConflict" if extra else "OwnershipUnverified"
+        assert f"not served: SendingDomain blog/stolen: {reason}" in r.stdout, r.stdout

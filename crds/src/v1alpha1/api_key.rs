@@ -1,3 +1,4 @@
+use super::bounds::*;
 use crate::conditions::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -19,20 +20,23 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Key ID","type":"string","jsonPath":".status.keyId"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.expiresAt"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: at most 63 characters (it labels the credentials Secret)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeySpec {
     /// What the key may do: `smtp:submit` (SMTP submission), `dmarc:upload` (upload DMARC
     /// reports to the relay's HTTP listener).
     #[serde(default = "default_scopes")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_SCOPES), extend("items" = {"type": "string", "enum": ["smtp:submit", "dmarc:upload"]}))]
     pub scopes: Vec<String>,
     /// Sender domains (a subset of this namespace's SendingDomains); empty means all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ALLOWED_DOMAINS), inner(regex(pattern = DOMAIN_PATTERN), length(max = MAX_DOMAIN)))]
     pub allowed_domains: Vec<String>,
     /// Client networks (CIDR) the key may be used from; empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ALLOWED_CIDRS), inner(regex(pattern = CIDR_PATTERN), length(max = MAX_CIDR)))]
     pub allowed_cidrs: Vec<String>,
     /// Messages per minute; absent means unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,8 +47,9 @@ pub struct ApiKeySpec {
     #[schemars(range(min = 1))]
     pub recipients_per_minute: Option<u32>,
     /// RFC 3339 time after which the key stops working (any offset, e.g. `2027-01-01T00:00:00Z`
-    /// or `2027-01-01T02:00:00+02:00`).
+    /// or `2027-01-01T02:00:00+02:00`); the relays get it in UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TIME), extend("format" = "date-time"))]
     pub expires_at: Option<String>,
     /// Set to stop the key at once.
     #[serde(default)]
@@ -63,6 +68,7 @@ pub struct ApiKeyAnomalies {
     pub policy: crate::relay_config::KeyAnomalies,
     /// Free text an admin sets when lifting a suspension (editing the spec is what lifts it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_NOTE))]
     pub acknowledged: Option<String>,
 }
 

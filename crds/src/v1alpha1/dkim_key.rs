@@ -1,3 +1,4 @@
+use super::bounds::*;
 use crate::conditions::Condition;
 use crate::relay_config::DkimAlgorithm;
 use kube::CustomResource;
@@ -22,11 +23,13 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Rotation","type":"string","jsonPath":".status.nextRotation"}"#,
     printcolumn = r#"{"name":"Algorithm","type":"string","jsonPath":".spec.algorithm"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: at most 63 characters (it labels the key's Secret)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DkimKeySpec {
     /// The signing domain (`d=`).
+    #[schemars(regex(pattern = DOMAIN_PATTERN), length(max = MAX_DOMAIN))]
     pub domain: String,
     /// Selector (`s=`) of the first key; the record goes to `<selector>._domainkey.<domain>`.
     /// Later generations use `<selector>-2`, `<selector>-3`, ...
@@ -48,12 +51,15 @@ pub struct DkimKeySpec {
 pub struct Rotation {
     /// Age after which a new key replaces this one (e.g. `90d`).
     #[serde(default = "default_rotate_every")]
+    #[schemars(regex(pattern = r"^[0-9]{1,12}(ms|s|m|h|d)$"), length(max = MAX_DURATION))]
     pub rotate_every: String,
     /// How long before activation the next key's record is published.
     #[serde(default = "default_lead_time")]
+    #[schemars(regex(pattern = r"^[0-9]{1,12}(ms|s|m|h|d)$"), length(max = MAX_DURATION))]
     pub publish_lead_time: String,
     /// How long a replaced key's record stays published.
     #[serde(default = "default_retire_after")]
+    #[schemars(regex(pattern = r"^[0-9]{1,12}(ms|s|m|h|d)$"), length(max = MAX_DURATION))]
     pub retire_after: String,
 }
 

@@ -2,6 +2,7 @@
 //! a tenant is a namespace. Every field's doc comment is its `kubectl explain` text.
 
 mod api_key;
+pub mod bounds;
 mod dkim_key;
 mod relay_pool;
 mod sending_domain;

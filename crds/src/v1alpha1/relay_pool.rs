@@ -57,6 +57,13 @@ pub struct RelayPoolSpec {
     /// Which namespaces' SendingDomains and ApiKeys this pool serves (empty: none).
     #[serde(default)]
     pub tenants: NamespaceSelector,
+    /// Domains the platform team assigns to tenants, by namespace (`shop: [shop.example]`): a
+    /// SendingDomain of that namespace for a listed domain, or a subdomain of one, owns it
+    /// without the DNS ownership challenge (and before any claim that passed it). With
+    /// `externalDns`, records are published only for domains listed here for their namespace.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 1000))]
+    pub assigned_domains: BTreeMap<String, Vec<String>>,
     /// `enforce` (default): the relays send for a domain only once its DKIM record is verified in
     /// DNS (until then its mail is refused with `550 5.7.1` and the reason), and a domain is
     /// `Ready` only when SPF, DKIM and DMARC are verified. `warn`: failed checks show in the

@@ -1,10 +1,13 @@
+use super::bounds::*;
 use crate::conditions::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A domain a tenant sends mail for. A domain belongs to one namespace only: a later claim in
-/// another namespace gets `DomainConflict` and is never served.
+/// A domain a tenant sends mail for. A claim owns its domain only once it is proven (the TXT
+/// record in `status.ownership`, or the serving RelayPool's `assignedDomains`); among proven
+/// claims the first proven wins and the others get `DomainConflict`. Unproven claims are never
+/// served and block no one.
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cascade-mail.com",
@@ -18,12 +21,14 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Domain","type":"string","jsonPath":".spec.domain"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Pool","type":"string","jsonPath":".spec.relayPool.name"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 58 || (has(self.spec.dkim) && ((has(self.spec.dkim.keys) && size(self.spec.dkim.keys) > 0) || (has(self.spec.dkim.generate) && !self.spec.dkim.generate)))")
+        .message("metadata.name: at most 58 characters when the DkimKey <name>-dkim is generated (or name spec.dkim.keys)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SendingDomainSpec {
     /// The domain, lower case, without a trailing dot (e.g. `mail.example.com`).
-    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"), length(max = 253))]
+    #[schemars(regex(pattern = DOMAIN_PATTERN), length(max = MAX_DOMAIN))]
     pub domain: String,
     /// The RelayPool that sends this domain's mail.
     pub relay_pool: PoolRef,
@@ -40,7 +45,7 @@ pub struct SendingDomainSpec {
     /// `domain` (e.g. `bounces.shop.example`): it needs its own SPF record authorizing the pool,
     /// checked as `ReturnPathVerified`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"), length(max = 253))]
+    #[schemars(regex(pattern = DOMAIN_PATTERN), length(max = MAX_DOMAIN))]
     pub return_path: Option<String>,
 }
 
@@ -49,8 +54,10 @@ pub struct SendingDomainSpec {
 #[serde(rename_all = "camelCase")]
 pub struct PoolRef {
     /// RelayPool name.
+    #[schemars(length(min = 1, max = MAX_OBJECT_NAME))]
     pub name: String,
     /// RelayPool namespace (RelayPools usually live in the platform's namespace).
+    #[schemars(length(min = 1, max = 63))]
     pub namespace: String,
 }
 
@@ -61,6 +68,7 @@ pub struct DomainDkim {
     /// DkimKeys (in this namespace, for this domain) that sign. Empty with `generate: true`
     /// means the operator creates one DkimKey named `<SendingDomain name>-dkim`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_DKIM_KEYS), inner(length(min = 1, max = MAX_LABELLED_NAME)))]
     pub keys: Vec<String>,
     /// Create a DkimKey when `keys` is empty.
     #[serde(default = "yes")]
@@ -74,9 +82,11 @@ pub struct SpfExpectation {
     /// An `include:` domain that authorizes the pool's egress (e.g. `_spf.relay.example.com`);
     /// empty means the pool's egress addresses are listed with `ip4:`/`ip6:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DNS_NAME_PATTERN), length(max = MAX_DOMAIN))]
     pub include: Option<String>,
     /// Egress addresses of the pool (CIDR) to authorize when there is no `include`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_SPF_EGRESS), inner(regex(pattern = CIDR_PATTERN), length(max = MAX_CIDR)))]
     pub egress: Vec<String>,
 }
 
@@ -89,6 +99,7 @@ pub struct DmarcExpectation {
     pub policy: DmarcPolicy,
     /// Aggregate report address (`mailto:` URI), optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^mailto:[^\s;,!]+$"), length(max = MAX_URI))]
     pub rua: Option<String>,
 }
 
@@ -124,6 +135,10 @@ pub struct SendingDomainStatus {
     /// Records to publish, ready to paste.
     #[serde(default)]
     pub records: Vec<DnsRecord>,
+    /// The ownership challenge: the TXT record that proves this namespace controls the domain,
+    /// and when it was first seen (kept published, it is re-checked with the other records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<DomainOwnership>,
     /// What the latest DMARC aggregate reports (uploaded or mailed to the pool's relays) say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc_reports: Option<DmarcReportSummary>,
@@ -131,6 +146,20 @@ pub struct SendingDomainStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     #[serde(default)]
     pub conditions: Vec<Condition>,
+}
+
+/// The ownership challenge of one claim.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainOwnership {
+    /// Where to publish: `_cascade-challenge.<domain>.`
+    pub name: String,
+    /// The exact TXT value to publish: `cascade-verification=<token of this claim>`.
+    pub value: String,
+    /// RFC 3339 UTC time the record was first seen (absent until then, and again once a
+    /// check finds it gone); the earliest verification of a domain wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
 }
 
 /// The latest DMARC report window of a domain.

@@ -1,18 +1,37 @@
 //! The DNS checks of a sending domain as pure functions of what DNS answered: SPF (one valid
 //! `v=spf1` record that authorizes the pool, no `+all`, at most 10 DNS-querying terms), DKIM
 //! (each key's record carries its public key), DMARC (a record for the domain or, by the
-//! DMARCbis tree walk, a parent; a policy at least as strict as asked; the `rua` asked for).
+//! DMARCbis tree walk, a parent; a policy at least as strict as asked; the `rua` asked for),
+//! ownership (the claim's challenge record, see [`crate::render::evaluate::ownership`]).
 //! Each result says exactly what to change.
 
 use super::Lookup;
-use cascade_crds::v1alpha1::{DmarcExpectation, DmarcPolicy, SpfExpectation};
+use cascade_crds::v1alpha1::{DmarcExpectation, DmarcPolicy, DomainOwnership, SpfExpectation};
 use mail_auth::dmarc::{Alignment, DmarcRecord, Policy};
 use mail_auth::dns::TxtRecordParser;
 use mail_auth::spf::{Macro, Mechanism, Qualifier, SpfRecord};
 use std::net::IpAddr;
 
 /// Condition types.
-pub use cascade_crds::conditions::types::{DKIM_VERIFIED as DKIM, DMARC_VERIFIED as DMARC, RETURN_PATH_VERIFIED as RETURN_PATH, SPF_VERIFIED as SPF};
+pub use cascade_crds::conditions::types::{DKIM_VERIFIED as DKIM, DMARC_VERIFIED as DMARC, DOMAIN_VERIFIED as OWNERSHIP, RETURN_PATH_VERIFIED as RETURN_PATH, SPF_VERIFIED as SPF};
+
+/// The claim's ownership challenge: one TXT record at `expected.name` is exactly its value.
+pub fn ownership(domain: &str, expected: &DomainOwnership, answer: &Lookup) -> Check {
+    let records = match answer {
+        Lookup::Failed(e) => return Check::unknown(OWNERSHIP, &expected.name, e),
+        Lookup::Missing => &[][..],
+        Lookup::Found(r) => r.as_slice(),
+    };
+    if crate::render::evaluate::ownership::proves(records, expected) {
+        return Check::pass(OWNERSHIP, "ChallengeVerified", format!("{} carries this claim's token: the namespace controls {domain}", expected.name));
+    }
+    let why = if records.is_empty() { "no record" } else { "no record with this claim's token" };
+    Check::fail(
+        OWNERSHIP,
+        "ChallengeMissing",
+        format!("{why} at {}: publish TXT {} {:?} (not needed for a domain the RelayPool assigns to this namespace)", expected.name, expected.name, expected.value),
+    )
+}
 
 /// The return-path domain's SPF: the same check, under its own condition type.
 pub fn return_path(domain: &str, expect: &SpfExpectation, answer: &Lookup) -> Check {

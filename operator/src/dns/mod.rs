@@ -84,7 +84,7 @@ pub async fn dkim_key_check(dns: &Dns, key: &DkimKey) -> Check {
     checks::dkim_key(&format!("{name}."), expected.as_deref(), &dns.txt(&name).await)
 }
 
-/// SPF, DKIM and DMARC of a domain; `keys` are the DkimKeys that sign for it.
+/// Ownership, SPF, DKIM and DMARC of a domain; `keys` are the DkimKeys that sign for it.
 pub async fn domain_checks(dns: &Dns, domain: &SendingDomain, keys: &[DkimKey]) -> Vec<Check> {
     let name = &domain.spec.domain;
     let spf = checks::spf(name, &domain.spec.spf, &dns.txt(name).await);
@@ -103,7 +103,9 @@ pub async fn domain_checks(dns: &Dns, domain: &SendingDomain, keys: &[DkimKey]) 
         }
     }
     let dmarc = checks::dmarc(name, &domain.spec.dmarc, &answers);
-    let mut out = vec![spf, dkim, dmarc];
+    let challenge = crate::render::evaluate::ownership::challenge(domain);
+    let ownership = checks::ownership(name, &challenge, &dns.txt(&challenge.name).await);
+    let mut out = vec![ownership, spf, dkim, dmarc];
     if let Some(rp) = &domain.spec.return_path {
         out.push(checks::return_path(rp, &domain.spec.spf, &dns.txt(rp).await));
     }

@@ -11,7 +11,6 @@ use crate::secrets::SecretData;
 use crate::spool_key::Change;
 use crate::workloads::Workloads;
 use cascade_core::seal::KeyRing;
-use cascade_core::secret::{format_secret_hash, hash_secret};
 use cascade_crds::conditions::{self, reasons, types};
 use cascade_crds::v1alpha1::*;
 use kube::{Resource, ResourceExt};
@@ -78,10 +77,10 @@ fn material(world: &World, master: &KeyRing) -> (Material, BTreeMap<String, Vec<
     }
     for a in &world.inputs.api_keys {
         let key = key_of(a);
-        let Some(data) = world.credentials.get(&(key.0.clone(), core::credentials_secret(&key.1))) else { continue };
-        if let (Some(user), Some(pass)) = (data.get("username"), data.get("password")) {
-            let hash = format_secret_hash(&hash_secret(&String::from_utf8_lossy(pass)));
-            m.api_keys.insert(key, (String::from_utf8_lossy(user).into_owned(), hash));
+        let Some(secret) = world.credentials.get(&(key.0.clone(), core::credentials_secret(&key.1))) else { continue };
+        match crate::credentials::verify(master, a, secret) {
+            Ok(id_and_hash) => drop(m.api_keys.insert(key, id_and_hash)),
+            Err(why) => drop(m.refused_credentials.insert(key, why)),
         }
     }
     (m, private)
@@ -205,8 +204,8 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     // slip past before this pool is in the mappers' cache: look again soon. Otherwise once a
     // minute, which bounds how long a suspension one relay imposed takes to reach the others
     // (an unchanged world writes nothing).
-    let waiting =
-        world.inputs.api_keys.iter().any(|a| !material.api_keys.contains_key(&key_of(a))) || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == reasons::DKIM_KEY_PENDING));
+    let waiting = world.inputs.api_keys.iter().map(key_of).any(|k| !material.api_keys.contains_key(&k) && !material.refused_credentials.contains_key(&k))
+        || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == reasons::DKIM_KEY_PENDING));
     let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace);
     let served = Served { keys: keys_write, tls: tls_create, bundle, domain_statuses, suspensions, endpoints, workloads };
     Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })

@@ -5,7 +5,7 @@ use crate::secrets::SecretData;
 use crate::suspensions::Reported;
 use crate::Context;
 use cascade_crds::v1alpha1::{ApiKey, AuditAnchor, DkimKey, DmarcReportSummary, RelayPool, SendingDomain};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use std::collections::BTreeMap;
@@ -19,8 +19,9 @@ pub struct World {
     pub deleting: Vec<SendingDomain>,
     /// The DkimKey controller's Secrets (sealed private keys), by (namespace, name).
     pub dkim_secrets: BTreeMap<Key, SecretData>,
-    /// The ApiKey controller's credentials Secrets, by (namespace, name).
-    pub credentials: BTreeMap<Key, SecretData>,
+    /// The labelled credentials Secrets, by (namespace, name): whole, since only those the
+    /// ApiKey controller issued count (see [`crate::credentials::verify`]).
+    pub credentials: BTreeMap<Key, Secret>,
     /// Secret `<pool>-keys`.
     pub keys: Option<SecretData>,
     /// The certificate: the Secret `spec.tls.secretName` names, else `<pool>-tls`.
@@ -42,9 +43,14 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     let lp = ListParams::default();
     let c = || ctx.client.clone();
     let (ns, name) = key_of(pool);
-    let (deleting, domains) = Api::<SendingDomain>::all(c()).list(&lp).await?.items.into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
-    let mut inputs =
-        Inputs { pools: vec![pool.clone()], domains, dkim_keys: Api::<DkimKey>::all(c()).list(&lp).await?.items, api_keys: Api::<ApiKey>::all(c()).list(&lp).await?.items, ..Default::default() };
+    let (deleting, domains): (Vec<SendingDomain>, Vec<SendingDomain>) = Api::<SendingDomain>::all(c()).list(&lp).await?.items.into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
+    // Every pool, for the domains they assign (a claim through another pool may own a domain).
+    let mut pools = Api::<RelayPool>::all(c()).list(&lp).await?.items;
+    pools.retain(|p| key_of(p) != (ns.clone(), name.clone()));
+    pools.insert(0, pool.clone());
+    let verified = crate::render::evaluate::ownership::verified_from_status(&domains);
+    let (dkim_keys, api_keys) = (Api::<DkimKey>::all(c()).list(&lp).await?.items, Api::<ApiKey>::all(c()).list(&lp).await?.items);
+    let mut inputs = Inputs { pools, domains, dkim_keys, api_keys, verified, ..Default::default() };
     if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.clone()) {
         if let Some(data) = ctx.secrets.get(&ns, &secret).await? {
             inputs.secrets.insert((ns.clone(), secret), data);
@@ -60,7 +66,7 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     Ok(World {
         inputs,
         deleting,
-        dkim_secrets: ctx.secrets.list(crate::dkim_key::SECRET_LABEL).await?,
+        dkim_secrets: ctx.secrets.list(crate::dkim_key::SECRET_LABEL).await?.into_iter().map(|(k, s)| (k, crate::secrets::data_of(&s))).collect(),
         credentials: ctx.secrets.list(crate::api_key::SECRET_LABEL).await?,
         keys: ctx.secrets.get(&ns, &crate::labels::keys_secret(&name)).await?,
         tls: ctx.secrets.get(&ns, &tls_secret).await?,

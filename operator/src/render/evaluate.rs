@@ -31,6 +31,9 @@ pub struct Inputs {
     pub secrets: BTreeMap<Key, BTreeMap<String, Vec<u8>>>,
     /// Domains recently deleted from the pool (its status), whose queued mail the relays purge.
     pub retired: Vec<RetiredDomain>,
+    /// SendingDomains whose ownership challenge passed, with the (unix) time it first did; see
+    /// [`ownership`].
+    pub verified: BTreeMap<Key, u64>,
 }
 
 /// The finalizer on SendingDomains a pool serves: the pool records the deletion (so the relays
@@ -101,6 +104,8 @@ pub struct Material {
     pub dkim_records: BTreeMap<Key, Vec<(String, String)>>,
     /// Key id and `sha256:` secret hash per ApiKey.
     pub api_keys: BTreeMap<Key, (String, String)>,
+    /// ApiKeys whose credentials Secret the operator did not issue, with why (naming the Secret).
+    pub refused_credentials: BTreeMap<Key, String>,
 }
 
 /// The desired state for one RelayPool.
@@ -135,7 +140,7 @@ pub fn generated_dkim_name(domain_name: &str) -> String {
 
 /// The longest SendingDomain name whose derived names are valid: the generated DkimKey's name is
 /// also a label value on its Secret, and label values have at most 63 characters.
-pub const MAX_DOMAIN_OBJECT_NAME: usize = 63 - "-dkim".len();
+pub const MAX_DOMAIN_OBJECT_NAME: usize = cascade_crds::v1alpha1::bounds::MAX_GENERATING_DOMAIN_NAME;
 
 /// Whether the operator can generate a DkimKey for this SendingDomain.
 pub fn generated_name_valid(d: &SendingDomain) -> bool {
@@ -209,37 +214,6 @@ pub fn dkim_key_status(key: &DkimKey, public: &str, selector: &str, now: &str) -
     st.txt_value = Some(cascade_core::dkim_key::txt_record(key.spec.algorithm, public));
     conditions::set(&mut st.conditions, types::READY, true, reasons::KEY_GENERATED, "private key generated and stored encrypted; publish txtValue at dnsName", generation, now);
     st
-}
-
-/// For each claimed domain, the SendingDomain that owns it: the oldest claim wins everywhere.
-/// Creation times have one-second resolution, so among claims of the same second the one already
-/// served keeps the domain; then namespace and name decide, so the answer never depends on
-/// listing order. Without creation times (`render` reads files, not the API) which claim came
-/// first is unknown: a domain claimed from two namespaces then has no owner, so a new namespace
-/// can never take a domain by its name sorting first.
-pub fn domain_owners(domains: &[SendingDomain]) -> BTreeMap<String, Key> {
-    // Sort key: no timestamp sorts last, then not-yet-served after served, then the name.
-    type Rank = (bool, String, bool, Key);
-    let rank = |d: &SendingDomain| -> Rank {
-        let created = d.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string());
-        let served = d.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, types::READY));
-        (created.is_none(), created.unwrap_or_default(), !served, key_of(d))
-    };
-    let mut owners: BTreeMap<String, Rank> = BTreeMap::new();
-    let mut namespaces: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
-    for d in domains {
-        let r = rank(d);
-        namespaces.entry(&d.spec.domain).or_default().insert(r.3 .0.clone());
-        owners
-            .entry(d.spec.domain.clone())
-            .and_modify(|cur| {
-                if r < *cur {
-                    *cur = r.clone()
-                }
-            })
-            .or_insert(r);
-    }
-    owners.into_iter().filter(|(domain, (undated, ..))| !*undated || namespaces[domain.as_str()].len() == 1).map(|(domain, (_, _, _, key))| (domain, key)).collect()
 }
 
 /// Whether a served domain is Ready, and whether the relays refuse its mail, from its DNS
@@ -322,7 +296,8 @@ pub fn credentials_secret(api_key_name: &str) -> String {
 
 /// Computes the plan for `pool`. `now` is an RFC 3339 time for condition transitions.
 /// Whether a claim of a domain is served, and with which DkimKeys: `Err((reason, message))`
-/// when another namespace owns the domain, the pool does not serve the namespace, or a named
+/// when the claim is unproven (see [`ownership`]), another proven claim owns the domain, the pool
+/// does not serve the namespace, or a named
 /// DkimKey is missing.
 fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, all_keys: &BTreeMap<Key, &'a DkimKey>, d: &SendingDomain) -> Result<Vec<&'a DkimKey>, (&'static str, String)> {
     let (pool_ns, pool_name) = key_of(pool);
@@ -330,19 +305,32 @@ fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, 
     let no_labels = BTreeMap::new();
     let selected = pool.spec.tenants.selects(&k.0, inputs.namespace_labels.get(&k.0).unwrap_or(&no_labels));
     match owners.get(&d.spec.domain) {
+        _ if ownership::proof(inputs, d).is_none() => Err((reasons::OWNERSHIP_UNVERIFIED, ownership::unproven_message(d))),
         Some((ons, oname)) if (ons, oname) != (&k.0, &k.1) => {
-            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is already claimed by SendingDomain {ons}/{oname}; this claim is not served", d.spec.domain)))
-        }
-        None => {
-            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is claimed from more than one namespace and which claim came first is unknown (no creation times); no claim is served", d.spec.domain)))
+            Err((reasons::DOMAIN_CONFLICT, format!("domain {} is owned by SendingDomain {ons}/{oname}, proven first; this claim is not served", d.spec.domain)))
         }
         _ if !selected => Err((reasons::NAMESPACE_NOT_SERVED, format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0))),
-        _ if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate && !generated_name_valid(d) => Err((
-            reasons::INVALID_SPEC,
-            format!("metadata.name: {} characters; at most {MAX_DOMAIN_OBJECT_NAME} so that the generated DkimKey {:?} is a valid name", k.1.len(), generated_dkim_name(&k.1)),
-        )),
-        _ => keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e)),
+        _ => match domain_problem(d) {
+            Some(problem) => Err((reasons::INVALID_SPEC, problem)),
+            None => keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e)),
+        },
     }
+}
+
+/// What in a SendingDomain the operator refuses before serving it, naming the field (the CRD
+/// schema refuses the same at admission where it is current).
+fn domain_problem(d: &SendingDomain) -> Option<String> {
+    use cascade_crds::v1alpha1::bounds::{MAX_DKIM_KEYS, MAX_SPF_EGRESS};
+    let name = d.name_any();
+    if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate && !generated_name_valid(d) {
+        return Some(format!("metadata.name: {} characters; at most {MAX_DOMAIN_OBJECT_NAME} so that the generated DkimKey {:?} is a valid name", name.len(), generated_dkim_name(&name)));
+    }
+    for (field, len, max) in [("spec.dkim.keys", d.spec.dkim.keys.len(), MAX_DKIM_KEYS), ("spec.spf.egress", d.spec.spf.egress.len(), MAX_SPF_EGRESS)] {
+        if len > max {
+            return Some(format!("{field}: {len} items; at most {max}"));
+        }
+    }
+    None
 }
 
 /// What one served domain becomes: its status (records and `Ready`), its DkimKeys' statuses, and
@@ -398,7 +386,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
     let (pool_ns, pool_name) = key_of(pool);
     let effective = effective_dkim_keys(inputs);
     let all_keys: BTreeMap<Key, &DkimKey> = effective.iter().map(|k| (key_of(k), k)).collect();
-    let owners = domain_owners(&inputs.domains);
+    let owners = ownership::domain_owners(inputs);
     let mut domain_status = BTreeMap::new();
     let mut dkim_status = BTreeMap::new();
     let mut tenants: BTreeMap<String, Vec<rc::SendingDomain>> = BTreeMap::new();
@@ -438,9 +426,10 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
 
 mod api_keys;
 mod config;
+pub mod ownership;
 
-pub use api_keys::api_key_problem;
 use api_keys::api_keys;
+pub use api_keys::{api_key_problem, refused_status};
 
 #[cfg(test)]
 mod tests;

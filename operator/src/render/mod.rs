@@ -137,8 +137,26 @@ fn ensure_material(inputs: &Inputs, out: &Path) -> anyhow::Result<(Material, BTr
     Ok((material, private))
 }
 
-pub fn render(files: &[PathBuf], out: &Path) -> anyhow::Result<evaluate::Plan> {
-    let inputs = read_inputs(files)?;
+/// The claims `--verified-claims FILE` says passed their ownership challenge: lines
+/// `NAMESPACE/NAME` (`#` comments, blank lines ignored), in the order they were verified.
+pub fn read_verified_claims(path: &Path) -> anyhow::Result<BTreeMap<Key, u64>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().map(|(n, l)| (n, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#')) {
+        let Some((ns, name)) = line.split_once('/').filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/')) else {
+            bail!("{}: line {}: expected NAMESPACE/NAME, got {line:?}", path.display(), n + 1);
+        };
+        out.entry((ns.to_string(), name.to_string())).or_insert(n as u64);
+    }
+    Ok(out)
+}
+
+/// Renders the bundle of the one RelayPool in `files`. `verified`: the SendingDomains whose
+/// ownership challenge passed (unix time of the verification; see `evaluate::ownership`);
+/// other claims are served only when the pool assigns their domain.
+pub fn render(files: &[PathBuf], out: &Path, verified: BTreeMap<Key, u64>) -> anyhow::Result<evaluate::Plan> {
+    let mut inputs = read_inputs(files)?;
+    inputs.verified = verified;
     let mut pool = match inputs.pools.as_slice() {
         [p] => p.clone(),
         [] => bail!("no RelayPool in the input: render needs exactly one"),

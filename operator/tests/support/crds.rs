@@ -31,6 +31,36 @@ pub async fn install(client: &kube::Client) {
     create_established(client, &docs).await;
 }
 
+/// Installs the Cascade CRDs without their validation (patterns, bounds, enums, formats, CEL):
+/// a cluster whose CRDs an upgrade did not touch (Helm never upgrades CRDs), where only the
+/// operator's own per-object checks stand between a tenant and the pool.
+pub async fn install_loose(client: &kube::Client) {
+    // `enum` goes only on list items (`scopes`, strings in Rust); an enum-typed field keeps it,
+    // as every release's CRDs had it.
+    fn strip(v: &mut serde_json::Value, in_items: bool) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in ["pattern", "maxItems", "minItems", "maxLength", "minLength", "format", "x-kubernetes-validations", "maximum", "minimum", "enum"] {
+                    // Only schema keywords go, never a property that happens to share the name.
+                    if (k != "enum" || in_items) && m.get(k).is_some_and(|x| !x.is_object() || k == "x-kubernetes-validations") {
+                        m.remove(k);
+                    }
+                }
+                for (k, child) in m.iter_mut() {
+                    strip(child, k == "items");
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| strip(c, false)),
+            _ => {}
+        }
+    }
+    let yaml = cascade_operator::crdgen::crds_yaml().unwrap();
+    let mut docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).unwrap();
+    docs.iter_mut().for_each(|d| strip(d, false));
+    let docs: Vec<CustomResourceDefinition> = docs.into_iter().map(|d| serde_json::from_value(d).unwrap()).collect();
+    create_established(client, &docs).await;
+}
+
 /// A stand-in CRD for a built-in kind: any content, in `group` (a `.test.local` group for
 /// groups without a dot, see `rewrite.rs`; the real group otherwise, allowed with the
 /// `api-approved.kubernetes.io` annotation).

@@ -28,10 +28,19 @@ pub async fn start() -> Option<Running> {
 
 /// [`start`], with the context adjusted by `adjust` before the controllers run.
 pub async fn start_with(adjust: impl FnOnce(&mut cascade_operator::Context)) -> Option<Running> {
+    start_on(false, adjust).await
+}
+
+/// [`start_with`], on CRDs without validation when `loose` (see `crds::install_loose`).
+pub async fn start_on(loose: bool, adjust: impl FnOnce(&mut cascade_operator::Context)) -> Option<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let server = ApiServer::start().await?;
     let client = server.client.clone();
-    super::crds::install(&client).await;
+    if loose {
+        super::crds::install_loose(&client).await;
+    } else {
+        super::crds::install(&client).await;
+    }
     super::crds::install_stand_ins(&client).await;
     // The operator's own client records its calls (support::calls); the test's does not.
     let operator_client = super::calls::recording_client(&server.kubeconfig()).await;

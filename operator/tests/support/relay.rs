@@ -17,6 +17,26 @@ pub fn relay_binary() -> PathBuf {
     bin
 }
 
+/// Writes the pool `main`'s bundle Secret `bundle_secret` and its keys to a temporary directory
+/// and has the relay itself check it (`cascade-relay check-config`); fails the test when the
+/// relay refuses it.
+pub async fn check_config(secrets: &cascade_operator::secrets::SecretStore, bundle_secret: &str) {
+    let bundle = secrets.get("cascade-system", bundle_secret).await.unwrap().expect("the bundle");
+    let dir = std::env::temp_dir().join(format!("cascade-bundle-{}-{bundle_secret}", std::process::id()));
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    for (file, bytes) in secrets.get("cascade-system", "main-keys").await.unwrap().expect("the pool's keys") {
+        std::fs::write(dir.join("keys").join(file), bytes).unwrap();
+    }
+    for (file, bytes) in &bundle {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    let yaml = String::from_utf8_lossy(&bundle["relay.yaml"]).replace("/etc/cascade-keys", &dir.join("keys").display().to_string());
+    std::fs::write(dir.join("relay.yaml"), yaml).unwrap();
+    let check = Command::new(relay_binary()).args(["check-config", &dir.join("relay.yaml").display().to_string()]).output().unwrap();
+    assert!(check.status.success(), "the relay refuses the rendered bundle:\n{}", String::from_utf8_lossy(&check.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The rendered example on loopback ports: its files, credentials and ports.
 pub struct Bundle {
     pub dir: PathBuf,
@@ -36,7 +56,7 @@ impl Bundle {
         let dir = std::env::temp_dir().join(format!("cascade-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cascade.yaml");
-        cascade_operator::render::render(&[example], &dir).unwrap();
+        cascade_operator::render::render(&[example], &dir, Default::default()).unwrap();
         let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("credentials/shop.web.json")).unwrap()).unwrap();
         let (submission, submissions, http, admin) = (free_port(), free_port(), free_port(), free_port());
         let yaml = std::fs::read_to_string(dir.join("relay/relay.yaml")).unwrap();

@@ -8,9 +8,10 @@ pub fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
     serde_json::from_value(v).unwrap()
 }
 
-/// Creates the pool with `tenants: {matchNames: [shop]}` and the given extra spec fields.
+/// Creates the pool with `tenants: {matchNames: [shop]}`, `shop.example` assigned to `shop`,
+/// and the given extra spec fields.
 pub async fn pool(client: &kube::Client, extra: serde_json::Value) -> Api<RelayPool> {
-    let mut spec = serde_json::json!({ "tenants": { "matchNames": ["shop"] } });
+    let mut spec = serde_json::json!({ "tenants": { "matchNames": ["shop"] }, "assignedDomains": { "shop": ["shop.example"] } });
     spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
     let api: Api<RelayPool> = Api::namespaced(client.clone(), "cascade-system");
     let pool = serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "RelayPool", "metadata": { "name": "main" }, "spec": spec });

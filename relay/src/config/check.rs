@@ -1,12 +1,14 @@
 //! The semantic check of a relay configuration, section by section: every problem is collected
-//! with the field it names (`tenants[0].domains[1].dkim[0].keyFile: ...`), and a configuration
-//! with any problem is refused as a whole (the relay keeps the last good one).
+//! with the field it names (`tenants[0].domains[1].dkim[0].keyFile: ...`). A problem confined to
+//! one tenant's domain or one API key drops that entry alone (reported in `Runtime::dropped`),
+//! so one tenant's bad entry never costs the others their configuration; any other problem
+//! refuses the configuration as a whole (the relay keeps the last good one).
 
-use super::cidr::Cidr;
 use super::{resolve, ConfigErrors, DomainPolicy, KeyPolicy, Problem, Runtime, KNOWN_SCOPES};
 use crate::delivery::destination::DestinationFilter;
 use crate::dkim::Signer;
 use crate::smtp::command::valid_domain;
+use cascade_core::cidr::Cidr;
 use cascade_core::seal::KeyRing;
 use cascade_crds::relay_config::{Delivery, DeliveryMode, Limits, Listeners, OutboundTls, RelayConfig, TlsFiles};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,9 +27,20 @@ struct Checker<'a> {
     file: String,
     files: Files<'a>,
     problems: Vec<Problem>,
+    /// Problems of entries left out (a domain, an API key).
+    dropped: Vec<Problem>,
 }
 
 impl Checker<'_> {
+    /// Whether the entry whose checks began when there were `before` problems is clean; if
+    /// not, its problems move to `dropped` and the entry must be left out.
+    fn entry_ok(&mut self, before: usize) -> bool {
+        let found: Vec<Problem> = self.problems.drain(before..).collect();
+        let ok = found.is_empty();
+        self.dropped.extend(found);
+        ok
+    }
+
     fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem { file: self.file.clone(), field: field.into(), reason: reason.into() });
     }
@@ -130,6 +143,7 @@ fn tenants<'a>(c: &mut Checker<'_>, config: &'a RelayConfig) -> (HashMap<String,
         }
         for (di, domain) in tenant.domains.iter().enumerate() {
             let df = format!("{tf}.domains[{di}]");
+            let before = c.problems.len();
             if !valid_domain(&domain.name) || domain.name != domain.name.to_ascii_lowercase() {
                 c.fail(format!("{df}.name"), format!("{:?} is not a lower-case domain name", domain.name));
             }
@@ -149,6 +163,8 @@ fn tenants<'a>(c: &mut Checker<'_>, config: &'a RelayConfig) -> (HashMap<String,
             }
             if domains.contains_key(&domain.name) {
                 c.fail(format!("{df}.name"), format!("domain {:?} is claimed more than once", domain.name));
+            }
+            if !c.entry_ok(before) {
                 continue;
             }
             tenant_domains.entry(&tenant.name).or_default().insert(&domain.name);
@@ -163,6 +179,7 @@ fn api_keys(c: &mut Checker<'_>, config: &RelayConfig, tenant_domains: &HashMap<
     let mut keys = HashMap::new();
     for (i, key) in config.api_keys.iter().enumerate() {
         let kf = format!("apiKeys[{i}]");
+        let before = c.problems.len();
         if !cascade_crds::relay_config::valid_key_id(&key.id) {
             c.fail(format!("{kf}.id"), "must be 3-128 characters of letters, digits, '-', '_' or '.'");
         }
@@ -220,8 +237,11 @@ fn api_keys(c: &mut Checker<'_>, config: &RelayConfig, tenant_domains: &HashMap<
             anomalies: key.anomalies.clone(),
             generation: key.generation,
         };
-        if keys.insert(key.id.clone(), policy).is_some() {
+        if keys.contains_key(&key.id) {
             c.fail(format!("{kf}.id"), format!("key id {:?} is listed twice", key.id));
+        }
+        if c.entry_ok(before) {
+            keys.insert(key.id.clone(), policy);
         }
     }
 
@@ -331,7 +351,7 @@ pub(super) fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> R
         Files::Dir(b) => b.clone(),
         Files::Bundle(_) => PathBuf::from("/"),
     };
-    let mut c = Checker { file: file.into(), files, problems: vec![] };
+    let mut c = Checker { file: file.into(), files, problems: vec![], dropped: vec![] };
     if !valid_domain(&config.hostname) && config.hostname != "localhost" {
         c.fail("hostname", format!("{:?} is not a valid host name", config.hostname));
     }
@@ -369,8 +389,10 @@ pub(super) fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> R
                 tls_pem,
                 retired,
                 audit_key,
+                dropped: c.dropped,
             })
         }
-        _ => Err(ConfigErrors(c.problems)),
+        // Refused: every problem is reported, the dropped entries' too.
+        _ => Err(ConfigErrors(c.problems.into_iter().chain(c.dropped).collect())),
     }
 }

@@ -3,13 +3,12 @@
 //! `file: field: reason`. A relay that is running keeps its last good runtime when a reload fails.
 
 mod check;
-pub mod cidr;
 
 use crate::dkim::Signer;
+use cascade_core::cidr::Cidr;
 use cascade_core::seal::KeyRing;
 use cascade_crds::relay_config::RelayConfig;
 use check::{check_with, Files};
-use cidr::Cidr;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -84,6 +83,8 @@ pub struct Runtime {
     /// The server certificate and key (PEM) as checked at load, so a configuration that did not
     /// come from files (a watched Secret) can install them.
     pub tls_pem: (Vec<u8>, Vec<u8>),
+    /// Tenant entries (a domain, an API key) left out for their problems; the rest is served.
+    pub dropped: Vec<Problem>,
 }
 
 impl Runtime {

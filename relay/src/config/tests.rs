@@ -14,10 +14,29 @@ fn bundle() -> (PathBuf, String) {
 
 fn problems(path: &Path, text: &str) -> Vec<String> {
     std::fs::write(path, text).unwrap();
-    match load(path) {
-        Ok(_) => vec![],
-        Err(e) => e.0.iter().map(|p| format!("{}: {}", p.field, p.reason)).collect(),
-    }
+    let found = match load(path) {
+        Ok(rt) => rt.dropped.clone(),
+        Err(e) => e.0,
+    };
+    found.iter().map(|p| format!("{}: {}", p.field, p.reason)).collect()
+}
+
+#[test]
+fn a_bad_tenant_entry_is_dropped_alone_and_the_rest_is_served() {
+    let (path, text) = bundle();
+    let mut config = parse("relay.yaml", &text).unwrap();
+    let mut bad_key = config.api_keys[0].clone();
+    (bad_key.id, bad_key.scopes) = ("ck_other".into(), vec!["email:send".into()]);
+    config.api_keys.push(bad_key);
+    let mut other = config.tenants[0].clone();
+    (other.name, other.domains[0].name) = ("other".into(), "Not_A_Domain".into());
+    config.tenants.push(other);
+    std::fs::write(&path, serde_saphyr::to_string(&config).unwrap()).unwrap();
+    let rt = load(&path).expect("one tenant's bad entries never refuse the whole configuration");
+    assert_eq!(rt.keys.keys().collect::<Vec<_>>(), vec![&config.api_keys[0].id], "the good key is served, the bad one left out");
+    assert!(rt.domains.contains_key("example.test") && rt.domains.len() == 1);
+    let fields: Vec<&str> = rt.dropped.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, vec!["tenants[1].domains[0].name", "apiKeys[1].scopes[0]"], "{:#?}", rt.dropped);
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! NAT64, 6to4). `deniedDestinationCidrs` adds ranges (the cluster's pod and service networks
 //! when they are public). The smarthost is the operator's own choice and never filtered. Pure.
 
-use crate::config::cidr::Cidr;
+use cascade_core::cidr::Cidr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What the DSN and the log say; nothing about the address or the network it is in.

@@ -46,8 +46,10 @@ fn material(inputs: &Inputs) -> Material {
     m
 }
 
+/// The resources, every claim's ownership challenge passed when it was created.
 fn world(domains: Vec<SendingDomain>, api_keys: Vec<ApiKey>) -> Inputs {
-    Inputs { pools: vec![pool("platform", "main", &["shop", "blog"])], domains, api_keys, ..Default::default() }
+    let verified = domains.iter().map(|d| (key_of(d), d.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second() as u64))).collect();
+    Inputs { pools: vec![pool("platform", "main", &["shop", "blog"])], domains, api_keys, verified, ..Default::default() }
 }
 
 fn plan(inputs: &Inputs) -> Plan {
@@ -89,44 +91,73 @@ fn a_domain_with_a_generated_key_is_served_signed_and_published() {
 }
 
 #[test]
-fn the_oldest_claim_of_a_domain_wins_and_the_other_is_never_served() {
-    let inputs = world(vec![domain("blog", "stolen", "shop.test", "2026-06-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![]);
+fn an_unproven_claim_is_never_served_and_blocks_no_one() {
+    // The squatter claimed first and never proved anything; the owner's claim came later.
+    let mut inputs = world(vec![domain("blog", "stolen", "shop.test", "2026-01-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-06-01T00:00:00Z")], vec![]);
+    inputs.verified.remove(&k("blog", "stolen"));
     let p = plan(&inputs);
     assert_eq!(p.config.tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["shop"]);
-    let loser = &p.domain_status[&k("blog", "stolen")];
+    let squatter = &p.domain_status[&k("blog", "stolen")];
+    assert_eq!(ready(&squatter.conditions), ("False".into(), "OwnershipUnverified".into()));
+    let msg = &squatter.conditions.iter().find(|c| c.type_ == "Ready").unwrap().message;
+    let challenge = ownership::challenge(&inputs.domains[0]);
+    assert!(msg.contains("_cascade-challenge.shop.test.") && msg.contains(&challenge.value) && msg.contains("blocks no one"), "{msg}");
+    assert!(!squatter.conditions.iter().any(|c| c.type_ == "DomainConflict"), "an unproven claim is in no conflict");
+    assert!(squatter.records.is_empty());
+    // Unproven alone (warn mode, the only claim): still not served.
+    let mut alone = world(vec![domain("blog", "stolen", "shop.test", "2026-01-01T00:00:00Z")], vec![]);
+    alone.verified.clear();
+    assert!(plan(&alone).config.tenants.is_empty());
+}
+
+#[test]
+fn among_proven_claims_the_earliest_verification_wins_even_when_created_later() {
+    let mut inputs = world(vec![domain("blog", "early", "shop.test", "2026-01-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-06-01T00:00:00Z")], vec![]);
+    inputs.verified = [(k("blog", "early"), 2_000), (k("shop", "main"), 1_000)].into();
+    let p = plan(&inputs);
+    assert_eq!(ready(&p.domain_status[&k("shop", "main")].conditions).1, "Served");
+    let loser = &p.domain_status[&k("blog", "early")];
     assert_eq!(ready(&loser.conditions), ("False".into(), "DomainConflict".into()));
     assert!(loser.conditions.iter().any(|c| c.type_ == "DomainConflict" && c.status == "True" && c.message.contains("shop/main")));
-    assert!(loser.records.is_empty());
+    // Same verification second: creation time, then the name decide, never listing order.
+    inputs.verified = [(k("blog", "early"), 1_000), (k("shop", "main"), 1_000)].into();
+    let forward = ownership::domain_owners(&inputs);
+    inputs.domains.reverse();
+    assert_eq!((forward["shop.test"].clone(), ownership::domain_owners(&inputs)["shop.test"].clone()), (k("blog", "early"), k("blog", "early")));
 }
 
 #[test]
-fn among_claims_of_the_same_second_the_served_one_keeps_the_domain() {
-    let mut incumbent = domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z");
-    let newcomer = domain("blog", "stolen", "shop.test", "2026-01-01T00:00:00Z");
-    // Without history, names decide (blog < shop) ...
-    assert_eq!(domain_owners(&[incumbent.clone(), newcomer.clone()])["shop.test"], k("blog", "stolen"));
-    // ... but a claim already served is never taken over by one made in the same second.
-    incumbent.status = Some(plan(&world(vec![incumbent.clone()], vec![])).domain_status[&k("shop", "main")].clone());
-    assert_eq!(domain_owners(&[newcomer, incumbent])["shop.test"], k("shop", "main"));
+fn the_pools_assignment_proves_a_claim_before_any_verification() {
+    let mut inputs = world(vec![domain("blog", "verified", "mail.shop.test", "2026-01-01T00:00:00Z"), domain("shop", "main", "mail.shop.test", "2026-06-01T00:00:00Z")], vec![]);
+    inputs.verified.remove(&k("shop", "main"));
+    inputs.pools[0].spec.assigned_domains = [("shop".to_string(), vec!["shop.test".to_string()])].into();
+    let p = plan(&inputs);
+    assert_eq!(ready(&p.domain_status[&k("shop", "main")].conditions).1, "Served", "a subdomain of an assigned zone is assigned");
+    assert_eq!(ready(&p.domain_status[&k("blog", "verified")].conditions).1, "DomainConflict");
+    assert!(ownership::assigned(&inputs.pools[0], "shop", "shop.test") && !ownership::assigned(&inputs.pools[0], "shop", "evilshop.test"));
+    assert!(!ownership::assigned(&inputs.pools[0], "blog", "shop.test"));
 }
 
 #[test]
-fn without_creation_times_a_domain_claimed_from_two_namespaces_goes_to_neither() {
-    let undated = |ns: &str, name: &str| {
-        let mut d = domain(ns, name, "shop.test", "2026-01-01T00:00:00Z");
-        d.metadata.creation_timestamp = None;
-        d
-    };
-    // As `render` sees files: a name sorting first must not take the domain.
-    let p = plan(&world(vec![undated("shop", "main"), undated("blog", "stolen")], vec![]));
-    assert!(p.config.tenants.is_empty());
-    for claim in [k("shop", "main"), k("blog", "stolen")] {
-        let conditions = &p.domain_status[&claim].conditions;
-        assert_eq!(ready(conditions), ("False".into(), "DomainConflict".into()));
-        assert!(conditions.iter().any(|c| c.type_ == "DomainConflict" && c.message.contains("which claim came first is unknown")));
+fn a_challenge_is_bound_to_its_claim() {
+    let mut a = domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z");
+    a.metadata.uid = Some("u1".into());
+    let c = ownership::challenge(&a);
+    assert_eq!(c.name, "_cascade-challenge.shop.test.");
+    assert!(c.value.starts_with("cascade-verification=") && c.value.len() == "cascade-verification=".len() + 32);
+    let mut others = vec![domain("blog", "main", "shop.test", "2026-01-01T00:00:00Z"), domain("shop", "other", "shop.test", "2026-01-01T00:00:00Z"), a.clone()];
+    others[2].metadata.uid = Some("u2".into());
+    for o in &others {
+        assert_ne!(ownership::challenge(o).value, c.value, "{:?}", key_of(o));
     }
-    // Within one namespace there is no one to take it from.
-    assert_eq!(domain_owners(&[undated("shop", "main"), undated("shop", "again")])["shop.test"], k("shop", "again"));
+    assert!(ownership::proves(&["v=spf1 -all".into(), format!(" {} ", c.value)], &c) && !ownership::proves(&[format!("{}x", c.value)], &c));
+    // The status records a verification only for the claim's current challenge.
+    let mut st = SendingDomainStatus { ownership: Some(DomainOwnership { verified_at: Some("2026-01-02T00:00:00Z".into()), ..c.clone() }), ..Default::default() };
+    a.status = Some(st.clone());
+    assert_eq!(ownership::verified_from_status(std::slice::from_ref(&a)).get(&k("shop", "main")), Some(&1_767_312_000));
+    st.ownership.as_mut().unwrap().value = ownership::challenge(&others[0]).value;
+    a.status = Some(st);
+    assert!(ownership::verified_from_status(&[a]).is_empty());
 }
 
 #[test]
