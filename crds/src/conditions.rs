@@ -60,6 +60,8 @@ pub mod reasons {
     pub const DKIM_KEY_MISSING: &str = "DkimKeyMissing";
     /// A claim whose ownership challenge has not passed: not served, blocks no one.
     pub const OWNERSHIP_UNVERIFIED: &str = "OwnershipUnverified";
+    /// Beyond the pool's per-tenant quota (`limits.tenantMaxDomains`, `tenantMaxApiKeys`).
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     // DkimKey
     pub const KEY_GENERATED: &str = "KeyGenerated";
     // ApiKey

@@ -55,11 +55,35 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
     };
     // The checks the relays apply, per key: a bad key is refused here alone, naming the field.
     let problem = evaluate::api_key_problem(&key, &username);
-    let (status, _refused) = evaluate::api_key_status(&key, &username, &hash, problem, now_unix, &now);
+    let over = beyond_quota(&ctx, &key).await?;
+    let (mut status, _refused) = evaluate::api_key_status(&key, &username, &hash, problem.clone().or(over.clone()), now_unix, &now);
+    if let Some(over) = over.as_deref().filter(|_| problem.is_none()) {
+        evaluate::quota_exceeded(&key, &mut status, over, &now);
+    }
     crate::status::apply(&ctx, &WRITER, &*key, key.status.as_ref(), &status).await?;
     // Wake up when the key expires, so its state flips on time.
     let until_expiry = key.spec.expires_at.as_deref().and_then(cascade_core::time::parse_rfc3339).filter(|t| *t > now_unix).map(|t| t - now_unix + 1);
     Ok(Action::requeue(Duration::from_secs(until_expiry.unwrap_or(3600).min(3600))))
+}
+
+/// Why `key` is beyond the smallest `limits.tenantMaxApiKeys` of the pools serving its
+/// namespace (the pools leave it out of their bundles likewise), if it is.
+async fn beyond_quota(ctx: &Context, key: &ApiKey) -> Result<Option<String>, kube::Error> {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, ListParams};
+    let ns = key.namespace().unwrap_or_default();
+    let pools = Api::<cascade_crds::v1alpha1::RelayPool>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
+    let labels = match pools.iter().any(|p| !p.spec.tenants.match_labels.is_empty()) {
+        // `list` by name: the operator may list namespaces, not get them.
+        true => {
+            let found = Api::<Namespace>::all(ctx.client.clone()).list(&ListParams::default().fields(&format!("metadata.name={ns}"))).await?;
+            found.items.into_iter().next().and_then(|n| n.metadata.labels).unwrap_or_default()
+        }
+        false => Default::default(),
+    };
+    let Some(max) = evaluate::quota::api_key_quota(&pools, &ns, &labels) else { return Ok(None) };
+    let siblings = Api::<ApiKey>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await?.items;
+    Ok(evaluate::quota::beyond(key, &siblings.iter().collect::<Vec<_>>(), max, "limits.tenantMaxApiKeys", "ApiKeys"))
 }
 
 pub fn error_policy(key: Arc<ApiKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

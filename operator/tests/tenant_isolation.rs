@@ -3,6 +3,7 @@
 //! tenant `blog` and the pool. blog applies every bad object a hostile tenant would write; each
 //! is refused alone with a condition naming the field, while tenant `shop`'s key stays served,
 //! the bundle stays one the relay accepts, and shop's revocation still reaches it in under 5 s.
+//! blog's ApiKeys beyond the pool's per-tenant quota are refused likewise (`QuotaExceeded`).
 
 mod support;
 
@@ -29,7 +30,10 @@ fn ready(conditions: &[cascade_crds::conditions::Condition]) -> Option<(String, 
 #[tokio::test]
 async fn one_tenants_bad_objects_are_refused_alone_and_the_other_tenant_is_served() {
     let Some(op) = support::operator::start_on(true, |_| {}).await else { return };
-    let spec = serde_json::json!({ "tenants": { "matchNames": ["shop", "blog"] }, "assignedDomains": { "shop": ["shop.example"], "blog": ["blog.example"] }, "dnsVerification": "warn" });
+    // Quota: blog's first 6 ApiKeys are served, a 7th is refused.
+    let limits = serde_json::json!({ "tenantMaxApiKeys": 6 });
+    let spec =
+        serde_json::json!({ "tenants": { "matchNames": ["shop", "blog"] }, "assignedDomains": { "shop": ["shop.example"], "blog": ["blog.example"] }, "dnsVerification": "warn", "limits": limits });
     support::world::pool(&op.client, spec).await;
     let (shop_keys, blog_keys): (Api<ApiKey>, Api<ApiKey>) = (Api::namespaced(op.client.clone(), "shop"), Api::namespaced(op.client.clone(), "blog"));
     let blog_domains: Api<SendingDomain> = Api::namespaced(op.client.clone(), "blog");
@@ -66,6 +70,9 @@ async fn one_tenants_bad_objects_are_refused_alone_and_the_other_tenant_is_serve
     blog_keys.create(&p, &api_key("forged", serde_json::json!({}))).await.unwrap();
     blog_keys.create(&p, &api_key("offset", serde_json::json!({ "expiresAt": "2099-01-01T02:00:00+02:00" }))).await.unwrap();
 
+    tokio::time::sleep(Duration::from_millis(1100)).await; // a later creation second
+    blog_keys.create(&p, &api_key("late", serde_json::json!({}))).await.unwrap();
+
     // Each bad object is refused alone, naming the field.
     for (name, _, field) in &hostile {
         let (status, reason, message) = until(&format!("{name} refused"), || async { ready(&blog_keys.get(name).await.ok()?.status?.conditions) }).await;
@@ -78,6 +85,9 @@ async fn one_tenants_bad_objects_are_refused_alone_and_the_other_tenant_is_serve
     assert!(squat.2.contains("_cascade-challenge.shop.example."), "{}", squat.2);
     let named = until("long name refused", || async { ready(&blog_domains.get(&long).await.ok()?.status?.conditions).filter(|r| r.1 == "InvalidSpec") }).await;
     assert!(named.2.starts_with("metadata.name: 250 characters"), "{}", named.2);
+    let (_, reason, message) = until("late over quota", || async { ready(&blog_keys.get("late").await.ok()?.status?.conditions).filter(|r| r.1 == "QuotaExceeded") }).await;
+    assert!(message.starts_with("limits.tenantMaxApiKeys: namespace blog has 7 ApiKeys; at most 6"), "{reason}: {message}");
+    let late_id = blog_keys.get("late").await.unwrap().status.unwrap().key_id.unwrap();
     let (_, note) = support::operator::event(&op.client, "blog", "bad-scope", "InvalidSpec").await;
     assert!(note.contains("spec.scopes[1]"), "{note}");
 
@@ -88,7 +98,7 @@ async fn one_tenants_bad_objects_are_refused_alone_and_the_other_tenant_is_serve
     let entry = yaml.split(&format!("id: {offset_id}")).nth(1).unwrap().split("- id:").next().unwrap();
     assert!(entry.contains("2099-01-01T00:00:00Z"), "{entry}");
     assert_eq!(yaml.matches(&format!("id: {shop_id}")).count(), 1, "the forged Secret's id is not in the bundle");
-    for absent in ["long.blog.example", "hunter2", "email:send", "10.0.0.0/33"] {
+    for absent in ["long.blog.example", "hunter2", "email:send", "10.0.0.0/33", late_id.as_str()] {
         assert!(!yaml.contains(absent), "{absent} reached the bundle");
     }
     assert_eq!(yaml.matches("name: shop.example").count(), 1, "shop.example is served once, to shop");

@@ -295,6 +295,22 @@ pub struct PoolLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub tenant_queued_bytes: Option<String>,
+    /// SendingDomains of one tenant this pool serves (the oldest first); the others get
+    /// `Ready=False`, reason `QuotaExceeded`.
+    #[serde(default = "default_tenant_max_domains")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub tenant_max_domains: u32,
+    /// ApiKeys of one tenant this pool serves (the oldest first); likewise `QuotaExceeded`.
+    #[serde(default = "default_tenant_max_api_keys")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub tenant_max_api_keys: u32,
+}
+
+fn default_tenant_max_domains() -> u32 {
+    100
+}
+fn default_tenant_max_api_keys() -> u32 {
+    1000
 }
 
 /// Namespaces selected by labels, by name, or both (a namespace matching either is selected).
@@ -438,6 +454,8 @@ impl Default for PoolLimits {
             tenant_messages_per_minute: None,
             tenant_queued_messages: None,
             tenant_queued_bytes: None,
+            tenant_max_domains: default_tenant_max_domains(),
+            tenant_max_api_keys: default_tenant_max_api_keys(),
         }
     }
 }

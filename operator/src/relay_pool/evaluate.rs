@@ -193,7 +193,9 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let key_ids: Vec<_> = world.inputs.api_keys.iter().filter_map(|a| material.api_keys.get(&key_of(a)).map(|(id, _)| (a, id.as_str()))).collect();
     let suspensions = crate::suspensions::desired(&key_ids, &world.relays.suspensions).into_iter().map(|(k, s)| (k.clone(), s)).collect();
     let endpoints = pool.spec.external_dns.then(|| {
-        let served = world.inputs.domains.iter().filter_map(|d| plan.domain_status.get(&key_of(d)).filter(|s| !s.records.is_empty()).map(|s| (d, s)));
+        // Served claims only, and only in the zones this pool assigns to the claim's namespace.
+        let assigned = |d: &SendingDomain| crate::render::evaluate::ownership::assigned(pool, &key_of(d).0, &d.spec.domain);
+        let served = world.inputs.domains.iter().filter(|d| assigned(d)).filter_map(|d| plan.domain_status.get(&key_of(d)).filter(|s| !s.records.is_empty()).map(|s| (d, s)));
         served.map(|(d, s)| (d.clone(), crate::external_dns::endpoint(d, &s.records))).collect()
     });
     status.config_hash = Some(config_hash.clone());

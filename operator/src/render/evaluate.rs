@@ -310,10 +310,16 @@ fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, 
             Err((reasons::DOMAIN_CONFLICT, format!("domain {} is owned by SendingDomain {ons}/{oname}, proven first; this claim is not served", d.spec.domain)))
         }
         _ if !selected => Err((reasons::NAMESPACE_NOT_SERVED, format!("RelayPool {pool_ns}/{pool_name} does not serve namespace {}", k.0))),
-        _ => match domain_problem(d) {
-            Some(problem) => Err((reasons::INVALID_SPEC, problem)),
-            None => keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e)),
-        },
+        _ => {
+            if let Some(problem) = domain_problem(d) {
+                return Err((reasons::INVALID_SPEC, problem));
+            }
+            let siblings: Vec<&SendingDomain> = inputs.domains.iter().filter(|o| o.namespace() == d.namespace() && o.spec.relay_pool == d.spec.relay_pool).collect();
+            if let Some(over) = quota::beyond(d, &siblings, pool.spec.limits.tenant_max_domains, "limits.tenantMaxDomains", "SendingDomains on this pool") {
+                return Err((reasons::QUOTA_EXCEEDED, over));
+            }
+            keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e))
+        }
     }
 }
 
@@ -418,7 +424,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         }
         domain_status.insert(k, st);
     }
-    let (api_keys, api_key_status) = api_keys(inputs, material, &tenants, now_unix, now);
+    let (api_keys, api_key_status) = api_keys(inputs, material, &tenants, pool.spec.limits.tenant_max_api_keys, now_unix, now);
     records.sort();
     let config = config::relay_config(pool, inputs, tenants, api_keys)?;
     Ok(Plan { config, records, domain_status, dkim_status, api_key_status })
@@ -427,9 +433,10 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
 mod api_keys;
 mod config;
 pub mod ownership;
+pub mod quota;
 
 use api_keys::api_keys;
-pub use api_keys::{api_key_problem, refused_status};
+pub use api_keys::{api_key_problem, quota_exceeded, refused_status};
 
 #[cfg(test)]
 mod tests;

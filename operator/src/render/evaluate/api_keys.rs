@@ -58,9 +58,22 @@ pub fn refused_status(a: &ApiKey, why: &str, now: &str) -> ApiKeyStatus {
     st
 }
 
+/// Marks a status `Ready=False`, reason `QuotaExceeded`.
+pub fn quota_exceeded(a: &ApiKey, st: &mut ApiKeyStatus, why: &str, now: &str) {
+    use cascade_crds::conditions::{reasons, set, types};
+    set(&mut st.conditions, types::READY, false, reasons::QUOTA_EXCEEDED, why, a.metadata.generation.unwrap_or(0), now);
+}
+
 /// The API keys of served tenants, as the relays get them, and their statuses. A key whose spec
 /// the relays would refuse gets `Ready=False` (`InvalidSpec`, naming the field) and is left out.
-pub(super) fn api_keys(inputs: &Inputs, material: &Material, tenants: &BTreeMap<String, Vec<rc::SendingDomain>>, now_unix: u64, now: &str) -> (Vec<rc::ApiKey>, BTreeMap<Key, ApiKeyStatus>) {
+pub(super) fn api_keys(
+    inputs: &Inputs,
+    material: &Material,
+    tenants: &BTreeMap<String, Vec<rc::SendingDomain>>,
+    max_keys: u32,
+    now_unix: u64,
+    now: &str,
+) -> (Vec<rc::ApiKey>, BTreeMap<Key, ApiKeyStatus>) {
     let mut keys = Vec::new();
     let mut statuses = BTreeMap::new();
     for a in &inputs.api_keys {
@@ -74,9 +87,14 @@ pub(super) fn api_keys(inputs: &Inputs, material: &Material, tenants: &BTreeMap<
         }
         let Some((key_id, hash)) = material.api_keys.get(&k) else { continue };
         let invalid = api_key_problem(a, key_id);
-        let (st, refused) = api_key_status(a, key_id, hash, invalid.clone().or(unserved), now_unix, now);
+        let siblings: Vec<&ApiKey> = inputs.api_keys.iter().filter(|o| o.namespace() == a.namespace()).collect();
+        let over = super::quota::beyond(a, &siblings, max_keys, "limits.tenantMaxApiKeys", "ApiKeys");
+        let (mut st, refused) = api_key_status(a, key_id, hash, invalid.clone().or(over.clone()).or(unserved), now_unix, now);
+        if let Some(over) = over.as_deref().filter(|_| invalid.is_none()) {
+            quota_exceeded(a, &mut st, over, now);
+        }
         statuses.insert(k.clone(), st);
-        if invalid.is_some() {
+        if invalid.is_some() || over.is_some() {
             continue;
         }
         keys.push(rc::ApiKey {

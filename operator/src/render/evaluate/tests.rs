@@ -405,3 +405,33 @@ fn a_return_path_domain_needs_its_own_spf_record_to_be_ready() {
     inputs.domains = vec![d];
     assert_eq!(ready(&plan(&inputs).domain_status[&k("shop", "rp")].conditions).0, "True");
 }
+
+#[test]
+fn a_tenant_beyond_its_quota_gets_its_oldest_objects_served_and_the_rest_refused_by_name() {
+    let mut inputs = world(
+        vec![
+            domain("shop", "new", "new.shop.test", "2026-06-01T00:00:00Z"),
+            domain("shop", "old", "old.shop.test", "2026-01-01T00:00:00Z"),
+            domain("blog", "main", "blog.test", "2026-07-01T00:00:00Z"),
+        ],
+        vec![api_key("shop", "b-new", serde_json::json!({})), api_key("shop", "a-old", serde_json::json!({})), api_key("blog", "writer", serde_json::json!({}))],
+    );
+    for (i, a) in inputs.api_keys.iter_mut().enumerate() {
+        a.metadata.creation_timestamp = Some(k8s_time(["2026-06-01T00:00:00Z", "2026-01-01T00:00:00Z", "2026-07-01T00:00:00Z"][i]));
+    }
+    (inputs.pools[0].spec.limits.tenant_max_domains, inputs.pools[0].spec.limits.tenant_max_api_keys) = (1, 1);
+    let p = plan(&inputs);
+    assert_eq!(ready(&p.domain_status[&k("shop", "old")].conditions).1, "Served");
+    let over = &p.domain_status[&k("shop", "new")].conditions;
+    assert_eq!(ready(over), ("False".into(), "QuotaExceeded".into()));
+    assert!(over.iter().any(|c| c.message.starts_with("limits.tenantMaxDomains: namespace shop has 2 SendingDomains")), "{over:?}");
+    assert_eq!(ready(&p.domain_status[&k("blog", "main")].conditions).1, "Served", "another tenant's quota is its own");
+    let ids: Vec<&str> = p.config.api_keys.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, vec!["ck_a-old", "ck_writer"]);
+    assert_eq!(ready(&p.api_key_status[&k("shop", "b-new")].conditions).1, "QuotaExceeded");
+    // Listing order never decides.
+    inputs.domains.reverse();
+    inputs.api_keys.reverse();
+    let again = plan(&inputs);
+    assert_eq!((again.config.api_keys.len(), ready(&again.domain_status[&k("shop", "new")].conditions).1), (2, "QuotaExceeded".into()));
+}
