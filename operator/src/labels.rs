@@ -23,6 +23,9 @@ pub fn bundle_secret(pool: &str) -> String {
     format!("{pool}-relay-config")
 }
 
+/// The label on a pool's shard Secrets (value: the pool's name).
+pub const SHARD_OF: &str = "cascade-mail.com/relay-config-shard-of";
+
 /// The pool's own keys (spool, sealing, audit): mounted into the relay pods, never in the bundle.
 pub fn keys_secret(pool: &str) -> String {
     format!("{pool}-keys")

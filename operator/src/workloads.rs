@@ -157,7 +157,8 @@ fn relay_account(pool: &str) -> String {
 
 /// The relay's ServiceAccount, a Role that reads its one configuration Secret by name, and the
 /// binding between them.
-pub fn relay_rbac(pool: &RelayPool) -> (ServiceAccount, Role, RoleBinding) {
+/// The relay's account and the Role letting it read its bundle and shard Secrets, by name only.
+pub fn relay_rbac(pool: &RelayPool, shards: &[String]) -> (ServiceAccount, Role, RoleBinding) {
     let name = relay_account(&pool.name_any());
     let account = ServiceAccount { metadata: meta(pool, name.clone()), automount_service_account_token: Some(false), ..Default::default() };
     let role = Role {
@@ -165,7 +166,7 @@ pub fn relay_rbac(pool: &RelayPool) -> (ServiceAccount, Role, RoleBinding) {
         rules: Some(vec![PolicyRule {
             api_groups: Some(vec!["".into()]),
             resources: Some(vec!["secrets".into()]),
-            resource_names: Some(vec![crate::labels::bundle_secret(&pool.name_any())]),
+            resource_names: Some(std::iter::once(crate::labels::bundle_secret(&pool.name_any())).chain(shards.iter().cloned()).collect()),
             verbs: vec!["get".into(), "list".into(), "watch".into()],
             ..Default::default()
         }]),
@@ -354,9 +355,9 @@ impl Workloads {
 }
 
 /// Every workload object of the pool.
-pub fn all(pool: &RelayPool, image: &str, config_hash: &str, operator_ns: &str) -> Workloads {
+pub fn all(pool: &RelayPool, image: &str, config_hash: &str, operator_ns: &str, shards: &[String]) -> Workloads {
     let [service, headless] = services(pool);
-    let (account, role, binding) = relay_rbac(pool);
+    let (account, role, binding) = relay_rbac(pool, shards);
     Workloads {
         account,
         role,
@@ -413,8 +414,8 @@ mod tests {
         let hpa = autoscaler(&p).unwrap().spec.unwrap();
         assert_eq!((hpa.min_replicas, hpa.max_replicas, hpa.scale_target_ref.name.as_str()), (Some(2), 6, "main-relay"));
         assert!(autoscaler(&pool(serde_json::json!({}))).is_none());
-        assert_eq!(all(&p, "i", "h", "ops").manifests().unwrap().len(), 9);
-        let manifests = all(&pool(serde_json::json!({})), "i", "h", "ops").manifests().unwrap();
+        assert_eq!(all(&p, "i", "h", "ops", &[]).manifests().unwrap().len(), 9);
+        let manifests = all(&pool(serde_json::json!({})), "i", "h", "ops", &[]).manifests().unwrap();
         assert_eq!(manifests.len(), 8);
         assert!(manifests[3].starts_with("apiVersion: apps/v1\nkind: StatefulSet\n"), "{}", manifests[3]);
     }
@@ -452,13 +453,13 @@ mod tests {
     }
 
     #[test]
-    fn the_relay_may_read_its_own_config_secret_and_nothing_else() {
-        let (account, role, binding) = relay_rbac(&pool(serde_json::json!({})));
+    fn the_relay_may_read_its_own_config_and_shard_secrets_and_nothing_else() {
+        let (account, role, binding) = relay_rbac(&pool(serde_json::json!({})), &["main-relay-config-shop".to_string()]);
         assert_eq!(account.metadata.name.as_deref(), Some("main-relay"));
         let rules = role.rules.unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].resources.as_deref(), Some(&["secrets".to_string()][..]));
-        assert_eq!(rules[0].resource_names.as_deref(), Some(&["main-relay-config".to_string()][..]));
+        assert_eq!(rules[0].resource_names.as_deref(), Some(&["main-relay-config".to_string(), "main-relay-config-shop".to_string()][..]));
         assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
         let subject = &binding.subjects.unwrap()[0];
         assert_eq!((subject.kind.as_str(), subject.name.as_str(), subject.namespace.as_deref()), ("ServiceAccount", "main-relay", Some("cascade-system")));

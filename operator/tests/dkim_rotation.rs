@@ -50,8 +50,7 @@ async fn keys_rotate_through_dns_verified_generations() {
         async move { keys.patch("shop-dkim", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap() }
     };
     let bundle_selector = || async {
-        let data = op.secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        let yaml = String::from_utf8_lossy(data.get("relay.yaml")?).into_owned();
+        let yaml = support::relay::assembled(&op.secrets).await?;
         yaml.lines().find_map(|l| l.trim().strip_prefix("- selector: ").map(String::from))
     };
     let mut published = base.clone();

@@ -41,10 +41,7 @@ async fn dkim_must_be_verified_in_dns_before_the_relays_send() {
     assert_eq!(condition(&d, "SPFVerified"), Some(("True".into(), "SPFVerified".into())));
     assert_eq!(condition(&d, "DMARCVerified"), Some(("True".into(), "DMARCVerified".into())));
     assert_eq!(condition(&d, "Ready").unwrap().0, "False");
-    let bundle = || async {
-        let data = op.secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        Some(String::from_utf8_lossy(data.get("relay.yaml")?).into_owned())
-    };
+    let bundle = || support::relay::assembled(&op.secrets);
     let refusal = "its DKIM record is not verified in DNS (DKIMRecordMissing)";
     until("the refusal in the bundle", || async { bundle().await?.contains(refusal).then_some(()) }).await;
     let (_, note) = support::operator::event(&op.client, "shop", "shop", "DKIMRecordMissing").await;

@@ -41,10 +41,7 @@ async fn only_a_proven_claim_is_served_and_the_first_proven_keeps_the_domain() {
     blog.create(&PostParams::default(), &claim("blog")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await; // a later creation second
     shop.create(&PostParams::default(), &claim("shop")).await.unwrap();
-    let bundle = || async {
-        let data = op.secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        Some(String::from_utf8_lossy(data.get("relay.yaml")?).into_owned())
-    };
+    let bundle = || support::relay::assembled(&op.secrets);
 
     // Neither claim is proven: neither is served, neither is in conflict, both are told the record.
     let challenge = |api: Api<SendingDomain>| async move { until("the challenge in the status", || async { api.get("shop").await.ok()?.status?.ownership }).await };

@@ -45,8 +45,7 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
 
     // The relay runs the operator's key as the bundle has it (id, hash, anomalies, generation).
     let bundle = until("the key in the bundle", || async {
-        let data = op.secrets.get("cascade-system", "main-relay-config").await.ok().flatten()?;
-        let yaml = String::from_utf8(data["relay.yaml"].clone()).ok()?;
+        let yaml = support::relay::assembled(&op.secrets).await?;
         yaml.contains(&user).then_some(yaml)
     })
     .await;
@@ -79,8 +78,8 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
     let (kind, note) = support::operator::event(&op.client, "shop", "web", "KeySuspended").await;
     assert_eq!(kind, "Warning", "{note}");
     until("the key refused in the bundle", || async {
-        let data = op.secrets.get("cascade-system", "main-relay-config").await.ok().flatten()?;
-        bundle_entry(&String::from_utf8(data["relay.yaml"].clone()).ok()?, &user).contains("revoked: true").then_some(())
+        let yaml = support::relay::assembled(&op.secrets).await?;
+        bundle_entry(&yaml, &user).contains("revoked: true").then_some(())
     })
     .await;
 
@@ -90,8 +89,8 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
     let st = until("the suspension lifted", || async { keys.get("web").await.ok()?.status.filter(|s| s.suspension.is_none() && s.state == Some(ApiKeyState::Active)) }).await;
     assert_eq!(st.observed_generation, 2);
     until("the key back in the bundle at generation 2", || async {
-        let data = op.secrets.get("cascade-system", "main-relay-config").await.ok().flatten()?;
-        let entry = bundle_entry(&String::from_utf8(data["relay.yaml"].clone()).ok()?, &user);
+        let yaml = support::relay::assembled(&op.secrets).await?;
+        let entry = bundle_entry(&yaml, &user);
         (entry.contains("revoked: false") && entry.contains("generation: 2")).then_some(())
     })
     .await;

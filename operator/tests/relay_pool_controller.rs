@@ -40,19 +40,22 @@ async fn pools_render_bundles_statuses_and_revocations() {
     keys.create(&PostParams::default(), &obj(serde_json::json!({"apiVersion": api, "kind": "ApiKey", "metadata": {"name": "web"}, "spec": {}}))).await.unwrap();
 
     // The bundle: served domain with its generated key, the API key's hash, accepted by the relay.
-    let bundle = until("a bundle serving shop.example and the key", || async {
-        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        let yaml = String::from_utf8(data.get("relay.yaml")?.clone()).ok()?;
-        (yaml.contains("name: shop.example") && yaml.contains("id: ck_")).then_some(data)
+    until("a bundle serving shop.example and the key", || async {
+        let yaml = support::relay::assembled(&secrets).await?;
+        (yaml.contains("name: shop.example") && yaml.contains("id: ck_")).then_some(())
     })
     .await;
+    let bundle = support::relay::bundle_files(&secrets).await.unwrap();
+    // Tenants live in shard Secrets (one per tenant) that relay.yaml lists with digests.
+    let relay_yaml = String::from_utf8_lossy(&bundle["relay.yaml"]).into_owned();
+    assert!(relay_yaml.contains("secret: main-relay-config-shop") && !relay_yaml.contains("id: ck_"), "{relay_yaml}");
     // No DKIM key in the clear and no key ring in the bundle: DKIM keys are sealed with the
     // pool's sealing key, which (with the spool key) is mounted from `<pool>-keys`.
     for (file, bytes) in bundle.iter().filter(|(f, _)| f.starts_with("dkim-")) {
         assert!(file.ends_with(".sealed") && !String::from_utf8_lossy(bytes).contains("PRIVATE KEY"), "{file} holds a private key in the clear");
     }
     assert!(bundle.keys().any(|f| f.ends_with(".pem.sealed")) && !bundle.contains_key("spool.key"), "{:?}", bundle.keys());
-    assert_eq!(String::from_utf8_lossy(&bundle["relay.yaml"]).matches("selector: cascade1").count(), 1);
+    assert_eq!(String::from_utf8_lossy(&bundle["tenant-shop.yaml"]).matches("selector: cascade1").count(), 1);
     // The relay itself checks the bundle (`cascade-relay check-config`), keys where it finds them.
     support::relay::check_config(&secrets, "main-relay-config").await;
     let generated: Api<cascade_crds::v1alpha1::DkimKey> = Api::namespaced(client.clone(), "shop");
@@ -125,11 +128,7 @@ async fn pools_render_bundles_statuses_and_revocations() {
     // Revocation reaches the bundle quickly.
     let started = Instant::now();
     keys.patch("web", &PatchParams::default(), &Patch::Merge(&serde_json::json!({"spec": {"revoked": true}}))).await.unwrap();
-    until("revocation in the bundle", || async {
-        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        String::from_utf8_lossy(data.get("relay.yaml")?).contains("revoked: true").then_some(())
-    })
-    .await;
+    until("revocation in the bundle", || async { support::relay::assembled(&secrets).await?.contains("revoked: true").then_some(()) }).await;
     let latency = started.elapsed();
     eprintln!("revocation reached the bundle in {latency:?}");
     assert!(latency < Duration::from_secs(5), "revocation took {latency:?}");
@@ -143,18 +142,14 @@ async fn pools_render_bundles_statuses_and_revocations() {
     // A deleted ApiKey disappears from the bundle.
     let key_id = keys.get("web").await.unwrap().status.and_then(|s| s.key_id).expect("key id");
     keys.delete("web", &Default::default()).await.unwrap();
-    until("the deleted key gone from the bundle", || async {
-        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        (!String::from_utf8_lossy(data.get("relay.yaml")?).contains(&key_id)).then_some(())
-    })
-    .await;
+    until("the deleted key gone from the bundle", || async { (!support::relay::assembled(&secrets).await?.contains(&key_id)).then_some(()) }).await;
 
     // A tampered bundle is restored.
     let tamper = serde_json::json!({"data": {"relay.yaml": "aGFja2VkCg=="}});
     secrets.api("cascade-system").patch("main-relay-config", &PatchParams::default(), &Patch::Merge(&tamper)).await.unwrap();
     until("the bundle restored", || async {
         let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        String::from_utf8_lossy(data.get("relay.yaml")?).contains("name: shop.example").then_some(())
+        String::from_utf8_lossy(data.get("relay.yaml")?).contains("file: tenant-shop.yaml").then_some(())
     })
     .await;
 
@@ -165,8 +160,7 @@ async fn pools_render_bundles_statuses_and_revocations() {
     assert!(shop.metadata.finalizers.unwrap_or_default().contains(&"cascade-mail.com/purge-queued-mail".to_string()));
     shop_domains.delete("shop", &Default::default()).await.unwrap();
     let yaml = until("the deletion in the bundle", || async {
-        let data = secrets.get("cascade-system", "main-relay-config").await.ok()??;
-        let yaml = String::from_utf8_lossy(data.get("relay.yaml")?).into_owned();
+        let yaml = support::relay::assembled(&secrets).await?;
         yaml.contains("retiredDomains:\n- name: shop.example\n  tenant: shop").then_some(yaml)
     })
     .await;

@@ -92,6 +92,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
             name: "dev".into(),
             domains: vec![SendingDomain { name: DEV_DOMAIN.into(), dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_file }], refuse: None }],
         }],
+        shards: vec![],
         api_keys: vec![ApiKey {
             id: creds.username.clone(),
             tenant: "dev".into(),

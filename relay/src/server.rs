@@ -75,12 +75,17 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     }
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));
+    let watching = watch.is_some();
     if let Some(target) = watch {
         let client = kube::Client::try_default().await.context("connecting to the Kubernetes API for the configuration watch")?;
         tracing::info!(source = %target.describe(), "watching the configuration Secret");
         tokio::spawn(crate::watch::run(client, target, relay.clone()));
     }
-    relay.set_ready(true);
+    // Tenants in shards come from the watch (the pod mounts only the bundle Secret): ready once
+    // it delivered them.
+    if !(watching && relay.runtime().config.shards.iter().any(|s| s.secret.is_some())) {
+        relay.set_ready(true);
+    }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

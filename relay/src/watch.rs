@@ -1,6 +1,6 @@
-//! Fast configuration changes in a cluster: the relay watches its one configuration Secret
-//! through the Kubernetes API (RBAC lets it `get`/`list`/`watch` that Secret by name and nothing
-//! else) and swaps in each new version as soon as the API server sends it, typically well under a
+//! Fast configuration changes in a cluster: the relay watches its configuration Secret and the
+//! shard Secrets it lists (one per tenant) through the Kubernetes API (RBAC lets it
+//! `get`/`list`/`watch` those Secrets by name and nothing else) and swaps in each new version as soon as the API server sends it, typically well under a
 //! second after the operator wrote it. This is what makes a revoked, expired or deleted API key
 //! stop authenticating within seconds; the kubelet's update of the mounted copy can take a minute.
 //!
@@ -67,32 +67,61 @@ pub fn install(relay: &Relay, source: &str, files: &BTreeMap<String, Vec<u8>>) -
     }
 }
 
-/// Watches the Secret until shutdown; reconnects with backoff when the API server goes away.
+/// The Secrets to watch: the bundle's, then each shard Secret its `relay.yaml` lists.
+fn watched(bundle: &str, seen: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> Vec<String> {
+    let shards = seen.get(bundle).map(crate::config::shard_secrets).unwrap_or_default();
+    std::iter::once(bundle.to_string()).chain(shards).collect()
+}
+
+/// The bundle's entries with those of each shard Secret it lists (a shard never overrides).
+fn merged(names: &[String], seen: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> Option<BTreeMap<String, Vec<u8>>> {
+    let mut files = seen.get(&names[0])?.clone();
+    for data in names[1..].iter().filter_map(|n| seen.get(n)) {
+        for (k, v) in data {
+            files.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Some(files)
+}
+
+/// Watches the bundle Secret and its shard Secrets (each by name: RBAC lets the relay read these
+/// and nothing else) until shutdown, installing every consistent set; reconnects with backoff
+/// when the API server goes away.
 pub async fn run(client: kube::Client, target: Target, relay: Arc<Relay>) {
     let api: Api<Secret> = Api::namespaced(client, &target.namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
     let source = target.describe();
-    let mut events = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
     let mut shutdown = relay.shutdown_signal();
+    let mut seen: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     let mut last: Option<BTreeMap<String, Vec<u8>>> = None;
     loop {
-        let next = tokio::select! {
-            n = events.next() => n,
-            _ = Relay::stopped(&mut shutdown) => return,
-        };
-        match next {
-            None => return,
-            Some(Err(e)) => tracing::warn!(source, error = %e, "watching the configuration Secret; retrying"),
-            Some(Ok(obj)) => {
-                let files = secret_data(&obj);
-                if last.as_ref() == Some(&files) {
-                    continue;
-                }
-                if install(&relay, &source, &files) {
-                    relay.set_watch_delivered();
-                }
-                last = Some(files);
+        let names = watched(&target.name, &seen);
+        let streams = names.iter().map(|n| watcher(api.clone(), watcher::Config::default().fields(&format!("metadata.name={n}"))).default_backoff().boxed());
+        let mut events = futures::stream::select_all(streams);
+        // Until the set of Secrets to watch changes (a tenant came or went).
+        while watched(&target.name, &seen) == names {
+            let next = tokio::select! {
+                n = events.next() => n,
+                _ = Relay::stopped(&mut shutdown) => return,
+            };
+            match next {
+                None => return,
+                Some(Err(e)) => tracing::warn!(source, error = %e, "watching the configuration Secrets; retrying"),
+                Some(Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s))) => drop(seen.insert(s.metadata.name.clone().unwrap_or_default(), secret_data(&s))),
+                Some(Ok(watcher::Event::Delete(s))) => drop(seen.remove(s.metadata.name.as_deref().unwrap_or_default())),
+                Some(Ok(_)) => {}
             }
+            let Some(files) = merged(&names, &seen).filter(|f| last.as_ref() != Some(f)) else { continue };
+            if !crate::config::shards_consistent(&files) {
+                tracing::debug!(source, "configuration shards not yet consistent; keeping the current configuration");
+                continue;
+            }
+            if install(&relay, &source, &files) {
+                relay.set_watch_delivered();
+                if !relay.is_shutting_down() {
+                    relay.set_ready(true);
+                }
+            }
+            last = Some(files);
         }
     }
 }

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Sink, wait_until
 from helpers import tls_context
-from test_operator_render import OPERATOR, EXAMPLE, render, run_rendered
+from test_operator_render import OPERATOR, EXAMPLE, assembled, render, run_rendered
 
 BLOG = """
 ---
@@ -103,7 +103,7 @@ def test_a_key_sends_as_its_own_tenants_domains_only(world):
 
 def test_a_key_listing_only_another_tenants_domain_cannot_send(world):
     out, keys, sink, relay = world
-    config = (out / "relay" / "relay.yaml").read_text()
+    config = assembled(out)
     thief = json.loads((out / "credentials" / "blog.thief.json").read_text())
     # Narrowed to blog's own domains, of which it lists none: refused by the relay, AUTH fails.
     entry = config.split(f"id: {thief['username']}")[1].split("- id:")[0]
@@ -140,7 +140,7 @@ spec:
         out = workdir / f"out{len(extra)}"
         r = subprocess.run([str(OPERATOR), "render", "-f", str(resources), "-o", str(out), *extra], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
-        yaml = (out / "relay" / "relay.yaml").read_text()
+        yaml = assembled(out)
         assert "- name: shop\n  domains:\n  - name: shop.example" in yaml, yaml
         assert "- name: blog\n  domains:\n  - name: blog.example" in yaml, yaml
         assert yaml.count("name: shop.example") == 1, yaml

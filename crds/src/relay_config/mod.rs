@@ -19,9 +19,11 @@ pub fn valid_key_id(id: &str) -> bool {
 mod defaults;
 mod delivery;
 mod limits;
+mod shards;
 
 pub use delivery::*;
 pub use limits::*;
+pub use shards::*;
 
 use crate::units::{ByteSize, HumanDuration};
 use defaults::*;
@@ -45,6 +47,9 @@ pub struct RelayConfig {
     /// API keys: SMTP AUTH usernames and the hashes of their secrets.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// More tenants and API keys, in shard files (the operator writes one per tenant).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRef>,
     /// How accepted mail leaves the relay.
     #[serde(default)]
     pub delivery: Delivery,

@@ -67,7 +67,12 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
         let (data, l, o) = owned(tls);
         ctx.secrets.apply(&ns, &format!("{name}-tls"), &data, l, o).await?;
     }
-    if let Some((bundle, note)) = served.bundle {
+    if let Some(super::evaluate::BundleWrite { files: bundle, shards, note }) = served.bundle {
+        // Shards first, the bundle listing them last: a relay installs only a consistent set.
+        for (shard, data) in shards {
+            let l = labels::managed(&[(RELAY_POOL, &name), (labels::SHARD_OF, &name)]);
+            ctx.secrets.apply(&ns, &shard, &data, l, pool.controller_owner_ref(&())).await?;
+        }
         let (data, l, o) = owned(bundle);
         ctx.secrets.apply(&ns, &labels::bundle_secret(&name), &data, l, o).await?;
         tracing::info!(namespace = %ns, relay_pool = %name, "relay configuration bundle updated");

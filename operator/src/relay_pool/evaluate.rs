@@ -42,13 +42,21 @@ pub struct Served {
     pub keys: Option<Write>,
     /// `<pool>-tls` when it must be created.
     pub tls: Option<SecretData>,
-    /// The bundle when it differs from the published one, with its Event.
-    pub bundle: Option<(SecretData, Note)>,
+    /// The bundle when it or a shard differs from the published one.
+    pub bundle: Option<BundleWrite>,
     pub domain_statuses: Vec<(SendingDomain, SendingDomainStatus)>,
     pub suspensions: Vec<(ApiKey, Option<ApiKeySuspension>)>,
     /// With `externalDns`: each served domain's DNSEndpoint.
     pub endpoints: Option<Vec<(SendingDomain, serde_json::Value)>>,
     pub workloads: Workloads,
+}
+
+/// A new version of the bundle: its entries, the shard Secrets to write before it (an emptied
+/// one is no longer listed), and its Event.
+pub struct BundleWrite {
+    pub files: SecretData,
+    pub shards: Vec<(String, SecretData)>,
+    pub note: Note,
 }
 
 fn new_keys() -> Result<SecretData, ReconcileError> {
@@ -180,13 +188,18 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
         Some(secret) => core::smarthost_files(secret, world.inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(|e| ReconcileError::Secret { secret: secret.clone(), reason: e.reason })?.1,
         None => SecretData::new(),
     };
-    let layout = Layout::Pod { sealing: &sealing, published: world.bundle.as_ref() };
+    let published: SecretData = world.shards.values().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let bundle_name = crate::labels::bundle_secret(&name);
+    let layout = Layout::Pod { bundle: &bundle_name, sealing: &sealing, published: Some(&published) };
     let built = bundle::build(&plan.config, Parts { tls: &tls, smarthost, dkim_private: &private }, layout)
         .map_err(|e| ReconcileError::Secret { secret: crate::labels::bundle_secret(&name), reason: e.to_string() })?;
-    let bundle = (world.bundle.as_ref() != Some(&built.files)).then(|| {
+    // Shards that changed, shards no longer listed (emptied), and the bundle when any of it changed.
+    let mut shards: Vec<(String, SecretData)> = built.shards.iter().filter(|(n, d)| world.shards.get(*n) != Some(*d)).map(|(n, d)| (n.clone(), d.clone())).collect();
+    shards.extend(world.shards.iter().filter(|(n, d)| !built.shards.contains_key(*n) && !d.is_empty()).map(|(n, _)| (n.clone(), SecretData::new())));
+    let bundle = (world.bundle.as_ref() != Some(&built.files) || !shards.is_empty()).then(|| {
         let domains: usize = plan.config.tenants.iter().map(|t| t.domains.len()).sum();
         let note = format!("Secret {} updated: {} tenant(s), {domains} domain(s), {} API key(s)", crate::labels::bundle_secret(&name), plan.config.tenants.len(), plan.config.api_keys.len());
-        (built.files.clone(), Note::normal(reasons::CONFIG_UPDATED, "RenderConfig", note))
+        BundleWrite { files: built.files.clone(), shards, note: Note::normal(reasons::CONFIG_UPDATED, "RenderConfig", note) }
     });
     let config_hash = crate::apply::short_hash(built.yaml.as_bytes());
     let domain_statuses = domain_statuses(&world, &plan);
@@ -208,7 +221,8 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     // (an unchanged world writes nothing).
     let waiting = world.inputs.api_keys.iter().map(key_of).any(|k| !material.api_keys.contains_key(&k) && !material.refused_credentials.contains_key(&k))
         || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == reasons::DKIM_KEY_PENDING));
-    let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace);
+    let shard_names: Vec<String> = built.shards.keys().cloned().collect();
+    let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace, &shard_names);
     let served = Served { keys: keys_write, tls: tls_create, bundle, domain_statuses, suspensions, endpoints, workloads };
     Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })
 }

@@ -28,6 +28,8 @@ pub struct World {
     pub tls: Option<SecretData>,
     /// The bundle Secret as it is.
     pub bundle: Option<SecretData>,
+    /// The pool's shard Secrets as they are, by name.
+    pub shards: BTreeMap<String, SecretData>,
     pub relays: Relays,
 }
 
@@ -71,6 +73,14 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
         keys: ctx.secrets.get(&ns, &crate::labels::keys_secret(&name)).await?,
         tls: ctx.secrets.get(&ns, &tls_secret).await?,
         bundle: ctx.secrets.get(&ns, &crate::labels::bundle_secret(&name)).await?,
+        shards: ctx
+            .secrets
+            .list(&format!("{}={name}", crate::labels::SHARD_OF))
+            .await?
+            .into_iter()
+            .filter(|((n, _), _)| *n == ns)
+            .map(|((_, s), secret)| (s, crate::secrets::data_of(&secret)))
+            .collect(),
         relays: relays(&addrs).await,
     })
 }

@@ -3,7 +3,8 @@
 //! Reads custom resources (and optional `Namespace` objects, for label selectors, and `Secret`
 //! objects, for a smarthost's credentials) from YAML,
 //! loads or creates the key material under OUT, runs [`evaluate`], and writes:
-//! - `OUT/relay/` — the bundle as [`crate::bundle`] builds it in its directory layout: `relay.yaml`
+//! - `OUT/relay/` — the bundle as [`crate::bundle`] builds it in its directory layout: `relay.yaml`,
+//!   one `tenant-<ns>.yaml` shard per tenant
 //!   and everything it references (TLS certificate, spool and audit keys, DKIM keys), ready for
 //!   `cascade-relay serve --config OUT/relay/relay.yaml`;
 //! - `OUT/credentials/<namespace>.<apikey>.json` — `{"username", "password"}`, created once;
@@ -204,9 +205,15 @@ pub fn render(files: &[PathBuf], out: &Path, verified: BTreeMap<Key, u64>) -> an
     // The pool's workloads as the operator would apply them (the relay image and operator
     // namespace at their defaults), for review in GitOps previews.
     let image = concat!("cascade-relay:", env!("CARGO_PKG_VERSION"));
-    let workloads = crate::workloads::all(&pool, image, &crate::apply::short_hash(bundle.yaml.as_bytes()), "cascade-system").manifests()?;
+    let workloads = crate::workloads::all(&pool, image, &crate::apply::short_hash(bundle.yaml.as_bytes()), "cascade-system", &shard_secrets(&pool, &plan)).manifests()?;
     write_private(&out.join("workloads.yaml"), format!("# Rendered by `cascade-operator render`.\n{}", workloads.join("---\n")).as_bytes())?;
     Ok(plan)
+}
+
+/// The shard Secrets the operator would write for this plan (one per tenant with domains or keys).
+fn shard_secrets(pool: &cascade_crds::v1alpha1::RelayPool, plan: &evaluate::Plan) -> Vec<String> {
+    let tenants: std::collections::BTreeSet<&str> = plan.config.tenants.iter().map(|t| t.name.as_str()).chain(plan.config.api_keys.iter().map(|k| k.tenant.as_str())).collect();
+    tenants.into_iter().map(|t| format!("{}-{t}", crate::labels::bundle_secret(&key_of(pool).1))).collect()
 }
 
 fn keyed<T: Clone>(m: &BTreeMap<Key, T>) -> BTreeMap<String, T> {

@@ -17,11 +17,36 @@ pub fn relay_binary() -> PathBuf {
     bin
 }
 
+/// The pool `main`'s bundle Secret and the shard Secrets its `relay.yaml` lists, merged as a
+/// relay merges them (`None` until the bundle exists).
+pub async fn bundle_files(secrets: &cascade_operator::secrets::SecretStore) -> Option<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut files = secrets.get("cascade-system", "main-relay-config").await.ok()??;
+    let config: cascade_crds::RelayConfig = serde_saphyr::from_str(std::str::from_utf8(files.get("relay.yaml")?).ok()?).ok()?;
+    for shard in config.shards.iter().filter_map(|s| s.secret.as_deref()) {
+        for (k, v) in secrets.get("cascade-system", shard).await.ok()?? {
+            files.entry(k).or_insert(v);
+        }
+    }
+    Some(files)
+}
+
+/// The pool `main`'s configuration text as its relays assemble it: `relay.yaml`, then each shard
+/// file it lists (for assertions on what the relays get).
+pub async fn assembled(secrets: &cascade_operator::secrets::SecretStore) -> Option<String> {
+    let files = bundle_files(secrets).await?;
+    let mut text = String::from_utf8_lossy(files.get("relay.yaml")?).into_owned();
+    for (name, bytes) in files.iter().filter(|(n, _)| n.starts_with("tenant-") && n.ends_with(".yaml")) {
+        text.push_str(&format!("---\n# {name}\n{}", String::from_utf8_lossy(bytes)));
+    }
+    Some(text)
+}
+
 /// Writes the pool `main`'s bundle Secret `bundle_secret` and its keys to a temporary directory
 /// and has the relay itself check it (`cascade-relay check-config`); fails the test when the
 /// relay refuses it.
 pub async fn check_config(secrets: &cascade_operator::secrets::SecretStore, bundle_secret: &str) {
-    let bundle = secrets.get("cascade-system", bundle_secret).await.unwrap().expect("the bundle");
+    assert_eq!(bundle_secret, "main-relay-config");
+    let bundle = bundle_files(secrets).await.expect("the bundle and its shards");
     let dir = std::env::temp_dir().join(format!("cascade-bundle-{}-{bundle_secret}", std::process::id()));
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     for (file, bytes) in secrets.get("cascade-system", "main-keys").await.unwrap().expect("the pool's keys") {
@@ -35,6 +60,19 @@ pub async fn check_config(secrets: &cascade_operator::secrets::SecretStore, bund
     let check = Command::new(relay_binary()).args(["check-config", &dir.join("relay.yaml").display().to_string()]).output().unwrap();
     assert!(check.status.success(), "the relay refuses the rendered bundle:\n{}", String::from_utf8_lossy(&check.stdout));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `relay.yaml` with the shards it lists folded back in (tenants and keys inline, which the relay
+/// reads the same), so tests can edit one file.
+fn inline_shards(dir: &Path, yaml: &str) -> String {
+    let mut config: cascade_crds::RelayConfig = serde_saphyr::from_str(yaml).unwrap();
+    for s in std::mem::take(&mut config.shards) {
+        let shard: cascade_crds::relay_config::Shard = serde_saphyr::from_str(&std::fs::read_to_string(dir.join(&s.file)).unwrap()).unwrap();
+        config.tenants.extend(shard.tenants);
+        config.api_keys.extend(shard.api_keys);
+        std::fs::remove_file(dir.join(&s.file)).unwrap();
+    }
+    serde_saphyr::to_string(&config).unwrap()
 }
 
 /// The rendered example on loopback ports: its files, credentials and ports.
@@ -59,7 +97,7 @@ impl Bundle {
         cascade_operator::render::render(&[example], &dir, Default::default()).unwrap();
         let creds: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("credentials/shop.web.json")).unwrap()).unwrap();
         let (submission, submissions, http, admin) = (free_port(), free_port(), free_port(), free_port());
-        let yaml = std::fs::read_to_string(dir.join("relay/relay.yaml")).unwrap();
+        let yaml = inline_shards(&dir.join("relay"), &std::fs::read_to_string(dir.join("relay/relay.yaml")).unwrap());
         let yaml = edit(
             yaml.replace("0.0.0.0:587", &format!("127.0.0.1:{submission}"))
                 .replace("0.0.0.0:465", &format!("127.0.0.1:{submissions}"))

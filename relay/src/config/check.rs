@@ -10,7 +10,7 @@ use crate::dkim::Signer;
 use crate::smtp::command::valid_domain;
 use cascade_core::cidr::Cidr;
 use cascade_core::seal::KeyRing;
-use cascade_crds::relay_config::{Delivery, DeliveryMode, Limits, Listeners, OutboundTls, RelayConfig, TlsFiles};
+use cascade_crds::relay_config::{Delivery, DeliveryMode, Limits, Listeners, OutboundTls, RelayConfig, Shard, TlsFiles};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -123,6 +123,37 @@ fn tls(c: &mut Checker<'_>, tls: &TlsFiles) -> (Option<Vec<u8>>, Option<Vec<u8>>
 
 /// Tenants and their domains (DKIM keys loaded, sealed ones opened with the sealing key);
 /// returns the domain policies and each tenant's domains.
+/// Appends each listed shard's tenants and API keys. A shard that is missing, does not match
+/// its digest or does not parse is dropped (its tenants are not served); the rest loads.
+fn shards(c: &mut Checker<'_>, config: &mut RelayConfig) {
+    for (i, s) in std::mem::take(&mut config.shards).into_iter().enumerate() {
+        let field = format!("shards[{i}]");
+        let before = c.problems.len();
+        let parse = |bytes: &[u8]| std::str::from_utf8(bytes).map_err(|e| e.to_string()).and_then(|t| serde_saphyr::from_str::<Shard>(t).map_err(|e| e.to_string()));
+        let shard = c.read(&format!("{field}.file"), &s.file).and_then(|bytes| match parse(&bytes) {
+            Ok(shard) => Some((bytes, shard)),
+            Err(e) => {
+                c.fail(format!("{field}.file"), format!("{}: {}", s.file, e.trim().replace('\n', " ")));
+                None
+            }
+        });
+        if let Some((bytes, shard)) = shard {
+            let keys: Vec<Vec<u8>> = shard.key_files().iter().map(|f| c.read(&format!("{field}: {f}"), f).unwrap_or_default()).collect();
+            if cascade_core::shard::digest(&bytes, &keys.iter().map(Vec::as_slice).collect::<Vec<_>>()) != s.digest {
+                c.fail(format!("{field}.digest"), format!("does not match {} and its key files (a newer version is on its way, or it was altered)", s.file));
+            }
+            if c.entry_ok(before) {
+                config.tenants.extend(shard.tenants);
+                config.api_keys.extend(shard.api_keys);
+            }
+            config.shards.push(s);
+            continue;
+        }
+        c.entry_ok(before);
+        config.shards.push(s);
+    }
+}
+
 fn tenants<'a>(c: &mut Checker<'_>, config: &'a RelayConfig) -> (HashMap<String, DomainPolicy>, HashMap<&'a str, HashSet<&'a str>>) {
     let sealing = config.sealing_key_file.clone().and_then(|f| c.read("sealingKeyFile", &f)).and_then(|b| match KeyRing::parse(&String::from_utf8_lossy(&b)) {
         Ok(k) => Some(k),
@@ -346,7 +377,7 @@ fn limits(c: &mut Checker<'_>, lim: &Limits) {
     }
 }
 
-pub(super) fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runtime, ConfigErrors> {
+pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) -> Result<Runtime, ConfigErrors> {
     let base = match &files {
         Files::Dir(b) => b.clone(),
         Files::Bundle(_) => PathBuf::from("/"),
@@ -358,6 +389,7 @@ pub(super) fn check_with(config: RelayConfig, file: &str, files: Files<'_>) -> R
     let (client_networks, proxy_networks) = listeners(&mut c, &config.listeners);
     let destinations = destinations(&mut c, &config.delivery);
     let (cert_pem, key_pem) = tls(&mut c, &config.tls);
+    shards(&mut c, &mut config);
     let (domains, tenant_domains) = tenants(&mut c, &config);
     let keys = api_keys(&mut c, &config, &tenant_domains);
     drop(tenant_domains);

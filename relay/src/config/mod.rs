@@ -126,6 +126,25 @@ pub fn parse(file: &str, text: &str) -> Result<RelayConfig, ConfigErrors> {
     })
 }
 
+/// The shard Secrets an in-memory bundle's `relay.yaml` lists (none when it does not parse).
+pub fn shard_secrets(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    let config = files.get("relay.yaml").and_then(|t| std::str::from_utf8(t).ok()).and_then(|t| parse("relay.yaml", t).ok());
+    config.map(|c| c.shards.into_iter().filter_map(|s| s.secret).collect()).unwrap_or_default()
+}
+
+/// Whether every shard an in-memory bundle lists is there and matches its digest. A watched set
+/// is installed only then: the operator writes the shards before the `relay.yaml` listing them,
+/// so in between the set is not yet consistent, and the relay keeps what it runs.
+pub fn shards_consistent(files: &BTreeMap<String, Vec<u8>>) -> bool {
+    let Some(config) = files.get("relay.yaml").and_then(|t| std::str::from_utf8(t).ok()).and_then(|t| parse("relay.yaml", t).ok()) else { return true };
+    config.shards.iter().all(|s| {
+        let Some(bytes) = files.get(&s.file) else { return false };
+        let Some(shard) = std::str::from_utf8(bytes).ok().and_then(|t| serde_saphyr::from_str::<cascade_crds::relay_config::Shard>(t).ok()) else { return true };
+        let keys: Option<Vec<&[u8]>> = shard.key_files().iter().map(|f| files.get(*f).map(Vec::as_slice)).collect();
+        keys.is_some_and(|k| cascade_core::shard::digest(bytes, &k) == s.digest)
+    })
+}
+
 pub fn load(path: &Path) -> Result<Arc<Runtime>, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors(vec![Problem { file: file.clone(), field: "(file)".into(), reason: format!("cannot read: {e}") }]))?;

@@ -227,3 +227,44 @@ fn expiry_times_with_any_offset_are_accepted_and_compared_in_utc() {
     let key = rt.keys.values().next().unwrap();
     assert_eq!(key.expires_at, cascade_core::time::parse_rfc3339("2027-01-01T00:00:00Z"));
 }
+
+/// The dev bundle with its tenant and key moved into a shard file, as the operator writes them.
+fn sharded(path: &Path, text: &str) -> (RelayConfig, String) {
+    let mut config = parse("relay.yaml", text).unwrap();
+    let shard = cascade_crds::relay_config::Shard { tenants: std::mem::take(&mut config.tenants), api_keys: std::mem::take(&mut config.api_keys) };
+    let shard_text = serde_saphyr::to_string(&shard).unwrap();
+    let dir = path.parent().unwrap();
+    let keys: Vec<Vec<u8>> = shard.key_files().iter().map(|f| std::fs::read(dir.join(f)).unwrap()).collect();
+    let digest = cascade_core::shard::digest(shard_text.as_bytes(), &keys.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    config.shards.push(cascade_crds::relay_config::ShardRef { file: "tenant-dev.yaml".into(), secret: None, digest });
+    (config, shard_text)
+}
+
+#[test]
+fn tenants_in_shards_load_only_with_their_digest() {
+    let (path, text) = bundle();
+    let dir = path.parent().unwrap().to_path_buf();
+    let (config, shard_text) = sharded(&path, &text);
+    std::fs::write(&path, serde_saphyr::to_string(&config).unwrap()).unwrap();
+    std::fs::write(dir.join("tenant-dev.yaml"), &shard_text).unwrap();
+    let rt = load(&path).unwrap();
+    assert!(rt.dropped.is_empty() && rt.keys.len() == 1 && rt.domains.contains_key("example.test"), "{:?}", rt.dropped);
+
+    // An altered shard (a revocation written without its digest) is dropped, never half-used.
+    std::fs::write(dir.join("tenant-dev.yaml"), shard_text.replace("revoked: false", "revoked: true")).unwrap();
+    let rt = load(&path).unwrap();
+    assert!(rt.keys.is_empty() && rt.domains.is_empty());
+    assert_eq!(rt.dropped.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), vec!["shards[0].digest"]);
+    // A missing one likewise.
+    std::fs::remove_file(dir.join("tenant-dev.yaml")).unwrap();
+    assert!(load(&path).unwrap().dropped[0].field.starts_with("shards[0].file"));
+
+    // In memory (a watched set): consistent only when every shard matches its digest.
+    let mut files = entries(&path, &serde_saphyr::to_string(&config).unwrap());
+    files.insert("tenant-dev.yaml".into(), shard_text.clone().into_bytes());
+    assert!(shards_consistent(&files));
+    files.insert("tenant-dev.yaml".into(), shard_text.replace("revoked: false", "revoked: true").into_bytes());
+    assert!(!shards_consistent(&files));
+    files.remove("tenant-dev.yaml");
+    assert!(!shards_consistent(&files));
+}

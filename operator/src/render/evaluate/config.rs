@@ -54,6 +54,7 @@ pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String,
         tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { name, domains }).collect(),
         api_keys,
+        shards: vec![],
         delivery,
         spool: rc::Spool { dir: "spool".into(), key_file: "spool.key".into() },
         limits: rc::Limits {
