@@ -299,7 +299,16 @@ pub fn credentials_secret(api_key_name: &str) -> String {
 /// when the claim is unproven (see [`ownership`]), another proven claim owns the domain, the pool
 /// does not serve the namespace, or a named
 /// DkimKey is missing.
-fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, all_keys: &BTreeMap<Key, &'a DkimKey>, d: &SendingDomain) -> Result<Vec<&'a DkimKey>, (&'static str, String)> {
+/// `ranks`: each claim of this pool's place in its namespace's age order, and how many claims
+/// that namespace has (for the domain quota).
+fn claim<'a>(
+    pool: &RelayPool,
+    inputs: &Inputs,
+    owners: &BTreeMap<String, Key>,
+    all_keys: &BTreeMap<Key, &'a DkimKey>,
+    ranks: &BTreeMap<Key, (usize, usize)>,
+    d: &SendingDomain,
+) -> Result<Vec<&'a DkimKey>, (&'static str, String)> {
     let (pool_ns, pool_name) = key_of(pool);
     let k = key_of(d);
     let no_labels = BTreeMap::new();
@@ -314,9 +323,9 @@ fn claim<'a>(pool: &RelayPool, inputs: &Inputs, owners: &BTreeMap<String, Key>, 
             if let Some(problem) = domain_problem(d) {
                 return Err((reasons::INVALID_SPEC, problem));
             }
-            let siblings: Vec<&SendingDomain> = inputs.domains.iter().filter(|o| o.namespace() == d.namespace() && o.spec.relay_pool == d.spec.relay_pool).collect();
-            if let Some(over) = quota::beyond(d, &siblings, pool.spec.limits.tenant_max_domains, "limits.tenantMaxDomains", "SendingDomains on this pool") {
-                return Err((reasons::QUOTA_EXCEEDED, over));
+            let max = pool.spec.limits.tenant_max_domains;
+            if ranks.get(&k).is_some_and(|r| r.0 >= max as usize) {
+                return Err((reasons::QUOTA_EXCEEDED, quota::message(&k.0, ranks[&k].1, max, "limits.tenantMaxDomains", "SendingDomains on this pool")));
             }
             keys_for(d, all_keys).map_err(|e| (reasons::DKIM_KEY_MISSING, e))
         }
@@ -393,6 +402,13 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
     let effective = effective_dkim_keys(inputs);
     let all_keys: BTreeMap<Key, &DkimKey> = effective.iter().map(|k| (key_of(k), k)).collect();
     let owners = ownership::domain_owners(inputs);
+    let mine: Vec<&SendingDomain> = inputs.domains.iter().filter(|d| d.spec.relay_pool.name == pool_name && d.spec.relay_pool.namespace == pool_ns).collect();
+    let order = quota::ranks(mine.iter().copied());
+    let mut per_ns: BTreeMap<&str, usize> = BTreeMap::new();
+    for (ns, _) in order.keys() {
+        *per_ns.entry(ns.as_str()).or_default() += 1;
+    }
+    let ranks: BTreeMap<Key, (usize, usize)> = order.iter().map(|(k, r)| (k.clone(), (*r, per_ns[k.0.as_str()]))).collect();
     let mut domain_status = BTreeMap::new();
     let mut dkim_status = BTreeMap::new();
     let mut tenants: BTreeMap<String, Vec<rc::SendingDomain>> = BTreeMap::new();
@@ -402,7 +418,7 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
         let gen = d.metadata.generation.unwrap_or(0);
         let mut st = d.status.clone().unwrap_or_default();
         st.observed_generation = gen;
-        match claim(pool, inputs, &owners, &all_keys, d) {
+        match claim(pool, inputs, &owners, &all_keys, &ranks, d) {
             Err((reason, msg)) => {
                 if reason == reasons::DOMAIN_CONFLICT {
                     conditions::set(&mut st.conditions, types::DOMAIN_CONFLICT, true, reason, &msg, gen, now);

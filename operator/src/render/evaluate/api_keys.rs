@@ -76,6 +76,11 @@ pub(super) fn api_keys(
 ) -> (Vec<rc::ApiKey>, BTreeMap<Key, ApiKeyStatus>) {
     let mut keys = Vec::new();
     let mut statuses = BTreeMap::new();
+    let ranks = super::quota::ranks(&inputs.api_keys);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (ns, _) in ranks.keys() {
+        *counts.entry(ns.clone()).or_default() += 1;
+    }
     for a in &inputs.api_keys {
         let k = key_of(a);
         let Some(tenant_domains) = tenants.get(&k.0) else { continue };
@@ -87,8 +92,7 @@ pub(super) fn api_keys(
         }
         let Some((key_id, hash)) = material.api_keys.get(&k) else { continue };
         let invalid = api_key_problem(a, key_id);
-        let siblings: Vec<&ApiKey> = inputs.api_keys.iter().filter(|o| o.namespace() == a.namespace()).collect();
-        let over = super::quota::beyond(a, &siblings, max_keys, "limits.tenantMaxApiKeys", "ApiKeys");
+        let over = (ranks[&k] >= max_keys as usize).then(|| super::quota::message(&k.0, counts[&k.0], max_keys, "limits.tenantMaxApiKeys", "ApiKeys"));
         let (mut st, refused) = api_key_status(a, key_id, hash, invalid.clone().or(over.clone()).or(unserved), now_unix, now);
         if let Some(over) = over.as_deref().filter(|_| invalid.is_none()) {
             quota_exceeded(a, &mut st, over, now);
