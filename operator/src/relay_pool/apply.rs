@@ -30,17 +30,35 @@ const DOMAIN_WRITER: Writer =
 
 pub async fn apply(ctx: &Context, pool: &RelayPool, desired: Desired) -> Result<Action, ReconcileError> {
     let Desired { finalize, generated, deleting, served, mut status, requeue } = desired;
+    // A write to one tenant's object that fails (its namespace's quota, an object being
+    // deleted) never keeps the pool's bundle from being written: it is logged, the rest goes
+    // on, and the reconcile reports it at the end (retried with backoff).
+    let mut failed: Option<kube::Error> = None;
     for d in &finalize {
-        crate::domain_cleanup::add_finalizer(ctx, d).await?;
+        if let Err(e) = crate::domain_cleanup::add_finalizer(ctx, d).await {
+            tracing::warn!(namespace = ?d.namespace(), sending_domain = %d.name_any(), error = %e, "adding the finalizer failed; serving the rest");
+            failed.get_or_insert(e);
+        }
     }
     for (domain, key) in generated {
-        let created = force(&Api::<DkimKey>::namespaced(ctx.client.clone(), &key.namespace().unwrap_or_default()), &key).await?;
+        let created = match force(&Api::<DkimKey>::namespaced(ctx.client.clone(), &key.namespace().unwrap_or_default()), &key).await {
+            Ok(created) => created,
+            Err(e) => {
+                tracing::warn!(namespace = ?domain.namespace(), sending_domain = %domain.name_any(), error = %e, "creating its DkimKey failed; serving the rest");
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         tracing::info!(namespace = ?created.namespace(), dkim_key = %created.name_any(), "DkimKey created for SendingDomain {}", domain.name_any());
         ctx.events.publish(&domain.object_ref(&()), &Note::normal(reasons::DKIM_KEY_CREATED, "CreateDkimKey", format!("DkimKey {} created for this domain", created.name_any()))).await;
     }
     let serving = served.is_some();
+    let mut tenant_failure: Option<ReconcileError> = failed.map(Into::into);
     if let Some(served) = served {
-        serve(ctx, pool, *served, &mut status).await?;
+        // Per-object failures are reported after everything else is written.
+        if let Some(e) = serve(ctx, pool, *served, &mut status).await? {
+            tenant_failure.get_or_insert(e);
+        }
     }
     status::apply(ctx, &WHOLE, pool, pool.status.as_ref(), &status).await?;
     // Recorded in the status (and, when the pool is served, in the bundle): now the deleted
@@ -50,10 +68,13 @@ pub async fn apply(ctx: &Context, pool: &RelayPool, desired: Desired) -> Result<
         ctx.events.publish(&pool.object_ref(&()), &Note::normal(reasons::DOMAIN_RETIRED, "RetireDomain", note)).await;
     }
     crate::domain_cleanup::release(ctx, &deleting).await?;
-    Ok(Action::requeue(requeue))
+    match tenant_failure {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(requeue)),
+    }
 }
 
-async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut RelayPoolStatus) -> Result<(), ReconcileError> {
+async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut RelayPoolStatus) -> Result<Option<ReconcileError>, ReconcileError> {
     let (ns, name) = (pool.namespace().unwrap_or_default(), pool.name_any());
     let owned = |data| (data, labels::managed(&[(RELAY_POOL, &name)]), pool.controller_owner_ref(&()));
     if let Some((keys, note)) = served.keys {
@@ -78,11 +99,19 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
         tracing::info!(namespace = %ns, relay_pool = %name, "relay configuration bundle updated");
         ctx.events.publish(&pool.object_ref(&()), &note).await;
     }
+    // One tenant's object failing a write never stops the others' (reported at the end).
+    let mut failed: Option<ReconcileError> = None;
     for (key, suspension) in served.suspensions {
-        crate::suspensions::record(ctx, &key, suspension).await?;
+        if let Err(e) = crate::suspensions::record(ctx, &key, suspension).await {
+            tracing::warn!(namespace = ?key.namespace(), api_key = %key.name_any(), error = %e, "recording the suspension failed; going on");
+            failed.get_or_insert(e.into());
+        }
     }
     for (d, st) in &served.domain_statuses {
-        status::apply(ctx, &DOMAIN_WRITER, d, d.status.as_ref(), st).await?;
+        if let Err(e) = status::apply(ctx, &DOMAIN_WRITER, d, d.status.as_ref(), st).await {
+            tracing::warn!(namespace = ?d.namespace(), sending_domain = %d.name_any(), error = %e, "writing the status failed; going on");
+            failed.get_or_insert(e.into());
+        }
     }
     let sts = workloads(ctx, pool, served.workloads).await?;
     let spec_replicas = sts.spec.as_ref().and_then(|s| s.replicas);
@@ -104,7 +133,7 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
         None => conditions::remove(&mut status.conditions, types::EXTERNAL_DNS),
     }
     status.ready_replicas = ready;
-    Ok(())
+    Ok(failed)
 }
 
 /// Applies one child; publishes what changed as an Event on the pool.

@@ -332,11 +332,23 @@ fn claim<'a>(
     }
 }
 
+/// A lower-case DNS domain of at least two labels (what `bounds::DOMAIN_PATTERN` says).
+fn valid_domain_name(d: &str) -> bool {
+    let label = |l: &str| (1..=63).contains(&l.len()) && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    d.len() <= 253 && d.split('.').count() >= 2 && d.split('.').all(label)
+}
+
 /// What in a SendingDomain the operator refuses before serving it, naming the field (the CRD
 /// schema refuses the same at admission where it is current).
 fn domain_problem(d: &SendingDomain) -> Option<String> {
     use cascade_crds::v1alpha1::bounds::{MAX_DKIM_KEYS, MAX_SPF_EGRESS};
     let name = d.name_any();
+    for (field, value) in [("spec.domain", Some(&d.spec.domain)), ("spec.returnPath", d.spec.return_path.as_ref())] {
+        if let Some(v) = value.filter(|v| !valid_domain_name(v)) {
+            let shown: String = v.chars().take(64).collect();
+            return Some(format!("{field}: {shown:?} is not a lower-case domain name like mail.example.com"));
+        }
+    }
     if d.spec.dkim.keys.is_empty() && d.spec.dkim.generate && !generated_name_valid(d) {
         return Some(format!("metadata.name: {} characters; at most {MAX_DOMAIN_OBJECT_NAME} so that the generated DkimKey {:?} is a valid name", name.len(), generated_dkim_name(&name)));
     }

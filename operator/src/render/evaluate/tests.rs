@@ -435,3 +435,13 @@ fn a_tenant_beyond_its_quota_gets_its_oldest_objects_served_and_the_rest_refused
     let again = plan(&inputs);
     assert_eq!((again.config.api_keys.len(), ready(&again.domain_status[&k("shop", "new")].conditions).1), (2, "QuotaExceeded".into()));
 }
+
+#[test]
+fn a_malformed_domain_is_refused_alone_naming_the_field() {
+    let inputs = world(vec![domain("blog", "bad", "Not_A.Domain", "2026-01-01T00:00:00Z"), domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z")], vec![]);
+    let p = plan(&inputs);
+    let (status, reason) = ready(&p.domain_status[&k("blog", "bad")].conditions);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"));
+    assert!(p.domain_status[&k("blog", "bad")].conditions.iter().any(|c| c.message.starts_with("spec.domain: \"Not_A.Domain\"")));
+    assert_eq!(p.config.tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["shop"]);
+}
