@@ -82,6 +82,7 @@ fn main() {
     }
     println!("target: 1,000 domains + 10,000 keys under 1,000 ms -> {}", if largest_ms < 1000.0 { "met" } else { "NOT met" });
     println!("target: every Secret under 1 MiB -> {}", if fits { "met" } else { "NOT met" });
+    assert!(fits, "a Secret of the pod layout reached 1 MiB");
     let (plan, private) = biggest.unwrap();
     relay_loads(&plan, &private);
 }

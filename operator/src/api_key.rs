@@ -83,7 +83,8 @@ async fn beyond_quota(ctx: &Context, key: &ApiKey) -> Result<Option<String>, kub
     };
     let Some(max) = evaluate::quota::api_key_quota(&pools, &ns, &labels) else { return Ok(None) };
     let siblings = Api::<ApiKey>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await?.items;
-    Ok(evaluate::quota::beyond(key, &siblings.iter().collect::<Vec<_>>(), max, "limits.tenantMaxApiKeys", "ApiKeys"))
+    let rank = evaluate::quota::ranks(&siblings).get(&evaluate::key_of(key)).copied().unwrap_or(siblings.len());
+    Ok((rank >= max as usize).then(|| evaluate::quota::message(&ns, siblings.len(), max, "limits.tenantMaxApiKeys", "ApiKeys")))
 }
 
 pub fn error_policy(key: Arc<ApiKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

@@ -10,7 +10,7 @@ use crate::dkim::Signer;
 use crate::smtp::command::valid_domain;
 use cascade_core::cidr::Cidr;
 use cascade_core::seal::KeyRing;
-use cascade_crds::relay_config::{Delivery, DeliveryMode, Limits, Listeners, OutboundTls, RelayConfig, Shard, TlsFiles};
+use cascade_crds::relay_config::{Delivery, DeliveryMode, Limits, Listeners, OutboundTls, RelayConfig, TlsFiles};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -129,8 +129,7 @@ fn shards(c: &mut Checker<'_>, config: &mut RelayConfig) {
     for (i, s) in std::mem::take(&mut config.shards).into_iter().enumerate() {
         let field = format!("shards[{i}]");
         let before = c.problems.len();
-        let parse = |bytes: &[u8]| std::str::from_utf8(bytes).map_err(|e| e.to_string()).and_then(|t| serde_saphyr::from_str::<Shard>(t).map_err(|e| e.to_string()));
-        let shard = c.read(&format!("{field}.file"), &s.file).and_then(|bytes| match parse(&bytes) {
+        let shard = c.read(&format!("{field}.file"), &s.file).and_then(|bytes| match super::parse_shard(&bytes) {
             Ok(shard) => Some((bytes, shard)),
             Err(e) => {
                 c.fail(format!("{field}.file"), format!("{}: {}", s.file, e.trim().replace('\n', " ")));
@@ -146,8 +145,6 @@ fn shards(c: &mut Checker<'_>, config: &mut RelayConfig) {
                 config.tenants.extend(shard.tenants);
                 config.api_keys.extend(shard.api_keys);
             }
-            config.shards.push(s);
-            continue;
         }
         c.entry_ok(before);
         config.shards.push(s);

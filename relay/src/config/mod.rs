@@ -139,10 +139,15 @@ pub fn shards_consistent(files: &BTreeMap<String, Vec<u8>>) -> bool {
     let Some(config) = files.get("relay.yaml").and_then(|t| std::str::from_utf8(t).ok()).and_then(|t| parse("relay.yaml", t).ok()) else { return true };
     config.shards.iter().all(|s| {
         let Some(bytes) = files.get(&s.file) else { return false };
-        let Some(shard) = std::str::from_utf8(bytes).ok().and_then(|t| serde_saphyr::from_str::<cascade_crds::relay_config::Shard>(t).ok()) else { return true };
+        let Ok(shard) = parse_shard(bytes) else { return true };
         let keys: Option<Vec<&[u8]>> = shard.key_files().iter().map(|f| files.get(*f).map(Vec::as_slice)).collect();
         keys.is_some_and(|k| cascade_core::shard::digest(bytes, &k) == s.digest)
     })
+}
+
+/// A shard file's contents.
+pub(crate) fn parse_shard(bytes: &[u8]) -> Result<cascade_crds::relay_config::Shard, String> {
+    std::str::from_utf8(bytes).map_err(|e| e.to_string()).and_then(|t| serde_saphyr::from_str(t).map_err(|e| e.to_string()))
 }
 
 pub fn load(path: &Path) -> Result<Arc<Runtime>, ConfigErrors> {

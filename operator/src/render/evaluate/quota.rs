@@ -3,7 +3,6 @@
 //! never depends on listing order, and an object within quota stays within it when newer ones
 //! arrive. Pure.
 
-use super::key_of;
 use cascade_crds::v1alpha1::RelayPool;
 use kube::ResourceExt;
 
@@ -12,16 +11,8 @@ fn age<K: ResourceExt>(o: &K) -> (i64, String) {
     (o.meta().creation_timestamp.as_ref().map_or(i64::MAX, |t| t.0.as_second()), o.name_any())
 }
 
-/// Why `obj` is beyond the quota `max` among `siblings` (the tenant's objects of its kind that
-/// count, `obj` among them), naming the limit; `None` within quota.
-pub fn beyond<K: ResourceExt>(obj: &K, siblings: &[&K], max: u32, field: &str, what: &str) -> Option<String> {
-    let mine = age(obj);
-    let older = siblings.iter().filter(|s| key_of(**s) != key_of(obj) && age(**s) < mine).count();
-    (older >= max as usize).then(|| format!("{field}: namespace {} has {} {what}; at most {max} are served (the oldest first)", obj.namespace().unwrap_or_default(), siblings.len()))
-}
-
-/// Each object's place in its namespace's age order (0 = oldest): the batch form of [`beyond`]
-/// (`rank >= max` is beyond the quota), in one sort instead of a scan per object.
+/// Each object's place in its namespace's age order (0 = oldest; `rank >= max` is beyond the
+/// quota), in one sort.
 pub fn ranks<'a, K: ResourceExt + 'a>(objs: impl IntoIterator<Item = &'a K>) -> std::collections::BTreeMap<super::Key, usize> {
     let mut sorted: Vec<(String, (i64, String))> = objs.into_iter().map(|o| (o.namespace().unwrap_or_default(), age(o))).collect();
     sorted.sort();
