@@ -49,6 +49,8 @@ pub mod reasons {
     // RelayPool
     pub const CONFIG_RENDERED: &str = "ConfigRendered";
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// A RelayPool outside the namespaces the operator may write workloads in.
+    pub const NAMESPACE_NOT_MANAGED: &str = "NamespaceNotManaged";
     pub const PUBLISHED: &str = "Published";
     pub const CRD_NOT_INSTALLED: &str = "CRDNotInstalled";
     // SendingDomain

@@ -72,7 +72,14 @@ async fn beyond_quota(ctx: &Context, key: &ApiKey) -> Result<Option<String>, kub
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, ListParams};
     let ns = key.namespace().unwrap_or_default();
-    let pools = Api::<cascade_crds::v1alpha1::RelayPool>::all(ctx.client.clone()).list(&ListParams::default()).await?.items;
+    let caches = ctx.caches.get();
+    if let Some(c) = caches {
+        c.ready().await;
+    }
+    let pools = match caches {
+        Some(c) => crate::caches::all(&c.pools),
+        None => crate::lean::list(&Api::<cascade_crds::v1alpha1::RelayPool>::all(ctx.client.clone()), &ListParams::default()).await?,
+    };
     let labels = match pools.iter().any(|p| !p.spec.tenants.match_labels.is_empty()) {
         // `list` by name: the operator may list namespaces, not get them.
         true => {
@@ -82,7 +89,11 @@ async fn beyond_quota(ctx: &Context, key: &ApiKey) -> Result<Option<String>, kub
         false => Default::default(),
     };
     let Some(max) = evaluate::quota::api_key_quota(&pools, &ns, &labels) else { return Ok(None) };
-    let siblings = Api::<ApiKey>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await?.items;
+    // The namespace's keys from the cache when the controllers run (no list per key), else listed.
+    let siblings: Vec<ApiKey> = match caches {
+        Some(c) => c.api_keys.state().iter().filter(|k| k.namespace().as_deref() == Some(ns.as_str())).map(|k| (**k).clone()).collect(),
+        None => crate::lean::list(&Api::<ApiKey>::namespaced(ctx.client.clone(), &ns), &ListParams::default()).await?,
+    };
     let rank = evaluate::quota::ranks(&siblings).get(&evaluate::key_of(key)).copied().unwrap_or(siblings.len());
     Ok((rank >= max as usize).then(|| evaluate::quota::message(&ns, siblings.len(), max, "limits.tenantMaxApiKeys", "ApiKeys")))
 }

@@ -8,6 +8,10 @@ pub struct Context {
     pub secrets: crate::secrets::SecretStore,
     /// The operator's own namespace (the master key lives there; relays let it reach their HTTP port).
     pub namespace: String,
+    /// The namespaces RelayPools may live in, where the operator's namespaced Role lets it write
+    /// workloads, Roles and the pool's Secrets (default: its own namespace). A RelayPool
+    /// elsewhere is refused with `NamespaceNotManaged`.
+    pub pool_namespaces: Vec<String>,
     /// The relay container image the StatefulSets run.
     pub relay_image: String,
     /// The master key ring (see [`crate::master_key`]).
@@ -24,6 +28,9 @@ pub struct Context {
     /// How to reach external-dns DNSEndpoints, a foreign CRD without Rust types (default:
     /// `externaldns.k8s.io/v1alpha1`).
     pub external_dns: Option<kube::core::ApiResource>,
+    /// The caches of the custom resources, once the controllers run ([`crate::caches`]):
+    /// reconciles read them instead of listing.
+    pub caches: std::sync::OnceLock<crate::caches::Caches>,
 }
 
 /// Unix time: the system clock, or a manual one for tests.
@@ -48,6 +55,7 @@ impl Context {
     pub fn new(client: kube::Client, master: cascade_core::seal::KeyRing, dns: crate::dns::Dns) -> Self {
         Self {
             namespace: "cascade-system".into(),
+            pool_namespaces: vec!["cascade-system".into()],
             relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
             secrets: crate::secrets::SecretStore::new(client.clone()),
             events: crate::events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),
@@ -56,6 +64,7 @@ impl Context {
             clock: Clock::default(),
             relay_http: None,
             external_dns: None,
+            caches: Default::default(),
             client,
             master,
             metrics: Default::default(),

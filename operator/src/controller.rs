@@ -1,11 +1,19 @@
 //! Runs the controllers: which objects each one watches and owns, and the gauges of managed
 //! objects. The controllers themselves ([`crate::dkim_key`], [`crate::api_key`],
 //! [`crate::relay_pool`], [`crate::sending_domain`]) import only shared modules, never this one.
+//!
+//! Memory stays bounded ([`crate::lean`]): one shared watch per custom resource kind fills one
+//! cache of stripped objects ([`crate::caches`]) that every controller reads, every watch pages
+//! its initial list, and children (Secrets, workloads) are watched as metadata only, never
+//! cached. A pool's workloads are watched only in the namespaces relay pools may live in
+//! ([`Context::pool_namespaces`]), where the operator's namespaced Role lets it.
 
+use crate::caches::{Caches, Feed};
 use crate::labels::MANAGED_SELECTOR;
+use crate::lean::watch_config;
 use crate::{api_key, dkim_key, relay_pool, Context};
 use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -14,13 +22,16 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::Api;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{watcher, Controller};
-use kube::ResourceExt;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{controller, watcher, Controller, WatchStreamExt};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>>) {
+async fn drain<T, E: std::fmt::Display>(stream: impl Stream<Item = Result<T, E>>) {
     stream
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -30,56 +41,90 @@ async fn drain<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Resu
         .await;
 }
 
+/// Reconciles of one kind at a time: bounds the lists and Secrets held at once.
+const CONCURRENCY: u16 = 4;
+
+type Trigger<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+/// A controller of `K`s reconciling what `feed` reports, reading `cache`.
+fn controller<K>(feed: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static, cache: Store<K>) -> Controller<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    Controller::for_stream(feed, cache).with_config(controller::Config::default().concurrency(CONCURRENCY))
+}
+
+/// Metadata-only changes of the operator's own `K`s: everywhere, or in these namespaces.
+fn owned<K>(client: &kube::Client, namespaces: Option<&[String]>) -> Trigger<PartialObjectMeta<K>>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let cfg = || watch_config().labels(MANAGED_SELECTOR);
+    let watch = |api: Api<PartialObjectMeta<K>>| watcher(api, cfg()).default_backoff().touched_objects().boxed();
+    match namespaces {
+        None => watch(Api::all(client.clone())),
+        Some(nss) => futures::stream::select_all(nss.iter().map(|ns| watch(Api::namespaced(client.clone(), ns)))).boxed(),
+    }
+}
+
 /// Runs every controller until the task is dropped.
 pub async fn run(ctx: Arc<Context>) {
-    let c = || ctx.client.clone();
-    let managed = || watcher::Config::default().labels(MANAGED_SELECTOR);
-    let dkim = Controller::new(Api::<DkimKey>::all(c()), watcher::Config::default());
-    let dkim_store = dkim.store();
-    let dkim = dkim.owns(Api::<Secret>::all(c()), managed()).run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
-    let keys = Controller::new(Api::<ApiKey>::all(c()), watcher::Config::default());
-    let key_store = keys.store();
-    let keys = keys.owns(Api::<Secret>::all(c()), managed()).run(api_key::reconcile, api_key::error_policy, ctx.clone());
+    let c = &ctx.client;
+    let pool_nss = Some(ctx.pool_namespaces.as_slice());
+    let (mut pool_feed, mut domain_feed, mut dkim_feed, mut key_feed) = (Feed::<RelayPool>::new(), Feed::<SendingDomain>::new(), Feed::<DkimKey>::new(), Feed::<ApiKey>::new());
+    let (credentials, dkim_secrets) = (crate::caches::secrets(api_key::SECRET_LABEL), crate::caches::secrets(dkim_key::SECRET_LABEL));
+    let caches = Caches {
+        pools: pool_feed.cache(),
+        domains: domain_feed.cache(),
+        dkim_keys: dkim_feed.cache(),
+        api_keys: key_feed.cache(),
+        credentials: credentials.cache(),
+        dkim_secrets: dkim_secrets.cache(),
+        ready: vec![pool_feed.ready(), domain_feed.ready(), dkim_feed.ready(), key_feed.ready(), credentials.ready(), dkim_secrets.ready()],
+    };
+    let _ = ctx.caches.set(caches.clone());
+    let dkim = controller(dkim_feed.subscribe(), caches.dkim_keys.clone()).owns_stream(owned::<Secret>(c, None)).run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
+    let keys = controller(key_feed.subscribe(), caches.api_keys.clone()).owns_stream(owned::<Secret>(c, None)).run(api_key::reconcile, api_key::error_policy, ctx.clone());
     // Pools re-evaluate when anything they could serve changes: every pool, since a namespace or
     // a domain claim elsewhere can change what a pool serves.
-    let pools = Controller::new(Api::<RelayPool>::all(c()), watcher::Config::default());
-    let store = pools.store();
-    let pool_store = store.clone();
+    let store = caches.pools.clone();
     let all_pools = move || store.state().iter().map(|p| ObjectRef::from_obj(&**p)).collect::<Vec<_>>();
     let (a, b, c2) = (all_pools.clone(), all_pools.clone(), all_pools);
-    let pools = pools
-        .owns(Api::<Secret>::all(c()), managed())
-        .owns(Api::<ServiceAccount>::all(c()), managed())
-        .owns(Api::<Role>::all(c()), managed())
-        .owns(Api::<RoleBinding>::all(c()), managed())
-        .owns(Api::<StatefulSet>::all(c()), managed())
-        .owns(Api::<Service>::all(c()), managed())
-        .owns(Api::<PodDisruptionBudget>::all(c()), managed())
-        .owns(Api::<NetworkPolicy>::all(c()), managed())
-        .owns(Api::<HorizontalPodAutoscaler>::all(c()), managed())
-        .owns(Api::<PersistentVolumeClaim>::all(c()), managed())
-        .owns(Api::<Job>::all(c()), managed())
-        .watches(Api::<SendingDomain>::all(c()), watcher::Config::default(), move |_| a())
-        .watches(Api::<DkimKey>::all(c()), watcher::Config::default(), move |_| b())
-        .watches(Api::<ApiKey>::all(c()), watcher::Config::default(), move |_| c2())
+    let pools = controller(pool_feed.subscribe(), caches.pools.clone())
+        .owns_stream(owned::<Secret>(c, pool_nss))
+        .owns_stream(owned::<ServiceAccount>(c, pool_nss))
+        .owns_stream(owned::<Role>(c, pool_nss))
+        .owns_stream(owned::<RoleBinding>(c, pool_nss))
+        .owns_stream(owned::<StatefulSet>(c, pool_nss))
+        .owns_stream(owned::<Service>(c, pool_nss))
+        .owns_stream(owned::<PodDisruptionBudget>(c, pool_nss))
+        .owns_stream(owned::<NetworkPolicy>(c, pool_nss))
+        .owns_stream(owned::<HorizontalPodAutoscaler>(c, pool_nss))
+        .owns_stream(owned::<PersistentVolumeClaim>(c, pool_nss))
+        .owns_stream(owned::<Job>(c, pool_nss))
+        .watches_stream(domain_feed.subscribe(), move |_| a())
+        .watches_stream(dkim_feed.subscribe(), move |_| b())
+        .watches_stream(key_feed.subscribe(), move |_| c2())
         .run(relay_pool::reconcile, relay_pool::error_policy, ctx.clone());
     let metrics = ctx.metrics.clone();
+    let counted = caches.clone();
     let gauges = async move {
         loop {
-            for (kind, n) in [("DkimKey", dkim_store.state().len()), ("ApiKey", key_store.state().len()), ("RelayPool", pool_store.state().len())] {
+            for (kind, n) in [("DkimKey", counted.dkim_keys.state().len()), ("ApiKey", counted.api_keys.state().len()), ("RelayPool", counted.pools.state().len())] {
                 metrics.managed.with_label_values(&[kind]).set(n as i64);
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     };
     // SendingDomains are checked again when a DkimKey of their namespace and domain changes.
-    let domains = Controller::new(Api::<SendingDomain>::all(c()), watcher::Config::default());
-    let domain_store = domains.store();
-    let domains = domains
-        .watches(Api::<DkimKey>::all(c()), watcher::Config::default(), move |k: DkimKey| {
+    let domain_store = caches.domains.clone();
+    let domains = controller(domain_feed.subscribe(), caches.domains.clone())
+        .watches_stream(dkim_feed.subscribe(), move |k: DkimKey| {
             let ns = k.namespace();
             domain_store.state().iter().filter(|d| d.namespace() == ns && d.spec.domain == k.spec.domain).map(|d| ObjectRef::from_obj(&**d)).collect::<Vec<_>>()
         })
         .run(crate::sending_domain::reconcile, crate::sending_domain::error_policy, ctx.clone());
-    futures::join!(drain(dkim), drain(keys), drain(pools), drain(domains), gauges);
+    let feeds = futures::future::join4(pool_feed.run(c.clone()), domain_feed.run(c.clone()), dkim_feed.run(c.clone()), key_feed.run(c.clone()));
+    let secret_feeds = futures::future::join(credentials.run(c.clone()), dkim_secrets.run(c.clone()));
+    futures::join!(drain(dkim), drain(keys), drain(pools), drain(domains), gauges, feeds, secret_feeds);
 }

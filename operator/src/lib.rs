@@ -14,6 +14,7 @@
 pub mod api_key;
 pub mod apply;
 pub mod bundle;
+pub mod caches;
 pub mod check_dns;
 pub mod context;
 pub mod controller;
@@ -29,6 +30,7 @@ pub mod events;
 pub mod external_dns;
 pub mod labels;
 pub mod leader;
+pub mod lean;
 pub mod master_key;
 pub mod metrics;
 pub mod probes;

@@ -21,6 +21,11 @@ enum Command {
         /// The operator's own namespace, holding the master key Secret.
         #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
         namespace: String,
+        /// The namespaces RelayPools may live in (comma-separated; default: --namespace). The
+        /// operator writes a pool's workloads, Roles and Secrets only there (the chart's
+        /// `relayPoolNamespaces` grants it exactly these).
+        #[arg(long, env = "CASCADE_POOL_NAMESPACES", value_delimiter = ',')]
+        pool_namespaces: Vec<String>,
         /// HTTP listener for /metrics, /healthz and /readyz.
         #[arg(long, env = "CASCADE_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
         http: String,
@@ -95,7 +100,7 @@ impl AuditArgs {
     }
 }
 
-fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, relay_image: Option<String>, audit: AuditArgs) -> anyhow::Result<()> {
+fn run(namespace: String, pool_namespaces: Vec<String>, http: String, nameservers: Vec<std::net::SocketAddr>, relay_image: Option<String>, audit: AuditArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -128,6 +133,7 @@ fn run(namespace: String, http: String, nameservers: Vec<std::net::SocketAddr>, 
         }
         ctx.metrics = metrics.clone();
         ctx.namespace = namespace.clone();
+        ctx.pool_namespaces = if pool_namespaces.is_empty() { vec![namespace.clone()] } else { pool_namespaces.clone() };
         let ctx = std::sync::Arc::new(ctx);
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tracing::info!(namespace, identity, "waiting for leadership");
@@ -209,7 +215,7 @@ fn render(files: &[PathBuf], out: &std::path::Path, verified_claims: Option<&std
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::Run { namespace, http, nameservers, relay_image, audit } => run(namespace, http, nameservers, relay_image, audit),
+        Command::Run { namespace, pool_namespaces, http, nameservers, relay_image, audit } => run(namespace, pool_namespaces, http, nameservers, relay_image, audit),
         Command::Audit { command } => command.run().map_err(anyhow::Error::from),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),

@@ -44,12 +44,13 @@ impl SecretStore {
         Ok(self.api(ns).get_opt(name).await?.as_ref().map(data_of))
     }
 
-    /// Every Secret in every namespace matching a label selector, by (namespace, name): one list
-    /// call instead of one get per object (whole Secrets: callers check owners and marks).
-    pub async fn list(&self, selector: &str) -> Result<BTreeMap<(String, String), Secret>, kube::Error> {
+    /// The Secrets in every namespace matching a label selector that `wanted` picks by
+    /// (namespace, name), listed page by page (see [`crate::lean::list_secrets`]): one list
+    /// instead of one get per object (whole Secrets: callers check owners and marks).
+    pub async fn list(&self, selector: &str, wanted: impl Fn(&(String, String)) -> bool) -> Result<BTreeMap<(String, String), Secret>, kube::Error> {
         let api: Api<Secret> = Api::all(self.client.clone());
-        let list = api.list(&ListParams::default().labels(selector)).await?;
-        Ok(list.items.into_iter().map(|s| ((s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()), s)).collect())
+        let items = crate::lean::list_secrets(&api, &ListParams::default().labels(selector), |ns, name| wanted(&(ns.to_string(), name.to_string()))).await?;
+        Ok(items.into_iter().map(|s| ((s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()), s)).collect())
     }
 
     /// Server-side apply (our field manager owns the whole Secret).

@@ -155,8 +155,6 @@ fn relay_account(pool: &str) -> String {
     crate::labels::statefulset(pool)
 }
 
-/// The relay's ServiceAccount, a Role that reads its one configuration Secret by name, and the
-/// binding between them.
 /// The relay's account and the Role letting it read its bundle and shard Secrets, by name only.
 pub fn relay_rbac(pool: &RelayPool, shards: &[String]) -> (ServiceAccount, Role, RoleBinding) {
     let name = relay_account(&pool.name_any());

@@ -1,8 +1,8 @@
 """The Helm chart (charts/cascade): `helm lint --strict`; `helm template` with the default values
 and two other value sets, every built-in kind validated by `kubernetes-validate --strict`; the
 schema refusing bad values; restricted pod security; the CRDs equal to the generated ones; and
-the operator's RBAC equal to the API calls it made in the controller tests (nothing missing,
-nothing unused)."""
+the operator's RBAC equal to the API calls it made in the controller tests, scope by scope
+(nothing missing, nothing unused, nothing cluster-wide that a namespaced Role can grant)."""
 import json
 import subprocess
 from pathlib import Path
@@ -106,27 +106,61 @@ def test_tenant_roles_aggregate_and_never_grant_secrets_or_pools(tools):
     assert "aggregate-to-admin" not in json.dumps(roles["cascade-relaypool-admin"]["metadata"])
 
 
+# The namespaces RelayPools live in during the controller tests (operator/tests/support/world.rs
+# and pool_namespaces.rs); the chart is rendered with the same list.
+POOL_NAMESPACES = ["cascade-system", "mail"]
+
+
+def grants(rule):
+    assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
+    return {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
 def test_operator_rbac_is_exactly_what_it_calls(tools):
     """Every (group, resource, verb) the operator's client used in the controller tests must be
-    granted, and every grant must have been used. The calls are recorded by
-    operator/tests/support/calls.rs while `cargo test` runs the controller tests."""
+    granted at the scope it was used at, and every grant must have been used at its scope: a
+    ClusterRole grant only for calls that are cluster-wide or in tenant namespaces (where no
+    namespaced Role of the operator lives), a namespaced Role's grant by calls in a namespace
+    RelayPools live in.
+    The calls are recorded by operator/tests/support/calls.rs while `cargo test` runs the
+    controller tests."""
     recorded = set()
     for f in sorted(CALLS.glob("*.jsonl")) if CALLS.exists() else []:
         for line in f.read_text().splitlines():
             c = json.loads(line)
-            recorded.add((c["group"], c["resource"], c["verb"]))
+            recorded.add((c["group"], c["resource"], c["verb"], c.get("namespace", "")))
     if not recorded:
         pytest.skip(f"SKIP: no recorded API calls in {CALLS} (the controller tests did not run against a real API server)")
     helm, _ = tools
-    granted = set()
-    for d in docs(template(helm).stdout):
+    rendered = template(helm, None, "--set", "relayPoolNamespaces={" + ",".join(POOL_NAMESPACES) + "}")
+    assert rendered.returncode == 0, rendered.stderr
+    cluster, namespaced = set(), {}
+    for d in docs(rendered.stdout):
         if d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"].startswith("cascade-operator"):
-            for rule in d["rules"]:
-                assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
-                granted |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
-    missing, unused = sorted(recorded - granted), sorted(granted - recorded)
-    assert not missing, f"the operator calls these but the chart does not grant them: {missing}"
-    assert not unused, f"the chart grants these but the operator never called them: {unused}"
+            granted = set().union(*(grants(rule) for rule in d["rules"]))
+            if d["kind"] == "ClusterRole":
+                assert not d.get("aggregationRule") and d["metadata"]["name"] == "cascade-operator", d["metadata"]
+                cluster |= granted
+            else:
+                namespaced.setdefault(d["metadata"]["namespace"], set()).update(granted)
+    assert set(namespaced) == set(POOL_NAMESPACES), namespaced.keys()
+    missing, used_cluster, used_ns = [], set(), {}
+    for g, r, v, ns in sorted(recorded):
+        call = (g, r, v)
+        if ns and call in namespaced.get(ns, set()):
+            used_ns.setdefault(ns, set()).add(call)
+        elif call in cluster:
+            used_cluster.add(call)
+        else:
+            missing.append((g, r, v, ns or "<cluster-wide>"))
+    assert not missing, f"the operator calls these but the chart does not grant them there: {missing}"
+    assert not sorted(cluster - used_cluster), f"the ClusterRole grants these but the operator never needed them cluster-wide: {sorted(cluster - used_cluster)}"
+    # The pool namespaces share one Role: each of its grants is used in one of them at least.
+    unused = set().union(*namespaced.values()) - set().union(*used_ns.values())
+    assert not sorted(unused), f"the namespaced Roles grant these but the operator never called them in a pool namespace: {sorted(unused)}"
+    # No grant that would let it grant itself more.
+    for call in cluster | set().union(*namespaced.values()):
+        assert call[2] not in ("bind", "escalate", "impersonate", "deletecollection"), call
 
 
 @pytest.mark.parametrize("example", ["cascade.yaml", "kind.yaml"])

@@ -18,3 +18,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "cascade.relayImage" -}}
 {{ .Values.image.relay.repository }}:{{ .Values.image.relay.tag | default .Chart.AppVersion }}
 {{- end }}
+
+{{/* The namespaces RelayPools may live in, as a YAML list (default: the release namespace). */}}
+{{- define "cascade.poolNamespaces" -}}
+{{- if .Values.relayPoolNamespaces }}{{ toYaml .Values.relayPoolNamespaces }}{{ else }}{{ list .Release.Namespace | toYaml }}{{ end }}
+{{- end }}

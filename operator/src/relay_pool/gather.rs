@@ -1,5 +1,7 @@
 //! The RelayPool controller's reads: nothing here writes.
 
+use crate::caches::Caches;
+use crate::lean::list;
 use crate::render::evaluate::{key_of, Inputs, Key};
 use crate::secrets::SecretData;
 use crate::suspensions::Reported;
@@ -7,8 +9,9 @@ use crate::Context;
 use cascade_crds::v1alpha1::{ApiKey, AuditAnchor, DkimKey, DmarcReportSummary, RelayPool, SendingDomain};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::Store;
 use kube::ResourceExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 /// Everything one reconcile of a pool reads.
@@ -45,13 +48,16 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     let lp = ListParams::default();
     let c = || ctx.client.clone();
     let (ns, name) = key_of(pool);
-    let (deleting, domains): (Vec<SendingDomain>, Vec<SendingDomain>) = Api::<SendingDomain>::all(c()).list(&lp).await?.items.into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
+    let (domains, mut pools, dkim_keys, api_keys) = custom_resources(ctx).await?;
+    let (deleting, domains): (Vec<SendingDomain>, Vec<SendingDomain>) = domains.into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
     // Every pool, for the domains they assign (a claim through another pool may own a domain).
-    let mut pools = Api::<RelayPool>::all(c()).list(&lp).await?.items;
     pools.retain(|p| key_of(p) != (ns.clone(), name.clone()));
     pools.insert(0, pool.clone());
     let verified = crate::render::evaluate::ownership::verified_from_status(&domains);
-    let (dkim_keys, api_keys) = (Api::<DkimKey>::all(c()).list(&lp).await?.items, Api::<ApiKey>::all(c()).list(&lp).await?.items);
+    // Only the Secrets the DkimKeys and ApiKeys name are kept (a tenant's other labelled
+    // Secrets are dropped page by page).
+    let dkim_names: BTreeSet<Key> = dkim_keys.iter().map(|k| (k.namespace().unwrap_or_default(), crate::dkim_key::secret_name(&k.name_any()))).collect();
+    let credential_names: BTreeSet<Key> = api_keys.iter().map(|k| (k.namespace().unwrap_or_default(), crate::render::evaluate::credentials_secret(&k.name_any()))).collect();
     let mut inputs = Inputs { pools, domains, dkim_keys, api_keys, verified, ..Default::default() };
     if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.clone()) {
         if let Some(data) = ctx.secrets.get(&ns, &secret).await? {
@@ -68,21 +74,39 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     Ok(World {
         inputs,
         deleting,
-        dkim_secrets: ctx.secrets.list(crate::dkim_key::SECRET_LABEL).await?.into_iter().map(|(k, s)| (k, crate::secrets::data_of(&s))).collect(),
-        credentials: ctx.secrets.list(crate::api_key::SECRET_LABEL).await?,
+        dkim_secrets: issued(ctx, |c| &c.dkim_secrets, crate::dkim_key::SECRET_LABEL, &dkim_names).await?.into_iter().map(|(k, s)| (k, crate::secrets::data_of(&s))).collect(),
+        credentials: issued(ctx, |c| &c.credentials, crate::api_key::SECRET_LABEL, &credential_names).await?,
         keys: ctx.secrets.get(&ns, &crate::labels::keys_secret(&name)).await?,
         tls: ctx.secrets.get(&ns, &tls_secret).await?,
         bundle: ctx.secrets.get(&ns, &crate::labels::bundle_secret(&name)).await?,
-        shards: ctx
-            .secrets
-            .list(&format!("{}={name}", crate::labels::SHARD_OF))
+        // In the pool's namespace only: shards are never written elsewhere.
+        shards: crate::lean::list_secrets(&ctx.secrets.api(&ns), &ListParams::default().labels(&format!("{}={name}", crate::labels::SHARD_OF)), |_, _| true)
             .await?
             .into_iter()
-            .filter(|((n, _), _)| *n == ns)
-            .map(|((_, s), secret)| (s, crate::secrets::data_of(&secret)))
+            .map(|secret| (secret.metadata.name.clone().unwrap_or_default(), crate::secrets::data_of(&secret)))
             .collect(),
         relays: relays(&addrs).await,
     })
+}
+
+/// Every SendingDomain, RelayPool, DkimKey and ApiKey: from the shared caches once they hold a
+/// complete list, else listed (page by page, stripped).
+async fn custom_resources(ctx: &Context) -> Result<(Vec<SendingDomain>, Vec<RelayPool>, Vec<DkimKey>, Vec<ApiKey>), kube::Error> {
+    use crate::caches::all;
+    if let Some(c) = ctx.caches.get() {
+        c.ready().await;
+        return Ok((all(&c.domains), all(&c.pools), all(&c.dkim_keys), all(&c.api_keys)));
+    }
+    let (lp, c) = (ListParams::default(), || ctx.client.clone());
+    Ok((list(&Api::all(c()), &lp).await?, list(&Api::all(c()), &lp).await?, list(&Api::all(c()), &lp).await?, list(&Api::all(c()), &lp).await?))
+}
+
+/// The Secrets with `label` among `names`: from the caches when they run, else listed.
+async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, label: &str, names: &BTreeSet<Key>) -> Result<BTreeMap<Key, Secret>, kube::Error> {
+    let Some(c) = ctx.caches.get() else { return ctx.secrets.list(label, |k| names.contains(k)).await };
+    let cache = cached(c);
+    let key = |s: &Secret| (s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
+    Ok(cache.state().iter().filter(|s| names.contains(&key(s))).map(|s| (key(s), (**s).clone())).collect())
 }
 
 /// The admin listeners of the pool's relays (one address per pod, from the headless Service).

@@ -20,6 +20,7 @@ mod gather;
 
 use crate::error::ReconcileError;
 use crate::Context;
+use cascade_crds::conditions::{self, reasons, types};
 use cascade_crds::v1alpha1::RelayPool;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
@@ -29,11 +30,28 @@ pub use crate::bundle::{AUDIT_KEY, SEALING_KEY, SPOOL_KEY};
 
 pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let _timer = ctx.metrics.reconcile("RelayPool");
+    let ns = pool.namespace().unwrap_or_default();
+    if !ctx.pool_namespaces.contains(&ns) {
+        return unmanaged(&ctx, &pool, &ns).await;
+    }
     let world = gather::gather(&ctx, &pool).await?;
+
     ctx.metrics.managed.with_label_values(&["SendingDomain"]).set(world.inputs.domains.len() as i64);
     let site = evaluate::Site { relay_image: &ctx.relay_image, operator_namespace: &ctx.namespace };
     let desired = evaluate::desired(&pool, world, &ctx.master, &site, ctx.clock.now())?;
     apply::apply(&ctx, &pool, desired).await
+}
+
+/// A pool in a namespace the operator may not write workloads in: refused, nothing written but
+/// its status (the chart grants the operator a Role only in `relayPoolNamespaces`).
+async fn unmanaged(ctx: &Context, pool: &RelayPool, ns: &str) -> Result<Action, ReconcileError> {
+    let mut status = pool.status.clone().unwrap_or_default();
+    let msg = format!("RelayPools are managed only in the namespaces {:?} (operator --pool-namespaces, chart value relayPoolNamespaces), not in {ns}", ctx.pool_namespaces);
+    let (now, generation) = (cascade_core::time::rfc3339_utc(ctx.clock.now()), pool.metadata.generation.unwrap_or(0));
+    conditions::set(&mut status.conditions, types::READY, false, reasons::NAMESPACE_NOT_MANAGED, &msg, generation, &now);
+    status.observed_generation = generation;
+    crate::status::apply(ctx, &crate::status::WHOLE, pool, pool.status.as_ref(), &status).await?;
+    Ok(Action::await_change())
 }
 
 pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {

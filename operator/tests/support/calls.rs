@@ -1,12 +1,16 @@
 //! Records every API call the operator's own client makes during a controller test as
-//! `(verb, group, resource)` — stand-in groups mapped back to the real ones — into
-//! `target/debug/api-calls/<test binary>.jsonl`. `tests/integration/test_chart.py` compares the
-//! union with the chart's ClusterRole: nothing missing, nothing unused.
+//! `(verb, group, resource, namespace)` — stand-in groups mapped back to the real ones, the
+//! namespace empty for a cluster-wide call — into `target/debug/api-calls/<test binary>.jsonl`.
+//! `tests/integration/test_chart.py` compares the union with the chart's ClusterRole and
+//! namespaced Roles: nothing missing, nothing unused, nothing cluster-wide that a namespaced
+//! Role could grant.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-static SEEN: Mutex<BTreeSet<(String, String, String)>> = Mutex::new(BTreeSet::new());
+type Call = (String, String, String, String);
+
+static SEEN: Mutex<BTreeSet<Call>> = Mutex::new(BTreeSet::new());
 
 fn real_group(group: &str) -> String {
     match group.strip_suffix(".test.local") {
@@ -19,17 +23,18 @@ fn real_group(group: &str) -> String {
     }
 }
 
-/// `(verb, group, resource)` of a request, as RBAC sees it.
-pub fn classify(method: &http::Method, uri: &http::Uri) -> Option<(String, String, String)> {
+/// `(verb, group, resource, namespace)` of a request, as RBAC sees it (namespace empty: the
+/// call is cluster-wide).
+pub fn classify(method: &http::Method, uri: &http::Uri) -> Option<Call> {
     let parts: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
     let (group, rest) = match parts.as_slice() {
         ["api", _version, rest @ ..] => (String::new(), rest),
         ["apis", group, _version, rest @ ..] => (real_group(group), rest),
         _ => return None,
     };
-    let rest = match rest {
-        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
-        other => other,
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (ns.to_string(), rest),
+        other => (String::new(), other),
     };
     let (resource, named) = match rest {
         [resource] => (resource.to_string(), false),
@@ -49,7 +54,7 @@ pub fn classify(method: &http::Method, uri: &http::Uri) -> Option<(String, Strin
         ("DELETE", false) => "deletecollection",
         _ => return None,
     };
-    Some((verb.into(), group, resource))
+    Some((verb.into(), group, resource, namespace))
 }
 
 fn record(method: &http::Method, uri: &http::Uri) {
@@ -62,13 +67,28 @@ fn record(method: &http::Method, uri: &http::Uri) {
     let dir = exe.parent().and_then(std::path::Path::parent).unwrap().join("api-calls");
     std::fs::create_dir_all(&dir).unwrap();
     let stem = exe.file_stem().unwrap().to_string_lossy().split('-').next().unwrap_or_default().to_string();
-    let lines: String = seen.iter().map(|(v, g, r)| serde_json::json!({ "verb": v, "group": g, "resource": r }).to_string() + "\n").collect();
+    let lines: String = seen.iter().map(|(v, g, r, n)| serde_json::json!({ "verb": v, "group": g, "resource": r, "namespace": n }).to_string() + "\n").collect();
     std::fs::write(dir.join(format!("{stem}.jsonl")), lines).unwrap();
 }
 
-/// Records a request (a tower `MapRequest` function) and passes it on.
-pub fn record_request(req: http::Request<kube::client::Body>) -> http::Request<kube::client::Body> {
+static FAULTS: Mutex<Vec<(http::Method, String)>> = Mutex::new(Vec::new());
+
+/// From now on, every request of the operator's client with this method whose path contains
+/// `part` fails: it is sent to a path the server does not serve (404). One test per binary.
+pub fn inject_fault(method: http::Method, part: &str) {
+    FAULTS.lock().unwrap().push((method, part.to_string()));
+}
+
+/// Records a request (a tower `MapRequest` function) and passes it on, or sends it nowhere
+/// when a fault was injected for it.
+pub fn record_request(mut req: http::Request<kube::client::Body>) -> http::Request<kube::client::Body> {
     record(req.method(), req.uri());
+    let faulty = FAULTS.lock().unwrap().iter().any(|(m, part)| m == req.method() && req.uri().path().contains(part.as_str()));
+    if faulty {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/apis/faults.test.local/v1/injected"));
+        *req.uri_mut() = http::Uri::from_parts(parts).unwrap();
+    }
     req
 }
 
