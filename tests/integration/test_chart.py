@@ -103,6 +103,10 @@ def test_tenant_roles_aggregate_and_never_grant_secrets_or_pools(tools):
     for role in (edit, view):
         resources = {r for rule in role["rules"] for r in rule["resources"]}
         assert "secrets" not in resources and not any(r.startswith("relaypools") for r in resources), resources
+        # A status is what the operator recorded (e.g. status.ownership.verifiedAt): tenants only read it.
+        for rule in role["rules"]:
+            if any(r.endswith("/status") for r in rule["resources"]):
+                assert rule["verbs"] == ["get"], rule
     assert "aggregate-to-admin" not in json.dumps(roles["cascade-relaypool-admin"]["metadata"])
 
 
