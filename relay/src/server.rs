@@ -65,13 +65,14 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     }
     if !l.http.is_empty() {
         let listener = TcpListener::bind(&l.http).await.with_context(|| format!("binding {}", l.http))?;
-        tracing::info!(address = %listener.local_addr()?, "tenant HTTP listener ready (POST /dmarc/reports, /healthz, /readyz)");
-        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Tenant(relay.clone()))));
+        tracing::info!(address = %listener.local_addr()?, "tenant HTTPS listener ready (POST /dmarc/reports, /healthz, /readyz)");
+        let tls = crate::tls::https_server_config(relay.certs.clone());
+        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Tenant(relay.clone())), Some(tls), Default::default()));
     }
     if !l.admin.is_empty() {
         let listener = TcpListener::bind(&l.admin).await.with_context(|| format!("binding {}", l.admin))?;
         tracing::info!(address = %listener.local_addr()?, "admin HTTP listener ready (/metrics, /dmarc/summary, /healthz, /readyz)");
-        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Admin(relay.clone()))));
+        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Admin(relay.clone())), None, Default::default()));
     }
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));

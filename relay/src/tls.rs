@@ -101,6 +101,14 @@ pub fn server_config(certs: Arc<CertStore>) -> Arc<rustls::ServerConfig> {
     Arc::new(cfg)
 }
 
+/// The HTTPS listener's configuration: the SMTP policy (TLS 1.2+, server cipher order), with
+/// HTTP/2 and HTTP/1.1 offered by ALPN.
+pub fn https_server_config(certs: Arc<CertStore>) -> Arc<rustls::ServerConfig> {
+    let mut cfg = Arc::unwrap_or_clone(server_config(certs));
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
 /// Accepts any certificate: opportunistic TLS encrypts against passive observers without
 /// authenticating the peer (RFC 7435); MX hosts rarely have certificates for their names.
 #[derive(Debug)]

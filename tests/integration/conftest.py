@@ -244,6 +244,10 @@ class Relay:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
+    def https_context(self):
+        """Verifies the tenant HTTPS listener: the relay's own (dev, self-signed) certificate."""
+        return ssl.create_default_context(cafile=str(self.dir / "tls.crt"))
+
     def metrics(self):
         import urllib.request
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5) as r:

@@ -34,12 +34,14 @@ def test_dev_mode_end_to_end_and_restart(workdir):
         zone = (data / "dns.zone").read_text()
         assert "cascade1._domainkey.example.test. 300 IN TXT" in zone and "v=spf1" in zone and "_dmarc.example.test." in zone
         import urllib.request
-        assert urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/readyz", timeout=5).status == 200
+        import ssl
+        tenant = ssl.create_default_context(cafile=str(data / "tls.crt"))
+        assert urllib.request.urlopen(f"https://127.0.0.1:{ports[2]}/readyz", timeout=5, context=tenant).status == 200
         # Metrics live on the admin listener only; the tenant-facing one does not serve them.
         assert b"cascade_relay_smtp_sessions" in urllib.request.urlopen(f"http://127.0.0.1:{ports[3]}/metrics", timeout=5).read()
         import urllib.error
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/metrics", timeout=5)
+            urllib.request.urlopen(f"https://127.0.0.1:{ports[2]}/metrics", timeout=5, context=tenant)
             raise AssertionError("/metrics served on the tenant listener")
         except urllib.error.HTTPError as e:
             assert e.code == 404

@@ -41,11 +41,11 @@ def setup(workdir, dns_server, cleanup):
 
 
 def upload(relay, body, user=None, password=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{relay.http}/dmarc/reports", data=body, method="POST")
+    req = urllib.request.Request(f"https://127.0.0.1:{relay.http}/dmarc/reports", data=body, method="POST")
     cred = f"{user or relay.creds['username']}:{password or relay.creds['password']}"
     req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=relay.https_context()) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()

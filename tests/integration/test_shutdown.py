@@ -41,6 +41,6 @@ def _readyz(relay):
     import urllib.error
     import urllib.request
     try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{relay.http}/readyz", timeout=5).status
+        return urllib.request.urlopen(f"https://127.0.0.1:{relay.http}/readyz", timeout=5, context=relay.https_context()).status
     except urllib.error.HTTPError as e:
         return e.code

@@ -1,5 +1,6 @@
-"""testssl.sh (Debian's package) against the STARTTLS submission listener and the implicit-TLS
-listener: no protocol below TLS 1.2, no weak cipher, no finding rated HIGH or CRITICAL. The relay
+"""testssl.sh (Debian's package) against the STARTTLS submission listener, the implicit-TLS
+listener and the tenant HTTPS listener: no protocol below TLS 1.2, no weak cipher, no finding
+rated HIGH or CRITICAL (on HTTPS, nothing above LOW). The relay
 serves a certificate from a test CA (passed to testssl) with revocation information, as a real
 deployment's certificate has."""
 import json
@@ -29,7 +30,7 @@ def scan(workdir, target, starttls):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("listener", ["submission", "submissions"])
+@pytest.mark.parametrize("listener", ["submission", "submissions", "https"])
 def test_testssl_finds_nothing_high_and_no_protocol_below_tls12(workdir, cleanup, listener):
     relay = Relay(workdir)
     ca, leaf, key = certificate(workdir)
@@ -37,7 +38,7 @@ def test_testssl_finds_nothing_high_and_no_protocol_below_tls12(workdir, cleanup
     (relay.dir / "tls.key").write_bytes(key.read_bytes())
     relay.start()
     cleanup(relay.stop)
-    port = relay.submission if listener == "submission" else relay.submissions
+    port = {"submission": relay.submission, "submissions": relay.submissions, "https": relay.http}[listener]
     findings = scan(workdir, f"127.0.0.1:{port}", starttls=listener == "submission")
     by_id = {f["id"]: f for f in findings}
     assert "scanProblem" not in by_id, by_id.get("scanProblem")
@@ -51,3 +52,7 @@ def test_testssl_finds_nothing_high_and_no_protocol_below_tls12(workdir, cleanup
     assert not weak, weak
     serious = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")]
     assert not serious, serious
+    if listener == "https":
+        # The tenant API: nothing above LOW (HSTS, no compression, no renegotiation).
+        above_low = [f for f in findings if f["severity"] == "MEDIUM"]
+        assert not above_low, above_low

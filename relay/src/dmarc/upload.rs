@@ -17,13 +17,15 @@ fn credentials(authorization: Option<&str>) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
-pub fn handle(relay: &Relay, authorization: Option<&str>, body: &[u8], peer: IpAddr) -> (u16, String) {
+/// The uploading key's id, checked before the body is read: credentials, scope, the address's
+/// failed attempts and the key's rate.
+pub fn authorize(relay: &Relay, authorization: Option<&str>, peer: IpAddr) -> Result<String, (u16, String)> {
     let now_ms = cascade_core::time::now_unix_ms();
     if relay.auth_failures.is_blocked(peer, now_ms) {
-        return (429, "too many failed authentications from this address; try again later\n".into());
+        return Err((429, "too many failed authentications from this address; try again later\n".into()));
     }
     let Some((key_id, secret)) = credentials(authorization) else {
-        return (401, "authenticate with HTTP Basic: the API key id as user name and its secret as password\n".into());
+        return Err((401, "authenticate with HTTP Basic: the API key id as user name and its secret as password\n".into()));
     };
     let rt = relay.runtime();
     if let Err(denied) = auth::verify_for(&rt, &key_id, &secret, peer, now_ms / 1000, SCOPE_DMARC_UPLOAD) {
@@ -34,15 +36,20 @@ pub fn handle(relay: &Relay, authorization: Option<&str>, body: &[u8], peer: IpA
         );
         if matches!(denied, Denied::UnknownKey | Denied::BadSecret) {
             relay.auth_failures.record(peer, now_ms);
-            return (401, "authentication failed\n".into());
+            return Err((401, "authentication failed\n".into()));
         }
-        return (403, format!("this API key may not upload reports ({}; it needs the {SCOPE_DMARC_UPLOAD} scope)\n", denied.as_str()));
+        return Err((403, format!("this API key may not upload reports ({}; it needs the {SCOPE_DMARC_UPLOAD} scope)\n", denied.as_str())));
     }
     if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.messages_per_minute) {
         if !relay.rates.allow(&key_id, limit, now_ms) {
-            return (429, format!("rate limit of {limit} per minute for this API key reached; try again later\n"));
+            return Err((429, format!("rate limit of {limit} per minute for this API key reached; try again later\n")));
         }
     }
+    Ok(key_id)
+}
+
+/// An authorized key's report: parsed and recorded.
+pub fn ingest(relay: &Relay, key_id: &str, body: &[u8]) -> (u16, String) {
     // On a blocking-pool thread (the HTTP listener runs POST handlers there): wait for a parser slot.
     let parsing = futures::executor::block_on(crate::dmarc::PARSERS.acquire());
     let parsed = crate::dmarc::parse_upload(body);
@@ -54,7 +61,7 @@ pub fn handle(relay: &Relay, authorization: Option<&str>, body: &[u8], peer: IpA
             return (400, format!("report refused: {e}\n"));
         }
     };
-    match crate::dmarc::ingest::accept(relay, &key_id, std::slice::from_ref(&report)) {
+    match crate::dmarc::ingest::accept(relay, key_id, std::slice::from_ref(&report)) {
         Ok(summary) => (202, format!("{summary}\n")),
         Err(e) => (403, format!("report refused: {e}\n")),
     }
