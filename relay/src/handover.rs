@@ -3,7 +3,12 @@
 //! with `handover.peers` sends each spool file as it is on disk — still AES-256-GCM sealed under
 //! the pool's spool key, which is also what authenticates it — to a peer's admin listener
 //! (`POST /handover?id=ID&from=INSTANCE`); the peer stores it durably, queues it and answers
-//! `200`, and only then is the local copy removed. What cannot be handed over in time stays in
+//! `200`, and only then is the local copy removed. Each request carries a claim
+//! (`Authorization: Cascade-Handover <base64>`): the queue id, the sender, the time and the
+//! SHA-256 of the file, sealed under the pool's spool key, so only a pool relay can make one, a
+//! claim is bound to its file, and one older than [`FRESH_SECS`] is refused. A file whose queue
+//! id this relay holds, or finished within the window, is answered `200` and not queued again:
+//! a replayed handover never delivers twice. What cannot be handed over in time stays in
 //! the spool. `cascade-relay drain` runs the same transfer over a spool directory left behind by
 //! a relay that is gone (the operator runs it on orphaned spool volumes).
 
@@ -23,16 +28,50 @@ fn query<'a>(q: &'a str, name: &str) -> Option<&'a str> {
     q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// `POST /handover?id=ID&from=INSTANCE` on the admin listener: (status, text).
-pub fn receive(relay: &Relay, query_string: &str, body: &[u8]) -> (u16, String) {
-    let (Some(id), Some(from)) = (query(query_string, "id"), query(query_string, "from")) else {
-        return (400, "expected /handover?id=QUEUE_ID&from=INSTANCE\n".into());
+/// How old a handover claim may be (either way, for clock skew between pods).
+pub const FRESH_SECS: u64 = 300;
+const CLAIM_CONTEXT: &str = "cascade-handover-v1";
+const SCHEME: &str = "Cascade-Handover ";
+
+fn claim_text(id: &str, from: &str, at: &str, file: &[u8]) -> Vec<u8> {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, file);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{id}\n{from}\n{at}\n{hex}").into_bytes()
+}
+
+/// Before the body is read: the claim is there and fresh. Returns it for [`receive`].
+pub fn authorize(query_string: &str, authorization: Option<&str>) -> Result<String, (u16, String)> {
+    let at = query(query_string, "at").and_then(|t| t.parse::<u64>().ok());
+    let fresh = at.is_some_and(|t| t.abs_diff(cascade_core::time::now_unix()) <= FRESH_SECS);
+    match authorization.and_then(|a| a.strip_prefix(SCHEME)) {
+        Some(claim) if fresh => Ok(claim.trim().to_string()),
+        Some(_) => Err((401, "the handover claim is stale or has no time\n".into())),
+        None => Err((401, "a handover needs a claim sealed under the pool's spool key\n".into())),
+    }
+}
+
+/// `POST /handover?id=ID&from=INSTANCE&at=UNIX` on the admin listener, with its claim checked
+/// against this very file: (status, text).
+pub fn receive(relay: &Relay, query_string: &str, claim: &str, body: &[u8]) -> (u16, String) {
+    use base64::Engine;
+    let (Some(id), Some(from), Some(at)) = (query(query_string, "id"), query(query_string, "from"), query(query_string, "at")) else {
+        return (400, "expected /handover?id=QUEUE_ID&from=INSTANCE&at=UNIX\n".into());
     };
+    let opened = base64::engine::general_purpose::STANDARD.decode(claim).ok().and_then(|c| relay.spool.open_claim(CLAIM_CONTEXT, &c).ok());
+    if opened.as_deref() != Some(claim_text(id, from, at, body).as_slice()) {
+        tracing::warn!(queue_id = %id, "handover with a claim that does not open or does not match its file; refused");
+        return (401, "the handover claim does not match\n".into());
+    }
     if from == relay.instance {
         return (409, "that is this relay\n".into());
     }
     if relay.is_shutting_down() {
         return (503, "this relay is stopping\n".into());
+    }
+    if relay.spool.holds_or_finished(id) {
+        relay.metrics.handed_over.with_label_values(&["replayed"]).inc();
+        tracing::warn!(queue_id = %id, "handover of a message this relay holds or finished: not queued again");
+        return (200, "already queued or finished here\n".into());
     }
     match relay.spool.import(id, body.to_vec()) {
         Ok(env) => {
@@ -67,10 +106,16 @@ enum Sent {
     Failed(String),
 }
 
-async fn post(addr: SocketAddr, id: &str, instance: &str, file: &[u8]) -> Sent {
+async fn post(spool: &Spool, addr: SocketAddr, id: &str, instance: &str, file: &[u8]) -> Sent {
+    use base64::Engine;
+    let at = cascade_core::time::now_unix().to_string();
+    let claim = match spool.seal_claim(CLAIM_CONTEXT, &claim_text(id, instance, &at, file)) {
+        Ok(c) => base64::engine::general_purpose::STANDARD.encode(c),
+        Err(e) => return Sent::Failed(format!("sealing the claim: {e}")),
+    };
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!("POST /handover?id={id}&from={instance} HTTP/1.1\r\nHost: relay\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", file.len());
+        let head = format!("POST /handover?id={id}&from={instance}&at={at} HTTP/1.1\r\nHost: relay\r\nAuthorization: {SCHEME}{claim}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", file.len());
         s.write_all(head.as_bytes()).await?;
         s.write_all(file).await?;
         let mut answer = Vec::new();
@@ -110,7 +155,7 @@ pub async fn send_all(spool: &Arc<Spool>, peers: &[String], instance: &str, time
         let mut tries = 0;
         while !done && !addrs.is_empty() && tries < addrs.len() && Instant::now() < deadline {
             let addr = addrs[(n + tries) % addrs.len()];
-            match post(addr, &env.id, instance, &file).await {
+            match post(spool, addr, &env.id, instance, &file).await {
                 Sent::Stored => done = true,
                 Sent::Myself => addrs.retain(|a| *a != addr),
                 Sent::Failed(why) => {

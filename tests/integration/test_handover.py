@@ -82,3 +82,62 @@ def test_a_stopping_relay_hands_its_queue_to_a_peer_and_a_dead_ones_spool_is_dra
     assert r.returncode == 0 and "3 message(s) handed over, 0 left" in r.stdout, r.stdout + r.stderr
     assert queued(a2, "a") == []
     wait_until(lambda: len([m for m in sink.messages if b"drained" in m[2]]) == 3, 60, "B delivering the drained spool")
+
+
+def test_a_replayed_handover_is_not_delivered_twice_and_an_unsealed_one_is_refused(workdir, dns_server, cleanup):
+    """A captured handover (here: what relay A sends to a recording peer) replayed to relay B is
+    stored and delivered once; the same request again, or after B delivered it, queues nothing.
+    A request without the sealed claim, with a claim for another file, or with a stale time is
+    refused with 401."""
+    import http.client
+    import http.server
+    import threading
+
+    dns, sink, base = standard_setup(workdir, dns_server, cleanup)
+    base.stop()
+    captured = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            captured.append((self.path, self.headers["Authorization"], body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    recorder = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    cleanup(recorder.shutdown)
+    a = start(peer_of(base, "a", free_port(), [recorder.server_address[1]], free_port()), cleanup)
+    send(a, 1, "replayed")
+    wait_until(lambda: len(queued(a, "a")) == 1, 30, "one message queued at A")
+    a.stop()
+    assert len(captured) == 1, captured
+    path, claim, body = captured[0]
+    assert claim.startswith("Cascade-Handover "), claim
+
+    b = start(peer_of(base, "b", sink.port, [], free_port()), cleanup)
+
+    def post(p, auth, data):
+        c = http.client.HTTPConnection("127.0.0.1", b.admin, timeout=30)
+        c.request("POST", p, body=data, headers={"Authorization": auth} if auth else {})
+        r = c.getresponse()
+        out = (r.status, r.read().decode())
+        c.close()
+        return out
+
+    assert post(path, None, body)[0] == 401
+    assert post(path, claim, body[:-1] + bytes([body[-1] ^ 1]))[0] == 401, "a claim is bound to its file"
+    stale = re.sub(r"at=\d+", "at=1000", path)
+    assert post(stale, claim, body)[0] == 401, "a stale claim"
+    assert post(path, claim, body) == (200, "stored\n")
+    assert post(path, claim, body) == (200, "already queued or finished here\n"), "replayed while queued"
+    wait_until(lambda: len([m for m in sink.messages if b"replayed" in m[2]]) == 1, 60, "B delivering it")
+    wait_until(lambda: queued(b, "b") == [], 30, "B's spool empty after delivery")
+    assert post(path, claim, body) == (200, "already queued or finished here\n"), "replayed after delivery"
+    time.sleep(2)
+    assert len([m for m in sink.messages if b"replayed" in m[2]]) == 1, "delivered once"
+    assert 'cascade_relay_messages_handed_over_total{direction="replayed"} 2' in b.metrics()

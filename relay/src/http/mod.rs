@@ -79,16 +79,16 @@ impl Probes for Admin {
     fn max_body(&self) -> usize {
         (self.0.runtime().config.limits.max_message_size.0 as usize).saturating_add(1 << 20)
     }
-    /// Peers are not authenticated yet (only the NetworkPolicy keeps others out).
-    fn authorize(&self, path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Result<String, (u16, String)> {
+    /// A handover carries a claim sealed under the pool's spool key (see [`crate::handover`]).
+    fn authorize(&self, path: &str, authorization: Option<&str>, _peer: IpAddr) -> Result<String, (u16, String)> {
         match path.split_once('?') {
-            Some(("/handover", _)) => Ok("peer".into()),
+            Some(("/handover", q)) => crate::handover::authorize(q, authorization),
             _ => Err((404, "not found\n".into())),
         }
     }
-    fn post(&self, path: &str, _who: &str, body: &[u8], _peer: IpAddr) -> (u16, String) {
+    fn post(&self, path: &str, claim: &str, body: &[u8], _peer: IpAddr) -> (u16, String) {
         match path.split_once('?') {
-            Some(("/handover", q)) => crate::handover::receive(&self.0, q, body),
+            Some(("/handover", q)) => crate::handover::receive(&self.0, q, claim, body),
             _ => (404, "not found\n".into()),
         }
     }

@@ -4,6 +4,7 @@
 //! `quarantine/` with a log line and never stops the others. Functions here block: call them
 //! from `spawn_blocking`.
 
+pub mod finished;
 pub mod seals;
 pub mod usage;
 
@@ -88,6 +89,7 @@ pub struct Spool {
     keys: RwLock<Arc<KeyRing>>,
     usage: std::sync::Mutex<usage::Usage>,
     seals: std::sync::Mutex<seals::Seals>,
+    finished: std::sync::Mutex<finished::Finished>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -118,7 +120,8 @@ impl Spool {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys), usage: Default::default(), seals: std::sync::Mutex::new(seals::Seals::load(dir)) })
+        let finished = finished::Finished::load(dir, cascade_core::time::now_unix());
+        Ok(Self { dir: dir.to_path_buf(), keys: RwLock::new(keys), usage: Default::default(), seals: std::sync::Mutex::new(seals::Seals::load(dir)), finished: std::sync::Mutex::new(finished) })
     }
 
     pub fn set_keys(&self, keys: Arc<KeyRing>) {
@@ -176,6 +179,25 @@ impl Spool {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))
     }
 
+    /// Whether queue `id` is in this spool now, or finished here recently (see [`finished`]).
+    pub fn holds_or_finished(&self, id: &str) -> bool {
+        self.path_of(id).exists() || self.finished.lock().unwrap_or_else(|e| e.into_inner()).contains(id, cascade_core::time::now_unix())
+    }
+
+    /// Seals `claim` under the active spool key, bound to `context` (an AES-GCM tag only a
+    /// holder of the pool's spool key can make), counted like every seal.
+    pub fn seal_claim(&self, context: &str, claim: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let keys = self.keys();
+        let sealed = format::seal_blob(&keys, context, claim)?;
+        self.seals.lock().unwrap_or_else(|e| e.into_inner()).add(keys.active());
+        Ok(sealed)
+    }
+
+    /// Opens a claim [`Spool::seal_claim`] made (under any key of the ring).
+    pub fn open_claim(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, FormatError> {
+        format::open_blob(&self.keys(), context, sealed)
+    }
+
     /// A queued message's file as it is on disk (encrypted), for handing it to a peer.
     pub fn export(&self, id: &str) -> Result<Vec<u8>, SpoolError> {
         let path = self.path_of(id);
@@ -218,6 +240,7 @@ impl Spool {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
             _ => {
                 self.usage().remove(id);
+                self.finished.lock().unwrap_or_else(|e| e.into_inner()).add(id, cascade_core::time::now_unix());
                 Ok(())
             }
         }
