@@ -11,6 +11,7 @@ pub mod certificate;
 pub mod cidr;
 pub mod dkim_key;
 pub mod dmarc;
+pub mod http_client;
 pub mod resolver;
 pub mod seal;
 pub mod secret;

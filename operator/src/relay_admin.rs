@@ -3,23 +3,27 @@
 //! the relays' audit anchors, kept in the RelayPool's status: outside the relays' volumes, so
 //! `audit verify --anchor` can tell a trail cut short there.
 
+use cascade_core::http_client::request;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const MAX_BODY: u64 = 4 * 1024 * 1024;
+const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// `GET path` as JSON; `None` unless the relay answers `200` with a document within 3 s.
 pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Option<T> {
-    let get = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
-        let mut out = Vec::new();
-        s.take(MAX_BODY).read_to_end(&mut out).await.ok()?;
-        let body = out.windows(4).position(|w| w == b"\r\n\r\n").map(|p| &out[p + 4..])?;
-        out.starts_with(b"HTTP/1.1 200").then(|| serde_json::from_slice(body).ok()).flatten()
-    };
-    tokio::time::timeout(Duration::from_secs(3), get).await.ok().flatten()
+    let answer = request(addr, hyper::Method::GET, path, &[], Default::default(), MAX_BODY, Duration::from_secs(3)).await;
+    match answer {
+        Ok(a) if a.status == 200 => serde_json::from_slice(&a.body).ok(),
+        Ok(a) => {
+            tracing::debug!(relay = %addr, path, status = a.status, "relay admin read refused");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(relay = %addr, path, error = %e, "relay admin read failed");
+            None
+        }
+    }
 }
 
 /// One relay's latest audit checkpoint, named after the relay (its pod).

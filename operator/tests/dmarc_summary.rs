@@ -1,12 +1,11 @@
 //! DMARC report summaries end to end without a cluster: a real relay takes an aggregate report
-//! over HTTP (API key with `dmarc:upload`), and the operator's RelayPool controller, against the
+//! over HTTPS (curl; API key with `dmarc:upload`), and the operator's RelayPool controller, against the
 //! real API server, shows the report window's pass rate and failing sources in the
 //! SendingDomain's status.
 
 mod support;
 
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REPORT: &str = r#"<?xml version="1.0"?><feedback><report_metadata><org_name>google.com</org_name><report_id>r1</report_id>
 <date_range><begin>1800000000</begin><end>1800086399</end></date_range></report_metadata>
@@ -15,30 +14,45 @@ const REPORT: &str = r#"<?xml version="1.0"?><feedback><report_metadata><org_nam
 <record><row><source_ip>203.0.113.9</source_ip><count>2</count><policy_evaluated><disposition>reject</disposition><dkim>fail</dkim><spf>fail</spf></policy_evaluated></row></record>
 </feedback>"#;
 
-async fn post(port: u16, user: &str, password: &str, body: &[u8]) -> String {
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let head = format!("POST /dmarc/reports HTTP/1.1\r\nHost: relay\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\n\r\n", body.len());
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
+/// Uploads `body` with curl over HTTPS, verifying the relay's certificate (issued to the
+/// relay's `hostname`); returns `<status> <body>`, or an empty string when the relay does not
+/// answer yet.
+async fn post(b: &support::relay::Bundle, body: &'static [u8]) -> String {
+    let host = b.yaml.lines().find_map(|l| l.strip_prefix("hostname: ")).unwrap().trim().trim_matches('"').to_string();
+    let (cert, port, auth) = (b.dir.join("relay/tls.crt"), b.http, format!("{}:{}", b.user, b.password));
+    let run = move || {
+        use std::io::Write;
+        let mut curl = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(&cert)
+            .args(["--resolve", &format!("{host}:{port}:127.0.0.1"), "-u", &auth, "--data-binary", "@-", "-w", " %{http_code}", &format!("https://{host}:{port}/dmarc/reports")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        curl.stdin.take().unwrap().write_all(body).unwrap();
+        String::from_utf8_lossy(&curl.wait_with_output().unwrap().stdout).into_owned()
+    };
+    let text = tokio::task::spawn_blocking(run).await.unwrap();
+    match text.rsplit_once(' ') {
+        Some((body, code)) if code != "000" => format!("{code} {body}"),
+        _ => String::new(),
+    }
 }
 
 #[tokio::test]
 async fn report_summaries_reach_the_sending_domain_status() {
     let b = support::relay::Bundle::render("dmarc", |y| y.replace("  - smtp:submit\n", "  - smtp:submit\n  - dmarc:upload\n"));
     let _relay = b.serve(&[], &[]);
-    let (http, admin) = (b.http, b.admin);
+    let admin = b.admin;
     let Some(op) = support::operator::start_with(|ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
     let answer = support::operator::until("the relay's HTTP listener", || async {
-        let out = tokio::time::timeout(Duration::from_secs(5), post(http, &b.user, &b.password, REPORT.as_bytes())).await.ok()?;
+        let out = tokio::time::timeout(Duration::from_secs(5), post(&b, REPORT.as_bytes())).await.ok()?;
         Some(out).filter(|o| !o.is_empty())
     })
     .await;
-    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert!(answer.starts_with("202 "), "{answer}");
 
     support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn"})).await;
     let domains = support::world::domain(&op.client, serde_json::json!({})).await;

@@ -17,7 +17,6 @@ use crate::spool::Spool;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A random name for this process, so a relay that finds itself among its peers skips itself.
 pub fn new_instance() -> String {
@@ -113,21 +112,14 @@ async fn post(spool: &Spool, addr: SocketAddr, id: &str, instance: &str, file: &
         Ok(c) => base64::engine::general_purpose::STANDARD.encode(c),
         Err(e) => return Sent::Failed(format!("sealing the claim: {e}")),
     };
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let head = format!("POST /handover?id={id}&from={instance}&at={at} HTTP/1.1\r\nHost: relay\r\nAuthorization: {SCHEME}{claim}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", file.len());
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(file).await?;
-        let mut answer = Vec::new();
-        s.take(4096).read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    match tokio::time::timeout(Duration::from_secs(30), exchange).await {
-        Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 200") => Sent::Stored,
-        Ok(Ok(a)) if a.starts_with(b"HTTP/1.1 409") => Sent::Myself,
-        Ok(Ok(a)) => Sent::Failed(String::from_utf8_lossy(a.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned()),
-        Ok(Err(e)) => Sent::Failed(e.to_string()),
-        Err(_) => Sent::Failed("timed out".into()),
+    let path = format!("/handover?id={id}&from={instance}&at={at}");
+    let authorization = format!("{SCHEME}{claim}");
+    let answer = cascade_core::http_client::request(addr, hyper::Method::POST, &path, &[("authorization", &authorization)], file.to_vec().into(), 4096, Duration::from_secs(30)).await;
+    match answer {
+        Ok(a) if a.status == 200 => Sent::Stored,
+        Ok(a) if a.status == 409 => Sent::Myself,
+        Ok(a) => Sent::Failed(format!("{}: {}", a.status, String::from_utf8_lossy(&a.body).trim())),
+        Err(e) => Sent::Failed(e.to_string()),
     }
 }
 
