@@ -123,13 +123,14 @@ impl ApiServer {
         // Typed clients reach the stand-ins for built-in kinds through the rewrite layer.
         let client = super::rewrite::client(&dir.join("kubeconfig"), false).await;
         let server = Self { children: vec![etcd, api], dir, client };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Generous: the tests of one binary start their servers at once on a small machine.
+        let deadline = Instant::now() + Duration::from_secs(150);
         loop {
             let req = http::Request::get("/apis/apiextensions.k8s.io/v1").body(Vec::new()).unwrap();
             if server.client.request_text(req).await.is_ok() {
                 return Some(server);
             }
-            assert!(Instant::now() < deadline, "API server not ready within 60s; see {}", server.dir.display());
+            assert!(Instant::now() < deadline, "API server not ready within 150s; see {}", server.dir.display());
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
