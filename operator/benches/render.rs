@@ -68,7 +68,7 @@ fn main() {
             cascade_operator::render::evaluate::effective_dkim_keys(&inputs).iter().map(|dk| (cascade_operator::render::evaluate::dkim_key_file(&key_of(dk)), pem.clone().into_bytes())).collect();
         let start = Instant::now();
         let plan = evaluate(&inputs.pools[0], &inputs, &material, 1_800_000_000, "2027-01-15T08:00:00Z").unwrap();
-        let parts = || cascade_operator::bundle::Parts { tls: &tls, smarthost: Default::default(), dkim_private: &private };
+        let parts = || cascade_operator::bundle::Parts { tls: &tls, admin: Default::default(), smarthost: Default::default(), dkim_private: &private };
         let pod = cascade_operator::bundle::build(&plan.config, parts(), cascade_operator::bundle::Layout::Pod { bundle: "main-relay-config", sealing: &sealing, published: None }).unwrap();
         let ms = start.elapsed().as_secs_f64() * 1000.0;
         assert_eq!(plan.config.api_keys.len(), k);
@@ -102,7 +102,7 @@ fn relay_loads(plan: &cascade_operator::render::evaluate::Plan, private: &std::c
             .into();
     let (cert, key) = cascade_core::certificate::self_signed(&["relay.example"]).unwrap();
     let tls: std::collections::BTreeMap<String, Vec<u8>> = [("tls.crt".to_string(), cert.into_bytes()), ("tls.key".to_string(), key.into_bytes())].into();
-    let parts = cascade_operator::bundle::Parts { tls: &tls, smarthost: Default::default(), dkim_private: private };
+    let parts = cascade_operator::bundle::Parts { tls: &tls, admin: Default::default(), smarthost: Default::default(), dkim_private: private };
     let bundle = cascade_operator::bundle::build(&plan.config, parts, cascade_operator::bundle::Layout::Directory { keys: &keys }).unwrap();
     for (name, bytes) in &bundle.files {
         std::fs::write(dir.join(name), bytes).unwrap();

@@ -23,6 +23,8 @@ pub const AUDIT_KEY: &str = "audit.key";
 pub struct Parts<'a> {
     /// `tls.crt` and `tls.key`.
     pub tls: &'a SecretData,
+    /// The admin channel's files (see [`crate::admin_authority::relay_files`]).
+    pub admin: SecretData,
     /// The smarthost's password and CA files, when it has credentials.
     pub smarthost: SecretData,
     /// Each DkimKey's private key (PEM), by the `keyFile` the configuration names.
@@ -146,6 +148,7 @@ pub fn build(config: &RelayConfig, parts: Parts<'_>, layout: Layout<'_>) -> Resu
     for file in ["tls.crt", "tls.key"] {
         files.insert(file.into(), parts.tls.get(file).cloned().unwrap_or_default());
     }
+    files.extend(parts.admin);
     files.extend(parts.smarthost);
     Ok(Bundle { yaml, files, shards: shard_secrets })
 }
@@ -162,7 +165,7 @@ mod tests {
     }
 
     fn parts<'a>(tls: &'a SecretData, private: &'a BTreeMap<String, Vec<u8>>) -> Parts<'a> {
-        Parts { tls, smarthost: [("smarthost.password".to_string(), b"pw".to_vec())].into(), dkim_private: private }
+        Parts { tls, admin: Default::default(), smarthost: [("smarthost.password".to_string(), b"pw".to_vec())].into(), dkim_private: private }
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 /// One relay's summaries; `None` when it does not answer (it is then left out).
-pub async fn fetch(addr: SocketAddr) -> Option<BTreeMap<String, Window>> {
-    crate::relay_admin::get_json(addr, "/dmarc/summary").await
+pub async fn fetch(addr: SocketAddr, tls: Option<&cascade_core::http_client::Tls>) -> Option<BTreeMap<String, Window>> {
+    crate::relay_admin::get_json(addr, tls, "/dmarc/summary").await
 }
 
 /// The summaries of every relay, merged per domain: the newest window wins; relays that saw

@@ -11,6 +11,7 @@
 //! files without a cluster; [`crdgen`] prints the CRDs; [`probes`] serves metrics and health.
 #![forbid(unsafe_code)]
 
+pub mod admin_authority;
 pub mod api_key;
 pub mod apply;
 pub mod bundle;

@@ -3,16 +3,18 @@
 //! the relays' audit anchors, kept in the RelayPool's status: outside the relays' volumes, so
 //! `audit verify --anchor` can tell a trail cut short there.
 
-use cascade_core::http_client::request;
+use cascade_core::http_client::{request, Call, Tls};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// `GET path` as JSON; `None` unless the relay answers `200` with a document within 3 s.
-pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Option<T> {
-    let answer = request(addr, hyper::Method::GET, path, &[], Default::default(), MAX_BODY, Duration::from_secs(3)).await;
+/// `GET path` as JSON (over the pool's mutual TLS when `tls` is given); `None` unless the relay
+/// answers `200` with a document within 3 s.
+pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, path: &str) -> Option<T> {
+    let call = Call { addr, tls, method: hyper::Method::GET, path, headers: &[], body: Default::default() };
+    let answer = request(call, MAX_BODY, Duration::from_secs(3)).await;
     match answer {
         Ok(a) if a.status == 200 => serde_json::from_slice(&a.body).ok(),
         Ok(a) => {
@@ -27,8 +29,8 @@ pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Opti
 }
 
 /// One relay's latest audit checkpoint, named after the relay (its pod).
-pub async fn audit_anchor(addr: SocketAddr) -> Option<cascade_crds::v1alpha1::AuditAnchor> {
-    get_json(addr, "/audit/anchor").await
+pub async fn audit_anchor(addr: SocketAddr, tls: Option<&Tls>) -> Option<cascade_crds::v1alpha1::AuditAnchor> {
+    get_json(addr, tls, "/audit/anchor").await
 }
 
 /// How many relays' anchors a pool's status keeps (the newest).

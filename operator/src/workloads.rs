@@ -45,7 +45,10 @@ fn port(name: &str, port: u16) -> ContainerPort {
 }
 
 fn probe(path: &str, http_port: u16) -> Probe {
-    Probe { http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(i32::from(http_port)), ..Default::default() }), period_seconds: Some(5), ..Default::default() }
+    // The admin listener is HTTPS (mutual TLS optional for the probes' paths); the kubelet does
+    // not verify the certificate.
+    let get = HTTPGetAction { path: Some(path.into()), port: IntOrString::Int(i32::from(http_port)), scheme: Some("HTTPS".into()), ..Default::default() };
+    Probe { http_get: Some(get), period_seconds: Some(5), ..Default::default() }
 }
 
 fn secret_volume(name: &str, secret: String) -> Volume {

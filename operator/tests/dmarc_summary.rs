@@ -44,9 +44,13 @@ async fn post(b: &support::relay::Bundle, body: &'static [u8]) -> String {
 #[tokio::test]
 async fn report_summaries_reach_the_sending_domain_status() {
     let b = support::relay::Bundle::render("dmarc", |y| y.replace("  - smtp:submit\n", "  - smtp:submit\n  - dmarc:upload\n"));
-    let _relay = b.serve(&[], &[]);
     let admin = b.admin;
     let Some(op) = support::operator::start_with(|ctx| ctx.relay_http = Some(vec![([127, 0, 0, 1], admin).into()])).await else { return };
+    // The operator reads the relay over the pool's mutual TLS: the relay runs the pool's
+    // certificates from the bundle.
+    support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn"})).await;
+    b.adopt_admin_authority(&op.secrets).await;
+    let _relay = b.serve(&[], &[]);
     let answer = support::operator::until("the relay's HTTP listener", || async {
         let out = tokio::time::timeout(Duration::from_secs(5), post(&b, REPORT.as_bytes())).await.ok()?;
         Some(out).filter(|o| !o.is_empty())
@@ -54,7 +58,6 @@ async fn report_summaries_reach_the_sending_domain_status() {
     .await;
     assert!(answer.starts_with("202 "), "{answer}");
 
-    support::world::pool(&op.client, serde_json::json!({"dnsVerification": "warn"})).await;
     let domains = support::world::domain(&op.client, serde_json::json!({})).await;
     let summary = support::operator::until("the report summary in the status", || async { domains.get("shop").await.ok()?.status?.dmarc_reports }).await;
     assert_eq!((summary.messages, summary.pass_rate.as_str()), (9, "77.8%"));

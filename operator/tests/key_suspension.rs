@@ -59,6 +59,7 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
         .replace("generation: 0", "generation: 1");
     let yaml = b.yaml.replace(&format!("id: {}{ours}", b.user), &format!("id: {user}{theirs}"));
     std::fs::write(b.dir.join("relay/relay.yaml"), yaml).unwrap();
+    b.adopt_admin_authority(&op.secrets).await;
     let _relay = b.serve(&[], &[]);
     until("the relay's submission port", || async { tokio::net::TcpStream::connect(("127.0.0.1", b.submission)).await.ok() }).await;
 

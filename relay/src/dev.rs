@@ -45,6 +45,7 @@ fn material(dir: &Path) -> anyhow::Result<(String, Credentials)> {
         write_private(&key, k.as_bytes())?;
         write_private(&cert, c.as_bytes())?;
     }
+    admin_material(dir)?;
     let audit_key = dir.join("audit.key");
     if !audit_key.exists() {
         write_private(&audit_key, cascade_core::audit::new_key_file()?.as_bytes())?;
@@ -72,6 +73,28 @@ fn material(dir: &Path) -> anyhow::Result<(String, Credentials)> {
     let public = fs::read_to_string(&dkim_pub)?;
     write_private(&dir.join("dns.zone"), zone_lines(DEV_DOMAIN, DEV_SELECTOR, public.trim()).as_bytes())?;
     Ok((dkim_key.file_name().unwrap_or_default().to_string_lossy().into(), creds))
+}
+
+/// The name in the dev relay's admin certificate (with `localhost` and `127.0.0.1`).
+pub const DEV_RELAY_NAME: &str = "dev.relays.cascade.internal";
+
+/// The admin channel's authority and certificates, as the operator makes them for a pool: the
+/// relay's (`admin.crt`) and a client's (`admin-client.crt`, for curl and tests). The
+/// authority's key is kept in `admin-ca.key` only to issue more.
+fn admin_material(dir: &Path) -> anyhow::Result<()> {
+    use cascade_core::certificate::{Authority, Usage};
+    let files = ["admin-ca.crt", "admin-ca.key", "admin.crt", "admin.key", "admin-client.crt", "admin-client.key"];
+    if files.iter().all(|f| dir.join(f).exists()) {
+        return Ok(());
+    }
+    let now = cascade_core::time::now_unix();
+    let (ca, ca_cert, ca_key) = Authority::generate("Cascade dev admin authority", now, 10 * 365 * 86_400)?;
+    let (cert, key) = ca.issue(&[DEV_RELAY_NAME, "localhost", "127.0.0.1"], Usage::ServerAndClient, now, 365 * 86_400)?;
+    let (client_cert, client_key) = ca.issue(&["operator.cascade.internal"], Usage::Client, now, 365 * 86_400)?;
+    for (file, contents) in files.iter().zip([ca_cert, ca_key, cert, key, client_cert, client_key]) {
+        write_private(&dir.join(file), contents.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The dev relay's configuration: one tenant `dev` with one domain and one key, captured or
@@ -121,6 +144,13 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
         dmarc_report_address: None,
         audit: Some(cascade_crds::relay_config::AuditConfig::at("audit", "audit.key")),
         handover: None,
+        admin_tls: Some(AdminTls {
+            cert_file: "admin.crt".into(),
+            key_file: "admin.key".into(),
+            ca_file: "admin-ca.crt".into(),
+            relay_name: DEV_RELAY_NAME.into(),
+            metrics_client_cert: ClientCertificate::Optional,
+        }),
         limits: Limits::default(),
     }
 }
@@ -165,6 +195,10 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     }
     println!("Send a first message:");
     println!("  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net", creds.username, creds.password);
+    if !opts.admin.is_empty() {
+        println!("Read the admin API (mutual TLS with the dev admin authority's client certificate):");
+        println!("  curl --cacert {dir}/admin-ca.crt --cert {dir}/admin-client.crt --key {dir}/admin-client.key https://{}/dmarc/summary", opts.admin);
+    }
     crate::server::serve(&config, None).await
 }
 

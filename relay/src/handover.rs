@@ -14,6 +14,7 @@
 
 use crate::relay::Relay;
 use crate::spool::Spool;
+use cascade_core::http_client::{Call, Tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,7 +106,7 @@ enum Sent {
     Failed(String),
 }
 
-async fn post(spool: &Spool, addr: SocketAddr, id: &str, instance: &str, file: &[u8]) -> Sent {
+async fn post(spool: &Spool, addr: SocketAddr, tls: Option<&Tls>, id: &str, instance: &str, file: &[u8]) -> Sent {
     use base64::Engine;
     let at = cascade_core::time::now_unix().to_string();
     let claim = match spool.seal_claim(CLAIM_CONTEXT, &claim_text(id, instance, &at, file)) {
@@ -114,7 +115,8 @@ async fn post(spool: &Spool, addr: SocketAddr, id: &str, instance: &str, file: &
     };
     let path = format!("/handover?id={id}&from={instance}&at={at}");
     let authorization = format!("{SCHEME}{claim}");
-    let answer = cascade_core::http_client::request(addr, hyper::Method::POST, &path, &[("authorization", &authorization)], file.to_vec().into(), 4096, Duration::from_secs(30)).await;
+    let call = Call { addr, tls, method: hyper::Method::POST, path: &path, headers: &[("authorization", &authorization)], body: file.to_vec().into() };
+    let answer = cascade_core::http_client::request(call, 4096, Duration::from_secs(30)).await;
     match answer {
         Ok(a) if a.status == 200 => Sent::Stored,
         Ok(a) if a.status == 409 => Sent::Myself,
@@ -123,9 +125,9 @@ async fn post(spool: &Spool, addr: SocketAddr, id: &str, instance: &str, file: &
     }
 }
 
-/// Hands every message of `spool` to a peer within `timeout`; returns the queue ids handed over
-/// and the number left behind.
-pub async fn send_all(spool: &Arc<Spool>, peers: &[String], instance: &str, timeout: Duration) -> (Vec<String>, usize) {
+/// Hands every message of `spool` to a peer within `timeout` (over the pool's mutual TLS when
+/// `tls` is given); returns the queue ids handed over and the number left behind.
+pub async fn send_all(spool: &Arc<Spool>, peers: &[String], tls: Option<&Tls>, instance: &str, timeout: Duration) -> (Vec<String>, usize) {
     let deadline = Instant::now() + timeout;
     let mut addrs = resolve(peers).await;
     let envelopes = match crate::spool::blocking(spool, |s| s.recover()).await {
@@ -147,7 +149,7 @@ pub async fn send_all(spool: &Arc<Spool>, peers: &[String], instance: &str, time
         let mut tries = 0;
         while !done && !addrs.is_empty() && tries < addrs.len() && Instant::now() < deadline {
             let addr = addrs[(n + tries) % addrs.len()];
-            match post(spool, addr, &env.id, instance, &file).await {
+            match post(spool, addr, tls, &env.id, instance, &file).await {
                 Sent::Stored => done = true,
                 Sent::Myself => addrs.retain(|a| *a != addr),
                 Sent::Failed(why) => {
@@ -176,7 +178,7 @@ pub async fn at_shutdown(relay: &Relay) {
         tracing::info!("stopped; queued messages stay in the spool");
         return;
     };
-    let (handed, left) = send_all(&relay.spool, &h.peers, &relay.instance, h.timeout.0).await;
+    let (handed, left) = send_all(&relay.spool, &h.peers, rt.admin_tls.as_ref().map(|a| &a.client), &relay.instance, h.timeout.0).await;
     for id in &handed {
         relay.metrics.handed_over.with_label_values(&["sent"]).inc();
         relay.audit.record("message.handover", serde_json::json!({ "queue_id": id, "direction": "sent" }));

@@ -77,7 +77,7 @@ async fn drain(config: &std::path::Path, dir: &std::path::Path, timeout: std::ti
     let handover = rt.config.handover.as_ref().ok_or_else(|| anyhow::anyhow!("{}: no handover.peers to drain to", config.display()))?;
     let spool = std::sync::Arc::new(cascade_relay::spool::Spool::open(dir, rt.spool_keys.clone())?);
     let instance = cascade_relay::handover::new_instance();
-    let (handed, left) = cascade_relay::handover::send_all(&spool, &handover.peers, &instance, timeout).await;
+    let (handed, left) = cascade_relay::handover::send_all(&spool, &handover.peers, rt.admin_tls.as_ref().map(|a| &a.client), &instance, timeout).await;
     println!("{}: {} message(s) handed over, {left} left", dir.display(), handed.len());
     anyhow::ensure!(left == 0, "{left} message(s) could not be handed over; they stay in {}", dir.display());
     Ok(())

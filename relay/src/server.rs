@@ -66,13 +66,13 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     if !l.http.is_empty() {
         let listener = TcpListener::bind(&l.http).await.with_context(|| format!("binding {}", l.http))?;
         tracing::info!(address = %listener.local_addr()?, "tenant HTTPS listener ready (POST /dmarc/reports, /healthz, /readyz)");
-        let tls = crate::tls::https_server_config(relay.certs.clone());
-        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Tenant(relay.clone())), Some(tls), Default::default()));
+        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Tenant::new(relay.clone())), Default::default()));
     }
     if !l.admin.is_empty() {
         let listener = TcpListener::bind(&l.admin).await.with_context(|| format!("binding {}", l.admin))?;
-        tracing::info!(address = %listener.local_addr()?, "admin HTTP listener ready (/metrics, /dmarc/summary, /healthz, /readyz)");
-        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Admin(relay.clone())), None, Default::default()));
+        let tls = if rt.admin_tls.is_some() { "mutual TLS" } else { "plaintext, loopback" };
+        tracing::info!(address = %listener.local_addr()?, tls, "admin listener ready (/metrics, /dmarc/summary, /anomalies, /audit/anchor, /handover, /healthz, /readyz)");
+        tokio::spawn(crate::http::serve(listener, Arc::new(crate::http::Admin(relay.clone())), Default::default()));
     }
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));

@@ -148,3 +148,49 @@ pub fn client_config(verify: bool, ca_pem: Option<&[u8]>) -> Result<Arc<rustls::
     };
     Ok(Arc::new(cfg))
 }
+
+/// The admin channel: mutual TLS inside the pool's own authority. The listener asks every
+/// client for a certificate and verifies what it gets against the authority; which endpoints
+/// need one is decided per request ([`AdminChannel::is_pool`], [`AdminChannel::is_relay`]).
+#[derive(Clone)]
+pub struct AdminChannel {
+    pub server: Arc<rustls::ServerConfig>,
+    /// For handovers to peers: this relay's certificate, peers verified under `relay_name`.
+    pub client: cascade_core::http_client::Tls,
+    relay_name: ServerName<'static>,
+    pub metrics_need_certificate: bool,
+}
+
+/// Builds the admin channel from PEM: this relay's certificate and key, the authority, and the
+/// name every relay certificate of the pool carries.
+pub fn admin_channel(cert_pem: &[u8], key_pem: &[u8], ca_pem: &[u8], relay_name: &str, metrics_need_certificate: bool) -> Result<AdminChannel, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in parse_certs(ca_pem)? {
+        roots.add(ca).map_err(|e| format!("the CA certificate: {e}"))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).allow_unauthenticated().build().map_err(|e| format!("client verifier: {e}"))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(parse_certs(cert_pem)?, parse_key(key_pem)?)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    server.ignore_client_order = true;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let client = cascade_core::http_client::Tls::mutual(ca_pem, cert_pem, key_pem, relay_name).map_err(|e| e.to_string())?;
+    let relay_name = client.server_name.clone();
+    Ok(AdminChannel { server: Arc::new(server), client, relay_name, metrics_need_certificate })
+}
+
+impl AdminChannel {
+    /// Whether the connection presented a certificate of the authority (rustls verified the
+    /// chain during the handshake; a connection without one has none here).
+    pub fn is_pool(&self, peer: Option<&CertificateDer<'_>>) -> bool {
+        peer.is_some()
+    }
+
+    /// Whether the connection's certificate is a relay's of this pool (it carries the name).
+    pub fn is_relay(&self, peer: Option<&CertificateDer<'_>>) -> bool {
+        peer.and_then(|c| rustls::server::ParsedCertificate::try_from(c).ok()).is_some_and(|p| rustls::client::verify_server_name(&p, &self.relay_name).is_ok())
+    }
+}

@@ -248,10 +248,37 @@ class Relay:
         """Verifies the tenant HTTPS listener: the relay's own (dev, self-signed) certificate."""
         return ssl.create_default_context(cafile=str(self.dir / "tls.crt"))
 
+    def admin_context(self, cert="admin-client"):
+        """Verifies the admin listener against the pool's admin authority and presents the client
+        certificate `cert` (`admin-client`: the operator's kind; `admin`: a relay's; None: none)."""
+        ctx = ssl.create_default_context(cafile=str(self.dir / "admin-ca.crt"))
+        if cert:
+            ctx.load_cert_chain(str(self.dir / f"{cert}.crt"), str(self.dir / f"{cert}.key"))
+        return ctx
+
+    def admin_get(self, path, cert="admin-client"):
+        """GET on the admin listener (mutual TLS, the relay verified under the pool's relay name
+        from its configuration, as the operator does): the body; raises on a status but 200."""
+        import http.client
+        name = re.search(r"relayName: (\S+)", self.config.read_text()).group(1).strip("'\"")
+
+        class Connection(http.client.HTTPSConnection):
+            def connect(self):
+                self.sock = self._context.wrap_socket(socket.create_connection((self.host, self.port), self.timeout), server_hostname=name)
+
+        c = Connection("127.0.0.1", self.admin, timeout=5, context=self.admin_context(cert))
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            body = r.read().decode()
+            assert r.status == 200, (r.status, body)
+            return body
+        finally:
+            c.close()
+
     def metrics(self):
-        import urllib.request
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5) as r:
-            return r.read().decode()
+        # Prometheus' way: HTTPS, the server verified, no client certificate.
+        return self.admin_get("/metrics", cert=None)
 
     def metric(self, name):
         m = re.search(r"^" + re.escape(name) + r" (\S+)$", self.metrics(), re.M)

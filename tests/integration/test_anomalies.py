@@ -41,6 +41,5 @@ def test_a_burst_far_above_the_baseline_is_flagged_and_suspends_the_key(workdir,
     assert len(anomaly) == 1 and anomaly[0]["kind"] == "rate" and anomaly[0]["suspended"] is True, anomaly
     assert any(r["event"] == "auth.failure" and r["data"]["reason"] == "suspended" for r in records)
     # The operator reads the suspension from the admin listener.
-    import urllib.request
-    listed = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{relay.admin}/anomalies", timeout=5).read())
+    listed = json.loads(relay.admin_get("/anomalies"))
     assert [(s["key"], s["kind"], s["generation"]) for s in listed] == [(relay.creds["username"], "rate", 0)]

@@ -67,9 +67,7 @@ def test_audit_records_chain_and_tampering_is_found(workdir, dns_server, cleanup
 
 
 def anchor(relay):
-    import urllib.request
-    with urllib.request.urlopen(f"http://127.0.0.1:{relay.admin}/audit/anchor", timeout=5) as r:
-        return json.loads(r.read())
+    return json.loads(relay.admin_get("/audit/anchor"))
 
 
 def test_the_anchor_on_the_admin_api_shows_a_cut_tail(workdir, dns_server, cleanup):

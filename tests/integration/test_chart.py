@@ -59,6 +59,11 @@ def test_rendered_built_in_kinds_validate_strictly(tools, values, tmp_path):
     assert "Secret" not in kinds
     if values and "monitoring" in values.name:
         assert kinds.count("ServiceMonitor") == 2 and "PrometheusRule" in kinds
+        relays = next(d for d in docs(r.stdout) if d["kind"] == "ServiceMonitor" and d["metadata"]["name"] == "cascade-relays-main")
+        assert relays["metadata"]["namespace"] == "mail"
+        endpoint = relays["spec"]["endpoints"][0]
+        # Scraped over HTTPS, the relays verified by the pool's admin authority under their name.
+        assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"serverName": "main.mail.relays.cascade.internal", "ca": {"secret": {"name": "main-admin-ca", "key": "ca.crt"}}}
     elif values:
         assert "NetworkPolicy" not in kinds and "ConfigMap" not in kinds and kinds.count("ClusterRole") == 1
     else:

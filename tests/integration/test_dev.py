@@ -37,8 +37,11 @@ def test_dev_mode_end_to_end_and_restart(workdir):
         import ssl
         tenant = ssl.create_default_context(cafile=str(data / "tls.crt"))
         assert urllib.request.urlopen(f"https://127.0.0.1:{ports[2]}/readyz", timeout=5, context=tenant).status == 200
-        # Metrics live on the admin listener only; the tenant-facing one does not serve them.
-        assert b"cascade_relay_smtp_sessions" in urllib.request.urlopen(f"http://127.0.0.1:{ports[3]}/metrics", timeout=5).read()
+        # Metrics live on the admin listener only (HTTPS under the dev admin authority); the
+        # tenant-facing one does not serve them.
+        admin = ssl.create_default_context(cafile=str(data / "admin-ca.crt"))
+        assert b"cascade_relay_smtp_sessions" in urllib.request.urlopen(f"https://127.0.0.1:{ports[3]}/metrics", timeout=5, context=admin).read()
+
         import urllib.error
         try:
             urllib.request.urlopen(f"https://127.0.0.1:{ports[2]}/metrics", timeout=5, context=tenant)
@@ -58,6 +61,10 @@ def test_dev_mode_end_to_end_and_restart(workdir):
         assert (data / "dkim-example.test-cascade1.pem").read_bytes() == dkim_key
         r = subprocess.run(shlex.split(swaks_line), capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout
+        # The printed admin curl line works as printed (mutual TLS with the dev client certificate).
+        curl_line = next(l for l in out.splitlines() if l.strip().startswith("curl ") and "/dmarc/summary" in l)
+        summary = subprocess.run(shlex.split(curl_line), capture_output=True, timeout=30)
+        assert summary.returncode == 0 and summary.stdout.strip().startswith(b"{"), summary
         queued = re.search(r"queued as (\w+)", r.stdout).group(1)
         eml = wait_until(lambda: list((data / "outbox").glob(f"{queued}.eml")), 20, "the captured message")[0]
         assert eml.read_bytes().startswith(b"DKIM-Signature: v=1; a=rsa-sha256; s=cascade1; d=example.test;")

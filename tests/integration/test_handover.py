@@ -91,6 +91,7 @@ def test_a_replayed_handover_is_not_delivered_twice_and_an_unsealed_one_is_refus
     refused with 401."""
     import http.client
     import http.server
+    import ssl
     import threading
 
     dns, sink, base = standard_setup(workdir, dns_server, cleanup)
@@ -109,6 +110,11 @@ def test_a_replayed_handover_is_not_delivered_twice_and_an_unsealed_one_is_refus
             pass
 
     recorder = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    # A peer of the pool: the relay certificate, client certificates verified by the authority.
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(base.dir / "admin-ca.crt"))
+    tls.load_cert_chain(str(base.dir / "admin.crt"), str(base.dir / "admin.key"))
+    tls.verify_mode = ssl.CERT_REQUIRED
+    recorder.socket = tls.wrap_socket(recorder.socket, server_side=True)
     threading.Thread(target=recorder.serve_forever, daemon=True).start()
     cleanup(recorder.shutdown)
     a = start(peer_of(base, "a", free_port(), [recorder.server_address[1]], free_port()), cleanup)
@@ -121,14 +127,18 @@ def test_a_replayed_handover_is_not_delivered_twice_and_an_unsealed_one_is_refus
 
     b = start(peer_of(base, "b", sink.port, [], free_port()), cleanup)
 
-    def post(p, auth, data):
-        c = http.client.HTTPConnection("127.0.0.1", b.admin, timeout=30)
+    def post(p, auth, data, cert="admin"):
+        c = http.client.HTTPSConnection("127.0.0.1", b.admin, timeout=30, context=b.admin_context(cert))
         c.request("POST", p, body=data, headers={"Authorization": auth} if auth else {})
         r = c.getresponse()
         out = (r.status, r.read().decode())
         c.close()
         return out
 
+    # Only a relay of the pool may hand over: no client certificate, or the operator's, is 403
+    # before the claim is looked at.
+    assert post(path, claim, body, cert=None)[0] == 403
+    assert post(path, claim, body, cert="admin-client")[0] == 403
     assert post(path, None, body)[0] == 401
     assert post(path, claim, body[:-1] + bytes([body[-1] ^ 1]))[0] == 401, "a claim is bound to its file"
     stale = re.sub(r"at=\d+", "at=1000", path)

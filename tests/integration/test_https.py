@@ -122,8 +122,9 @@ def test_bodies_and_heads_are_bounded(uploader):
             assert r.status_code == 413, r.status_code
         except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
             pass  # the server answered 413 and closed while the client was still sending
-    # Too many headers, or too large a head: refused (431, or closed while still sending).
-    for head in [b"".join(b"X-%d: y\r\n" % i for i in range(200)), b"X-Big: " + b"a" * 70000 + b"\r\n"]:
+    # Too many headers: 431. Too large a head: 431, or closed while the client is still sending
+    # it; either way never served.
+    for head, may_close in [(b"".join(b"X-%d: y\r\n" % i for i in range(200)), False), (b"X-Big: " + b"a" * 70000 + b"\r\n", True)]:
         s = tls_socket(relay)
         try:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n" + head + b"\r\n")
@@ -131,7 +132,37 @@ def test_bodies_and_heads_are_bounded(uploader):
         except (ssl.SSLError, BrokenPipeError, ConnectionResetError):
             answer = b""
         s.close()
-        assert answer.startswith(b"HTTP/1.1 431") or answer == b"", answer[:80]
+        assert answer.startswith(b"HTTP/1.1 431") or (may_close and answer == b""), answer[:80]
+
+
+def test_bodies_in_progress_are_bounded_per_listener(uploader):
+    """Eight authorized uploads that dribble their bodies, each from its own loopback address
+    (under the per-address cap), hold the listener's body slots: the ninth POST gets 503 with
+    Retry-After before its body is read; once they end, a POST is served again."""
+    relay = uploader
+    good = basic(relay.creds["username"], relay.creds["password"])
+    ctx = relay.https_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+
+    def dribbling(source):
+        raw = socket.create_connection(("127.0.0.1", relay.http), timeout=10, source_address=(source, 0))
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(f"POST /dmarc/reports HTTP/1.1\r\nHost: relay\r\nAuthorization: {good}\r\nContent-Length: 1000000\r\n\r\n".encode() + b"x" * 1000)
+        return s
+
+    holders = [dribbling(f"127.0.0.{i}") for i in range(2, 10)]
+    time.sleep(1)  # the relay has taken their slots
+    with httpx.Client(verify=str(relay.dir / "tls.crt"), timeout=10) as c:
+        r = c.post(f"https://127.0.0.1:{relay.http}/dmarc/reports", content=b"<feedback/>", headers={"Authorization": good})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", (r.status_code, r.text)
+        assert c.get(f"https://127.0.0.1:{relay.http}/healthz").status_code == 200, "GETs need no body slot"
+        for s in holders:
+            s.close()
+        deadline = time.monotonic() + 10
+        while (r := c.post(f"https://127.0.0.1:{relay.http}/dmarc/reports", content=b"<feedback/>", headers={"Authorization": good})).status_code == 503:
+            assert time.monotonic() < deadline, "body slots never freed"
+            time.sleep(0.2)
+        assert r.status_code in (400, 422), (r.status_code, r.text)  # served: the report is refused as a report
 
 
 def test_a_slow_head_is_cut_off(relay):

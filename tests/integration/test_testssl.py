@@ -1,8 +1,9 @@
 """testssl.sh (Debian's package) against the STARTTLS submission listener, the implicit-TLS
-listener and the tenant HTTPS listener: no protocol below TLS 1.2, no weak cipher, no finding
-rated HIGH or CRITICAL (on HTTPS, nothing above LOW). The relay
-serves a certificate from a test CA (passed to testssl) with revocation information, as a real
-deployment's certificate has."""
+listener, the tenant HTTPS listener and the admin HTTPS listener (mutual TLS, the client
+certificate optional as for Prometheus' scrapes): no protocol below TLS 1.2, no weak cipher, no
+finding rated HIGH or CRITICAL (on HTTPS, nothing above LOW). The relay serves a certificate
+from a test CA (passed to testssl) with revocation information, as a real deployment's
+certificate has; on the admin listener the same CA is the admin authority."""
 import json
 import subprocess
 
@@ -16,7 +17,7 @@ def certificate(d):
     ca_key, ca, key, csr, leaf, ext = (d / "tls-ca.key", d / "tls-ca.crt", d / "tls.key", d / "tls.csr", d / "tls.crt", d / "tls.ext")
     run("openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "365", "-subj", "/CN=Cascade testssl CA")
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=relay.example.test")
-    ext.write_text("subjectAltName=DNS:relay.example.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
+    ext.write_text("subjectAltName=DNS:relay.example.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n"
                    "authorityInfoAccess=OCSP;URI:http://ocsp.example.test\ncrlDistributionPoints=URI:http://crl.example.test/ca.crl\n")
     run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(leaf), "-days", "90", "-extfile", str(ext))
     return ca, leaf, key
@@ -30,15 +31,18 @@ def scan(workdir, target, starttls):
     return json.loads(out.read_text())
 
 
-@pytest.mark.parametrize("listener", ["submission", "submissions", "https"])
+@pytest.mark.parametrize("listener", ["submission", "submissions", "https", "admin"])
 def test_testssl_finds_nothing_high_and_no_protocol_below_tls12(workdir, cleanup, listener):
     relay = Relay(workdir)
     ca, leaf, key = certificate(workdir)
     (relay.dir / "tls.crt").write_bytes(leaf.read_bytes())
     (relay.dir / "tls.key").write_bytes(key.read_bytes())
+    if listener == "admin":
+        for name, source in [("admin.crt", leaf), ("admin.key", key), ("admin-ca.crt", ca)]:
+            (relay.dir / name).write_bytes(source.read_bytes())
     relay.start()
     cleanup(relay.stop)
-    port = {"submission": relay.submission, "submissions": relay.submissions, "https": relay.http}[listener]
+    port = {"submission": relay.submission, "submissions": relay.submissions, "https": relay.http, "admin": relay.admin}[listener]
     findings = scan(workdir, f"127.0.0.1:{port}", starttls=listener == "submission")
     by_id = {f["id"]: f for f in findings}
     assert "scanProblem" not in by_id, by_id.get("scanProblem")
@@ -52,7 +56,7 @@ def test_testssl_finds_nothing_high_and_no_protocol_below_tls12(workdir, cleanup
     assert not weak, weak
     serious = [f for f in findings if f["severity"] in ("HIGH", "CRITICAL")]
     assert not serious, serious
-    if listener == "https":
-        # The tenant API: nothing above LOW (HSTS, no compression, no renegotiation).
+    if listener in ("https", "admin"):
+        # The HTTPS APIs: nothing above LOW (HSTS, no compression, no renegotiation).
         above_low = [f for f in findings if f["severity"] == "MEDIUM"]
         assert not above_low, above_low

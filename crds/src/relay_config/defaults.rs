@@ -16,7 +16,7 @@ pub(super) fn default_http() -> String {
     "0.0.0.0:9587".into()
 }
 pub(super) fn default_admin() -> String {
-    "0.0.0.0:9588".into()
+    "127.0.0.1:9588".into()
 }
 pub(super) fn default_dkim_algorithm() -> DkimAlgorithm {
     DkimAlgorithm::RsaSha256

@@ -78,6 +78,43 @@ pub struct RelayConfig {
     /// peers' admin listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handover: Option<Handover>,
+    /// Mutual TLS on the admin listener and for handovers, within the pool's admin authority.
+    /// Without it the admin listener speaks plaintext, which only a loopback address may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_tls: Option<AdminTls>,
+}
+
+/// The admin channel's certificates, all issued by the pool's own authority (the operator's).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdminTls {
+    /// This relay's certificate (server on the admin listener, client to its peers) and key.
+    pub cert_file: String,
+    pub key_file: String,
+    /// The authority's certificate: every client certificate and every peer is verified by it.
+    pub ca_file: String,
+    /// The name every relay certificate of the pool carries: `/handover` is accepted only from a
+    /// client certificate with it, and handovers verify the peer under it.
+    pub relay_name: String,
+    /// Whether `GET /metrics` needs a client certificate of the authority (Prometheus scrapes
+    /// over HTTPS either way). Every other admin endpoint needs one.
+    #[serde(default)]
+    pub metrics_client_cert: ClientCertificate,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum ClientCertificate {
+    #[default]
+    Optional,
+    Required,
+}
+
+impl ClientCertificate {
+    pub fn is_optional(&self) -> bool {
+        *self == Self::Optional
+    }
 }
 
 /// Handing queued mail to peer relays of the same pool (they share the spool key, which

@@ -117,10 +117,15 @@ pub struct PoolListeners {
     /// Tenant-facing HTTP port (DMARC report upload, health).
     #[serde(default = "default_http_port")]
     pub http_port: u16,
-    /// Platform HTTP port (metrics, DMARC summaries for the operator, health, the kubelet's
-    /// probes); tenants cannot reach it.
+    /// Platform HTTPS port (metrics, DMARC summaries for the operator, handovers, health, the
+    /// kubelet's probes), mutual TLS within the pool's admin authority; tenants cannot reach it.
     #[serde(default = "default_admin_port")]
     pub admin_port: u16,
+    /// Whether Prometheus needs a client certificate of the pool's admin authority to scrape
+    /// `/metrics` (`optional` by default: scraped over HTTPS, the server verified with the CA in
+    /// Secret `<pool>-admin-ca`). Every other admin endpoint always needs one.
+    #[serde(default, skip_serializing_if = "crate::relay_config::ClientCertificate::is_optional")]
+    pub metrics_client_certificate: crate::relay_config::ClientCertificate,
     /// Namespaces besides the operator's that may reach the admin port (for example where
     /// Prometheus runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -430,6 +435,7 @@ impl Default for PoolListeners {
             http_port: default_http_port(),
             admin_port: default_admin_port(),
             admin_namespaces: Vec::new(),
+            metrics_client_certificate: Default::default(),
             trusted_proxy_cidrs: Vec::new(),
         }
     }

@@ -84,6 +84,10 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
             ctx.events.publish(&pool.object_ref(&()), &note).await;
         }
     }
+    if let Some(admin) = served.admin {
+        let (data, l, o) = owned(admin);
+        ctx.secrets.apply(&ns, &crate::admin_authority::secret_name(&name), &data, l, o).await?;
+    }
     if let Some(tls) = served.tls {
         let (data, l, o) = owned(tls);
         ctx.secrets.apply(&ns, &format!("{name}-tls"), &data, l, o).await?;

@@ -42,6 +42,8 @@ pub struct Served {
     pub keys: Option<Write>,
     /// `<pool>-tls` when it must be created.
     pub tls: Option<SecretData>,
+    /// `<pool>-admin-ca` when it must be written.
+    pub admin: Option<SecretData>,
     /// The bundle when it or a shard differs from the published one.
     pub bundle: Option<BundleWrite>,
     pub domain_statuses: Vec<(SendingDomain, SendingDomainStatus)>,
@@ -183,6 +185,8 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
             (tls.clone(), Some(tls))
         }
     };
+    let (authority, admin_write) = crate::admin_authority::desired(world.admin.as_ref(), master, &ns, &name, now_unix)?;
+    let admin = crate::admin_authority::relay_files(&authority, master, &ns, &name);
     let smarthost = match pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.as_ref()) {
         // evaluate() accepted this Secret, so its files are there.
         Some(secret) => core::smarthost_files(secret, world.inputs.secrets.get(&(ns.clone(), secret.clone()))).map_err(|e| ReconcileError::Secret { secret: secret.clone(), reason: e.reason })?.1,
@@ -191,7 +195,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let published: SecretData = world.shards.values().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
     let bundle_name = crate::labels::bundle_secret(&name);
     let layout = Layout::Pod { bundle: &bundle_name, sealing: &sealing, published: Some(&published) };
-    let built = bundle::build(&plan.config, Parts { tls: &tls, smarthost, dkim_private: &private }, layout)
+    let built = bundle::build(&plan.config, Parts { tls: &tls, admin, smarthost, dkim_private: &private }, layout)
         .map_err(|e| ReconcileError::Secret { secret: crate::labels::bundle_secret(&name), reason: e.to_string() })?;
     // Shards that changed, shards no longer listed (emptied), and the bundle when any of it changed.
     let mut shards: Vec<(String, SecretData)> = built.shards.iter().filter(|(n, d)| world.shards.get(*n) != Some(*d)).map(|(n, d)| (n.clone(), d.clone())).collect();
@@ -223,7 +227,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
         || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == reasons::DKIM_KEY_PENDING));
     let shard_names: Vec<String> = built.shards.keys().cloned().collect();
     let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace, &shard_names);
-    let served = Served { keys: keys_write, tls: tls_create, bundle, domain_statuses, suspensions, endpoints, workloads };
+    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, endpoints, workloads };
     Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })
 }
 

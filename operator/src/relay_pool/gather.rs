@@ -6,6 +6,7 @@ use crate::render::evaluate::{key_of, Inputs, Key};
 use crate::secrets::SecretData;
 use crate::suspensions::Reported;
 use crate::Context;
+use cascade_core::http_client::Tls;
 use cascade_crds::v1alpha1::{ApiKey, AuditAnchor, DkimKey, DmarcReportSummary, RelayPool, SendingDomain};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
@@ -29,6 +30,8 @@ pub struct World {
     pub keys: Option<SecretData>,
     /// The certificate: the Secret `spec.tls.secretName` names, else `<pool>-tls`.
     pub tls: Option<SecretData>,
+    /// The pool's admin authority, Secret `<pool>-admin-ca`.
+    pub admin: Option<SecretData>,
     /// The bundle Secret as it is.
     pub bundle: Option<SecretData>,
     /// The pool's shard Secrets as they are, by name.
@@ -71,6 +74,8 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     }
     let tls_secret = pool.spec.tls.secret_name.clone().unwrap_or_else(|| format!("{name}-tls"));
     let addrs = relay_admin_addrs(ctx, pool).await;
+    let admin = ctx.secrets.get(&ns, &crate::admin_authority::secret_name(&name)).await?;
+    let client = admin.as_ref().and_then(|a| crate::admin_authority::operator_client(a, &ctx.master, &ns, &name, cascade_core::time::now_unix()));
     Ok(World {
         inputs,
         deleting,
@@ -85,7 +90,8 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
             .into_iter()
             .map(|secret| (secret.metadata.name.clone().unwrap_or_default(), crate::secrets::data_of(&secret)))
             .collect(),
-        relays: relays(&addrs).await,
+        relays: relays(&addrs, client.as_ref()).await,
+        admin,
     })
 }
 
@@ -120,12 +126,13 @@ async fn relay_admin_addrs(ctx: &Context, pool: &RelayPool) -> Vec<SocketAddr> {
     }
 }
 
-/// Asks every relay at once: one that does not answer costs one timeout, not one each.
-async fn relays(addrs: &[SocketAddr]) -> Relays {
-    let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, path)));
+/// Asks every relay at once (over the pool's mutual TLS once its authority exists): one that
+/// does not answer costs one timeout, not one each.
+async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
+    let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, tls, path)));
     let (dmarc, anchors, anomalies) = futures::join!(
-        futures::future::join_all(addrs.iter().copied().map(crate::dmarc_reports::fetch)),
-        futures::future::join_all(addrs.iter().copied().map(crate::relay_admin::audit_anchor)),
+        futures::future::join_all(addrs.iter().map(|a| crate::dmarc_reports::fetch(*a, tls))),
+        futures::future::join_all(addrs.iter().map(|a| crate::relay_admin::audit_anchor(*a, tls))),
         each("/anomalies"),
     );
     let dmarc: Vec<_> = dmarc.into_iter().flatten().collect();

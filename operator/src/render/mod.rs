@@ -190,7 +190,8 @@ pub fn render(files: &[PathBuf], out: &Path, verified: BTreeMap<Key, u64>) -> an
         Err(_) => cascade_core::audit::new_key_file()?.into_bytes(),
     };
     let keys = [(crate::bundle::SPOOL_KEY.to_string(), spool_key), (crate::bundle::AUDIT_KEY.to_string(), audit_key)].into();
-    let parts = crate::bundle::Parts { tls: &tls, smarthost, dkim_private: &private };
+    let admin = admin_files(&relay, &out.join("admin-client"), &key_of(&pool), now)?;
+    let parts = crate::bundle::Parts { tls: &tls, admin, smarthost, dkim_private: &private };
     let bundle = crate::bundle::build(&plan.config, parts, crate::bundle::Layout::Directory { keys: &keys })?;
     for (name, contents) in &bundle.files {
         write_private(&relay.join(name), contents)?;
@@ -218,4 +219,23 @@ fn shard_secrets(pool: &cascade_crds::v1alpha1::RelayPool, plan: &evaluate::Plan
 
 fn keyed<T: Clone>(m: &BTreeMap<Key, T>) -> BTreeMap<String, T> {
     m.iter().map(|((ns, n), v)| (format!("{ns}/{n}"), v.clone())).collect()
+}
+
+/// The admin channel's files: those already in the output, else a new authority's relay
+/// certificate plus a client certificate for the platform's tools (`admin-client.crt`/`.key`,
+/// valid a year); the authority's key is not kept (render again into an empty directory for new
+/// ones).
+fn admin_files(relay: &Path, client: &Path, (ns, pool): &(String, String), now: u64) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    use crate::admin_authority::{relay_name, CA_FILE, CERT_FILE, KEY_FILE};
+    use cascade_core::certificate::{Authority, Usage};
+    let existing: BTreeMap<String, Vec<u8>> = [CERT_FILE, KEY_FILE, CA_FILE].iter().filter_map(|f| Some((f.to_string(), fs::read(relay.join(f)).ok()?))).collect();
+    if existing.len() == 3 {
+        return Ok(existing);
+    }
+    let (ca, ca_cert, _) = Authority::generate(&format!("Cascade admin authority {ns}/{pool}"), now, 10 * 365 * 86_400)?;
+    let (cert, key) = ca.issue(&[&relay_name(ns, pool)], Usage::ServerAndClient, now, 365 * 86_400)?;
+    let (client_cert, client_key) = ca.issue(&["operator.cascade.internal"], Usage::Client, now, 365 * 86_400)?;
+    write_private(&client.with_extension("crt"), client_cert.as_bytes())?;
+    write_private(&client.with_extension("key"), client_key.as_bytes())?;
+    Ok([(CERT_FILE.to_string(), cert.into_bytes()), (KEY_FILE.to_string(), key.into_bytes()), (CA_FILE.to_string(), ca_cert.into_bytes())].into())
 }

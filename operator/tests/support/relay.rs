@@ -120,6 +120,16 @@ impl Bundle {
             .collect()
     }
 
+    /// Takes the admin channel's files (certificate, key, authority) from the pool `main`'s
+    /// bundle Secret once the operator wrote it, so the relay answers the operator's mutual TLS.
+    pub async fn adopt_admin_authority(&self, secrets: &cascade_operator::secrets::SecretStore) {
+        use cascade_operator::admin_authority::{CA_FILE, CERT_FILE, KEY_FILE};
+        let files = super::operator::until("the admin certificates in the bundle", || async { bundle_files(secrets).await.filter(|f| f.contains_key(CERT_FILE)) }).await;
+        for name in [CERT_FILE, KEY_FILE, CA_FILE] {
+            std::fs::write(self.dir.join("relay").join(name), &files[name]).unwrap();
+        }
+    }
+
     pub fn log(&self) -> PathBuf {
         self.dir.join("relay.log")
     }

@@ -121,6 +121,21 @@ fn tls(c: &mut Checker<'_>, tls: &TlsFiles) -> (Option<Vec<u8>>, Option<Vec<u8>>
     (cert_pem, key_pem)
 }
 
+/// The admin channel's mutual TLS. Without it the admin listener is plaintext, so it must be on
+/// loopback: a platform network carries metrics, summaries and handovers only under TLS.
+fn admin_tls(c: &mut Checker<'_>, config: &RelayConfig) -> Option<crate::tls::AdminChannel> {
+    let Some(a) = &config.admin_tls else {
+        if config.listeners.admin.parse::<SocketAddr>().is_ok_and(|a| !a.ip().is_loopback()) {
+            c.fail("adminTls", "required when listeners.admin is not a loopback address");
+        }
+        return None;
+    };
+    let (cert, key, ca) = (c.read("adminTls.certFile", &a.cert_file), c.read("adminTls.keyFile", &a.key_file), c.read("adminTls.caFile", &a.ca_file));
+    let (cert, key, ca) = (cert?, key?, ca?);
+    let required = a.metrics_client_cert == cascade_crds::relay_config::ClientCertificate::Required;
+    crate::tls::admin_channel(&cert, &key, &ca, &a.relay_name, required).map_err(|e| c.fail("adminTls", e)).ok()
+}
+
 /// Tenants and their domains (DKIM keys loaded, sealed ones opened with the sealing key);
 /// returns the domain policies and each tenant's domains.
 /// Appends each listed shard's tenants and API keys. A shard that is missing, does not match
@@ -386,6 +401,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
     let (client_networks, proxy_networks) = listeners(&mut c, &config.listeners);
     let destinations = destinations(&mut c, &config.delivery);
     let (cert_pem, key_pem) = tls(&mut c, &config.tls);
+    let admin_tls = admin_tls(&mut c, &config);
     shards(&mut c, &mut config);
     let (domains, tenant_domains) = tenants(&mut c, &config);
     let keys = api_keys(&mut c, &config, &tenant_domains);
@@ -416,6 +432,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
                 proxy_networks,
                 destinations,
                 tls_pem,
+                admin_tls,
                 retired,
                 audit_key,
                 dropped: c.dropped,

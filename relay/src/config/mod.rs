@@ -83,6 +83,8 @@ pub struct Runtime {
     /// The server certificate and key (PEM) as checked at load, so a configuration that did not
     /// come from files (a watched Secret) can install them.
     pub tls_pem: (Vec<u8>, Vec<u8>),
+    /// The admin listener's and the handovers' mutual TLS, when configured.
+    pub admin_tls: Option<crate::tls::AdminChannel>,
     /// Tenant entries (a domain, an API key) left out for their problems; the rest is served.
     pub dropped: Vec<Problem>,
 }

@@ -268,3 +268,38 @@ fn tenants_in_shards_load_only_with_their_digest() {
     files.remove("tenant-dev.yaml");
     assert!(!shards_consistent(&files));
 }
+
+#[test]
+fn a_non_loopback_admin_listener_needs_mutual_tls_and_its_files_must_hold() {
+    let (path, text) = bundle();
+    let mut config = parse("relay.yaml", &text).unwrap();
+    assert!(config.admin_tls.is_some(), "dev configures the admin channel");
+    config.listeners.admin = "0.0.0.0:9588".into();
+    assert_eq!(problems(&path, &serde_saphyr::to_string(&config).unwrap()), Vec::<String>::new());
+    let channel = config.admin_tls.take().unwrap();
+    assert_eq!(problems(&path, &serde_saphyr::to_string(&config).unwrap()), ["adminTls: required when listeners.admin is not a loopback address"]);
+    config.listeners.admin = "127.0.0.1:9588".into();
+    assert_eq!(problems(&path, &serde_saphyr::to_string(&config).unwrap()), Vec::<String>::new(), "plaintext on loopback");
+    // The relay's key with the authority's certificate as its own: refused, naming the section.
+    config.admin_tls = Some(cascade_crds::relay_config::AdminTls { cert_file: channel.ca_file.clone(), ..channel });
+    let p = problems(&path, &serde_saphyr::to_string(&config).unwrap());
+    assert!(p.len() == 1 && p[0].starts_with("adminTls: certificate and key"), "{p:?}");
+}
+
+#[test]
+fn the_admin_channel_tells_a_relay_of_the_pool_from_other_certificates() {
+    use cascade_core::certificate::{Authority, Usage};
+    use rustls_pki_types::pem::PemObject;
+    let (path, _) = bundle();
+    let dir = path.parent().unwrap();
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let channel = crate::tls::admin_channel(&read("admin.crt"), &read("admin.key"), &read("admin-ca.crt"), dev::DEV_RELAY_NAME, false).unwrap();
+    let der = |pem: &[u8]| rustls::pki_types::CertificateDer::from_pem_slice(pem).unwrap();
+    let (relay, client) = (der(&read("admin.crt")), der(&read("admin-client.crt")));
+    assert!(channel.is_relay(Some(&relay)) && channel.is_pool(Some(&relay)));
+    assert!(!channel.is_relay(Some(&client)) && channel.is_pool(Some(&client)), "the operator's certificate reads but never hands over");
+    assert!(!channel.is_relay(None) && !channel.is_pool(None));
+    let (other, _, _) = Authority::generate("other pool", 1_800_000_000, 86_400).unwrap();
+    let (foreign, _) = other.issue(&["another.relays.cascade.internal"], Usage::ServerAndClient, 1_800_000_000, 86_400).unwrap();
+    assert!(!channel.is_relay(Some(&der(foreign.as_bytes()))), "another pool's relay name");
+}

@@ -16,8 +16,24 @@ use std::sync::Arc;
 /// The largest request body accepted (a compressed DMARC report).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// Who is asking: the client's address and, over mutual TLS, the certificate it presented
+/// (already verified against the listener's authority).
+pub struct Caller {
+    pub ip: IpAddr,
+    pub certificate: Option<rustls::pki_types::CertificateDer<'static>>,
+}
+
 /// What a process exposes on its HTTP listener.
 pub trait Probes: Send + Sync + 'static {
+    /// The listener's TLS configuration for the next connection; `None`: plaintext.
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        None
+    }
+    /// Whether `caller` may ask for `path` at all (every path but `/healthz` and `/readyz`,
+    /// before anything else is looked at): the refusal (status, text). Everyone by default.
+    fn admit(&self, _path: &str, _caller: &Caller) -> Result<(), (u16, String)> {
+        Ok(())
+    }
     /// Prometheus text exposition, where this listener serves it.
     fn metrics(&self) -> Option<String>;
     fn ready(&self) -> bool;
@@ -50,6 +66,26 @@ pub trait Probes: Send + Sync + 'static {
 pub struct Admin(pub Arc<Relay>);
 
 impl Probes for Admin {
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.0.runtime().admin_tls.as_ref().map(|a| a.server.clone())
+    }
+    /// Under mutual TLS: `/handover` only from a relay of the pool, `/metrics` from anyone unless
+    /// configured otherwise, everything else from a certificate of the pool's authority.
+    fn admit(&self, path: &str, caller: &Caller) -> Result<(), (u16, String)> {
+        let runtime = self.0.runtime();
+        let Some(channel) = &runtime.admin_tls else { return Ok(()) };
+        let certificate = caller.certificate.as_ref();
+        let admitted = match path.split_once('?').map_or(path, |(p, _)| p) {
+            "/handover" => channel.is_relay(certificate),
+            "/metrics" => !channel.metrics_need_certificate || channel.is_pool(certificate),
+            _ => channel.is_pool(certificate),
+        };
+        if admitted {
+            return Ok(());
+        }
+        tracing::warn!(client = %caller.ip, path = path.split('?').next().unwrap_or(""), "admin request without the pool's client certificate refused");
+        Err((403, "a client certificate of the pool's admin authority is required\n".into()))
+    }
     fn metrics(&self) -> Option<String> {
         for (key, n) in self.0.spool.seal_counts() {
             self.0.metrics.spool_seals.with_label_values(&[&key]).set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -94,10 +130,21 @@ impl Probes for Admin {
     }
 }
 
-/// The relay's tenant-facing listener: DMARC report upload with an API key.
-pub struct Tenant(pub Arc<Relay>);
+/// The relay's tenant-facing listener (HTTPS with the pool's certificate): DMARC report upload
+/// with an API key.
+pub struct Tenant(pub Arc<Relay>, Arc<rustls::ServerConfig>);
+
+impl Tenant {
+    pub fn new(relay: Arc<Relay>) -> Self {
+        let tls = crate::tls::https_server_config(relay.certs.clone());
+        Self(relay, tls)
+    }
+}
 
 impl Probes for Tenant {
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        Some(self.1.clone())
+    }
     fn metrics(&self) -> Option<String> {
         None
     }

@@ -1,11 +1,12 @@
 //! Serving a [`Probes`] on hyper: HTTP/1.1 and HTTP/2 (by ALPN under TLS), behind the relay's
-//! TLS policy when the listener has one. Bounded everywhere a client could hold resources:
+//! TLS policy when the listener has one ([`Probes::tls`], asked per connection so a reloaded
+//! certificate applies to the next one). Bounded everywhere a client could hold resources:
 //! connections per listener and per client address, the TLS handshake and request headers
 //! (10 s), header size and count, a connection's lifetime (30 s), and the body, which is read
 //! only after [`Probes::authorize`] accepted the request and never beyond
 //! [`Probes::max_body`].
 
-use super::Probes;
+use super::{Caller, Probes};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -30,11 +31,14 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// A connection's whole life (HTTP/2 keeps one open across requests).
     pub connection_lifetime: Duration,
+    /// Request bodies being read and handled at once on the listener (HTTP/2 multiplies the
+    /// connections' streams): beyond it a POST gets `503` with `Retry-After` before its body.
+    pub bodies: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { connections: 64, connections_per_client: 8, header_timeout: Duration::from_secs(10), connection_lifetime: Duration::from_secs(30) }
+        Self { connections: 64, connections_per_client: 8, header_timeout: Duration::from_secs(10), connection_lifetime: Duration::from_secs(30), bodies: 8 }
     }
 }
 
@@ -45,12 +49,12 @@ const MAX_HEADERS: usize = 64;
 const MAX_STREAMS: u32 = 16;
 
 /// Answers requests until the task is dropped (the relay keeps answering during shutdown, with
-/// `/readyz` at 503, until the process exits). With `tls`, the listener speaks HTTPS only: a
+/// `/readyz` at 503, until the process exits). Under TLS the listener speaks HTTPS only: a
 /// plaintext request fails the handshake and gets no HTTP answer.
-pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>, tls: Option<Arc<rustls::ServerConfig>>, limits: Limits) {
+pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.connections));
+    let bodies = Arc::new(Semaphore::new(limits.bodies));
     let per_client = Arc::new(crate::policy::limits::ClientSessions::default());
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else { continue };
         let Ok(permit) = slots.clone().try_acquire_owned() else { continue };
@@ -58,7 +62,8 @@ pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>, tls: Option<A
         // names it.
         let proxied = probes.behind_proxy(peer.ip());
         let direct_slot = (!proxied).then(|| per_client.enter(peer.ip(), limits.connections_per_client));
-        let (probes, per_client, acceptor) = (probes.clone(), per_client.clone(), acceptor.clone());
+        let acceptor = probes.tls().map(tokio_rustls::TlsAcceptor::from);
+        let (probes, per_client, bodies) = (probes.clone(), per_client.clone(), bodies.clone());
         tokio::spawn(async move {
             let mut ip = peer.ip();
             if proxied {
@@ -75,10 +80,13 @@ pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>, tls: Option<A
             let served = async {
                 match acceptor {
                     Some(acceptor) => match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection(tls, probes, ip, limits, true).await,
+                        Ok(Ok(tls)) => {
+                            let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned());
+                            connection(tls, probes, Caller { ip, certificate }, bodies, limits, true).await
+                        }
                         _ => tracing::debug!(client = %ip, "HTTPS handshake failed or timed out"),
                     },
-                    None => connection(stream, probes, ip, limits, false).await,
+                    None => connection(stream, probes, Caller { ip, certificate: None }, bodies, limits, false).await,
                 }
             };
             let _ = tokio::time::timeout(limits.connection_lifetime, served).await;
@@ -88,14 +96,16 @@ pub async fn serve(listener: TcpListener, probes: Arc<dyn Probes>, tls: Option<A
 }
 
 /// Serves one connection; over TLS, every answer carries the [`secure`] headers.
-async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, probes: Arc<dyn Probes>, peer: IpAddr, limits: Limits, tls: bool) {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S, probes: Arc<dyn Probes>, caller: Caller, bodies: Arc<Semaphore>, limits: Limits, tls: bool) {
+    let peer = caller.ip;
+    let caller = Arc::new(caller);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(MAX_HEAD.max(8192)).max_headers(MAX_HEADERS).keep_alive(false);
     builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEAD as u32).max_concurrent_streams(MAX_STREAMS);
     let service = hyper::service::service_fn(move |req| {
-        let probes = probes.clone();
+        let (probes, caller, bodies) = (probes.clone(), caller.clone(), bodies.clone());
         async move {
-            let mut response = answer(&probes, req, peer).await;
+            let mut response = answer(&probes, req, &caller, &bodies).await;
             if tls {
                 secure(response.headers_mut());
             }
@@ -132,10 +142,14 @@ fn text(status: u16, ctype: &'static str, body: String) -> Response<Full<Bytes>>
     response
 }
 
-async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, peer: IpAddr) -> Response<Full<Bytes>> {
+async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, caller: &Caller, bodies: &Semaphore) -> Response<Full<Bytes>> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let probe = matches!(path.as_str(), "/healthz" | "/readyz");
+    if let (false, Err((code, body))) = (probe, probes.admit(&path, caller)) {
+        return text(code, "text/plain", body);
+    }
     match *req.method() {
-        Method::POST => post(probes, req, &path, peer).await,
+        Method::POST => post(probes, req, &path, caller.ip, bodies).await,
         Method::GET => match path.as_str() {
             "/metrics" => match probes.metrics() {
                 Some(body) => text(200, "text/plain; version=0.0.4", body),
@@ -153,9 +167,10 @@ async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, peer: IpAddr) 
     }
 }
 
-/// Authorizes first, then reads at most `max_body` bytes, then runs the handler off the async
-/// workers (it may decompress, parse, decrypt or fsync).
-async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer: IpAddr) -> Response<Full<Bytes>> {
+/// Authorizes first, then takes one of the listener's body slots, reads at most `max_body`
+/// bytes, and runs the handler off the async workers (it may decompress, parse, decrypt or
+/// fsync).
+async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer: IpAddr, bodies: &Semaphore) -> Response<Full<Bytes>> {
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let who = match probes.authorize(path, authorization, peer) {
         Ok(who) => who,
@@ -166,6 +181,13 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
     if req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).is_some_and(|n| n > max) {
         return too_large();
     }
+    // What the listener's memory holds at once is bounded: slots × max_body.
+    let Ok(_slot) = bodies.try_acquire() else {
+        tracing::warn!(client = %peer, "request bodies at the listener's limit; POST refused with 503");
+        let mut busy = text(503, "text/plain", "too many requests in progress; retry shortly\n".into());
+        busy.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return busy;
+    };
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),

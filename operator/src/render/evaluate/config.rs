@@ -73,6 +73,13 @@ pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String,
         audit: Some(rc::AuditConfig::at("audit", crate::bundle::AUDIT_KEY)),
         // Every relay of the pool, through the headless Service (a relay skips itself).
         handover: Some(rc::Handover { peers: vec![format!("{}:{}", crate::labels::headless_host(&pool_name, &pool_ns), l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
+        admin_tls: Some(rc::AdminTls {
+            cert_file: crate::admin_authority::CERT_FILE.into(),
+            key_file: crate::admin_authority::KEY_FILE.into(),
+            ca_file: crate::admin_authority::CA_FILE.into(),
+            relay_name: crate::admin_authority::relay_name(&pool_ns, &pool_name),
+            metrics_client_cert: l.metrics_client_certificate,
+        }),
         retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),
     })
 }
