@@ -72,14 +72,8 @@ async fn beyond_quota(ctx: &Context, key: &ApiKey) -> Result<Option<String>, kub
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, ListParams};
     let ns = key.namespace().unwrap_or_default();
-    let caches = ctx.caches.get();
-    if let Some(c) = caches {
-        c.ready().await;
-    }
-    let pools = match caches {
-        Some(c) => crate::caches::all(&c.pools),
-        None => crate::lean::list(&Api::<cascade_crds::v1alpha1::RelayPool>::all(ctx.client.clone()), &ListParams::default()).await?,
-    };
+    let caches = ctx.caches().await;
+    let pools = crate::caches::all(&caches.pools);
     let labels = match pools.iter().any(|p| !p.spec.tenants.match_labels.is_empty()) {
         // `list` by name: the operator may list namespaces, not get them.
         true => {
@@ -89,12 +83,10 @@ async fn beyond_quota(ctx: &Context, key: &ApiKey) -> Result<Option<String>, kub
         false => Default::default(),
     };
     let Some(max) = evaluate::quota::api_key_quota(&pools, &ns, &labels) else { return Ok(None) };
-    // The namespace's keys from the cache when the controllers run (no list per key), else listed.
-    let siblings: Vec<ApiKey> = match caches {
-        Some(c) => c.api_keys.state().iter().filter(|k| k.namespace().as_deref() == Some(ns.as_str())).map(|k| (**k).clone()).collect(),
-        None => crate::lean::list(&Api::<ApiKey>::namespaced(ctx.client.clone(), &ns), &ListParams::default()).await?,
-    };
-    let rank = evaluate::quota::ranks(&siblings).get(&evaluate::key_of(key)).copied().unwrap_or(siblings.len());
+    // The namespace's keys from the cache (no list per key, no copies).
+    let all = caches.api_keys.state();
+    let siblings: Vec<&ApiKey> = all.iter().map(|k| &**k).filter(|k| k.namespace().as_deref() == Some(ns.as_str())).collect();
+    let rank = evaluate::quota::ranks(siblings.iter().copied()).get(&evaluate::key_of(key)).copied().unwrap_or(siblings.len());
     Ok((rank >= max as usize).then(|| evaluate::quota::message(&ns, siblings.len(), max, "limits.tenantMaxApiKeys", "ApiKeys")))
 }
 

@@ -13,8 +13,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::Resource;
-use serde::de::DeserializeOwned;
-use std::fmt::Debug;
 
 /// Objects per list page (initial lists of watches, and every list a reconcile makes).
 pub const PAGE: u32 = 50;
@@ -57,26 +55,6 @@ pub fn lean_secret(s: &mut Secret) {
 /// A watch configuration that pages its initial list.
 pub fn watch_config() -> watcher::Config {
     watcher::Config::default().page_size(PAGE)
-}
-
-/// Every object of `api` matching `lp`, page by page, each [`strip`]ped.
-pub async fn list<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<K>, kube::Error>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
-    let mut out = Vec::new();
-    let mut lp = lp.clone().limit(PAGE);
-    loop {
-        let page = api.list(&lp).await?;
-        out.extend(page.items.into_iter().map(|mut o| {
-            strip(&mut o);
-            o
-        }));
-        match page.metadata.continue_ {
-            Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
-            _ => return Ok(out),
-        }
-    }
 }
 
 /// The size of a Secret's data, as the operator would hold it.

@@ -5,7 +5,7 @@ use crate::labels::FIELD_MANAGER;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::ByteString;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use std::collections::BTreeMap;
 
@@ -42,15 +42,6 @@ impl SecretStore {
 
     pub async fn get(&self, ns: &str, name: &str) -> Result<Option<SecretData>, kube::Error> {
         Ok(self.api(ns).get_opt(name).await?.as_ref().map(data_of))
-    }
-
-    /// The Secrets in every namespace matching a label selector that `wanted` picks by
-    /// (namespace, name), listed page by page (see [`crate::lean::list_secrets`]): one list
-    /// instead of one get per object (whole Secrets: callers check owners and marks).
-    pub async fn list(&self, selector: &str, wanted: impl Fn(&(String, String)) -> bool) -> Result<BTreeMap<(String, String), Secret>, kube::Error> {
-        let api: Api<Secret> = Api::all(self.client.clone());
-        let items = crate::lean::list_secrets(&api, &ListParams::default().labels(selector), |ns, name| wanted(&(ns.to_string(), name.to_string()))).await?;
-        Ok(items.into_iter().map(|s| ((s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()), s)).collect())
     }
 
     /// Server-side apply (our field manager owns the whole Secret).

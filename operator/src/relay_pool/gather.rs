@@ -1,7 +1,6 @@
 //! The RelayPool controller's reads: nothing here writes.
 
 use crate::caches::Caches;
-use crate::lean::list;
 use crate::render::evaluate::{key_of, Inputs, Key};
 use crate::secrets::SecretData;
 use crate::suspensions::Reported;
@@ -51,7 +50,7 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     let lp = ListParams::default();
     let c = || ctx.client.clone();
     let (ns, name) = key_of(pool);
-    let (domains, mut pools, dkim_keys, api_keys) = custom_resources(ctx).await?;
+    let (domains, mut pools, dkim_keys, api_keys) = custom_resources(ctx).await;
     let (deleting, domains): (Vec<SendingDomain>, Vec<SendingDomain>) = domains.into_iter().partition(|d| d.metadata.deletion_timestamp.is_some());
     // Every pool, for the domains they assign (a claim through another pool may own a domain).
     pools.retain(|p| key_of(p) != (ns.clone(), name.clone()));
@@ -79,8 +78,8 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     Ok(World {
         inputs,
         deleting,
-        dkim_secrets: issued(ctx, |c| &c.dkim_secrets, crate::dkim_key::SECRET_LABEL, &dkim_names).await?.into_iter().map(|(k, s)| (k, crate::secrets::data_of(&s))).collect(),
-        credentials: issued(ctx, |c| &c.credentials, crate::api_key::SECRET_LABEL, &credential_names).await?,
+        dkim_secrets: issued(ctx, |c| &c.dkim_secrets, &dkim_names).await.into_iter().map(|(k, s)| (k, crate::secrets::data_of(&s))).collect(),
+        credentials: issued(ctx, |c| &c.credentials, &credential_names).await,
         keys: ctx.secrets.get(&ns, &crate::labels::keys_secret(&name)).await?,
         tls: ctx.secrets.get(&ns, &tls_secret).await?,
         bundle: ctx.secrets.get(&ns, &crate::labels::bundle_secret(&name)).await?,
@@ -95,24 +94,18 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     })
 }
 
-/// Every SendingDomain, RelayPool, DkimKey and ApiKey: from the shared caches once they hold a
-/// complete list, else listed (page by page, stripped).
-async fn custom_resources(ctx: &Context) -> Result<(Vec<SendingDomain>, Vec<RelayPool>, Vec<DkimKey>, Vec<ApiKey>), kube::Error> {
+/// Every SendingDomain, RelayPool, DkimKey and ApiKey, from the shared caches.
+async fn custom_resources(ctx: &Context) -> (Vec<SendingDomain>, Vec<RelayPool>, Vec<DkimKey>, Vec<ApiKey>) {
     use crate::caches::all;
-    if let Some(c) = ctx.caches.get() {
-        c.ready().await;
-        return Ok((all(&c.domains), all(&c.pools), all(&c.dkim_keys), all(&c.api_keys)));
-    }
-    let (lp, c) = (ListParams::default(), || ctx.client.clone());
-    Ok((list(&Api::all(c()), &lp).await?, list(&Api::all(c()), &lp).await?, list(&Api::all(c()), &lp).await?, list(&Api::all(c()), &lp).await?))
+    let c = ctx.caches().await;
+    (all(&c.domains), all(&c.pools), all(&c.dkim_keys), all(&c.api_keys))
 }
 
-/// The Secrets with `label` among `names`: from the caches when they run, else listed.
-async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, label: &str, names: &BTreeSet<Key>) -> Result<BTreeMap<Key, Secret>, kube::Error> {
-    let Some(c) = ctx.caches.get() else { return ctx.secrets.list(label, |k| names.contains(k)).await };
-    let cache = cached(c);
+/// The issued Secrets among `names`, from their cache.
+async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, names: &BTreeSet<Key>) -> BTreeMap<Key, Secret> {
+    let cache = cached(ctx.caches().await);
     let key = |s: &Secret| (s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
-    Ok(cache.state().iter().filter(|s| names.contains(&key(s))).map(|s| (key(s), (**s).clone())).collect())
+    cache.state().iter().filter(|s| names.contains(&key(s))).map(|s| (key(s), (**s).clone())).collect()
 }
 
 /// The admin listeners of the pool's relays (one address per pod, from the headless Service).
