@@ -28,14 +28,14 @@ pub struct Context {
     /// How to reach external-dns DNSEndpoints, a foreign CRD without Rust types (default:
     /// `externaldns.k8s.io/v1alpha1`).
     pub external_dns: Option<kube::core::ApiResource>,
-    /// The caches of the custom resources ([`crate::caches`]), set by [`crate::controller::run`]
+    /// The caches of the custom resources ([`crate::caches`]), set by the controllers' `run`
     /// before any reconcile runs: reconciles read them instead of listing.
     pub caches: std::sync::OnceLock<crate::caches::Caches>,
 }
 
 impl Context {
     /// The shared caches, once they hold complete lists. Reconciles run only inside
-    /// [`crate::controller::run`], which sets them first.
+    /// the controllers' `run`, which sets them first.
     pub async fn caches(&self) -> &crate::caches::Caches {
         let caches = self.caches.get().expect("reconciles run only after controller::run set the caches");
         caches.ready().await;

@@ -120,7 +120,8 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
             id: creds.username.clone(),
             tenant: "dev".into(),
             secret_hash: format_secret_hash(&hash_secret(&creds.password)),
-            scopes: vec![crate::config::SCOPE_SMTP_SUBMIT.into()],
+            // The dev key may do everything a key can.
+            scopes: crate::config::KNOWN_SCOPES.iter().map(|s| s.to_string()).collect(),
             allowed_domains: vec![],
             allowed_cidrs: vec![],
             messages_per_minute: None,
@@ -195,6 +196,14 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     }
     println!("Send a first message:");
     println!("  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net", creds.username, creds.password);
+    if !opts.http.is_empty() {
+        println!("Send one through the HTTP API (the message base64 in \"content\"):");
+        let content = "RnJvbTogZGV2QGV4YW1wbGUudGVzdA0KVG86IHNvbWVvbmVAZXhhbXBsZS5uZXQNClN1YmplY3Q6IGhlbGxvDQoNCkhlbGxvIGZyb20gdGhlIEFQSS4NCg==";
+        println!(
+            "  curl --cacert {dir}/tls.crt -u '{}:{}' -H 'content-type: application/json' -d '{{\"from\":\"dev@{DEV_DOMAIN}\",\"to\":[\"someone@example.net\"],\"content\":\"{content}\"}}' https://{}/v1/messages/raw",
+            creds.username, creds.password, opts.http
+        );
+    }
     if !opts.admin.is_empty() {
         println!("Read the admin API (mutual TLS with the dev admin authority's client certificate):");
         println!("  curl --cacert {dir}/admin-ca.crt --cert {dir}/admin-client.crt --key {dir}/admin-client.key https://{}/dmarc/summary", opts.admin);

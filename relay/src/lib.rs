@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod anomalies;
+pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod dev;
@@ -26,5 +27,6 @@ pub mod relay;
 pub mod server;
 pub mod smtp;
 pub mod spool;
+pub mod submit;
 pub mod tls;
 pub mod watch;

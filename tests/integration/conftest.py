@@ -33,13 +33,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=15.0):
+def wait_port(port, timeout=15.0, proc=None, log=None):
+    """Until something listens on `port`; with `proc`, fails at once (with `log`'s tail) when
+    the process exited instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
+            if proc is not None and proc.poll() is not None:
+                tail = Path(log).read_text(errors="replace")[-3000:] if log else ""
+                raise RuntimeError(f"the process exited ({proc.returncode}) before listening on {port}:\n{tail}")
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
@@ -229,7 +234,7 @@ class Relay:
     def start(self):
         self.log = open(self.dir / "relay.log", "ab")
         self.proc = subprocess.Popen([str(BINARY), "serve", "--config", str(self.config)], stdout=self.log, stderr=self.log)
-        wait_port(self.submission)
+        wait_port(self.submission, proc=self.proc, log=self.dir / "relay.log")
         return self
 
     def kill9(self):

@@ -65,6 +65,12 @@ def test_dev_mode_end_to_end_and_restart(workdir):
         curl_line = next(l for l in out.splitlines() if l.strip().startswith("curl ") and "/dmarc/summary" in l)
         summary = subprocess.run(shlex.split(curl_line), capture_output=True, timeout=30)
         assert summary.returncode == 0 and summary.stdout.strip().startswith(b"{"), summary
+        # So does the printed send-API line: 202 with the queue id, captured in outbox/ signed.
+        api_line = next(l for l in out.splitlines() if l.strip().startswith("curl ") and "/v1/messages/raw" in l)
+        sent = subprocess.run(shlex.split(api_line), capture_output=True, timeout=30)
+        api_id = json.loads(sent.stdout)["id"]
+        api_eml = wait_until(lambda: list((data / "outbox").glob(f"{api_id}.eml")), 20, "the API message captured")[0]
+        assert api_eml.read_bytes().startswith(b"DKIM-Signature: v=1; a=rsa-sha256; s=cascade1; d=example.test;")
         queued = re.search(r"queued as (\w+)", r.stdout).group(1)
         eml = wait_until(lambda: list((data / "outbox").glob(f"{queued}.eml")), 20, "the captured message")[0]
         assert eml.read_bytes().startswith(b"DKIM-Signature: v=1; a=rsa-sha256; s=cascade1; d=example.test;")

@@ -73,10 +73,17 @@ def test_httpx_over_http2_posts_are_authenticated(relay):
         assert r.http_version == "HTTP/2" and r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
         r = c.post(url, content=b"<feedback/>", headers={"Authorization": basic(relay.creds["username"], "cascade_sk_wrong")})
         assert r.status_code == 401, r.text
-        # The dev key may submit mail, not upload reports: authenticated, then forbidden.
-        r = c.post(url, content=b"not a report", headers={"Authorization": basic(relay.creds["username"], relay.creds["password"])})
-        assert r.status_code == 403 and "dmarc:upload" in r.text, r.text
         assert c.get(f"https://127.0.0.1:{relay.http}/nothing").status_code == 404
+
+
+def test_a_key_without_the_scope_is_authenticated_then_forbidden(workdir, cleanup):
+    r = Relay(workdir)
+    r.config.write_text(r.config.read_text().replace("  - dmarc:upload\n", "", 1))
+    r.start()
+    cleanup(r.stop)
+    with httpx.Client(http2=True, verify=str(r.dir / "tls.crt"), timeout=10) as c:
+        answer = c.post(f"https://127.0.0.1:{r.http}/dmarc/reports", content=b"not a report", headers={"Authorization": basic(r.creds["username"], r.creds["password"])})
+        assert answer.status_code == 403 and "dmarc:upload" in answer.text, answer.text
 
 
 def test_a_post_is_refused_before_its_body_is_read(relay):
@@ -95,10 +102,11 @@ def test_a_post_is_refused_before_its_body_is_read(relay):
 
 @pytest.fixture
 def uploader(workdir, cleanup):
-    """A relay whose dev key may also upload DMARC reports."""
+    """A relay whose dev key may upload DMARC reports (it carries every scope), with a 1 MiB
+    message limit, so the listener's body limit is the 10 MiB a report may have (the send API
+    would take a larger message's base64)."""
     r = Relay(workdir)
-    cfg = r.config.read_text().replace("  scopes:\n  - smtp:submit\n", "  scopes:\n  - smtp:submit\n  - dmarc:upload\n", 1)
-    r.config.write_text(cfg)
+    r.config.write_text(r.config.read_text().replace("maxMessageSize: 25MiB", "maxMessageSize: 1MiB"))
     r.start()
     cleanup(r.stop)
     return r

@@ -8,8 +8,10 @@
 pub const SCOPE_SMTP_SUBMIT: &str = "smtp:submit";
 /// Upload DMARC reports over HTTP (`POST /dmarc/reports`).
 pub const SCOPE_DMARC_UPLOAD: &str = "dmarc:upload";
+/// Send through the HTTP API (`POST /v1/messages/raw`).
+pub const SCOPE_MESSAGES_SEND: &str = "messages:send";
 /// Every scope an API key may carry.
-pub const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD];
+pub const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD, SCOPE_MESSAGES_SEND];
 
 /// Whether an API key id is one the relays accept: 3-128 letters, digits, `-`, `_` or `.`.
 pub fn valid_key_id(id: &str) -> bool {

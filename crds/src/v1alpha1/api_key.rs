@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeySpec {
     /// What the key may do: `smtp:submit` (SMTP submission), `dmarc:upload` (upload DMARC
-    /// reports to the relay's HTTP listener).
+    /// reports to the relay's HTTP listener), `messages:send` (the HTTP send API).
     #[serde(default = "default_scopes")]
-    #[schemars(length(min = 1, max = MAX_SCOPES), extend("items" = {"type": "string", "enum": ["smtp:submit", "dmarc:upload"]}))]
+    #[schemars(length(min = 1, max = MAX_SCOPES), extend("items" = {"type": "string", "enum": ["smtp:submit", "dmarc:upload", "messages:send"]}))]
     pub scopes: Vec<String>,
     /// Sender domains (a subset of this namespace's SendingDomains); empty means all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

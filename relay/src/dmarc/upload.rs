@@ -4,44 +4,16 @@
 //! the key's `messagesPerMinute`.
 
 use crate::config::SCOPE_DMARC_UPLOAD;
-use crate::policy::auth::{self, Denied};
+use crate::policy::auth;
 use crate::relay::Relay;
-use base64::Engine;
 use std::net::IpAddr;
 
-fn credentials(authorization: Option<&str>) -> Option<(String, String)> {
-    let encoded = authorization?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, pass) = text.split_once(':')?;
-    Some((user.to_string(), pass.to_string()))
-}
-
-/// The uploading key's id, checked before the body is read: credentials, scope, the address's
-/// failed attempts and the key's rate.
+/// The uploading key's id, checked before the body is read: credentials and scope (see
+/// [`auth::http`]), then the key's rate.
 pub fn authorize(relay: &Relay, authorization: Option<&str>, peer: IpAddr) -> Result<String, (u16, String)> {
-    let now_ms = cascade_core::time::now_unix_ms();
-    if relay.auth_failures.is_blocked(peer, now_ms) {
-        return Err((429, "too many failed authentications from this address; try again later\n".into()));
-    }
-    let Some((key_id, secret)) = credentials(authorization) else {
-        return Err((401, "authenticate with HTTP Basic: the API key id as user name and its secret as password\n".into()));
-    };
-    let rt = relay.runtime();
-    if let Err(denied) = auth::verify_for(&rt, &key_id, &secret, peer, now_ms / 1000, SCOPE_DMARC_UPLOAD) {
-        relay.metrics.auth_failures.with_label_values(&[denied.as_str()]).inc();
-        relay.audit.record(
-            "auth.failure",
-            serde_json::json!({ "client": peer.to_string(), "key": key_id.chars().filter(|c| c.is_ascii_graphic()).take(64).collect::<String>(), "reason": denied.as_str(), "via": "http" }),
-        );
-        if matches!(denied, Denied::UnknownKey | Denied::BadSecret) {
-            relay.auth_failures.record(peer, now_ms);
-            return Err((401, "authentication failed\n".into()));
-        }
-        return Err((403, format!("this API key may not upload reports ({}; it needs the {SCOPE_DMARC_UPLOAD} scope)\n", denied.as_str())));
-    }
-    if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.messages_per_minute) {
-        if !relay.rates.allow(&key_id, limit, now_ms) {
+    let key_id = auth::http(relay, authorization, peer, SCOPE_DMARC_UPLOAD).map_err(|(code, text)| (code, format!("{text}\n")))?;
+    if let Some(limit) = relay.runtime().keys.get(&key_id).and_then(|k| k.messages_per_minute) {
+        if !relay.rates.allow(&key_id, limit, cascade_core::time::now_unix_ms()) {
             return Err((429, format!("rate limit of {limit} per minute for this API key reached; try again later\n")));
         }
     }

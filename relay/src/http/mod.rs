@@ -1,7 +1,7 @@
 //! The HTTP listeners: what each serves ([`Probes`]); [`serve`] runs them on hyper. Every one
 //! answers `/healthz` (the process runs) and `/readyz` (ready for work; the relay fails it during
 //! shutdown). The relay has two: [`Tenant`] (HTTPS only, reachable from the tenant namespaces:
-//! `POST /dmarc/reports` with an API key) and [`Admin`] (platform only: `GET /metrics` in
+//! `POST /dmarc/reports` and `POST /v1/messages/raw` with an API key) and [`Admin`] (platform only: `GET /metrics` in
 //! Prometheus text, `GET /dmarc/summary`, `GET /anomalies` and `GET /audit/anchor` for the
 //! operator, and `POST /handover` from peer relays).
 
@@ -15,6 +15,40 @@ use std::sync::Arc;
 
 /// The largest request body accepted (a compressed DMARC report).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// What a handler answers: status, content type, body, and for `429`/`503` when to retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub retry_after: Option<u32>,
+}
+
+impl Answer {
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self { status, content_type: "text/plain", body: body.into(), retry_after: None }
+    }
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self { status, content_type: "application/json", body: value.to_string(), retry_after: None }
+    }
+    /// An RFC 9457 problem: `title` for the kind of problem, `detail` for this occurrence
+    /// (naming the field as a JSON pointer where one is at fault).
+    pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Self {
+        let value = serde_json::json!({ "type": "about:blank", "title": title, "status": status, "detail": detail.into() });
+        Self { status, content_type: "application/problem+json", body: value.to_string(), retry_after: None }
+    }
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+impl From<(u16, String)> for Answer {
+    fn from((status, body): (u16, String)) -> Self {
+        Self::text(status, body)
+    }
+}
 
 /// Who is asking: the client's address and, over mutual TLS, the certificate it presented
 /// (already verified against the listener's authority).
@@ -31,7 +65,7 @@ pub trait Probes: Send + Sync + 'static {
     }
     /// Whether `caller` may ask for `path` at all (every path but `/healthz` and `/readyz`,
     /// before anything else is looked at): the refusal (status, text). Everyone by default.
-    fn admit(&self, _path: &str, _caller: &Caller) -> Result<(), (u16, String)> {
+    fn admit(&self, _path: &str, _caller: &Caller) -> Result<(), Answer> {
         Ok(())
     }
     /// Prometheus text exposition, where this listener serves it.
@@ -52,13 +86,13 @@ pub trait Probes: Send + Sync + 'static {
     /// Decides on a POST from its path and `Authorization` header **before its body is read**:
     /// who is posting (passed on to [`Probes::post`]), or the refusal (status, text). Nothing
     /// may be posted to by default.
-    fn authorize(&self, _path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Result<String, (u16, String)> {
-        Err((404, "not found\n".into()))
+    fn authorize(&self, _path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
+        Err(Answer::text(404, "not found\n"))
     }
     /// An authorized POST with its whole body (at most [`Probes::max_body`]): (status, text).
     /// Runs on a blocking-pool thread.
-    fn post(&self, _path: &str, _who: &str, _body: &[u8], _peer: IpAddr) -> (u16, String) {
-        (404, "not found\n".into())
+    fn post(&self, _path: &str, _who: &str, _body: &[u8], _peer: IpAddr) -> Answer {
+        Answer::text(404, "not found\n")
     }
 }
 
@@ -71,7 +105,7 @@ impl Probes for Admin {
     }
     /// Under mutual TLS: `/handover` only from a relay of the pool, `/metrics` from anyone unless
     /// configured otherwise, everything else from a certificate of the pool's authority.
-    fn admit(&self, path: &str, caller: &Caller) -> Result<(), (u16, String)> {
+    fn admit(&self, path: &str, caller: &Caller) -> Result<(), Answer> {
         let runtime = self.0.runtime();
         let Some(channel) = &runtime.admin_tls else { return Ok(()) };
         let certificate = caller.certificate.as_ref();
@@ -84,7 +118,7 @@ impl Probes for Admin {
             return Ok(());
         }
         tracing::warn!(client = %caller.ip, path = path.split('?').next().unwrap_or(""), "admin request without the pool's client certificate refused");
-        Err((403, "a client certificate of the pool's admin authority is required\n".into()))
+        Err(Answer::text(403, "a client certificate of the pool's admin authority is required\n"))
     }
     fn metrics(&self) -> Option<String> {
         for (key, n) in self.0.spool.seal_counts() {
@@ -116,22 +150,22 @@ impl Probes for Admin {
         (self.0.runtime().config.limits.max_message_size.0 as usize).saturating_add(1 << 20)
     }
     /// A handover carries a claim sealed under the pool's spool key (see [`crate::handover`]).
-    fn authorize(&self, path: &str, authorization: Option<&str>, _peer: IpAddr) -> Result<String, (u16, String)> {
+    fn authorize(&self, path: &str, authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
         match path.split_once('?') {
-            Some(("/handover", q)) => crate::handover::authorize(q, authorization),
-            _ => Err((404, "not found\n".into())),
+            Some(("/handover", q)) => crate::handover::authorize(q, authorization).map_err(Answer::from),
+            _ => Err(Answer::text(404, "not found\n")),
         }
     }
-    fn post(&self, path: &str, claim: &str, body: &[u8], _peer: IpAddr) -> (u16, String) {
+    fn post(&self, path: &str, claim: &str, body: &[u8], _peer: IpAddr) -> Answer {
         match path.split_once('?') {
-            Some(("/handover", q)) => crate::handover::receive(&self.0, q, claim, body),
-            _ => (404, "not found\n".into()),
+            Some(("/handover", q)) => crate::handover::receive(&self.0, q, claim, body).into(),
+            _ => Answer::text(404, "not found\n"),
         }
     }
 }
 
 /// The relay's tenant-facing listener (HTTPS with the pool's certificate): DMARC report upload
-/// with an API key.
+/// and the send API ([`crate::api`]), with an API key.
 pub struct Tenant(pub Arc<Relay>, Arc<rustls::ServerConfig>);
 
 impl Tenant {
@@ -154,16 +188,23 @@ impl Probes for Tenant {
     fn behind_proxy(&self, peer: IpAddr) -> bool {
         self.0.runtime().behind_proxy(peer)
     }
-    fn authorize(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, (u16, String)> {
+    /// A report, or the largest message in base64 with room for its JSON envelope.
+    fn max_body(&self) -> usize {
+        let message = self.0.runtime().config.limits.max_message_size.0 as usize;
+        MAX_BODY.max(message.saturating_mul(4) / 3 + (1 << 20))
+    }
+    fn authorize(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
         match path {
-            "/dmarc/reports" => crate::dmarc::upload::authorize(&self.0, authorization, peer),
-            _ => Err((404, "not found\n".into())),
+            "/dmarc/reports" => crate::dmarc::upload::authorize(&self.0, authorization, peer).map_err(Answer::from),
+            "/v1/messages/raw" => crate::api::authorize(&self.0, authorization, peer),
+            _ => Err(Answer::text(404, "not found\n")),
         }
     }
-    fn post(&self, path: &str, who: &str, body: &[u8], _peer: IpAddr) -> (u16, String) {
+    fn post(&self, path: &str, who: &str, body: &[u8], peer: IpAddr) -> Answer {
         match path {
-            "/dmarc/reports" => crate::dmarc::upload::ingest(&self.0, who, body),
-            _ => (404, "not found\n".into()),
+            "/dmarc/reports" => crate::dmarc::upload::ingest(&self.0, who, body).into(),
+            "/v1/messages/raw" => crate::api::raw(&self.0, who, body, peer),
+            _ => Answer::text(404, "not found\n"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! only after [`Probes::authorize`] accepted the request and never beyond
 //! [`Probes::max_body`].
 
-use super::{Caller, Probes};
+use super::{Answer, Caller, Probes};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -133,11 +133,19 @@ fn secure(headers: &mut hyper::HeaderMap) {
 }
 
 fn text(status: u16, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if status == 401 {
-        response.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"cascade\""));
+    respond(Answer { status, content_type: ctype, body, retry_after: None })
+}
+
+fn respond(answer: Answer) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    if answer.status == 401 {
+        headers.insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"cascade\", Bearer realm=\"cascade\""));
+    }
+    if let Some(seconds) = answer.retry_after {
+        headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -145,8 +153,8 @@ fn text(status: u16, ctype: &'static str, body: String) -> Response<Full<Bytes>>
 async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, caller: &Caller, bodies: &Semaphore) -> Response<Full<Bytes>> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let probe = matches!(path.as_str(), "/healthz" | "/readyz");
-    if let (false, Err((code, body))) = (probe, probes.admit(&path, caller)) {
-        return text(code, "text/plain", body);
+    if let (false, Err(refusal)) = (probe, probes.admit(&path, caller)) {
+        return respond(refusal);
     }
     match *req.method() {
         Method::POST => post(probes, req, &path, caller.ip, bodies).await,
@@ -174,7 +182,7 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let who = match probes.authorize(path, authorization, peer) {
         Ok(who) => who,
-        Err((code, body)) => return text(code, "text/plain", body),
+        Err(refusal) => return respond(refusal),
     };
     let max = probes.max_body();
     let too_large = || text(413, "text/plain", format!("body larger than {} MiB\n", max / 1024 / 1024));
@@ -184,9 +192,7 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
     // What the listener's memory holds at once is bounded: slots × max_body.
     let Ok(_slot) = bodies.try_acquire() else {
         tracing::warn!(client = %peer, "request bodies at the listener's limit; POST refused with 503");
-        let mut busy = text(503, "text/plain", "too many requests in progress; retry shortly\n".into());
-        busy.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return busy;
+        return respond(Answer::text(503, "too many requests in progress; retry shortly\n").retry_after(1));
     };
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
@@ -195,6 +201,5 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
     };
     let (probes, path) = (probes.clone(), path.to_string());
     let handled = tokio::task::spawn_blocking(move || probes.post(&path, &who, &body, peer)).await;
-    let (code, body) = handled.unwrap_or_else(|_| (500, "internal error\n".into()));
-    text(code, "text/plain", body)
+    respond(handled.unwrap_or_else(|_| Answer::text(500, "internal error\n")))
 }

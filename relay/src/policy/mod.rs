@@ -5,6 +5,7 @@
 pub mod anomaly;
 pub mod auth;
 pub mod limits;
+pub mod sender;
 
 use crate::config::Runtime;
 

@@ -115,6 +115,14 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     head.eq_ignore_ascii_case(prefix).then(|| s[prefix.len()..].trim_start())
 }
 
+/// A bare `local@domain` (as the HTTP send API takes it), by the same rules as a path.
+pub fn parse_address(text: &str) -> Result<Address, Reply> {
+    match parse_path(&format!("<{}>", text.trim()), false)? {
+        (address, "") => Ok(address),
+        _ => Err(Reply::new(501, "5.1.7", "Invalid address")),
+    }
+}
+
 /// Parses `<local@domain>` (or `<>` when `allow_null`) and returns the rest (the parameters).
 fn parse_path(s: &str, allow_null: bool) -> Result<(Address, &str), Reply> {
     let bad = || Reply::new(501, "5.1.7", "Invalid address: expected <local-part@domain>");

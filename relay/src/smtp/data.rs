@@ -5,13 +5,10 @@
 
 use super::conn::{ConnError, DataPace};
 use super::dotstuff::{DataError, DataReader};
-use super::message::{added_headers, check_header_section, from_domains, Trace};
+use super::message::{added_headers, Trace};
 use super::reply::{common, Reply};
 use super::{Session, Stage};
-use crate::policy;
-use crate::relay::Relay;
 use crate::spool::{Envelope, Recipient};
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -87,18 +84,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             next_attempt: 0,
             attempts: 0,
         };
-        let job = tokio::task::spawn_blocking(move || accept(&relay, &key_id, env, added, message));
+        let job = tokio::task::spawn_blocking(move || crate::submit::accept(&relay, &key_id, env, added, message));
         match job.await {
             Ok(Ok((env, stored))) => {
-                self.relay.metrics.accepted.inc();
-                tracing::info!(queue_id = %env.id, client = %self.peer, sender = %crate::relay::mask(&env.sender), recipients = env.recipients.len(), size = stored.len(), "message accepted");
-                let recipients: Vec<String> = env.recipients.iter().map(|r| crate::relay::mask(&r.address)).collect();
-                self.relay.audit.record(
-                    "message.accepted",
-                    serde_json::json!({ "queue_id": env.id, "client": self.peer.to_string(), "key": self.key_id, "tenant": env.tenant, "sender": crate::relay::mask(&env.sender), "recipients": recipients, "size": stored.len() }),
-                );
-                self.relay.key_accepted(&env.key);
-                self.relay.queue.submit(env, Some(Arc::new(stored)));
+                crate::submit::queued(&self.relay, env, stored, self.peer, "smtp");
                 Reply::new(250, "2.0.0", format!("OK queued as {queue_id}"))
             }
             Ok(Err(reply)) => reply,
@@ -152,46 +141,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.conn.discard_input();
         Reply::new(421, "4.5.0", "Bare line ending or NUL in the message; closing").closing()
     }
-}
-
-/// Checks, signs and spools one message (blocking: signing and fsync). Returns the envelope and
-/// the stored bytes, or the reply to refuse with.
-fn accept(relay: &Relay, key_id: &str, env: Envelope, added: Vec<u8>, message: Vec<u8>) -> Result<(Envelope, Vec<u8>), Reply> {
-    let rt = relay.runtime();
-    check_header_section(&message).inspect_err(|_| relay.metrics.rejected.with_label_values(&["header_section"]).inc())?;
-    let domains = from_domains(&message).inspect_err(|_| relay.metrics.rejected.with_label_values(&["from_header"]).inc())?;
-    if let Some(bad) = domains.iter().find(|d| !policy::may_send_as(&rt, key_id, d)) {
-        relay.metrics.rejected.with_label_values(&["from_domain"]).inc();
-        tracing::warn!(queue_id = %env.id, key = %key_id, from_domain = %bad, "From: domain not allowed for key");
-        return Err(Reply::new(550, "5.7.1", "From: header domain is not authorized for this API key"));
-    }
-    let signers = &rt.domains[&domains[0]].signers;
-    if signers.is_empty() {
-        relay.metrics.rejected.with_label_values(&["no_dkim_key"]).inc();
-        return Err(Reply::new(550, "5.7.1", "The From: domain has no active DKIM key; the relay signs every message"));
-    }
-    let mut signatures = Vec::new();
-    for signer in signers {
-        match signer.sign(&[&added, &message]) {
-            Ok(h) => signatures.extend_from_slice(h.as_bytes()),
-            Err(e) => {
-                tracing::error!(queue_id = %env.id, error = %e, "DKIM signing failed");
-                return Err(common::local_error());
-            }
-        }
-    }
-    let mut stored = Vec::with_capacity(signatures.len() + added.len() + message.len());
-    stored.extend_from_slice(&signatures);
-    stored.extend_from_slice(&added);
-    stored.extend_from_slice(&message);
-    if let Some(refusal) = crate::policy::limits::queue_share(relay.spool.tenant_usage(&env.tenant), stored.len() as u64, &rt.config.limits) {
-        relay.metrics.rejected.with_label_values(&["tenant_queue"]).inc();
-        tracing::warn!(queue_id = %env.id, tenant = %env.tenant, "tenant over its queue share; message not accepted");
-        return Err(refusal);
-    }
-    if let Err(e) = relay.spool.store(&env, &[&stored]) {
-        tracing::error!(queue_id = %env.id, error = %e, "spool write failed; message not accepted");
-        return Err(common::local_error());
-    }
-    Ok((env, stored))
 }

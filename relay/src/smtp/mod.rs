@@ -66,11 +66,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     pub(crate) fn reject(&self, reason: &str) {
-        self.relay.metrics.rejected.with_label_values(&[reason]).inc();
-        if let Some(key) = self.key_id.as_deref().filter(|_| reason != "suspended") {
-            self.relay.key_failed(key);
-        }
-        self.relay.audit.record("policy.reject", serde_json::json!({ "client": self.peer.to_string(), "key": self.key_id, "reason": reason }));
+        crate::policy::sender::rejected(&self.relay, self.peer, self.key_id.as_deref(), reason);
     }
 
     pub async fn run(mut self) {

@@ -15,11 +15,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let rt = self.relay.runtime();
         let max = rt.config.limits.max_recipients;
         let key_id = self.key_id.clone().unwrap_or_default();
-        if let Some(limit) = rt.keys.get(&key_id).and_then(|k| k.recipients_per_minute) {
-            let known = matches!(&self.stage, Stage::Rcpt { to: list, .. } if list.contains(&to));
-            if matches!(self.stage, Stage::Mail { .. } | Stage::Rcpt { .. }) && !known && !self.relay.rates.allow(&format!("rcpt:{key_id}"), limit, cascade_core::time::now_unix_ms()) {
-                self.reject("recipient_rate_limit");
-                return Reply::new(452, "4.5.3", format!("Recipient rate limit of {limit} per minute for this API key reached; try again later"));
+        let known = matches!(&self.stage, Stage::Rcpt { to: list, .. } if list.contains(&to));
+        if matches!(self.stage, Stage::Mail { .. } | Stage::Rcpt { .. }) && !known {
+            if let Err((reason, reply)) = crate::policy::sender::recipient(&self.relay, &rt, &key_id) {
+                self.reject(reason);
+                return reply;
             }
         }
         let stage = std::mem::replace(&mut self.stage, Stage::Ready);
