@@ -76,3 +76,26 @@ impl Authority {
         Ok((params.signed_by(&key, &issuer)?.pem(), key.serialize_pem()))
     }
 }
+
+/// A complete admin authority for a relay run outside a cluster (`dev`, `render`), as the
+/// operator makes one per pool: PEM of the CA and its key, the relay's certificate (server and
+/// client) and key, and a client certificate and key for the platform's tools.
+pub struct AdminFiles {
+    pub ca_cert: String,
+    pub ca_key: String,
+    pub relay_cert: String,
+    pub relay_key: String,
+    pub client_cert: String,
+    pub client_key: String,
+}
+
+const YEAR: u64 = 365 * 86_400;
+
+/// A new authority named `name` (ten years) with a relay certificate for `relay_names` and a
+/// client certificate for `operator.cascade.internal` (a year each).
+pub fn admin_files(name: &str, relay_names: &[&str], now: u64) -> Result<AdminFiles, CertificateError> {
+    let (ca, ca_cert, ca_key) = Authority::generate(name, now, 10 * YEAR)?;
+    let (relay_cert, relay_key) = ca.issue(relay_names, Usage::ServerAndClient, now, YEAR)?;
+    let (client_cert, client_key) = ca.issue(&["operator.cascade.internal"], Usage::Client, now, YEAR)?;
+    Ok(AdminFiles { ca_cert, ca_key, relay_cert, relay_key, client_cert, client_key })
+}

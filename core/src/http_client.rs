@@ -72,21 +72,19 @@ pub async fn request(call: Call<'_>, max_body: usize, timeout: Duration) -> Resu
 
 async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>(stream: S, call: Call<'_>, max_body: usize) -> Result<Answer, RequestError> {
     let Call { addr, method, path, headers, body, .. } = call;
-    {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        let response = sender.send_request(req.body(Full::new(body))?).await?;
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), max_body).collect().await.map_err(|_| RequestError::Body(max_body))?.to_bytes();
-        driver.abort();
-        Ok(Answer { status, body })
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
+    let response = sender.send_request(req.body(Full::new(body))?).await?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), max_body).collect().await.map_err(|_| RequestError::Body(max_body))?.to_bytes();
+    driver.abort();
+    Ok(Answer { status, body })
 }
 
 /// Why a [`Tls`] could not be built from PEM.

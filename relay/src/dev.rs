@@ -82,16 +82,12 @@ pub const DEV_RELAY_NAME: &str = "dev.relays.cascade.internal";
 /// relay's (`admin.crt`) and a client's (`admin-client.crt`, for curl and tests). The
 /// authority's key is kept in `admin-ca.key` only to issue more.
 fn admin_material(dir: &Path) -> anyhow::Result<()> {
-    use cascade_core::certificate::{Authority, Usage};
     let files = ["admin-ca.crt", "admin-ca.key", "admin.crt", "admin.key", "admin-client.crt", "admin-client.key"];
     if files.iter().all(|f| dir.join(f).exists()) {
         return Ok(());
     }
-    let now = cascade_core::time::now_unix();
-    let (ca, ca_cert, ca_key) = Authority::generate("Cascade dev admin authority", now, 10 * 365 * 86_400)?;
-    let (cert, key) = ca.issue(&[DEV_RELAY_NAME, "localhost", "127.0.0.1"], Usage::ServerAndClient, now, 365 * 86_400)?;
-    let (client_cert, client_key) = ca.issue(&["operator.cascade.internal"], Usage::Client, now, 365 * 86_400)?;
-    for (file, contents) in files.iter().zip([ca_cert, ca_key, cert, key, client_cert, client_key]) {
+    let a = cascade_core::certificate::admin_files("Cascade dev admin authority", &[DEV_RELAY_NAME, "localhost", "127.0.0.1"], cascade_core::time::now_unix())?;
+    for (file, contents) in files.iter().zip([a.ca_cert, a.ca_key, a.relay_cert, a.relay_key, a.client_cert, a.client_key]) {
         write_private(&dir.join(file), contents.as_bytes())?;
     }
     Ok(())

@@ -227,15 +227,12 @@ fn keyed<T: Clone>(m: &BTreeMap<Key, T>) -> BTreeMap<String, T> {
 /// ones).
 fn admin_files(relay: &Path, client: &Path, (ns, pool): &(String, String), now: u64) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
     use crate::admin_authority::{relay_name, CA_FILE, CERT_FILE, KEY_FILE};
-    use cascade_core::certificate::{Authority, Usage};
     let existing: BTreeMap<String, Vec<u8>> = [CERT_FILE, KEY_FILE, CA_FILE].iter().filter_map(|f| Some((f.to_string(), fs::read(relay.join(f)).ok()?))).collect();
     if existing.len() == 3 {
         return Ok(existing);
     }
-    let (ca, ca_cert, _) = Authority::generate(&format!("Cascade admin authority {ns}/{pool}"), now, 10 * 365 * 86_400)?;
-    let (cert, key) = ca.issue(&[&relay_name(ns, pool)], Usage::ServerAndClient, now, 365 * 86_400)?;
-    let (client_cert, client_key) = ca.issue(&["operator.cascade.internal"], Usage::Client, now, 365 * 86_400)?;
-    write_private(&client.with_extension("crt"), client_cert.as_bytes())?;
-    write_private(&client.with_extension("key"), client_key.as_bytes())?;
-    Ok([(CERT_FILE.to_string(), cert.into_bytes()), (KEY_FILE.to_string(), key.into_bytes()), (CA_FILE.to_string(), ca_cert.into_bytes())].into())
+    let a = cascade_core::certificate::admin_files(&format!("Cascade admin authority {ns}/{pool}"), &[&relay_name(ns, pool)], now)?;
+    write_private(&client.with_extension("crt"), a.client_cert.as_bytes())?;
+    write_private(&client.with_extension("key"), a.client_key.as_bytes())?;
+    Ok([(CERT_FILE.to_string(), a.relay_cert.into_bytes()), (KEY_FILE.to_string(), a.relay_key.into_bytes()), (CA_FILE.to_string(), a.ca_cert.into_bytes())].into())
 }
