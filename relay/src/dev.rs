@@ -9,6 +9,7 @@ use cascade_core::seal::KeyRing;
 use cascade_core::secret::{format_secret_hash, hash_secret};
 pub use cascade_core::secret::{new_api_key, Credentials};
 use cascade_crds::relay_config::*;
+use cascade_crds::units::HumanDuration;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -135,7 +136,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
             },
             None => Delivery { mode: DeliveryMode::Capture, capture_dir: Some("outbox".into()), ..Delivery::default() },
         },
-        spool: Spool { dir: "spool".into(), key_file: "spool.key".into() },
+        spool: Spool { dir: "spool".into(), key_file: "spool.key".into(), status_retention: HumanDuration::days(7) },
         sealing_key_file: None,
         retired_domains: vec![],
         dmarc_report_address: None,
@@ -193,7 +194,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     println!("Send a first message:");
     println!("  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net", creds.username, creds.password);
     if !opts.http.is_empty() {
-        println!("Send one through the HTTP API (the message base64 in \"content\"):");
+        println!("Send one through the HTTP API, described in JSON:");
+        println!(
+            "  curl --cacert {dir}/tls.crt -u '{}:{}' -H 'content-type: application/json' -d '{{\"from\":\"dev@{DEV_DOMAIN}\",\"to\":[\"someone@example.net\"],\"subject\":\"hello\",\"text\":\"Hello from the API.\"}}' https://{}/v1/messages",
+            creds.username, creds.password, opts.http
+        );
+        println!("or as an RFC 5322 message (base64 in \"content\"):");
         let content = "RnJvbTogZGV2QGV4YW1wbGUudGVzdA0KVG86IHNvbWVvbmVAZXhhbXBsZS5uZXQNClN1YmplY3Q6IGhlbGxvDQoNCkhlbGxvIGZyb20gdGhlIEFQSS4NCg==";
         println!(
             "  curl --cacert {dir}/tls.crt -u '{}:{}' -H 'content-type: application/json' -d '{{\"from\":\"dev@{DEV_DOMAIN}\",\"to\":[\"someone@example.net\"],\"content\":\"{content}\"}}' https://{}/v1/messages/raw",

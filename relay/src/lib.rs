@@ -27,6 +27,7 @@ pub mod relay;
 pub mod server;
 pub mod smtp;
 pub mod spool;
+pub mod store;
 pub mod submit;
 pub mod tls;
 pub mod watch;

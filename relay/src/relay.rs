@@ -15,6 +15,8 @@ use tokio::sync::watch;
 pub struct Relay {
     runtime: RwLock<Arc<Runtime>>,
     pub spool: Arc<Spool>,
+    /// Finished messages' states and the send API's idempotency keys.
+    pub store: crate::store::Store,
     pub metrics: Metrics,
     pub auth_failures: AuthFailures,
     /// Failed AUTH attempts per key id (guessing one key's secret from many addresses).
@@ -40,7 +42,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(rt: Arc<Runtime>, spool: Spool, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
+    pub fn new(rt: Arc<Runtime>, spool: Spool, store: crate::store::Store, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
         // A key id may be guessed from many addresses: twice the per-address allowance.
@@ -49,6 +51,7 @@ impl Relay {
             tls: crate::tls::server_config(certs.clone()),
             runtime: RwLock::new(rt),
             spool: Arc::new(spool),
+            store,
             metrics: Metrics::default(),
             key_auth_failures,
             client_sessions: Default::default(),
@@ -96,6 +99,12 @@ impl Relay {
         }
         match self.spool.remove(&env.id) {
             Ok(()) => {
+                let mut purged = env.clone();
+                for r in purged.recipients.iter_mut().filter(|r| r.status == crate::spool::RcptStatus::Pending) {
+                    r.status = crate::spool::RcptStatus::Failed;
+                    r.last_reply = Some("purged: the sending domain was deleted from the tenant".into());
+                }
+                self.record_finished(&purged);
                 self.metrics.purged.inc();
                 tracing::info!(queue_id = %env.id, tenant = %env.tenant, sender = %mask(&env.sender), "queued message purged: its domain was deleted from the tenant");
                 self.audit.record("message.purged", serde_json::json!({ "queue_id": env.id, "tenant": env.tenant, "sender": mask(&env.sender), "reason": "domain deleted from the tenant" }));
@@ -105,6 +114,18 @@ impl Relay {
                 tracing::error!(queue_id = %env.id, error = %e, "purging a message of a deleted domain failed; it stays queued");
                 false
             }
+        }
+    }
+
+    /// Keeps a finished tenant message's final state for the retention (bounces, which belong
+    /// to no API key, are not kept). Blocking.
+    pub fn record_finished(&self, env: &crate::spool::Envelope) {
+        if env.key.is_empty() {
+            return;
+        }
+        let expires = cascade_core::time::now_unix() + self.runtime().config.spool.status_retention.0.as_secs();
+        if let Err(e) = self.store.finished(&self.spool, env, expires) {
+            tracing::warn!(queue_id = %env.id, error = %e, "could not record the finished message's state; its status will not be found");
         }
     }
 

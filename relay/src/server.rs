@@ -31,6 +31,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let certs = CertStore::load(rt.resolve(&rt.config.tls.cert_file), rt.resolve(&rt.config.tls.key_file)).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let spool_dir = rt.resolve(&rt.config.spool.dir);
     let spool = Spool::open(&spool_dir, rt.spool_keys.clone()).context("opening the spool")?;
+    let store = crate::store::Store::open(&spool_dir).context("opening the state database")?;
     let (queue_handle, queue_rx) = QueueHandle::channel();
     let audit = match (&rt.config.audit, &rt.audit_key) {
         (Some(a), Some(key)) => {
@@ -39,7 +40,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
         }
         _ => cascade_core::audit::Audit::default(),
     };
-    let relay = Relay::new(rt.clone(), spool, certs, queue_handle.clone(), audit);
+    let relay = Relay::new(rt.clone(), spool, store, certs, queue_handle.clone(), audit);
     relay.note_dropped(&rt);
 
     let recovered = relay.spool.recover().context("reading the spool")?;
@@ -76,6 +77,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     }
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));
+    tokio::spawn(store_loop(relay.clone()));
     let watching = watch.is_some();
     if let Some(target) = watch {
         let client = kube::Client::try_default().await.context("connecting to the Kubernetes API for the configuration watch")?;
@@ -106,7 +108,25 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     crate::handover::at_shutdown(&relay).await;
     relay.audit.tick(true);
     relay.spool.save_seal_counts();
+    if let Err(e) = relay.store.flush() {
+        tracing::warn!(error = %e, "the state database could not be flushed at shutdown");
+    }
     Ok(())
+}
+
+/// Makes the state database's recent writes durable every second and drops expired records
+/// every hour (and once at start).
+async fn store_loop(relay: Arc<Relay>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for n in 0u64.. {
+        tick.tick().await;
+        let relay = relay.clone();
+        let sweep = n % 3600 == 0;
+        let done = tokio::task::spawn_blocking(move || if sweep { relay.store.sweep(cascade_core::time::now_unix()).map(|_| ()) } else { relay.store.flush() });
+        if let Ok(Err(e)) = done.await {
+            tracing::warn!(error = %e, "state database maintenance failed");
+        }
+    }
 }
 
 async fn accept_loop(listener: TcpListener, kind: Kind, relay: Arc<Relay>, sessions: Arc<Semaphore>) {
@@ -292,7 +312,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(&file, format!("{}{old}", cascade_core::seal::KeyRing::generate_line("rotated").unwrap())).unwrap();
         reload_spool_keys(&f.relay, &mut seen);
-        let env = crate::spool::Envelope { id: "q1".into(), sender: "a@b.test".into(), recipients: vec![], tenant: "t".into(), key: String::new(), created: 0, next_attempt: 0, attempts: 0 };
+        let env = crate::spool::Envelope {
+            id: "q1".into(),
+            sender: "a@b.test".into(),
+            recipients: vec![],
+            tenant: "t".into(),
+            key: String::new(),
+            created: 0,
+            next_attempt: 0,
+            attempts: 0,
+            tags: Default::default(),
+        };
         f.relay.spool.store(&env, &[b"x"]).unwrap();
         let bytes = std::fs::read(f.relay.spool.path_of("q1")).unwrap();
         assert_eq!(&bytes[9..9 + bytes[8] as usize], b"rotated");

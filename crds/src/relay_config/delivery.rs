@@ -141,6 +141,13 @@ pub struct Spool {
     /// Key file: one key per line, `<key-id> <base64 of 32 bytes>`; the first line encrypts new
     /// messages, every line can decrypt (so keys rotate by adding a line on top).
     pub key_file: String,
+    /// How long the final state of a finished message is kept for `GET /v1/messages/{id}`.
+    #[serde(default = "default_status_retention")]
+    pub status_retention: HumanDuration,
+}
+
+fn default_status_retention() -> HumanDuration {
+    HumanDuration::days(7)
 }
 
 impl Default for Delivery {

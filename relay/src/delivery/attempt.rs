@@ -343,6 +343,7 @@ impl Job {
         if env.pending().next().is_none() {
             let latency = now.saturating_sub(env.created) as f64;
             self.relay.metrics.delivery_latency.observe(latency);
+            self.relay.record_finished(&env);
             if let Err(e) = self.relay.spool.remove(&env.id) {
                 tracing::error!(queue_id = %env.id, error = %e, "could not remove finished message");
             }
@@ -378,6 +379,7 @@ impl Job {
             created: now,
             next_attempt: 0,
             attempts: 0,
+            tags: Default::default(),
         };
         self.relay.spool.store(&bounce, &[&body])?;
         tracing::info!(queue_id = %env.id, bounce_id = %id, to = %mask(&env.sender), "bounce queued");

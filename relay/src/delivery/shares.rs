@@ -130,6 +130,7 @@ mod tests {
             created: 0,
             next_attempt: 0,
             attempts: 0,
+            tags: Default::default(),
         }
     }
 

@@ -1,9 +1,10 @@
 //! The HTTP listeners: what each serves ([`Probes`]); [`serve`] runs them on hyper. Every one
 //! answers `/healthz` (the process runs) and `/readyz` (ready for work; the relay fails it during
 //! shutdown). The relay has two: [`Tenant`] (HTTPS only, reachable from the tenant namespaces:
-//! `POST /dmarc/reports` and `POST /v1/messages/raw` with an API key) and [`Admin`] (platform only: `GET /metrics` in
-//! Prometheus text, `GET /dmarc/summary`, `GET /anomalies` and `GET /audit/anchor` for the
-//! operator, and `POST /handover` from peer relays).
+//! `POST /dmarc/reports` and the send API of [`crate::api`] with an API key) and [`Admin`]
+//! (platform only: `GET /metrics` in Prometheus text, `GET /dmarc/summary`, `GET /anomalies` and
+//! `GET /audit/anchor` for the operator, `POST /handover` and `GET /messages/{id}` for peer
+//! relays).
 
 mod serve;
 
@@ -23,20 +24,22 @@ pub struct Answer {
     pub content_type: &'static str,
     pub body: String,
     pub retry_after: Option<u32>,
+    /// The answer an earlier request with the same `Idempotency-Key` was given.
+    pub replayed: bool,
 }
 
 impl Answer {
     pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain", body: body.into(), retry_after: None }
+        Self { status, content_type: "text/plain", body: body.into(), retry_after: None, replayed: false }
     }
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Self { status, content_type: "application/json", body: value.to_string(), retry_after: None }
+        Self { status, content_type: "application/json", body: value.to_string(), retry_after: None, replayed: false }
     }
     /// An RFC 9457 problem: `title` for the kind of problem, `detail` for this occurrence
     /// (naming the field as a JSON pointer where one is at fault).
     pub fn problem(status: u16, title: &str, detail: impl Into<String>) -> Self {
         let value = serde_json::json!({ "type": "about:blank", "title": title, "status": status, "detail": detail.into() });
-        Self { status, content_type: "application/problem+json", body: value.to_string(), retry_after: None }
+        Self { status, content_type: "application/problem+json", body: value.to_string(), retry_after: None, replayed: false }
     }
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
@@ -89,12 +92,19 @@ pub trait Probes: Send + Sync + 'static {
     fn authorize(&self, _path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
         Err(Answer::text(404, "not found\n"))
     }
-    /// An authorized POST with its whole body (at most [`Probes::max_body`]): (status, text).
+    /// An authorized POST with its headers and whole body (at most [`Probes::max_body`]).
     /// Runs on a blocking-pool thread.
-    fn post(&self, _path: &str, _who: &str, _body: &[u8], _peer: IpAddr) -> Answer {
+    fn post(&self, _path: &str, _who: &str, _headers: &hyper::HeaderMap, _body: &[u8], _peer: IpAddr) -> Answer {
         Answer::text(404, "not found\n")
     }
+    /// A GET that needs I/O or an API key (`authorization`, the header as sent): its answer, or
+    /// `None` where the path is not one of these (then [`Probes::get`] is asked).
+    fn lookup(&self, _path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Option<BoxFuture<'static, Answer>> {
+        None
+    }
 }
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// The relay's platform listener: metrics and the DMARC summaries the operator collects.
 pub struct Admin(pub Arc<Relay>);
@@ -156,11 +166,16 @@ impl Probes for Admin {
             _ => Err(Answer::text(404, "not found\n")),
         }
     }
-    fn post(&self, path: &str, claim: &str, body: &[u8], _peer: IpAddr) -> Answer {
+    fn post(&self, path: &str, claim: &str, _headers: &hyper::HeaderMap, body: &[u8], _peer: IpAddr) -> Answer {
         match path.split_once('?') {
             Some(("/handover", q)) => crate::handover::receive(&self.0, q, claim, body).into(),
             _ => Answer::text(404, "not found\n"),
         }
+    }
+    /// A peer relay asking for a message's state (see [`crate::api::status`]).
+    fn lookup(&self, path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Option<BoxFuture<'static, Answer>> {
+        let id = path.strip_prefix("/messages/")?;
+        Some(Box::pin(crate::api::status::for_peer(self.0.clone(), id.to_string())))
     }
 }
 
@@ -196,15 +211,29 @@ impl Probes for Tenant {
     fn authorize(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
         match path {
             "/dmarc/reports" => crate::dmarc::upload::authorize(&self.0, authorization, peer).map_err(Answer::from),
-            "/v1/messages/raw" => crate::api::authorize(&self.0, authorization, peer),
+            "/v1/messages" | "/v1/messages/raw" => crate::api::authorize(&self.0, authorization, peer),
             _ => Err(Answer::text(404, "not found\n")),
         }
     }
-    fn post(&self, path: &str, who: &str, body: &[u8], peer: IpAddr) -> Answer {
+    fn post(&self, path: &str, who: &str, headers: &hyper::HeaderMap, body: &[u8], peer: IpAddr) -> Answer {
         match path {
             "/dmarc/reports" => crate::dmarc::upload::ingest(&self.0, who, body).into(),
-            "/v1/messages/raw" => crate::api::raw(&self.0, who, body, peer),
+            "/v1/messages" | "/v1/messages/raw" => {
+                let idempotency_key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
+                crate::api::post(&self.0, path, who, body, idempotency_key, peer)
+            }
             _ => Answer::text(404, "not found\n"),
         }
+    }
+    fn get(&self, path: &str) -> Option<(u16, &'static str, String)> {
+        (path == "/v1/openapi.json").then(|| (200, "application/json", crate::api::OPENAPI.to_string()))
+    }
+    /// `GET /v1/messages/{id}` with a key holding `messages:send`.
+    fn lookup(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Option<BoxFuture<'static, Answer>> {
+        let id = path.split('?').next().unwrap_or_default().strip_prefix("/v1/messages/")?.to_string();
+        Some(match crate::api::authorize(&self.0, authorization, peer) {
+            Ok(key) => Box::pin(crate::api::status::get(self.0.clone(), id, key)),
+            Err(refusal) => Box::pin(async move { refusal }),
+        })
     }
 }

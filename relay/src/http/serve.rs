@@ -133,7 +133,7 @@ fn secure(headers: &mut hyper::HeaderMap) {
 }
 
 fn text(status: u16, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
-    respond(Answer { status, content_type: ctype, body, retry_after: None })
+    respond(Answer { status, content_type: ctype, body, retry_after: None, replayed: false })
 }
 
 fn respond(answer: Answer) -> Response<Full<Bytes>> {
@@ -143,6 +143,9 @@ fn respond(answer: Answer) -> Response<Full<Bytes>> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
     if answer.status == 401 {
         headers.insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"cascade\", Bearer realm=\"cascade\""));
+    }
+    if answer.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     if let Some(seconds) = answer.retry_after {
         headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -166,9 +169,12 @@ async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, caller: &Calle
             "/healthz" => text(200, "text/plain", "ok\n".into()),
             "/readyz" if probes.ready() => text(200, "text/plain", "ready\n".into()),
             "/readyz" => text(503, "text/plain", "not ready\n".into()),
-            other => match probes.get(other) {
-                Some((code, ctype, body)) => text(code, ctype, body),
-                None => text(404, "text/plain", "not found\n".into()),
+            other => match probes.lookup(other, req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()), caller.ip) {
+                Some(answer) => respond(answer.await),
+                None => match probes.get(other) {
+                    Some((code, ctype, body)) => text(code, ctype, body),
+                    None => text(404, "text/plain", "not found\n".into()),
+                },
             },
         },
         _ => text(405, "text/plain", "only GET and POST are supported\n".into()),
@@ -184,6 +190,7 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
         Ok(who) => who,
         Err(refusal) => return respond(refusal),
     };
+    let headers = req.headers().clone();
     let max = probes.max_body();
     let too_large = || text(413, "text/plain", format!("body larger than {} MiB\n", max / 1024 / 1024));
     if req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()).is_some_and(|n| n > max) {
@@ -200,6 +207,6 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
         Err(_) => return text(400, "text/plain", "the request body could not be read\n".into()),
     };
     let (probes, path) = (probes.clone(), path.to_string());
-    let handled = tokio::task::spawn_blocking(move || probes.post(&path, &who, &body, peer)).await;
+    let handled = tokio::task::spawn_blocking(move || probes.post(&path, &who, &headers, &body, peer)).await;
     respond(handled.unwrap_or_else(|_| Answer::text(500, "internal error\n")))
 }

@@ -83,6 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             created: cascade_core::time::now_unix(),
             next_attempt: 0,
             attempts: 0,
+            tags: Default::default(),
         };
         let job = tokio::task::spawn_blocking(move || crate::submit::accept(&relay, &key_id, env, added, message));
         match job.await {

@@ -36,8 +36,9 @@ pub fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
     let rt = crate::config::load(&path).expect("load the dev config");
     let certs = CertStore::load(rt.resolve("tls.crt"), rt.resolve("tls.key")).expect("load the dev certificate");
     let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys.clone()).expect("open the spool");
+    let store = crate::store::Store::open(&rt.resolve("spool")).expect("open the state database");
     let (handle, queue) = QueueHandle::channel();
-    Fixture { relay: Relay::new(rt, spool, certs, handle, Default::default()), creds, queue, dir }
+    Fixture { relay: Relay::new(rt, spool, store, certs, handle, Default::default()), creds, queue, dir }
 }
 
 pub fn fixture() -> Fixture {

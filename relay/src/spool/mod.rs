@@ -31,6 +31,9 @@ pub struct Envelope {
     /// Unix seconds of the next delivery attempt.
     pub next_attempt: u64,
     pub attempts: u32,
+    /// The sender's tags (the send API's `tags`), kept for its status and events.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -307,6 +310,7 @@ pub(crate) mod tests {
             created: 1,
             next_attempt: 1,
             attempts: 0,
+            tags: Default::default(),
         }
     }
 

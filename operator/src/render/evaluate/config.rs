@@ -3,7 +3,7 @@
 
 use super::{key_of, smarthost_files, Inputs, InvalidSpec, SMARTHOST_CA_FILE, SMARTHOST_PASSWORD_FILE};
 use cascade_crds::relay_config::{self as rc, RelayConfig};
-use cascade_crds::units::ByteSize;
+use cascade_crds::units::{ByteSize, HumanDuration};
 use cascade_crds::v1alpha1::{PoolDeliveryMode, RelayPool};
 use std::collections::BTreeMap;
 
@@ -56,7 +56,7 @@ pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String,
         api_keys,
         shards: vec![],
         delivery,
-        spool: rc::Spool { dir: "spool".into(), key_file: "spool.key".into() },
+        spool: rc::Spool { dir: "spool".into(), key_file: "spool.key".into(), status_retention: HumanDuration::days(7) },
         limits: rc::Limits {
             max_message_size,
             max_recipients: spec.limits.max_recipients as usize,
