@@ -151,3 +151,28 @@ def test_a_replayed_handover_is_not_delivered_twice_and_an_unsealed_one_is_refus
     time.sleep(2)
     assert len([m for m in sink.messages if b"replayed" in m[2]]) == 1, "delivered once"
     assert 'cascade_relay_messages_handed_over_total{direction="replayed"} 2' in b.metrics()
+
+
+def test_any_relay_of_the_pool_answers_for_a_message_another_one_took(workdir, dns_server, cleanup):
+    import httpx
+    _, sink, base = standard_setup(workdir, dns_server, cleanup)
+    base.stop()
+    a_admin, b_admin = free_port(), free_port()
+    a = start(peer_of(base, "a", sink.port, [a_admin, b_admin], a_admin), cleanup)
+    b = start(peer_of(base, "b", sink.port, [a_admin, b_admin], b_admin), cleanup)
+    auth = (base.creds["username"], base.creds["password"])
+    with httpx.Client(verify=str(base.dir / "tls.crt"), timeout=30) as c:
+        sent = c.post(f"https://127.0.0.1:{a.http}/v1/messages", json={"from": "dev@example.test", "to": ["rcpt@dest.test"], "subject": "via A", "text": "x"}, auth=auth)
+        assert sent.status_code == 202, sent.text
+        msg_id = sent.json()["id"]
+        wait_until(lambda: sink.messages, 30, "A's delivery")
+
+        def at_b():
+            r = c.get(f"https://127.0.0.1:{b.http}/v1/messages/{msg_id}", auth=auth)
+            return r.json() if r.status_code == 200 and r.json()["recipients"][0]["status"] == "delivered" else None
+        # B never held the message: it asked A over the pool's mutual TLS.
+        assert wait_until(at_b, 30, "B answering for A's message")["id"] == msg_id
+        assert c.get(f"https://127.0.0.1:{b.http}/v1/messages/0123456789abcdef0123", auth=auth).status_code == 404
+    # Peers' lookups need a pool certificate: a client without one is refused at A's admin port.
+    r = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{a_admin}/messages/{msg_id}"], capture_output=True, text=True, timeout=30)
+    assert r.stdout == "403", r.stdout + r.stderr
