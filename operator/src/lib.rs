@@ -17,6 +17,7 @@ pub mod apply;
 pub mod bundle;
 pub mod caches;
 pub mod check_dns;
+pub mod connection;
 pub mod context;
 pub mod controller;
 pub mod crdgen;

@@ -82,3 +82,35 @@ async fn admin_visible_actions_are_in_the_audit_trail() {
     assert!(verdict.breaks.is_empty() && verdict.records >= 2, "{:?}", verdict.breaks);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Each ApiKey in a namespace a pool serves gets a connection Secret an app can mount: the
+/// pool's host and ports, the API URL, the certificate that verifies the relays, and the key's
+/// own credentials; a key no pool serves gets none.
+#[tokio::test]
+async fn api_keys_get_a_connection_secret_for_the_pool_serving_them() {
+    let Some(op) = support::operator::start().await else { return };
+    let (client, secrets) = (op.client.clone(), op.secrets.clone());
+    let pool = serde_json::json!({"apiVersion": "cascade-mail.com/v1alpha1", "kind": "RelayPool", "metadata": {"name": "main"},
+        "spec": {"hostname": "smtp.example.com", "tenants": {"matchNames": ["shop"]}, "listeners": {"httpPort": 8443}}});
+    let pools: Api<cascade_crds::v1alpha1::RelayPool> = Api::namespaced(client.clone(), "cascade-system");
+    pools.create(&PostParams::default(), &serde_json::from_value(pool).unwrap()).await.unwrap();
+    Api::<ApiKey>::namespaced(client.clone(), "shop").create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
+    Api::<ApiKey>::namespaced(client.clone(), "elsewhere").create(&PostParams::default(), &ApiKey::new("lone", spec(serde_json::json!({})))).await.unwrap();
+
+    let conn = until("the connection Secret", || async { secrets.get("shop", "web-connection").await.ok()? }).await;
+    let text = |k: &str| String::from_utf8(conn[k].clone()).unwrap();
+    let creds = secrets.get("shop", "web-credentials").await.unwrap().unwrap();
+    let tls = secrets.get("cascade-system", "main-tls").await.unwrap().expect("the pool's certificate");
+    assert_eq!((text("host"), text("serviceHost"), text("smtpPort"), text("smtpsPort")), ("smtp.example.com".into(), "main-relay.cascade-system.svc".into(), "587".into(), "465".into()));
+    assert_eq!(text("apiUrl"), "https://smtp.example.com:8443/v1");
+    assert_eq!((&conn["username"], &conn["password"]), (&creds["username"], &creds["password"]), "the key's own credentials");
+    assert_eq!(conn["ca.crt"], tls["tls.crt"], "the self-signed certificate is its own anchor");
+    assert!(!conn.contains_key("tls.key"));
+    let owner = secrets.api("shop").get("web-connection").await.unwrap().metadata.owner_references.unwrap();
+    assert_eq!((owner[0].kind.as_str(), owner[0].name.as_str()), ("ApiKey", "web"), "deleted with its key");
+    until("the lone key's status", || async { Api::<ApiKey>::namespaced(client.clone(), "elsewhere").get("lone").await.ok()?.status.filter(|s| s.key_id.is_some()) }).await;
+    assert!(secrets.get("elsewhere", "lone-connection").await.unwrap().is_none(), "no pool serves it: no connection");
+    let version = secrets.api("shop").get("web-connection").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(secrets.api("shop").get("web-connection").await.unwrap().metadata.resource_version, version, "not rewritten in a steady state");
+}
