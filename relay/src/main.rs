@@ -26,10 +26,10 @@ enum Command {
         /// Implicit-TLS submission listener.
         #[arg(long, env = "CASCADE_DEV_SUBMISSIONS", default_value = "127.0.0.1:2465")]
         submissions: String,
-        /// Tenant-facing HTTP listener: POST /dmarc/reports, /healthz and /readyz.
+        /// Tenant-facing HTTPS listener: the send API (/v1/messages), POST /dmarc/reports, /healthz and /readyz.
         #[arg(long, env = "CASCADE_DEV_HTTP", default_value = "127.0.0.1:9587")]
         http: String,
-        /// Platform HTTP listener: /metrics, /dmarc/summary, /healthz and /readyz.
+        /// Platform HTTPS listener (mutual TLS): /metrics, /dmarc/summary, /healthz and /readyz.
         #[arg(long, env = "CASCADE_DEV_ADMIN", default_value = "127.0.0.1:9588")]
         admin: String,
         /// Deliver everything to this host:port instead of writing it to DATA_DIR/outbox.
