@@ -36,10 +36,11 @@ pub enum RequestError {
     Build(#[from] hyper::http::Error),
 }
 
-/// An answer: status and body.
+/// An answer: status, body, and its `Retry-After` in seconds when it gave one.
 pub struct Answer {
     pub status: u16,
     pub body: Bytes,
+    pub retry_after: Option<u64>,
 }
 
 /// One request: where, how, what.
@@ -76,15 +77,19 @@ async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
+    let mut req = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req = req.header(hyper::header::HOST, addr.to_string());
+    }
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
     let response = sender.send_request(req.body(Full::new(body))?).await?;
     let status = response.status().as_u16();
+    let retry_after = response.headers().get(hyper::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     let body = Limited::new(response.into_body(), max_body).collect().await.map_err(|_| RequestError::Body(max_body))?.to_bytes();
     driver.abort();
-    Ok(Answer { status, body })
+    Ok(Answer { status, body, retry_after })
 }
 
 /// Why a [`Tls`] could not be built from PEM.

@@ -26,6 +26,8 @@ pub struct DevOptions {
     pub http: String,
     pub admin: String,
     pub smarthost: Option<String>,
+    /// Where every event of the dev tenant goes.
+    pub webhook: Option<String>,
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -111,6 +113,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
         tenants: vec![Tenant {
             name: "dev".into(),
             domains: vec![SendingDomain { name: DEV_DOMAIN.into(), dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_file }], refuse: None }],
+            webhooks: opts.webhook.iter().map(|url| Webhook { name: "dev".into(), url: url.clone(), events: vec![], secret_file: WEBHOOK_SECRET.into() }).collect(),
         }],
         shards: vec![],
         api_keys: vec![ApiKey {
@@ -150,14 +153,22 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
             metrics_client_cert: ClientCertificate::Optional,
         }),
         limits: Limits::default(),
+        webhooks: WebhookSettings { allow_plain_loopback: true, ..Default::default() },
     }
 }
+
+/// The dev tenant's webhook signing secret, in the data directory.
+pub const WEBHOOK_SECRET: &str = "webhook.secret";
 
 /// Creates what is missing in the data directory and (re)writes `relay.yaml`. Returns the
 /// config path and the credentials.
 pub fn prepare(opts: &DevOptions) -> anyhow::Result<(PathBuf, Credentials)> {
     let dir = &opts.data_dir;
     let (dkim_file, creds) = material(dir)?;
+    let secret = dir.join(WEBHOOK_SECRET);
+    if opts.webhook.is_some() && !secret.exists() {
+        write_private(&secret, format!("{}\n", crate::events::sign::new_secret()).as_bytes())?;
+    }
     let config = config(opts, dkim_file, &creds);
     let yaml = serde_saphyr::to_string(&config).context("rendering relay.yaml")?;
     let path = dir.join("relay.yaml");
@@ -190,6 +201,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     match &opts.smarthost {
         Some(s) => println!("  delivering through smarthost {s}"),
         None => println!("  delivered mail is written to {dir}/outbox/"),
+    }
+    if let Some(url) = &opts.webhook {
+        println!("  every event of the dev tenant is sent to {url}, signed with the secret in {dir}/{WEBHOOK_SECRET}");
     }
     println!("Send a first message:");
     println!("  swaks --server {host}:{port} --tls --auth PLAIN --auth-user {} --auth-password '{}' --from dev@{DEV_DOMAIN} --to someone@example.net", creds.username, creds.password);

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod dev;
 pub mod dkim;
 pub mod dmarc;
+pub mod events;
 pub mod handover;
 pub mod http;
 pub mod io;

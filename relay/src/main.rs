@@ -35,6 +35,10 @@ enum Command {
         /// Deliver everything to this host:port instead of writing it to DATA_DIR/outbox.
         #[arg(long, env = "CASCADE_DEV_SMARTHOST")]
         smarthost: Option<String>,
+        /// Send every event of the dev tenant to this URL (Standard Webhooks; `http://` allowed
+        /// on loopback); the signing secret is written to DATA_DIR/webhook.secret.
+        #[arg(long, env = "CASCADE_DEV_WEBHOOK")]
+        webhook: Option<String>,
     },
     /// Run the relay from a configuration file.
     Serve {
@@ -96,8 +100,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev { data_dir, submission, submissions, http, admin, smarthost } => {
-                cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, admin, smarthost }).await
+            Command::Dev { data_dir, submission, submissions, http, admin, smarthost, webhook } => {
+                cascade_relay::dev::run(cascade_relay::dev::DevOptions { data_dir, submission, submissions, http, admin, smarthost, webhook }).await
             }
             Command::Serve { config, watch_secret } => {
                 let watch = watch_secret.map(|s| cascade_relay::watch::Target::parse(&s)).transpose().map_err(|e| anyhow::anyhow!("--watch-secret: {e}"))?;

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub anomalies: IntCounterVec,
     pub suspended_keys: IntGauge,
     pub handed_over: IntCounterVec,
+    pub events_pending: IntGauge,
+    pub webhook_requests: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -94,6 +96,8 @@ impl Default for Metrics {
             anomalies: counter_vec(&r, "key_anomalies_total", "Unusual sending found per API key, by kind (rate or failures)", &["kind"]),
             suspended_keys: gauge(&r, "suspended_keys", "API keys this relay holds suspended after an anomaly"),
             handed_over: counter_vec(&r, "messages_handed_over_total", "Queued messages handed to or taken from peer relays, by direction", &["direction"]),
+            events_pending: gauge(&r, "events_pending", "Webhook events waiting to be sent or being sent"),
+            webhook_requests: counter_vec(&r, "webhook_requests_total", "Webhook deliveries by result (sent, failed, gone, dropped)", &["result"]),
             registry: r,
         }
     }

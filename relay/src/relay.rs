@@ -17,6 +17,8 @@ pub struct Relay {
     pub spool: Arc<Spool>,
     /// Finished messages' states and the send API's idempotency keys.
     pub store: crate::store::Store,
+    /// Delivery events waiting for tenants' webhooks.
+    pub events: crate::events::Events,
     pub metrics: Metrics,
     pub auth_failures: AuthFailures,
     /// Failed AUTH attempts per key id (guessing one key's secret from many addresses).
@@ -42,7 +44,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(rt: Arc<Runtime>, spool: Spool, store: crate::store::Store, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
+    pub fn new(rt: Arc<Runtime>, spool: Spool, store: crate::store::Store, events: crate::events::Events, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
         // A key id may be guessed from many addresses: twice the per-address allowance.
@@ -52,6 +54,7 @@ impl Relay {
             runtime: RwLock::new(rt),
             spool: Arc::new(spool),
             store,
+            events,
             metrics: Metrics::default(),
             key_auth_failures,
             client_sessions: Default::default(),

@@ -32,6 +32,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let spool_dir = rt.resolve(&rt.config.spool.dir);
     let spool = Spool::open(&spool_dir, rt.spool_keys.clone()).context("opening the spool")?;
     let store = crate::store::Store::open(&spool_dir).context("opening the state database")?;
+    let (events, events_rx) = crate::events::Events::open(&spool_dir).context("opening the events queue")?;
     let (queue_handle, queue_rx) = QueueHandle::channel();
     let audit = match (&rt.config.audit, &rt.audit_key) {
         (Some(a), Some(key)) => {
@@ -40,7 +41,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
         }
         _ => cascade_core::audit::Audit::default(),
     };
-    let relay = Relay::new(rt.clone(), spool, store, certs, queue_handle.clone(), audit);
+    let relay = Relay::new(rt.clone(), spool, store, events, certs, queue_handle.clone(), audit);
     relay.note_dropped(&rt);
 
     let recovered = relay.spool.recover().context("reading the spool")?;
@@ -78,6 +79,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));
     tokio::spawn(store_loop(relay.clone()));
+    tokio::spawn(crate::events::sender::run(relay.clone(), events_rx));
     let watching = watch.is_some();
     if let Some(target) = watch {
         let client = kube::Client::try_default().await.context("connecting to the Kubernetes API for the configuration watch")?;

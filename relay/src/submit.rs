@@ -51,6 +51,9 @@ pub fn accept(relay: &Relay, key_id: &str, env: Envelope, added: Vec<u8>, messag
         tracing::error!(queue_id = %env.id, error = %e, "spool write failed; message not accepted");
         return Err(common::local_error());
     }
+    if crate::events::Events::wanted(&rt, &env.tenant, "message.accepted") {
+        relay.events.emit(&rt, &relay.spool, &env.tenant, "message.accepted", crate::events::message::accepted(&env));
+    }
     Ok((env, stored))
 }
 

@@ -149,6 +149,17 @@ pub fn client_config(verify: bool, ca_pem: Option<&[u8]>) -> Result<Arc<rustls::
     Ok(Arc::new(cfg))
 }
 
+/// Verified outbound TLS against the web PKI and, besides it, the certificates in `extra_pem`.
+pub fn verifying_client_config(extra_pem: Option<&[u8]>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for c in extra_pem.map(parse_certs).transpose()?.unwrap_or_default() {
+        roots.add(c).map_err(|e| e.to_string())?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider()).with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12]).map_err(|e| e.to_string())?;
+    Ok(Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
+}
+
 /// The admin channel: mutual TLS inside the pool's own authority. The listener asks every
 /// client for a certificate and verifies what it gets against the authority; which endpoints
 /// need one is decided per request ([`AdminChannel::is_pool`], [`AdminChannel::is_relay`]).

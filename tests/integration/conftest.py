@@ -127,11 +127,14 @@ class SinkHandler:
         self.messages = []  # (mail_from, rcpt_tos, data bytes, tls bool)
         self.temp_failures = 0
         self.reject_rcpts = set()
+        self.busy_rcpts = set()  # answered 451 at RCPT
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.reject_rcpts:
             return "550 5.1.1 No such user here (test sink)"
+        if address in self.busy_rcpts:
+            return "451 4.2.1 Mailbox busy, try later (test sink)"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

@@ -22,10 +22,12 @@ mod defaults;
 mod delivery;
 mod limits;
 mod shards;
+mod webhooks;
 
 pub use delivery::*;
 pub use limits::*;
 pub use shards::*;
+pub use webhooks::*;
 
 use crate::units::{ByteSize, HumanDuration};
 use defaults::*;
@@ -84,6 +86,9 @@ pub struct RelayConfig {
     /// Without it the admin listener speaks plaintext, which only a loopback address may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_tls: Option<AdminTls>,
+    /// How delivery events reach tenants' webhook endpoints.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// The admin channel's certificates, all issued by the pool's own authority (the operator's).
@@ -248,6 +253,9 @@ pub struct Tenant {
     /// Domains this tenant may send for; a domain belongs to one tenant only.
     #[serde(default)]
     pub domains: Vec<SendingDomain>,
+    /// Where this tenant's delivery events go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<Webhook>,
 }
 
 /// A domain a tenant sends for, with its DKIM keys.

@@ -23,10 +23,10 @@ pub(super) enum Files<'a> {
     Bundle(&'a BTreeMap<String, Vec<u8>>),
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: String,
     files: Files<'a>,
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
     /// Problems of entries left out (a domain, an API key).
     dropped: Vec<Problem>,
 }
@@ -34,18 +34,18 @@ struct Checker<'a> {
 impl Checker<'_> {
     /// Whether the entry whose checks began when there were `before` problems is clean; if
     /// not, its problems move to `dropped` and the entry must be left out.
-    fn entry_ok(&mut self, before: usize) -> bool {
+    pub(super) fn entry_ok(&mut self, before: usize) -> bool {
         let found: Vec<Problem> = self.problems.drain(before..).collect();
         let ok = found.is_empty();
         self.dropped.extend(found);
         ok
     }
 
-    fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem { file: self.file.clone(), field: field.into(), reason: reason.into() });
     }
 
-    fn read(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
+    pub(super) fn read(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
         let found = match &self.files {
             Files::Dir(base) => {
                 let full = resolve(base, path);
@@ -405,6 +405,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
     shards(&mut c, &mut config);
     let (domains, tenant_domains) = tenants(&mut c, &config);
     let keys = api_keys(&mut c, &config, &tenant_domains);
+    let (webhooks, webhook_tls) = super::webhooks::check(&mut c, &config);
     drop(tenant_domains);
     let (audit_key, retired) = audit_and_retired(&mut c, &config, &domains);
     let (smarthost_password, smarthost_tls, nameservers) = delivery(&mut c, &config.delivery);
@@ -417,7 +418,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
     });
     limits(&mut c, &config.limits);
     match spool_keys {
-        Some(spool_keys) if c.problems.is_empty() => {
+        Some(spool_keys) if c.problems.is_empty() && webhook_tls.is_some() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
             Ok(Runtime {
                 config,
@@ -435,6 +436,8 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
                 admin_tls,
                 retired,
                 audit_key,
+                webhooks,
+                webhook_tls: webhook_tls.expect("checked above"),
                 dropped: c.dropped,
             })
         }

@@ -3,6 +3,7 @@
 //! `file: field: reason`. A relay that is running keeps its last good runtime when a reload fails.
 
 mod check;
+pub mod webhooks;
 
 use crate::dkim::Signer;
 use cascade_core::cidr::Cidr;
@@ -85,6 +86,9 @@ pub struct Runtime {
     pub tls_pem: (Vec<u8>, Vec<u8>),
     /// The admin listener's and the handovers' mutual TLS, when configured.
     pub admin_tls: Option<crate::tls::AdminChannel>,
+    /// Each tenant's webhook endpoints, and the TLS client configuration that verifies them.
+    pub webhooks: webhooks::ByTenant,
+    pub webhook_tls: Arc<rustls::ClientConfig>,
     /// Tenant entries (a domain, an API key) left out for their problems; the rest is served.
     pub dropped: Vec<Problem>,
 }

@@ -5,8 +5,15 @@ use crate::dev::{self, DevOptions};
 
 fn bundle() -> (PathBuf, String) {
     let dir = crate::spool::tests::temp_dir("config");
-    let opts =
-        DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:2587".into(), submissions: "127.0.0.1:2465".into(), http: "127.0.0.1:9587".into(), admin: "127.0.0.1:9588".into(), smarthost: None };
+    let opts = DevOptions {
+        data_dir: dir.clone(),
+        submission: "127.0.0.1:2587".into(),
+        submissions: "127.0.0.1:2465".into(),
+        http: "127.0.0.1:9587".into(),
+        admin: "127.0.0.1:9588".into(),
+        smarthost: None,
+        webhook: None,
+    };
     let (path, _) = dev::prepare(&opts).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     (path, text)

@@ -129,13 +129,13 @@ impl Job {
                     Ok(path) => Outcome::Delivered(format!("captured to {}", path.display())),
                     Err(e) => Outcome::Deferred(format!("capture: {e}")),
                 };
-                for i in pending {
+                for &i in &pending {
                     self.record(&env.key, &mut env.recipients[i], &outcome, &env.id, false);
                 }
             }
             mode => {
                 let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-                for i in pending {
+                for &i in &pending {
                     let key = match mode {
                         DeliveryMode::Smarthost => String::new(),
                         _ => env.recipients[i].address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default(),
@@ -155,7 +155,7 @@ impl Job {
         // Bounces, rewrites and removals are spool file I/O with fsync: off the async workers.
         let job = self.clone();
         let id = env.id.clone();
-        match tokio::task::spawn_blocking(move || job.finish(&rt, env, &message)).await {
+        match tokio::task::spawn_blocking(move || job.finish(&rt, env, &message, &pending)).await {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(queue_id = %id, error = %e, "finishing a delivery attempt failed; the spool copy stays for the next start");
@@ -314,18 +314,22 @@ impl Job {
         }
     }
 
-    /// Bounces what failed, then removes or reschedules the message.
-    fn finish(&self, rt: &Runtime, mut env: Envelope, message: &[u8]) -> Option<Envelope> {
+    /// Bounces what failed, reports this attempt's outcomes for `attempted` (indexes of the
+    /// recipients tried) as events, then removes or reschedules the message.
+    fn finish(&self, rt: &Runtime, mut env: Envelope, message: &[u8], attempted: &[usize]) -> Option<Envelope> {
         let now = cascade_core::time::now_unix();
         let d = &rt.config.delivery;
+        let mut expired = Vec::new();
         if env.pending().next().is_some() && retry::expired(env.created, now, d.retry.max_age.0) {
-            for r in env.recipients.iter_mut().filter(|r| r.status == RcptStatus::Pending) {
+            for (i, r) in env.recipients.iter_mut().enumerate().filter(|(_, r)| r.status == RcptStatus::Pending) {
                 let last = r.last_reply.clone().unwrap_or_default();
                 r.status = RcptStatus::Failed;
                 r.last_reply = Some(format!("gave up after {}: {last}", d.retry.max_age));
                 self.relay.metrics.bounced.inc();
+                expired.push(i);
             }
         }
+        self.report(rt, &env, attempted, &expired);
         let unbounced: Vec<&Recipient> = env.recipients.iter().filter(|r| r.status == RcptStatus::Failed && !r.bounced).collect();
         if !unbounced.is_empty() {
             if env.sender.is_empty() {
@@ -354,6 +358,33 @@ impl Job {
         self.persist(&env, message);
         tracing::info!(queue_id = %env.id, retry_in_s = delay.as_secs(), attempts = env.attempts, "message deferred");
         Some(env)
+    }
+
+    /// The attempt's events, written before the spool records the states they report: each tried
+    /// recipient delivered, deferred or bounced (hard), and the expired ones bounced (soft).
+    /// Bounces the relay generated (no API key) are not reported.
+    fn report(&self, rt: &Runtime, env: &Envelope, attempted: &[usize], expired: &[usize]) {
+        if env.key.is_empty() || !rt.webhooks.contains_key(&env.tenant) {
+            return;
+        }
+        use crate::events::message::outcome;
+        for &i in attempted {
+            let r = &env.recipients[i];
+            let (kind, data) = match r.status {
+                RcptStatus::Delivered => ("message.delivered", outcome(env, r, None)),
+                RcptStatus::Failed if expired.contains(&i) => ("message.bounced", outcome(env, r, Some("soft"))),
+                RcptStatus::Failed => ("message.bounced", outcome(env, r, Some("hard"))),
+                RcptStatus::Pending => ("message.deferred", outcome(env, r, None)),
+            };
+            if crate::events::Events::wanted(rt, &env.tenant, kind) {
+                self.relay.events.emit(rt, &self.relay.spool, &env.tenant, kind, data);
+            }
+        }
+        for &i in expired.iter().filter(|i| !attempted.contains(i)) {
+            if crate::events::Events::wanted(rt, &env.tenant, "message.bounced") {
+                self.relay.events.emit(rt, &self.relay.spool, &env.tenant, "message.bounced", outcome(env, &env.recipients[i], Some("soft")));
+            }
+        }
     }
 
     /// Rewrites the queued copy with the new recipient states. On failure the older copy stays:

@@ -143,6 +143,7 @@ impl Probes for Admin {
         match path {
             "/dmarc/summary" => Some((200, "application/json", self.0.dmarc_summaries.json())),
             "/anomalies" => Some((200, "application/json", self.0.suspensions_json())),
+            "/webhooks" => Some((200, "application/json", self.0.events.states_json())),
             "/audit/anchor" => Some(match self.0.audit.anchor() {
                 // Named after the relay: its pod name in a cluster, else its configured hostname.
                 Some(a) => {

@@ -28,7 +28,7 @@ pub fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("cascade-test-session-{}", crate::spool::new_queue_id()));
     std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:0".into(), submissions: "127.0.0.1:0".into(), http: "".into(), admin: "".into(), smarthost: None };
+    let opts = DevOptions { data_dir: dir.clone(), submission: "127.0.0.1:0".into(), submissions: "127.0.0.1:0".into(), http: "".into(), admin: "".into(), smarthost: None, webhook: None };
     let (path, creds) = dev::prepare(&opts).expect("prepare a dev bundle");
     let mut text = std::fs::read_to_string(&path).expect("read the dev config");
     tweak(&mut text);
@@ -37,8 +37,9 @@ pub fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
     let certs = CertStore::load(rt.resolve("tls.crt"), rt.resolve("tls.key")).expect("load the dev certificate");
     let spool = Spool::open(&rt.resolve("spool"), rt.spool_keys.clone()).expect("open the spool");
     let store = crate::store::Store::open(&rt.resolve("spool")).expect("open the state database");
+    let (events, _) = crate::events::Events::open(&rt.resolve("spool")).expect("open the events queue");
     let (handle, queue) = QueueHandle::channel();
-    Fixture { relay: Relay::new(rt, spool, store, certs, handle, Default::default()), creds, queue, dir }
+    Fixture { relay: Relay::new(rt, spool, store, events, certs, handle, Default::default()), creds, queue, dir }
 }
 
 pub fn fixture() -> Fixture {

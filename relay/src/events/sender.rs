@@ -1,0 +1,232 @@
+//! Sends queued events ([`super::Pending`]) to their endpoints, per Standard Webhooks 1.0: a
+//! `POST` of the JSON body with `webhook-id`, `webhook-timestamp` and `webhook-signature`, over
+//! HTTPS verified against the public roots (and `webhooks.caFile`), `http://` only to loopback in
+//! dev, to addresses the delivery destination filter allows; within `webhooks.timeout`. A `2xx`
+//! is success; `410 Gone` disables the endpoint at that URL (its pending events are dropped);
+//! anything else is retried on [`SCHEDULE`] (about 3 days, ±20 % jitter), later when the answer
+//! carried a longer `Retry-After`. At most [`CONCURRENT`] requests at once.
+
+use super::{sign, Pending};
+use crate::config::webhooks::Endpoint;
+use crate::config::Runtime;
+use crate::relay::Relay;
+use cascade_core::http_client::{request, Call, Tls};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+/// The delay before each retry (then the event is given up): 5 s, 5 min, 30 min, 2 h, 5 h, then
+/// 10 h six times: 2.8 days in all.
+pub const SCHEDULE: &[u64] = &[5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000];
+pub const CONCURRENT: usize = 16;
+
+enum Outcome {
+    Sent,
+    Gone,
+    /// Try again; the answer's `Retry-After`, if any.
+    Retry(String, Option<u64>),
+    /// The endpoint is no longer configured: drop the event.
+    Dropped(&'static str),
+}
+
+/// When the next attempt after `attempts` failed ones is due, or `None`: give up.
+pub fn next_attempt(now: u64, attempts: u32, retry_after: Option<u64>, jitter: f64) -> Option<u64> {
+    let base = *SCHEDULE.get(attempts.checked_sub(1)? as usize)?;
+    let jittered = (base as f64 * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))).round() as u64;
+    Some(now + jittered.max(retry_after.unwrap_or(0).min(86_400)).max(1))
+}
+
+fn jitter() -> f64 {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 2];
+    let _ = SystemRandom::new().fill(&mut b);
+    f64::from(u16::from_be_bytes(b)) / f64::from(u16::MAX)
+}
+
+pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let mut heap: BinaryHeap<Reverse<(u64, String)>> = BinaryHeap::new();
+    let mut waiting: HashMap<String, Pending> = HashMap::new();
+    let loaded = {
+        let relay = relay.clone();
+        tokio::task::spawn_blocking(move || relay.events.load_all(&relay.spool)).await.unwrap_or_default()
+    };
+    if !loaded.is_empty() {
+        tracing::info!(events = loaded.len(), "events found on disk; sending them");
+    }
+    for p in loaded {
+        heap.push(Reverse((p.next_attempt, p.file_name())));
+        waiting.insert(p.file_name(), p);
+    }
+    let permits = Arc::new(Semaphore::new(CONCURRENT));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Pending, Outcome)>();
+    loop {
+        let now = cascade_core::time::now_unix();
+        while let Some(Reverse((due, _))) = heap.peek() {
+            if *due > now || permits.available_permits() == 0 {
+                break;
+            }
+            let Some(Reverse((_, file))) = heap.pop() else { break };
+            let Some(p) = waiting.remove(&file) else { continue };
+            let (relay, done, permit) = (relay.clone(), done_tx.clone(), permits.clone().acquire_owned().await.expect("never closed"));
+            tokio::spawn(async move {
+                let outcome = attempt(&relay, &p).await;
+                drop(permit);
+                let _ = done.send((p, outcome));
+            });
+        }
+        relay.metrics.events_pending.set((waiting.len() + CONCURRENT - permits.available_permits()) as i64);
+        let sleep = heap.peek().map_or(Duration::from_secs(3600), |Reverse((due, _))| Duration::from_secs(due.saturating_sub(now).max(1)));
+        tokio::select! {
+            Some(p) = rx.recv() => {
+                heap.push(Reverse((p.next_attempt, p.file_name())));
+                waiting.insert(p.file_name(), p);
+            }
+            Some((p, outcome)) = done_rx.recv() => {
+                if let Some(p) = settle(&relay, p, outcome).await {
+                    heap.push(Reverse((p.next_attempt, p.file_name())));
+                    waiting.insert(p.file_name(), p);
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// Records the outcome; returns the event when it is to be tried again.
+async fn settle(relay: &Arc<Relay>, mut p: Pending, outcome: Outcome) -> Option<Pending> {
+    let result = match &outcome {
+        Outcome::Sent => "sent",
+        Outcome::Gone => "gone",
+        Outcome::Retry(..) => "failed",
+        Outcome::Dropped(_) => "dropped",
+    };
+    relay.metrics.webhook_requests.with_label_values(&[result]).inc();
+    let keep = match outcome {
+        Outcome::Retry(why, retry_after) => {
+            tracing::info!(webhook_id = %p.webhook_id, tenant = %p.tenant, endpoint = %p.endpoint, attempts = p.attempts + 1, error = %why, "webhook attempt failed; will retry");
+            relay.events.note(&p.tenant, &p.endpoint, Err(why), None);
+            p.attempts += 1;
+            match next_attempt(cascade_core::time::now_unix(), p.attempts, retry_after, jitter()) {
+                Some(t) => {
+                    p.next_attempt = t;
+                    true
+                }
+                None => {
+                    tracing::warn!(webhook_id = %p.webhook_id, tenant = %p.tenant, endpoint = %p.endpoint, "webhook event given up after every retry");
+                    relay.audit.record("webhook.given_up", serde_json::json!({ "webhook_id": p.webhook_id, "tenant": p.tenant, "endpoint": p.endpoint, "attempts": p.attempts }));
+                    false
+                }
+            }
+        }
+        Outcome::Sent => {
+            relay.events.note(&p.tenant, &p.endpoint, Ok(()), None);
+            false
+        }
+        Outcome::Gone => false,
+        Outcome::Dropped(why) => {
+            tracing::info!(webhook_id = %p.webhook_id, tenant = %p.tenant, endpoint = %p.endpoint, reason = why, "webhook event dropped");
+            false
+        }
+    };
+    let relay = relay.clone();
+    let (p, keep) = tokio::task::spawn_blocking(move || {
+        match keep {
+            true => {
+                let _ = relay.events.store(&relay.spool, &p, false);
+            }
+            false => relay.events.remove(&p),
+        }
+        (p, keep)
+    })
+    .await
+    .ok()?;
+    keep.then_some(p)
+}
+
+async fn attempt(relay: &Relay, p: &Pending) -> Outcome {
+    let rt = relay.runtime();
+    let Some(endpoint) = rt.webhooks.get(&p.tenant).and_then(|l| l.iter().find(|e| e.name == p.endpoint)).cloned() else {
+        return Outcome::Dropped("the endpoint is no longer configured");
+    };
+    if relay.events.disabled(&p.tenant, &p.endpoint, &endpoint.url) {
+        return Outcome::Dropped("the endpoint was disabled by a 410 answer");
+    }
+    let addr = match address(&rt, &endpoint).await {
+        Ok(a) => a,
+        Err(why) => return Outcome::Retry(why, None),
+    };
+    let timestamp = cascade_core::time::now_unix();
+    let signature = sign::signature(&endpoint.secrets, &p.webhook_id, timestamp, p.body.as_bytes());
+    let (ts, host) = (timestamp.to_string(), host_header(&endpoint));
+    let headers = [
+        ("host", host.as_str()),
+        ("content-type", "application/json"),
+        ("user-agent", "Cascade-Webhooks/1"),
+        ("webhook-id", p.webhook_id.as_str()),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", signature.as_str()),
+    ];
+    let tls = match endpoint.https {
+        true => match rustls::pki_types::ServerName::try_from(endpoint.host.clone()) {
+            Ok(name) => Some(Tls { config: rt.webhook_tls.clone(), server_name: name }),
+            Err(_) => return Outcome::Retry("the endpoint's host is not a valid server name".into(), None),
+        },
+        false => None,
+    };
+    let call = Call { addr, tls: tls.as_ref(), method: hyper::Method::POST, path: &endpoint.path, headers: &headers, body: p.body.clone().into() };
+    match request(call, 64 * 1024, rt.config.webhooks.timeout.0).await {
+        Ok(a) if (200..300).contains(&a.status) => Outcome::Sent,
+        Ok(a) if a.status == 410 => {
+            tracing::warn!(tenant = %p.tenant, endpoint = %p.endpoint, "webhook endpoint answered 410 Gone; disabled");
+            relay.events.note(&p.tenant, &p.endpoint, Err("410 Gone".into()), Some(&endpoint.url));
+            relay.audit.record("webhook.disabled", serde_json::json!({ "tenant": p.tenant, "endpoint": p.endpoint }));
+            Outcome::Gone
+        }
+        Ok(a) => Outcome::Retry(format!("answered {}", a.status), a.retry_after),
+        Err(e) => Outcome::Retry(e.to_string(), None),
+    }
+}
+
+fn host_header(e: &Endpoint) -> String {
+    let host = if e.host.contains(':') { format!("[{}]", e.host) } else { e.host.clone() };
+    match (e.https, e.port) {
+        (true, 443) | (false, 80) => host,
+        (_, port) => format!("{host}:{port}"),
+    }
+}
+
+/// The endpoint's address: an IP literal, or the host resolved with the delivery resolver; only
+/// an address the destination filter allows (loopback too where plain loopback is allowed).
+async fn address(rt: &Runtime, e: &Endpoint) -> Result<SocketAddr, String> {
+    let ips: Vec<IpAddr> = match e.host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => {
+            let resolver = crate::delivery::route::resolver(&rt.nameservers)?;
+            resolver.lookup_ip(e.host.as_str()).await.map_err(|err| format!("resolving the endpoint's host: {err}"))?.iter().collect()
+        }
+    };
+    let allowed = |ip: &IpAddr| rt.destinations.allows(*ip) || (rt.config.webhooks.allow_plain_loopback && ip.is_loopback());
+    ips.into_iter().find(allowed).map(|ip| SocketAddr::new(ip, e.port)).ok_or_else(|| crate::delivery::destination::NOT_ALLOWED.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_follow_the_schedule_with_jitter_and_retry_after_then_stop() {
+        assert_eq!(next_attempt(1000, 1, None, 0.5), Some(1005));
+        assert_eq!(next_attempt(1000, 1, None, 0.0), Some(1004));
+        assert_eq!(next_attempt(1000, 1, None, 1.0), Some(1006));
+        assert_eq!(next_attempt(1000, 2, None, 0.5), Some(1300));
+        assert_eq!(next_attempt(1000, 1, Some(60), 0.5), Some(1060), "a longer Retry-After wins");
+        assert_eq!(next_attempt(1000, 1, Some(10_000_000), 0.5), Some(1000 + 86_400), "at most a day");
+        let total: u64 = SCHEDULE.iter().sum();
+        assert!((2 * 86_400..3 * 86_400).contains(&total), "about three days: {total}");
+        assert_eq!(next_attempt(1000, SCHEDULE.len() as u32 + 1, None, 0.5), None, "given up");
+        assert_eq!(next_attempt(1000, 0, None, 0.5), None);
+    }
+}
