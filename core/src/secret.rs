@@ -37,6 +37,20 @@ pub fn new_api_key() -> Result<Credentials, RngFailed> {
     Ok(Credentials { username: format!("ck_{id}"), password: format!("{SECRET_PREFIX}{secret}") })
 }
 
+/// A new webhook signing secret (Standard Webhooks): `whsec_` and 24 random bytes in base64.
+pub fn new_webhook_secret() -> Result<String, RngFailed> {
+    use base64::Engine;
+    let key = random_key()?;
+    Ok(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(&key[..24])))
+}
+
+/// `whsec_<base64>` → the key bytes (at least 16 of them).
+pub fn parse_webhook_secret(line: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.decode(line.trim().strip_prefix("whsec_")?).ok()?;
+    (key.len() >= 16).then_some(key)
+}
+
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     digest(&SHA256, secret.as_bytes()).as_ref().try_into().expect("sha256 is 32 bytes")
 }

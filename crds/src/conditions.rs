@@ -66,6 +66,9 @@ pub mod reasons {
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     // DkimKey
     pub const KEY_GENERATED: &str = "KeyGenerated";
+    /// WebhookEndpoint: its signing secret is in place.
+    pub const SECRET_READY: &str = "SecretReady";
+    pub const SECRET_ISSUED: &str = "SecretIssued";
     // ApiKey
     pub const ACTIVE: &str = "Active";
     pub const SUSPENDED: &str = "Suspended";

@@ -42,7 +42,7 @@ pub enum Layout<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    #[error("sealing DKIM key {file}: {source}")]
+    #[error("sealing {file}: {source}")]
     Seal { file: String, source: FormatError },
     #[error("writing relay.yaml: {0}")]
     Yaml(#[from] serde_saphyr::ser::Error),
@@ -62,23 +62,25 @@ pub fn shard_file(tenant: &str) -> String {
     format!("tenant-{tenant}.yaml")
 }
 
-/// The DKIM key files of `shard` as the relays get them: sealed to their names (Pod), or in
-/// the clear (Directory); renames `keyFile`s to the sealed names.
+/// The DKIM key files and webhook signing secrets of `shard` as the relays get them: sealed to
+/// their names (Pod), or in the clear (Directory); renames the references to the sealed names.
 fn key_files(shard: &mut Shard, private: &BTreeMap<String, Vec<u8>>, layout: &Layout<'_>) -> Result<SecretData, BundleError> {
     let mut files = SecretData::new();
-    for k in shard.tenants.iter_mut().flat_map(|t| t.domains.iter_mut()).flat_map(|d| d.dkim.iter_mut()) {
-        let Some(pem) = private.get(&k.key_file) else { continue };
+    let tenants = shard.tenants.iter_mut();
+    let refs = tenants.flat_map(|t| t.domains.iter_mut().flat_map(|d| d.dkim.iter_mut().map(|k| &mut k.key_file)).chain(t.webhooks.iter_mut().map(|w| &mut w.secret_file)));
+    for file in refs {
+        let Some(pem) = private.get(file.as_str()) else { continue };
         match layout {
             Layout::Pod { sealing, published, .. } => {
-                k.key_file = format!("{}.sealed", k.key_file);
-                let sealed = seal::seal_blob(sealing, &k.key_file, pem).map_err(|source| BundleError::Seal { file: k.key_file.clone(), source })?;
-                let kept = published.and_then(|p| p.get(&k.key_file)).filter(|old| {
-                    let now = seal::open_blob(sealing, &k.key_file, &sealed).ok();
-                    now.is_some() && seal::open_blob(sealing, &k.key_file, old).ok() == now
+                *file = format!("{file}.sealed");
+                let sealed = seal::seal_blob(sealing, file, pem).map_err(|source| BundleError::Seal { file: file.clone(), source })?;
+                let kept = published.and_then(|p| p.get(file.as_str())).filter(|old| {
+                    let now = seal::open_blob(sealing, file, &sealed).ok();
+                    now.is_some() && seal::open_blob(sealing, file, old).ok() == now
                 });
-                files.insert(k.key_file.clone(), kept.cloned().unwrap_or(sealed));
+                files.insert(file.clone(), kept.cloned().unwrap_or(sealed));
             }
-            Layout::Directory { .. } => drop(files.insert(k.key_file.clone(), pem.clone())),
+            Layout::Directory { .. } => drop(files.insert(file.clone(), pem.clone())),
         }
     }
     Ok(files)

@@ -11,7 +11,7 @@
 //! the gap must trigger reconciles that read the swapped cache.
 
 use crate::lean::{strip, watch_config};
-use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
+use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain, WebhookEndpoint};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -35,6 +35,7 @@ pub struct Caches {
     pub domains: Store<SendingDomain>,
     pub dkim_keys: Store<DkimKey>,
     pub api_keys: Store<ApiKey>,
+    pub webhooks: Store<WebhookEndpoint>,
     pub credentials: Store<Secret>,
     pub dkim_secrets: Store<Secret>,
     /// One per feed: true once its cache holds a complete list. (Not `Store::wait_until_ready`:

@@ -73,23 +73,27 @@ pub async fn run(ctx: Arc<Context>) {
     let pool_nss = Some(ctx.pool_namespaces.as_slice());
     let (mut pool_feed, mut domain_feed, mut dkim_feed, mut key_feed) = (Feed::<RelayPool>::new(), Feed::<SendingDomain>::new(), Feed::<DkimKey>::new(), Feed::<ApiKey>::new());
     let (credentials, dkim_secrets) = (crate::caches::secrets(api_key::SECRET_LABEL), crate::caches::secrets(dkim_key::SECRET_LABEL));
+    let mut hook_feed = Feed::<cascade_crds::v1alpha1::WebhookEndpoint>::new();
     let caches = Caches {
         pools: pool_feed.cache(),
         domains: domain_feed.cache(),
         dkim_keys: dkim_feed.cache(),
         api_keys: key_feed.cache(),
+        webhooks: hook_feed.cache(),
         credentials: credentials.cache(),
         dkim_secrets: dkim_secrets.cache(),
-        ready: vec![pool_feed.ready(), domain_feed.ready(), dkim_feed.ready(), key_feed.ready(), credentials.ready(), dkim_secrets.ready()],
+        ready: vec![pool_feed.ready(), domain_feed.ready(), dkim_feed.ready(), key_feed.ready(), hook_feed.ready(), credentials.ready(), dkim_secrets.ready()],
     };
     let _ = ctx.caches.set(caches.clone());
     let dkim = controller(dkim_feed.subscribe(), caches.dkim_keys.clone()).owns_stream(owned::<Secret>(c, None)).run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
     let keys = controller(key_feed.subscribe(), caches.api_keys.clone()).owns_stream(owned::<Secret>(c, None)).run(api_key::reconcile, api_key::error_policy, ctx.clone());
+    let hooks =
+        controller(hook_feed.subscribe(), caches.webhooks.clone()).owns_stream(owned::<Secret>(c, None)).run(crate::webhook_endpoint::reconcile, crate::webhook_endpoint::error_policy, ctx.clone());
     // Pools re-evaluate when anything they could serve changes: every pool, since a namespace or
     // a domain claim elsewhere can change what a pool serves.
     let store = caches.pools.clone();
     let all_pools = move || store.state().iter().map(|p| ObjectRef::from_obj(&**p)).collect::<Vec<_>>();
-    let (a, b, c2) = (all_pools.clone(), all_pools.clone(), all_pools);
+    let (a, b, c2, d) = (all_pools.clone(), all_pools.clone(), all_pools.clone(), all_pools);
     let pools = controller(pool_feed.subscribe(), caches.pools.clone())
         .owns_stream(owned::<Secret>(c, pool_nss))
         .owns_stream(owned::<ServiceAccount>(c, pool_nss))
@@ -105,6 +109,7 @@ pub async fn run(ctx: Arc<Context>) {
         .watches_stream(domain_feed.subscribe(), move |_| a())
         .watches_stream(dkim_feed.subscribe(), move |_| b())
         .watches_stream(key_feed.subscribe(), move |_| c2())
+        .watches_stream(hook_feed.subscribe(), move |_| d())
         .run(relay_pool::reconcile, relay_pool::error_policy, ctx.clone());
     let metrics = ctx.metrics.clone();
     let counted = caches.clone();
@@ -125,6 +130,6 @@ pub async fn run(ctx: Arc<Context>) {
         })
         .run(crate::sending_domain::reconcile, crate::sending_domain::error_policy, ctx.clone());
     let feeds = futures::future::join4(pool_feed.run(c.clone()), domain_feed.run(c.clone()), dkim_feed.run(c.clone()), key_feed.run(c.clone()));
-    let secret_feeds = futures::future::join(credentials.run(c.clone()), dkim_secrets.run(c.clone()));
-    futures::join!(drain(dkim), drain(keys), drain(pools), drain(domains), gauges, feeds, secret_feeds);
+    let secret_feeds = futures::future::join3(credentials.run(c.clone()), dkim_secrets.run(c.clone()), hook_feed.run(c.clone()));
+    futures::join!(drain(dkim), drain(keys), drain(hooks), drain(pools), drain(domains), gauges, feeds, secret_feeds);
 }

@@ -46,6 +46,7 @@ pub mod spool_drain;
 pub mod spool_key;
 pub mod status;
 pub mod suspensions;
+pub mod webhook_endpoint;
 pub mod workloads;
 
 pub use context::{Clock, Context};

@@ -55,9 +55,17 @@ impl Relay {
         self.audit.record("key.anomaly", serde_json::json!({ "key": key, "tenant": k.tenant, "kind": kind, "detail": f.detail, "suspended": suspend }));
         if suspend {
             let mut map = self.anomalies.suspended.lock().unwrap_or_else(|e| e.into_inner());
-            let s = Suspension { key: key.to_string(), generation: k.generation, kind, detail: f.detail, since: cascade_core::time::now_unix() };
+            let s = Suspension { key: key.to_string(), generation: k.generation, kind, detail: f.detail.clone(), since: cascade_core::time::now_unix() };
+            let fresh = !map.contains_key(key);
             map.entry(key.to_string()).or_insert(s);
             self.metrics.suspended_keys.set(map.len() as i64);
+            drop(map);
+            // Rare (once per suspension), so written here even on an async worker.
+            let rt = self.runtime();
+            if fresh && crate::events::Events::wanted(&rt, &k.tenant, "key.suspended") {
+                let data = serde_json::json!({ "keyId": key, "tenant": k.tenant, "kind": kind, "detail": f.detail, "generation": k.generation });
+                self.events.emit(&rt, &self.spool, &k.tenant, "key.suspended", data);
+            }
         }
     }
 

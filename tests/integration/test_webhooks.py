@@ -214,3 +214,24 @@ def test_dev_sends_every_event_to_the_webhook_it_was_given(workdir, cleanup):
     wh = Webhook(secret)
     types = sorted(wh.verify(b, {k.lower(): v for k, v in h.items()})["type"] for _, h, b, _ in receiver.requests)
     assert types == ["message.accepted", "message.delivered"], types
+
+
+def test_a_suspended_key_is_an_event(workdir, dns_server, cleanup):
+    from helpers import message, submit_client
+    from test_anomalies import tweak as suspending
+    certs = make_certificate(workdir, "hooks")
+    receiver = Receiver(certs)
+    cleanup(receiver.stop)
+    (workdir / "webhook.secret").write_text(SECRET + "\n")
+    hook = with_webhook(f"https://127.0.0.1:{receiver.port}/hook", workdir / "webhook.secret", ca=certs[0])
+    _, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=lambda c: hook(suspending(c)))
+    c = submit_client(relay)
+    for i in range(3):
+        c.sendmail("dev@example.test", ["rcpt@dest.test"], message(subject=f"burst {i}"))
+    assert c.mail("dev@example.test")[0] == 535
+
+    def suspended():
+        return [e for _, e in receiver.events() if e["type"] == "key.suspended"] or None
+    (event,) = wait_until(suspended, 30, "the key.suspended event")
+    assert event["data"]["keyId"] == relay.creds["username"] and event["data"]["tenant"] == "dev" and event["data"]["kind"] == "rate"
+    assert relay.creds["password"] not in json.dumps(event)

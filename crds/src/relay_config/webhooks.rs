@@ -47,3 +47,20 @@ impl Default for WebhookSettings {
         Self { ca_file: None, allow_plain_loopback: false, timeout: default_timeout() }
     }
 }
+
+/// What a relay knows of one endpoint's deliveries (its admin `GET /webhooks` lists them; the
+/// operator folds them into the WebhookEndpoint's status). Times are Unix seconds.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointReport {
+    pub tenant: String,
+    pub name: String,
+    pub last_success: Option<u64>,
+    pub last_failure: Option<u64>,
+    pub last_error: Option<String>,
+    /// Set when the endpoint answered `410 Gone`: nothing more is sent to that URL.
+    pub disabled_at: Option<u64>,
+    /// The URL it was disabled at (a new URL enables the endpoint again).
+    #[serde(default)]
+    pub disabled_url: Option<String>,
+}

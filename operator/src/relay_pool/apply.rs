@@ -111,6 +111,12 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
             failed.get_or_insert(e.into());
         }
     }
+    for (e, st) in &served.webhook_statuses {
+        if let Err(e2) = crate::webhook_endpoint::report_status(ctx, e, st).await {
+            tracing::warn!(namespace = ?e.namespace(), webhook_endpoint = %e.name_any(), error = %e2, "writing the delivery report failed; going on");
+            failed.get_or_insert(e2.into());
+        }
+    }
     for (d, st) in &served.domain_statuses {
         if let Err(e) = status::apply(ctx, &DOMAIN_WRITER, d, d.status.as_ref(), st).await {
             tracing::warn!(namespace = ?d.namespace(), sending_domain = %d.name_any(), error = %e, "writing the status failed; going on");

@@ -48,6 +48,8 @@ pub struct Served {
     pub bundle: Option<BundleWrite>,
     pub domain_statuses: Vec<(SendingDomain, SendingDomainStatus)>,
     pub suspensions: Vec<(ApiKey, Option<ApiKeySuspension>)>,
+    /// WebhookEndpoint statuses with the relays' reports folded in, where they changed.
+    pub webhook_statuses: Vec<(cascade_crds::v1alpha1::WebhookEndpoint, cascade_crds::v1alpha1::WebhookEndpointStatus)>,
     /// With `externalDns`: each served domain's DNSEndpoint.
     pub endpoints: Option<Vec<(SendingDomain, serde_json::Value)>>,
     pub workloads: Workloads,
@@ -84,6 +86,11 @@ fn material(world: &World, master: &KeyRing) -> (Material, BTreeMap<String, Vec<
         let published = gens.iter().filter(|g| g.phase != KeyPhase::Retired);
         m.dkim_records.insert(key.clone(), published.map(|g| (g.dns_name.clone(), g.txt_value.clone())).collect());
         private.insert(core::dkim_key_file(&key), pem);
+    }
+    // The webhook endpoints' signing secrets (sealed into the shards like DKIM keys).
+    let namespaces: std::collections::BTreeSet<String> = world.inputs.webhooks.iter().filter_map(|e| e.namespace()).collect();
+    for ns in namespaces {
+        private.extend(crate::render::evaluate::webhooks::endpoints(&ns, &world.inputs.webhooks, &world.inputs.secrets).1);
     }
     for a in &world.inputs.api_keys {
         let key = key_of(a);
@@ -227,7 +234,8 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
         || plan.domain_status.values().any(|d| d.conditions.iter().any(|c| c.reason == reasons::DKIM_KEY_PENDING));
     let shard_names: Vec<String> = built.shards.keys().cloned().collect();
     let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace, &shard_names);
-    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, endpoints, workloads };
+    let webhook_statuses = crate::render::evaluate::webhooks::fold(&world.inputs.webhooks, &world.relays.webhooks);
+    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, webhook_statuses, endpoints, workloads };
     Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })
 }
 

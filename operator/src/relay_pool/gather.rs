@@ -44,6 +44,7 @@ pub struct Relays {
     pub dmarc: BTreeMap<String, DmarcReportSummary>,
     pub anchors: Vec<AuditAnchor>,
     pub suspensions: Vec<Reported>,
+    pub webhooks: Vec<crate::render::evaluate::webhooks::Reported>,
 }
 
 pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Error> {
@@ -60,7 +61,17 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
     // Secrets are dropped page by page).
     let dkim_names: BTreeSet<Key> = dkim_keys.iter().map(|k| (k.namespace().unwrap_or_default(), crate::dkim_key::secret_name(&k.name_any()))).collect();
     let credential_names: BTreeSet<Key> = api_keys.iter().map(|k| (k.namespace().unwrap_or_default(), crate::render::evaluate::credentials_secret(&k.name_any()))).collect();
+    let webhooks = crate::caches::all(&ctx.caches().await.webhooks);
     let mut inputs = Inputs { pools, domains, dkim_keys, api_keys, verified, ..Default::default() };
+    // The signing Secrets of the endpoints in namespaces with a domain on this pool.
+    let tenants: BTreeSet<String> = inputs.domains.iter().filter(|d| d.spec.relay_pool.name == name && d.spec.relay_pool.namespace == ns).filter_map(|d| d.namespace()).collect();
+    for e in webhooks.iter().filter(|e| e.namespace().is_some_and(|n| tenants.contains(&n))) {
+        let key = (e.namespace().unwrap_or_default(), crate::webhook_endpoint::secret_name(e));
+        if let Some(data) = ctx.secrets.get(&key.0, &key.1).await? {
+            inputs.secrets.insert(key, data);
+        }
+    }
+    inputs.webhooks = webhooks;
     if let Some(secret) = pool.spec.delivery.smarthost.as_ref().and_then(|s| s.credentials_secret.clone()) {
         if let Some(data) = ctx.secrets.get(&ns, &secret).await? {
             inputs.secrets.insert((ns.clone(), secret), data);
@@ -123,15 +134,17 @@ async fn relay_admin_addrs(ctx: &Context, pool: &RelayPool) -> Vec<SocketAddr> {
 /// does not answer costs one timeout, not one each.
 async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
     let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, tls, path)));
-    let (dmarc, anchors, anomalies) = futures::join!(
+    let (dmarc, anchors, anomalies, webhooks) = futures::join!(
         futures::future::join_all(addrs.iter().map(|a| crate::dmarc_reports::fetch(*a, tls))),
         futures::future::join_all(addrs.iter().map(|a| crate::relay_admin::audit_anchor(*a, tls))),
         each("/anomalies"),
+        each("/webhooks"),
     );
     let dmarc: Vec<_> = dmarc.into_iter().flatten().collect();
     Relays {
         dmarc: crate::dmarc_reports::merge(&dmarc),
         anchors: anchors.into_iter().flatten().collect(),
         suspensions: anomalies.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<Reported>>(v).ok()).flatten().collect(),
+        webhooks: webhooks.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::render::evaluate::webhooks::Reported>>(v).ok()).flatten().collect(),
     }
 }

@@ -29,6 +29,8 @@ pub struct Inputs {
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Secrets the pools name (smarthost credentials), with their decoded data.
     pub secrets: BTreeMap<Key, BTreeMap<String, Vec<u8>>>,
+    /// The tenants' webhook endpoints (their signing Secrets are in `secrets`).
+    pub webhooks: Vec<WebhookEndpoint>,
     /// Domains recently deleted from the pool (its status), whose queued mail the relays purge.
     pub retired: Vec<RetiredDomain>,
     /// SendingDomains whose ownership challenge passed, with the (unix) time it first did; see
@@ -454,7 +456,8 @@ pub fn evaluate(pool: &RelayPool, inputs: &Inputs, material: &Material, now_unix
     }
     let (api_keys, api_key_status) = api_keys(inputs, material, &tenants, pool.spec.limits.tenant_max_api_keys, now_unix, now);
     records.sort();
-    let config = config::relay_config(pool, inputs, tenants, api_keys)?;
+    let hooks = tenants.keys().map(|ns| (ns.clone(), webhooks::endpoints(ns, &inputs.webhooks, &inputs.secrets).0)).collect();
+    let config = config::relay_config(pool, inputs, tenants, hooks, api_keys)?;
     Ok(Plan { config, records, domain_status, dkim_status, api_key_status })
 }
 
@@ -462,6 +465,7 @@ mod api_keys;
 mod config;
 pub mod ownership;
 pub mod quota;
+pub mod webhooks;
 
 use api_keys::api_keys;
 pub use api_keys::{api_key_problem, quota_exceeded, refused_status};

@@ -61,7 +61,7 @@ impl Checker<'_> {
 
 /// A DKIM key file as read; one named `*.sealed` is decrypted with the sealing key ring, bound to
 /// its file name.
-fn unseal(c: &mut Checker<'_>, field: &str, name: &str, ring: Option<&KeyRing>, bytes: Vec<u8>) -> Option<Vec<u8>> {
+pub(super) fn unseal(c: &mut Checker<'_>, field: &str, name: &str, ring: Option<&KeyRing>, bytes: Vec<u8>) -> Option<Vec<u8>> {
     if !name.ends_with(".sealed") {
         return Some(bytes);
     }

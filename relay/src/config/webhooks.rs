@@ -4,6 +4,7 @@
 //! tenant's mail and its other endpoints are served.
 
 use super::check::Checker;
+use cascade_core::seal::KeyRing;
 use cascade_crds::relay_config::{RelayConfig, Webhook, EVENT_TYPES};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,12 +42,7 @@ pub fn key_of(tenant: &str, name: &str) -> String {
     digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `whsec_<base64>` → the key bytes.
-pub fn parse_secret(line: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let key = base64::engine::general_purpose::STANDARD.decode(line.trim().strip_prefix("whsec_")?).ok()?;
-    (key.len() >= 16).then_some(key)
-}
+pub use cascade_core::secret::parse_webhook_secret as parse_secret;
 
 /// Where the URL points: (https, host, port, path and query), or why it may not be used.
 fn target(url: &str, allow_plain_loopback: bool) -> Result<(bool, String, u16, String), String> {
@@ -66,13 +62,14 @@ fn target(url: &str, allow_plain_loopback: bool) -> Result<(bool, String, u16, S
     Ok((https, host, port, path))
 }
 
-fn endpoint(c: &mut Checker<'_>, field: &str, tenant: &str, w: &Webhook, allow_plain_loopback: bool) -> Option<Endpoint> {
+fn endpoint(c: &mut Checker<'_>, field: &str, tenant: &str, w: &Webhook, allow_plain_loopback: bool, sealing: Option<&KeyRing>) -> Option<Endpoint> {
     let (https, host, port, path) = target(&w.url, allow_plain_loopback).map_err(|e| c.fail(format!("{field}.url"), e)).ok()?;
     if let Some(bad) = w.events.iter().find(|e| !EVENT_TYPES.contains(&e.as_str())) {
         c.fail(format!("{field}.events"), format!("unknown event type {bad:?} (known: {})", EVENT_TYPES.join(", ")));
         return None;
     }
-    let text = c.read(&format!("{field}.secretFile"), &w.secret_file)?;
+    let read = c.read(&format!("{field}.secretFile"), &w.secret_file)?;
+    let text = super::check::unseal(c, &format!("{field}.secretFile"), &w.secret_file, sealing, read)?;
     let secrets: Vec<Vec<u8>> = String::from_utf8_lossy(&text).lines().filter(|l| !l.trim().is_empty()).filter_map(parse_secret).collect();
     if secrets.is_empty() {
         c.fail(format!("{field}.secretFile"), "holds no whsec_<base64> secret of at least 16 bytes");
@@ -95,6 +92,10 @@ pub(super) fn check(c: &mut Checker<'_>, config: &RelayConfig) -> (ByTenant, Opt
             None
         }
     };
+    // Sealed secret files (a pool's bundle) open with the sealing key ring; its own problems
+    // are reported with the DKIM keys'.
+    let sealed = config.tenants.iter().flat_map(|t| &t.webhooks).any(|w| w.secret_file.ends_with(".sealed"));
+    let sealing = config.sealing_key_file.as_deref().filter(|_| sealed).and_then(|f| c.read("sealingKeyFile", f)).and_then(|b| KeyRing::parse(&String::from_utf8_lossy(&b)).ok());
     let mut out = ByTenant::new();
     for (t, tenant) in config.tenants.iter().enumerate() {
         let mut names = std::collections::HashSet::new();
@@ -104,7 +105,7 @@ pub(super) fn check(c: &mut Checker<'_>, config: &RelayConfig) -> (ByTenant, Opt
             if !names.insert(w.name.as_str()) {
                 c.fail(format!("{field}.name"), format!("{:?} is listed twice in the tenant", w.name));
             }
-            let found = endpoint(c, &field, &tenant.name, w, s.allow_plain_loopback);
+            let found = endpoint(c, &field, &tenant.name, w, s.allow_plain_loopback, sealing.as_ref());
             if c.entry_ok(before) {
                 out.entry(tenant.name.clone()).or_default().extend(found.map(Arc::new));
             }

@@ -46,21 +46,7 @@ impl Pending {
     }
 }
 
-/// What the relay knows of an endpoint's deliveries (reported on the admin listener).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointState {
-    pub tenant: String,
-    pub name: String,
-    pub last_success: Option<u64>,
-    pub last_failure: Option<u64>,
-    pub last_error: Option<String>,
-    /// Set when the endpoint answered `410 Gone`: nothing more is sent to that URL.
-    pub disabled_at: Option<u64>,
-    /// The URL it was disabled at (a new URL enables the endpoint again).
-    #[serde(default)]
-    pub disabled_url: Option<String>,
-}
+pub use cascade_crds::relay_config::EndpointReport as EndpointState;
 
 pub struct Events {
     dir: PathBuf,

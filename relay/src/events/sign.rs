@@ -7,10 +7,7 @@ use base64::Engine;
 
 /// A new secret: `whsec_` and 24 random bytes in base64.
 pub fn new_secret() -> String {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut key = [0u8; 24];
-    SystemRandom::new().fill(&mut key).expect("the system's random source");
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key))
+    cascade_core::secret::new_webhook_secret().expect("the system's random source")
 }
 
 /// The `webhook-signature` value for `body` sent as `id` at `timestamp` (Unix seconds).

@@ -7,7 +7,13 @@ use cascade_crds::units::{ByteSize, HumanDuration};
 use cascade_crds::v1alpha1::{PoolDeliveryMode, RelayPool};
 use std::collections::BTreeMap;
 
-pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String, Vec<rc::SendingDomain>>, api_keys: Vec<rc::ApiKey>) -> Result<RelayConfig, InvalidSpec> {
+pub fn relay_config(
+    pool: &RelayPool,
+    inputs: &Inputs,
+    tenants: BTreeMap<String, Vec<rc::SendingDomain>>,
+    mut webhooks: BTreeMap<String, Vec<rc::Webhook>>,
+    api_keys: Vec<rc::ApiKey>,
+) -> Result<RelayConfig, InvalidSpec> {
     let (pool_ns, pool_name) = key_of(pool);
     let spec = &pool.spec;
     let delivery = match spec.delivery.mode {
@@ -52,7 +58,7 @@ pub fn relay_config(pool: &RelayPool, inputs: &Inputs, tenants: BTreeMap<String,
             trusted_proxy_cidrs: l.trusted_proxy_cidrs.clone(),
         },
         tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
-        tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { name, domains, webhooks: vec![] }).collect(),
+        tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { webhooks: webhooks.remove(&name).unwrap_or_default(), name, domains }).collect(),
         api_keys,
         shards: vec![],
         delivery,
