@@ -67,6 +67,23 @@ where
     }
 }
 
+/// A pool that is new or whose spec changed (its generation) may now serve other namespaces, on
+/// other ports or under another certificate: the ApiKeys it could serve write their connection
+/// Secrets again. Status writes (no new generation) trigger nothing.
+fn keys_of_changed_pool(keys: Store<ApiKey>) -> impl Fn(RelayPool) -> Vec<ObjectRef<ApiKey>> + Send + Sync + 'static {
+    let seen = std::sync::Mutex::new(std::collections::HashMap::<(Option<String>, String), i64>::new());
+    move |pool: RelayPool| {
+        let generation = pool.metadata.generation.unwrap_or_default();
+        let fresh = seen.lock().unwrap_or_else(|e| e.into_inner()).insert((pool.namespace(), pool.name_any()), generation) != Some(generation);
+        let t = &pool.spec.tenants;
+        let could_serve = |k: &ApiKey| !t.match_labels.is_empty() || k.namespace().is_some_and(|ns| t.match_names.contains(&ns));
+        if !fresh {
+            return Vec::new();
+        }
+        keys.state().iter().filter(|k| could_serve(k)).map(|k| ObjectRef::from_obj(&**k)).collect()
+    }
+}
+
 /// Runs every controller until the task is dropped.
 pub async fn run(ctx: Arc<Context>) {
     let c = &ctx.client;
@@ -86,7 +103,10 @@ pub async fn run(ctx: Arc<Context>) {
     };
     let _ = ctx.caches.set(caches.clone());
     let dkim = controller(dkim_feed.subscribe(), caches.dkim_keys.clone()).owns_stream(owned::<Secret>(c, None)).run(dkim_key::reconcile, dkim_key::error_policy, ctx.clone());
-    let keys = controller(key_feed.subscribe(), caches.api_keys.clone()).owns_stream(owned::<Secret>(c, None)).run(api_key::reconcile, api_key::error_policy, ctx.clone());
+    let keys = controller(key_feed.subscribe(), caches.api_keys.clone())
+        .owns_stream(owned::<Secret>(c, None))
+        .watches_stream(pool_feed.subscribe(), keys_of_changed_pool(caches.api_keys.clone()))
+        .run(api_key::reconcile, api_key::error_policy, ctx.clone());
     let hooks =
         controller(hook_feed.subscribe(), caches.webhooks.clone()).owns_stream(owned::<Secret>(c, None)).run(crate::webhook_endpoint::reconcile, crate::webhook_endpoint::error_policy, ctx.clone());
     // Pools re-evaluate when anything they could serve changes: every pool, since a namespace or

@@ -92,10 +92,14 @@ async fn api_keys_get_a_connection_secret_for_the_pool_serving_them() {
     let (client, secrets) = (op.client.clone(), op.secrets.clone());
     let pool = serde_json::json!({"apiVersion": "cascade-mail.com/v1alpha1", "kind": "RelayPool", "metadata": {"name": "main"},
         "spec": {"hostname": "smtp.example.com", "tenants": {"matchNames": ["shop"]}, "listeners": {"httpPort": 8443}}});
+    // The key first: the pool that comes to serve its namespace later brings the Secret.
+    let shop: Api<ApiKey> = Api::namespaced(client.clone(), "shop");
+    shop.create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
+    Api::<ApiKey>::namespaced(client.clone(), "elsewhere").create(&PostParams::default(), &ApiKey::new("lone", spec(serde_json::json!({})))).await.unwrap();
+    until("web's status", || async { shop.get("web").await.ok()?.status.filter(|s| s.key_id.is_some()) }).await;
+    assert!(secrets.get("shop", "web-connection").await.unwrap().is_none(), "no pool serves shop yet");
     let pools: Api<cascade_crds::v1alpha1::RelayPool> = Api::namespaced(client.clone(), "cascade-system");
     pools.create(&PostParams::default(), &serde_json::from_value(pool).unwrap()).await.unwrap();
-    Api::<ApiKey>::namespaced(client.clone(), "shop").create(&PostParams::default(), &ApiKey::new("web", spec(serde_json::json!({})))).await.unwrap();
-    Api::<ApiKey>::namespaced(client.clone(), "elsewhere").create(&PostParams::default(), &ApiKey::new("lone", spec(serde_json::json!({})))).await.unwrap();
 
     let conn = until("the connection Secret", || async { secrets.get("shop", "web-connection").await.ok()? }).await;
     let text = |k: &str| String::from_utf8(conn[k].clone()).unwrap();

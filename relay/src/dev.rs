@@ -113,6 +113,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
         tenants: vec![Tenant {
             name: "dev".into(),
             domains: vec![SendingDomain { name: DEV_DOMAIN.into(), dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_file }], refuse: None }],
+            suppressed_reasons: default_suppressed_reasons(),
             webhooks: opts.webhook.iter().map(|url| Webhook { name: "dev".into(), url: url.clone(), events: vec![], secret_file: WEBHOOK_SECRET.into() }).collect(),
         }],
         shards: vec![],

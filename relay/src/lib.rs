@@ -30,5 +30,6 @@ pub mod smtp;
 pub mod spool;
 pub mod store;
 pub mod submit;
+pub mod suppression;
 pub mod tls;
 pub mod watch;

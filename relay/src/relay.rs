@@ -12,6 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
+/// What the relay keeps on its volume, opened at start.
+pub struct Volume {
+    pub spool: Spool,
+    pub store: crate::store::Store,
+    pub events: crate::events::Events,
+    pub suppressions: crate::suppression::Suppressions,
+}
+
 pub struct Relay {
     runtime: RwLock<Arc<Runtime>>,
     pub spool: Arc<Spool>,
@@ -19,6 +27,8 @@ pub struct Relay {
     pub store: crate::store::Store,
     /// Delivery events waiting for tenants' webhooks.
     pub events: crate::events::Events,
+    /// The tenants' suppression lists.
+    pub suppressions: crate::suppression::Suppressions,
     pub metrics: Metrics,
     pub auth_failures: AuthFailures,
     /// Failed AUTH attempts per key id (guessing one key's secret from many addresses).
@@ -44,7 +54,8 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(rt: Arc<Runtime>, spool: Spool, store: crate::store::Store, events: crate::events::Events, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
+    pub fn new(rt: Arc<Runtime>, volume: Volume, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
+        let Volume { spool, store, events, suppressions } = volume;
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
         // A key id may be guessed from many addresses: twice the per-address allowance.
@@ -55,6 +66,7 @@ impl Relay {
             spool: Arc::new(spool),
             store,
             events,
+            suppressions,
             metrics: Metrics::default(),
             key_auth_failures,
             client_sessions: Default::default(),

@@ -26,6 +26,9 @@ pub const IDEMPOTENCY_SECS: u64 = 24 * 3600;
 const STATUS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("status");
 /// Hex SHA-256 of (key id, idempotency key) → (expiry, sealed [`Remembered`]).
 const IDEMPOTENCY: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("idempotency");
+/// Hex SHA-256 of `<tenant>\0<address>` → (expiry, `u64::MAX` for none; sealed
+/// `<tenant>\0<entry JSON>`): no address in the clear.
+const SUPPRESSIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("suppressions");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,6 +65,14 @@ fn status_context(id: &str) -> String {
     format!("cascade-status-v1:{id}")
 }
 
+fn suppression_name(tenant: &str, address: &str) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{tenant}\0{address}").as_bytes()).as_ref())
+}
+
+fn suppression_context(name: &str) -> String {
+    format!("cascade-suppression-v1:{name}")
+}
+
 fn idempotency_context(name: &str) -> String {
     format!("cascade-idempotency-v1:{name}")
 }
@@ -86,6 +97,7 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(STATUS)?;
         txn.open_table(IDEMPOTENCY)?;
+        txn.open_table(SUPPRESSIONS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -165,6 +177,49 @@ impl Store {
         Ok(())
     }
 
+    /// Records (or replaces) a suppression entry, durably. `json` is the entry as the
+    /// suppression list keeps it.
+    pub fn suppress(&self, spool: &Spool, tenant: &str, address: &str, expires: Option<u64>, json: &[u8]) -> Result<(), StoreError> {
+        let name = suppression_name(tenant, address);
+        let mut plain = format!("{tenant}\0").into_bytes();
+        plain.extend_from_slice(json);
+        let sealed = spool.seal_claim(&suppression_context(&name), &plain).map_err(|e| StoreError::Record { name: name.clone(), reason: e.to_string() })?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(SUPPRESSIONS)?.insert(name.as_str(), (expires.unwrap_or(u64::MAX), sealed.as_slice()))?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes a suppression entry, durably; whether there was one.
+    pub fn unsuppress(&self, tenant: &str, address: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let found = txn.open_table(SUPPRESSIONS)?.remove(suppression_name(tenant, address).as_str())?.is_some();
+        txn.commit()?;
+        Ok(found)
+    }
+
+    /// Every unexpired suppression entry: (tenant, entry JSON). Unreadable ones are skipped.
+    pub fn suppressions(&self, spool: &Spool, now: u64) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in txn.open_table(SUPPRESSIONS)?.iter()? {
+            let (k, v) = row?;
+            let (expires, sealed) = v.value();
+            let name = k.value().to_string();
+            if expires <= now {
+                continue;
+            }
+            match spool.open_claim(&suppression_context(&name), sealed) {
+                Ok(plain) => match plain.iter().position(|b| *b == 0) {
+                    Some(i) => out.push((String::from_utf8_lossy(&plain[..i]).into_owned(), plain[i + 1..].to_vec())),
+                    None => tracing::warn!("suppression entry malformed; skipped"),
+                },
+                Err(e) => tracing::warn!(error = %e, "suppression entry unreadable; skipped"),
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes every earlier write durable (one fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.begin_write()?.commit()?;
@@ -175,7 +230,7 @@ impl Store {
     pub fn sweep(&self, now: u64) -> Result<usize, StoreError> {
         let txn = self.db.begin_write()?;
         let mut dropped = 0;
-        for def in [STATUS, IDEMPOTENCY] {
+        for def in [STATUS, IDEMPOTENCY, SUPPRESSIONS] {
             let mut table = txn.open_table(def)?;
             table.retain(|_, (expires, _)| {
                 let keep = expires > now;

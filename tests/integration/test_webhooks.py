@@ -216,15 +216,22 @@ def test_dev_sends_every_event_to_the_webhook_it_was_given(workdir, cleanup):
     assert types == ["message.accepted", "message.delivered"], types
 
 
-def test_a_suspended_key_is_an_event(workdir, dns_server, cleanup):
-    from helpers import message, submit_client
-    from test_anomalies import tweak as suspending
+def hooked_relay(workdir, dns_server, cleanup, tweak=lambda c: c):
+    """A receiver under a test CA and a relay sending the dev tenant's events there (after
+    `tweak`): (receiver, sink, relay)."""
     certs = make_certificate(workdir, "hooks")
     receiver = Receiver(certs)
     cleanup(receiver.stop)
     (workdir / "webhook.secret").write_text(SECRET + "\n")
     hook = with_webhook(f"https://127.0.0.1:{receiver.port}/hook", workdir / "webhook.secret", ca=certs[0])
-    _, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=lambda c: hook(suspending(c)))
+    _, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=lambda c: hook(tweak(c)))
+    return receiver, sink, relay
+
+
+def test_a_suspended_key_is_an_event(workdir, dns_server, cleanup):
+    from helpers import message, submit_client
+    from test_anomalies import tweak as suspending
+    receiver, sink, relay = hooked_relay(workdir, dns_server, cleanup, suspending)
     c = submit_client(relay)
     for i in range(3):
         c.sendmail("dev@example.test", ["rcpt@dest.test"], message(subject=f"burst {i}"))

@@ -11,7 +11,8 @@ pub const SCOPE_DMARC_UPLOAD: &str = "dmarc:upload";
 /// Send through the HTTP API (`POST /v1/messages/raw`).
 pub const SCOPE_MESSAGES_SEND: &str = "messages:send";
 /// Every scope an API key may carry.
-pub const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD, SCOPE_MESSAGES_SEND];
+pub const SCOPE_SUPPRESSIONS_MANAGE: &str = "suppressions:manage";
+pub const KNOWN_SCOPES: &[&str] = &[SCOPE_SMTP_SUBMIT, SCOPE_DMARC_UPLOAD, SCOPE_MESSAGES_SEND, SCOPE_SUPPRESSIONS_MANAGE];
 
 /// Whether an API key id is one the relays accept: 3-128 letters, digits, `-`, `_` or `.`.
 pub fn valid_key_id(id: &str) -> bool {
@@ -256,6 +257,14 @@ pub struct Tenant {
     /// Where this tenant's delivery events go.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<Webhook>,
+    /// What adds an address to the tenant's suppression list by itself: `bounce` (a hard bounce
+    /// naming a bad address) and `complaint`; entries added by hand always apply.
+    #[serde(default = "default_suppressed_reasons")]
+    pub suppressed_reasons: Vec<String>,
+}
+
+pub fn default_suppressed_reasons() -> Vec<String> {
+    vec!["bounce".into(), "complaint".into()]
 }
 
 /// A domain a tenant sends for, with its DKIM keys.

@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeySpec {
     /// What the key may do: `smtp:submit` (SMTP submission), `dmarc:upload` (upload DMARC
-    /// reports to the relay's HTTP listener), `messages:send` (the HTTP send API).
+    /// reports to the relay's HTTP listener), `messages:send` (the HTTP send API),
+    /// `suppressions:manage` (the tenant's suppression list through the API).
     #[serde(default = "default_scopes")]
-    #[schemars(length(min = 1, max = MAX_SCOPES), extend("items" = {"type": "string", "enum": ["smtp:submit", "dmarc:upload", "messages:send"]}))]
+    #[schemars(length(min = 1, max = MAX_SCOPES), extend("items" = {"type": "string", "enum": ["smtp:submit", "dmarc:upload", "messages:send", "suppressions:manage"]}))]
     pub scopes: Vec<String>,
     /// Sender domains (a subset of this namespace's SendingDomains); empty means all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

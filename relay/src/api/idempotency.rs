@@ -65,9 +65,9 @@ fn replayed(mut answer: Answer) -> Answer {
 /// The `202` for `queue_id` if a send under it reached the spool (queued there, or finished).
 fn reached_spool(relay: &Relay, queue_id: &str, now: u64) -> Option<Answer> {
     if let Ok((env, _)) = relay.spool.load(queue_id) {
-        return Some(queued_answer(&env));
+        return Some(queued_answer(&env, &[]));
     }
-    relay.store.status(&relay.spool, queue_id, now).ok().flatten().map(|env| queued_answer(&env))
+    relay.store.status(&relay.spool, queue_id, now).ok().flatten().map(|env| queued_answer(&env, &[]))
 }
 
 fn settle(relay: &Relay, name: &str, outcome: Option<Remembered>) {

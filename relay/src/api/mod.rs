@@ -15,6 +15,7 @@ pub mod compose;
 pub mod idempotency;
 pub mod raw;
 pub mod status;
+pub mod suppressions;
 
 use crate::config::SCOPE_MESSAGES_SEND;
 use crate::http::Answer;
@@ -39,7 +40,12 @@ pub struct Submission {
 
 /// The key id, or the refusal, before the body is read.
 pub fn authorize(relay: &Relay, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
-    crate::policy::auth::http(relay, authorization, peer, SCOPE_MESSAGES_SEND).map_err(|(status, detail)| {
+    authorize_for(relay, authorization, peer, SCOPE_MESSAGES_SEND)
+}
+
+/// A key holding `scope`, or the refusal as a problem (`429` with `Retry-After`).
+pub fn authorize_for(relay: &Relay, authorization: Option<&str>, peer: IpAddr, scope: &str) -> Result<String, Answer> {
+    crate::policy::auth::http(relay, authorization, peer, scope).map_err(|(status, detail)| {
         let title = match status {
             401 => "Unauthorized",
             403 => "Forbidden",
@@ -98,10 +104,14 @@ fn send(relay: &Relay, key_id: &str, peer: IpAddr, queue_id: &str, s: Submission
     let trace = Trace { helo: "api", client_ip: peer, hostname: &rt.config.hostname, queue_id, tls: true, unix_time: now };
     let added = added_headers(&s.message, &trace);
     let tenant = rt.keys.get(key_id).map(|k| k.tenant.clone()).unwrap_or_default();
+    let (suppressed, to): (Vec<String>, Vec<String>) = s.to.iter().map(|a| a.to_string()).partition(|a| relay.suppressed(&tenant, a, "http").is_some());
+    if to.is_empty() {
+        return Err(invalid(format!("/to: every recipient is suppressed ({})", suppressed.join(", "))));
+    }
     let env = Envelope {
         id: queue_id.to_string(),
         sender: s.from.to_string(),
-        recipients: s.to.iter().map(|a| Recipient::pending(&a.to_string())).collect(),
+        recipients: to.iter().map(|a| Recipient::pending(a)).collect(),
         tenant,
         key: key_id.to_string(),
         created: now,
@@ -111,14 +121,15 @@ fn send(relay: &Relay, key_id: &str, peer: IpAddr, queue_id: &str, s: Submission
     };
     drop(rt);
     let (env, stored) = crate::submit::accept(relay, key_id, env, added, s.message).map_err(|reply| reply_answer(&reply, "/content"))?;
-    let answer = queued_answer(&env);
+    let answer = queued_answer(&env, &suppressed);
     crate::submit::queued(relay, env, stored, peer, "http");
     Ok(answer)
 }
 
-/// The `202` for a queued envelope.
-pub fn queued_answer(env: &Envelope) -> Answer {
-    let listed: Vec<_> = env.recipients.iter().map(|r| serde_json::json!({ "address": r.address, "status": "queued" })).collect();
+/// The `202` for a queued envelope, and the recipients left out as suppressed.
+pub fn queued_answer(env: &Envelope, suppressed: &[String]) -> Answer {
+    let mut listed: Vec<_> = env.recipients.iter().map(|r| serde_json::json!({ "address": r.address, "status": "queued" })).collect();
+    listed.extend(suppressed.iter().map(|a| serde_json::json!({ "address": a, "status": "suppressed" })));
     Answer::json(202, &serde_json::json!({ "id": env.id, "recipients": listed }))
 }
 

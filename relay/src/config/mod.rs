@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use cascade_crds::relay_config::{KNOWN_SCOPES, SCOPE_DMARC_UPLOAD, SCOPE_MESSAGES_SEND, SCOPE_SMTP_SUBMIT};
+pub use cascade_crds::relay_config::{KNOWN_SCOPES, SCOPE_DMARC_UPLOAD, SCOPE_MESSAGES_SEND, SCOPE_SMTP_SUBMIT, SCOPE_SUPPRESSIONS_MANAGE};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

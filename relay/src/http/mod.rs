@@ -86,15 +86,15 @@ pub trait Probes: Send + Sync + 'static {
     fn behind_proxy(&self, _peer: IpAddr) -> bool {
         false
     }
-    /// Decides on a POST from its path and `Authorization` header **before its body is read**:
-    /// who is posting (passed on to [`Probes::post`]), or the refusal (status, text). Nothing
-    /// may be posted to by default.
-    fn authorize(&self, _path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
+    /// Decides on a POST, PUT or DELETE from its method, path and `Authorization` header
+    /// **before its body is read**: who is asking (passed on to [`Probes::post`]), or the
+    /// refusal. Nothing may be posted to by default.
+    fn authorize(&self, _method: &hyper::Method, _path: &str, _authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
         Err(Answer::text(404, "not found\n"))
     }
     /// An authorized POST with its headers and whole body (at most [`Probes::max_body`]).
     /// Runs on a blocking-pool thread.
-    fn post(&self, _path: &str, _who: &str, _headers: &hyper::HeaderMap, _body: &[u8], _peer: IpAddr) -> Answer {
+    fn post(&self, _method: &hyper::Method, _path: &str, _who: &str, _headers: &hyper::HeaderMap, _body: &[u8], _peer: IpAddr) -> Answer {
         Answer::text(404, "not found\n")
     }
     /// A GET that needs I/O or an API key (`authorization`, the header as sent): its answer, or
@@ -161,13 +161,16 @@ impl Probes for Admin {
         (self.0.runtime().config.limits.max_message_size.0 as usize).saturating_add(1 << 20)
     }
     /// A handover carries a claim sealed under the pool's spool key (see [`crate::handover`]).
-    fn authorize(&self, path: &str, authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
+    fn authorize(&self, method: &hyper::Method, path: &str, authorization: Option<&str>, _peer: IpAddr) -> Result<String, Answer> {
+        if method != hyper::Method::POST {
+            return Err(Answer::text(405, "only POST here\n"));
+        }
         match path.split_once('?') {
             Some(("/handover", q)) => crate::handover::authorize(q, authorization).map_err(Answer::from),
             _ => Err(Answer::text(404, "not found\n")),
         }
     }
-    fn post(&self, path: &str, claim: &str, _headers: &hyper::HeaderMap, body: &[u8], _peer: IpAddr) -> Answer {
+    fn post(&self, _method: &hyper::Method, path: &str, claim: &str, _headers: &hyper::HeaderMap, body: &[u8], _peer: IpAddr) -> Answer {
         match path.split_once('?') {
             Some(("/handover", q)) => crate::handover::receive(&self.0, q, claim, body).into(),
             _ => Answer::text(404, "not found\n"),
@@ -209,14 +212,23 @@ impl Probes for Tenant {
         let message = self.0.runtime().config.limits.max_message_size.0 as usize;
         MAX_BODY.max(message.saturating_mul(4) / 3 + (1 << 20))
     }
-    fn authorize(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
+    fn authorize(&self, method: &hyper::Method, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
+        if crate::api::suppressions::routes(path) {
+            return crate::api::suppressions::authorize(&self.0, authorization, peer);
+        }
+        if method != hyper::Method::POST {
+            return Err(Answer::text(405, "only GET and POST here\n"));
+        }
         match path {
             "/dmarc/reports" => crate::dmarc::upload::authorize(&self.0, authorization, peer).map_err(Answer::from),
             "/v1/messages" | "/v1/messages/raw" => crate::api::authorize(&self.0, authorization, peer),
             _ => Err(Answer::text(404, "not found\n")),
         }
     }
-    fn post(&self, path: &str, who: &str, headers: &hyper::HeaderMap, body: &[u8], peer: IpAddr) -> Answer {
+    fn post(&self, method: &hyper::Method, path: &str, who: &str, headers: &hyper::HeaderMap, body: &[u8], peer: IpAddr) -> Answer {
+        if crate::api::suppressions::routes(path) {
+            return crate::api::suppressions::change(&self.0, method, path, who, body, peer);
+        }
         match path {
             "/dmarc/reports" => crate::dmarc::upload::ingest(&self.0, who, body).into(),
             "/v1/messages" | "/v1/messages/raw" => {
@@ -229,8 +241,15 @@ impl Probes for Tenant {
     fn get(&self, path: &str) -> Option<(u16, &'static str, String)> {
         (path == "/v1/openapi.json").then(|| (200, "application/json", crate::api::OPENAPI.to_string()))
     }
-    /// `GET /v1/messages/{id}` with a key holding `messages:send`.
+    /// `GET /v1/messages/{id}` with a key holding `messages:send`; `GET /v1/suppressions…`.
     fn lookup(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Option<BoxFuture<'static, Answer>> {
+        if crate::api::suppressions::routes(path) {
+            let answer = match crate::api::suppressions::authorize(&self.0, authorization, peer) {
+                Ok(key) => crate::api::suppressions::read(&self.0, path, &key),
+                Err(refusal) => refusal,
+            };
+            return Some(Box::pin(async move { answer }));
+        }
         let id = path.split('?').next().unwrap_or_default().strip_prefix("/v1/messages/")?.to_string();
         Some(match crate::api::authorize(&self.0, authorization, peer) {
             Ok(key) => Box::pin(crate::api::status::get(self.0.clone(), id, key)),

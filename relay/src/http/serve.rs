@@ -160,7 +160,7 @@ async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, caller: &Calle
         return respond(refusal);
     }
     match *req.method() {
-        Method::POST => post(probes, req, &path, caller.ip, bodies).await,
+        Method::POST | Method::PUT | Method::DELETE => post(probes, req, &path, caller.ip, bodies).await,
         Method::GET => match path.as_str() {
             "/metrics" => match probes.metrics() {
                 Some(body) => text(200, "text/plain; version=0.0.4", body),
@@ -177,7 +177,7 @@ async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, caller: &Calle
                 },
             },
         },
-        _ => text(405, "text/plain", "only GET and POST are supported\n".into()),
+        _ => text(405, "text/plain", "only GET, POST, PUT and DELETE are supported\n".into()),
     }
 }
 
@@ -186,7 +186,8 @@ async fn answer(probes: &Arc<dyn Probes>, req: Request<Incoming>, caller: &Calle
 /// fsync).
 async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer: IpAddr, bodies: &Semaphore) -> Response<Full<Bytes>> {
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let who = match probes.authorize(path, authorization, peer) {
+    let method = req.method().clone();
+    let who = match probes.authorize(&method, path, authorization, peer) {
         Ok(who) => who,
         Err(refusal) => return respond(refusal),
     };
@@ -207,6 +208,6 @@ async fn post(probes: &Arc<dyn Probes>, req: Request<Incoming>, path: &str, peer
         Err(_) => return text(400, "text/plain", "the request body could not be read\n".into()),
     };
     let (probes, path) = (probes.clone(), path.to_string());
-    let handled = tokio::task::spawn_blocking(move || probes.post(&path, &who, &headers, &body, peer)).await;
+    let handled = tokio::task::spawn_blocking(move || probes.post(&method, &path, &who, &headers, &body, peer)).await;
     respond(handled.unwrap_or_else(|_| Answer::text(500, "internal error\n")))
 }

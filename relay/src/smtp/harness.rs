@@ -39,7 +39,7 @@ pub fn fixture_with(tweak: impl FnOnce(&mut String)) -> Fixture {
     let store = crate::store::Store::open(&rt.resolve("spool")).expect("open the state database");
     let (events, _) = crate::events::Events::open(&rt.resolve("spool")).expect("open the events queue");
     let (handle, queue) = QueueHandle::channel();
-    Fixture { relay: Relay::new(rt, spool, store, events, certs, handle, Default::default()), creds, queue, dir }
+    Fixture { relay: Relay::new(rt, crate::relay::Volume { spool, store, events, suppressions: Default::default() }, certs, handle, Default::default()), creds, queue, dir }
 }
 
 pub fn fixture() -> Fixture {

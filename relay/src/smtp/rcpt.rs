@@ -21,6 +21,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.reject(reason);
                 return reply;
             }
+            // Counted, audited and reported there (an event is written only when the tenant
+            // has an endpoint for it).
+            let tenant = rt.keys.get(&key_id).map(|k| k.tenant.clone()).unwrap_or_default();
+            if let Some(reply) = self.relay.suppressed(&tenant, &to.to_string(), "smtp") {
+                return reply;
+            }
         }
         let stage = std::mem::replace(&mut self.stage, Stage::Ready);
         let (from, mut list) = match stage {

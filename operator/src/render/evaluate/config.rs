@@ -58,7 +58,10 @@ pub fn relay_config(
             trusted_proxy_cidrs: l.trusted_proxy_cidrs.clone(),
         },
         tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
-        tenants: tenants.into_iter().map(|(name, domains)| rc::Tenant { webhooks: webhooks.remove(&name).unwrap_or_default(), name, domains }).collect(),
+        tenants: tenants
+            .into_iter()
+            .map(|(name, domains)| rc::Tenant { webhooks: webhooks.remove(&name).unwrap_or_default(), name, domains, suppressed_reasons: rc::default_suppressed_reasons() })
+            .collect(),
         api_keys,
         shards: vec![],
         delivery,

@@ -1,0 +1,178 @@
+//! Per-tenant suppression lists: addresses a tenant's mail is not sent to — added on a hard
+//! bounce (an enhanced status `5.1.x` bad address or `5.2.1` mailbox disabled, when the tenant's
+//! `suppressedReasons` include `bounce`) or by hand through the API, each with its reason, time,
+//! source message id and optional expiry. Checked at accept time (SMTP `RCPT`, the send API) in
+//! memory (a hash lookup); kept durably in the relay's state database ([`crate::store`]), sealed.
+//! Addresses compare without regard to case.
+
+use crate::relay::Relay;
+use crate::smtp::reply::Reply;
+use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// Why an address is suppressed.
+pub const REASONS: &[&str] = &["bounce", "complaint", "manual"];
+/// At most this many entries per tenant.
+pub const MAX_PER_TENANT: usize = 100_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub address: String,
+    pub reason: String,
+    /// Unix seconds.
+    pub created: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    /// The reply that caused it, or the note given with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Entry {
+    fn live(&self, now: u64) -> bool {
+        self.expires.is_none_or(|t| t > now)
+    }
+
+    /// The API's view of it (times in RFC 3339).
+    pub fn view(&self) -> serde_json::Value {
+        let time = |t: u64| cascade_core::time::rfc3339_utc(t);
+        serde_json::json!({ "address": self.address, "reason": self.reason, "createdAt": time(self.created), "messageId": self.message_id, "expiresAt": self.expires.map(time), "detail": self.detail })
+    }
+}
+
+pub fn normalize(address: &str) -> String {
+    address.trim().to_ascii_lowercase()
+}
+
+/// Whether a permanent failure's reply says the address itself is bad (`5.1.x`) or the
+/// mailbox disabled (`5.2.1`).
+pub fn bad_address(reply: &str) -> bool {
+    let mut words = reply.split_whitespace();
+    let code_ok = words.next().is_some_and(|c| c.starts_with('5') && c.len() == 3);
+    code_ok && words.next().is_some_and(|e| e.starts_with("5.1.") || e == "5.2.1")
+}
+
+/// `550 5.1.1 <addr>: recipient suppressed (bounced 2026-12-03)`.
+pub fn refusal(e: &Entry) -> Reply {
+    let date = cascade_core::time::rfc3339_utc(e.created).chars().take(10).collect::<String>();
+    let why = match e.reason.as_str() {
+        "bounce" => "bounced",
+        "complaint" => "complained",
+        _ => "suppressed by the sender",
+    };
+    Reply::new(550, "5.1.1", format!("<{}>: recipient suppressed ({why} {date})", e.address))
+}
+
+#[derive(Default)]
+pub struct Suppressions {
+    lists: RwLock<HashMap<String, HashMap<String, Entry>>>,
+}
+
+impl Suppressions {
+    /// Every unexpired entry from the state database. Blocking.
+    pub fn load(relay_store: &crate::store::Store, spool: &crate::spool::Spool) -> Result<Self, StoreError> {
+        let mut lists: HashMap<String, HashMap<String, Entry>> = HashMap::new();
+        for (tenant, json) in relay_store.suppressions(spool, cascade_core::time::now_unix())? {
+            if let Ok(e) = serde_json::from_slice::<Entry>(&json) {
+                lists.entry(tenant).or_default().insert(e.address.clone(), e);
+            }
+        }
+        Ok(Self { lists: RwLock::new(lists) })
+    }
+
+    /// The entry suppressing `address` for `tenant` now, if any.
+    pub fn get(&self, tenant: &str, address: &str, now: u64) -> Option<Entry> {
+        let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
+        lists.get(tenant)?.get(&normalize(address)).filter(|e| e.live(now)).cloned()
+    }
+
+    /// The tenant's live entries, by address, after `cursor` (an address), matching `reason` and
+    /// created after `after`; at most `limit`, and the cursor for the next page.
+    pub fn list(&self, tenant: &str, reason: Option<&str>, after: Option<u64>, cursor: Option<&str>, limit: usize) -> (Vec<Entry>, Option<String>) {
+        let now = cascade_core::time::now_unix();
+        let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<&Entry> = lists.get(tenant).map(|l| l.values().collect()).unwrap_or_default();
+        all.retain(|e| e.live(now) && reason.is_none_or(|r| e.reason == r) && after.is_none_or(|t| e.created > t) && cursor.is_none_or(|c| e.address.as_str() > c));
+        all.sort_by(|a, b| a.address.cmp(&b.address));
+        let next = (all.len() > limit).then(|| all[limit - 1].address.clone());
+        (all.into_iter().take(limit).cloned().collect(), next)
+    }
+
+    /// Adds or replaces `entry` for `tenant` (durably first). Returns whether it is new; refuses
+    /// an entry past the tenant's [`MAX_PER_TENANT`]. Blocking.
+    pub fn put(&self, relay: &Relay, tenant: &str, mut entry: Entry) -> Result<bool, String> {
+        entry.address = normalize(&entry.address);
+        let known = self.lists.read().unwrap_or_else(|e| e.into_inner()).get(tenant).is_some_and(|l| l.contains_key(&entry.address));
+        let count = self.lists.read().unwrap_or_else(|e| e.into_inner()).get(tenant).map_or(0, HashMap::len);
+        if !known && count >= MAX_PER_TENANT {
+            return Err(format!("the tenant's suppression list holds its limit of {MAX_PER_TENANT} entries"));
+        }
+        let json = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+        relay.store.suppress(&relay.spool, tenant, &entry.address, entry.expires, &json).map_err(|e| e.to_string())?;
+        self.lists.write().unwrap_or_else(|e| e.into_inner()).entry(tenant.to_string()).or_default().insert(entry.address.clone(), entry);
+        Ok(!known)
+    }
+
+    /// Removes `address` from `tenant`'s list (durably); whether it was there. Blocking.
+    pub fn remove(&self, relay: &Relay, tenant: &str, address: &str) -> Result<bool, String> {
+        let address = normalize(address);
+        relay.store.unsuppress(tenant, &address).map_err(|e| e.to_string())?;
+        Ok(self.lists.write().unwrap_or_else(|e| e.into_inner()).get_mut(tenant).and_then(|l| l.remove(&address)).is_some())
+    }
+}
+
+impl Relay {
+    /// Refuses `address` for `tenant` when it is suppressed: counted, audited and reported as a
+    /// `message.suppressed` event. Blocking (the event is written durably).
+    pub fn suppressed(&self, tenant: &str, address: &str, via: &str) -> Option<Reply> {
+        let e = self.suppressions.get(tenant, address, cascade_core::time::now_unix())?;
+        self.metrics.rejected.with_label_values(&["suppressed"]).inc();
+        self.audit.record("policy.reject", serde_json::json!({ "reason": "suppressed", "tenant": tenant, "recipient": crate::relay::mask(address), "via": via }));
+        let rt = self.runtime();
+        if crate::events::Events::wanted(&rt, tenant, "message.suppressed") {
+            let data = serde_json::json!({ "tenant": tenant, "recipient": e.address, "reason": e.reason, "suppressedAt": cascade_core::time::rfc3339_utc(e.created), "via": via });
+            self.events.emit(&rt, &self.spool, tenant, "message.suppressed", data);
+        }
+        Some(refusal(&e))
+    }
+
+    /// A hard bounce of `address` (the reply names a bad address) suppresses it when the tenant's
+    /// `suppressedReasons` include `bounce`. Blocking.
+    pub fn suppress_bounce(&self, tenant: &str, address: &str, reply: &str, message_id: &str) {
+        let rt = self.runtime();
+        let wanted = rt.config.tenants.iter().find(|t| t.name == tenant).is_some_and(|t| t.suppressed_reasons.iter().any(|r| r == "bounce"));
+        if !wanted || !bad_address(reply) || self.suppressions.get(tenant, address, cascade_core::time::now_unix()).is_some() {
+            return;
+        }
+        let detail: String = reply.chars().filter(|c| !c.is_control()).take(300).collect();
+        let entry =
+            Entry { address: address.to_string(), reason: "bounce".into(), created: cascade_core::time::now_unix(), message_id: Some(message_id.to_string()), expires: None, detail: Some(detail) };
+        match self.suppressions.put(self, tenant, entry) {
+            Ok(_) => self.audit.record("suppression.added", serde_json::json!({ "tenant": tenant, "address": crate::relay::mask(address), "reason": "bounce", "message_id": message_id })),
+            Err(e) => tracing::warn!(tenant, error = %e, "a hard-bounced address could not be suppressed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bad_address_bounces_suppress() {
+        assert!(bad_address("550 5.1.1 No such user") && bad_address("552 5.2.1 mailbox disabled") && bad_address("550 5.1.10 null MX"));
+        assert!(!bad_address("552 5.2.2 mailbox full") && !bad_address("550 5.7.1 policy") && !bad_address("451 4.1.1 later") && !bad_address("destination address not allowed"));
+    }
+
+    #[test]
+    fn the_refusal_names_the_address_reason_and_date() {
+        let e = Entry { address: "a@x.test".into(), reason: "bounce".into(), created: 1_780_000_000, message_id: None, expires: None, detail: None };
+        let r = refusal(&e);
+        assert_eq!((r.code, r.enhanced, r.lines[0].as_ref()), (550, "5.1.1", "<a@x.test>: recipient suppressed (bounced 2026-05-28)"));
+    }
+}

@@ -1,0 +1,105 @@
+"""Suppression lists against the running relay: a hard bounce (550 5.1.1 at a real sink's RCPT)
+suppresses the address, so the next RCPT to it gets `550 5.1.1 <addr>: recipient suppressed
+(bounced <date>)`, the send API lists it as `suppressed`, and a `message.suppressed` event
+reaches the tenant's webhook; the list survives a restart; the API (httpx) lists, reads, adds,
+removes, imports and exports entries; another tenant's key sees and changes nothing."""
+import hashlib
+import json
+
+import httpx
+
+from conftest import standard_setup, wait_until
+from helpers import message, submit_client
+from test_webhooks import hooked_relay
+
+OTHER_SECRET = "cascade_sk_another-tenants-secret-0123456789abcdef"
+
+
+def second_tenant(cfg):
+    digest = hashlib.sha256(OTHER_SECRET.encode()).hexdigest()
+    cfg = cfg.replace("tenants:\n", "tenants:\n- name: other\n  domains: []\n", 1)
+    return cfg.replace("apiKeys:\n", f"apiKeys:\n- id: ck_00000000000000ff\n  tenant: other\n  secretHash: sha256:{digest}\n  scopes: [suppressions:manage]\n", 1)
+
+
+def rcpt(relay, address):
+    c = submit_client(relay)
+    try:
+        c.mail("dev@example.test")
+        return c.rcpt(address)
+    finally:
+        c.quit()
+
+
+def test_a_hard_bounce_suppresses_the_address_for_smtp_and_the_api(workdir, dns_server, cleanup):
+    receiver, sink, relay = hooked_relay(workdir, dns_server, cleanup, second_tenant)
+    sink.handler.reject_rcpts.add("nobody@dest.test")
+    c = submit_client(relay)
+    c.sendmail("dev@example.test", ["nobody@dest.test", "rcpt@dest.test"], message(subject="first"))
+    c.quit()
+    api = f"https://127.0.0.1:{relay.http}/v1"
+    auth = (relay.creds["username"], relay.creds["password"])
+    http = httpx.Client(verify=str(relay.dir / "tls.crt"), timeout=30, auth=auth)
+    cleanup(http.close)
+    entry = wait_until(lambda: (r := http.get(f"{api}/suppressions/nobody%40dest.test")).status_code == 200 and r.json(), 30, "the bounce suppressed")
+    assert entry["reason"] == "bounce" and entry["messageId"] and "550 5.1.1" in entry["detail"], entry
+    assert http.get(f"{api}/suppressions/rcpt@dest.test").status_code == 404, "a delivered address is not suppressed"
+
+    code, text = rcpt(relay, "NoBody@dest.test")
+    assert code == 550 and text.decode().startswith("5.1.1 <nobody@dest.test>: recipient suppressed (bounced 20"), text
+    assert rcpt(relay, "rcpt@dest.test")[0] == 250
+    body = {"from": "dev@example.test", "to": ["nobody@dest.test", "rcpt@dest.test"], "subject": "s", "text": "t"}
+    r = http.post(f"{api}/messages", json=body)
+    assert r.status_code == 202 and {x["address"]: x["status"] for x in r.json()["recipients"]} == {"rcpt@dest.test": "queued", "nobody@dest.test": "suppressed"}, r.text
+    r = http.post(f"{api}/messages", json={**body, "to": ["nobody@dest.test"]})
+    assert r.status_code == 422 and r.json()["detail"].startswith("/to: every recipient is suppressed"), r.text
+    events = wait_until(lambda: [e for _, e in receiver.events() if e["type"] == "message.suppressed"] or None, 30, "message.suppressed")
+    assert events[0]["data"]["recipient"] == "nobody@dest.test" and events[0]["data"]["reason"] == "bounce"
+
+    # Another tenant's key, scoped for suppressions, sees and changes nothing of dev's list.
+    other = httpx.Client(verify=str(relay.dir / "tls.crt"), timeout=30, auth=("ck_00000000000000ff", OTHER_SECRET))
+    cleanup(other.close)
+    assert other.get(f"{api}/suppressions").json()["items"] == []
+    assert other.get(f"{api}/suppressions/nobody@dest.test").status_code == 404
+    assert other.delete(f"{api}/suppressions/nobody@dest.test").status_code == 404
+    assert http.get(f"{api}/suppressions/nobody@dest.test").status_code == 200, "still suppressed for dev"
+    # The dev key lacks nothing; a key without the scope is refused.
+    assert other.post(f"{api}/messages", json=body).status_code == 403
+
+    relay.stop()
+    relay.start()
+    assert rcpt(relay, "nobody@dest.test")[0] == 550, "kept across a restart"
+
+
+def test_the_api_adds_removes_pages_imports_and_exports(workdir, dns_server, cleanup):
+    _, sink, relay = standard_setup(workdir, dns_server, cleanup)
+    api = f"https://127.0.0.1:{relay.http}/v1"
+    http = httpx.Client(verify=str(relay.dir / "tls.crt"), timeout=30, auth=(relay.creds["username"], relay.creds["password"]))
+    cleanup(http.close)
+    r = http.put(f"{api}/suppressions/Optout@Dest.test", json={"detail": "asked to stop"})
+    assert r.status_code == 201 and r.json()["address"] == "optout@dest.test" and r.json()["reason"] == "manual", r.text
+    assert http.put(f"{api}/suppressions/optout@dest.test", json={"reason": "complaint"}).status_code == 200
+    code, text = rcpt(relay, "optout@dest.test")
+    assert code == 550 and b"recipient suppressed (complained" in text, text
+    for bad, detail in [({"reason": "spite"}, "/reason"), ({"expiresAt": "2000-01-01T00:00:00Z"}, "/expiresAt"), ({"address": "x@y.test"}, "/address"), ({"detail": "a\nb"}, "/detail")]:
+        r = http.put(f"{api}/suppressions/a@dest.test", json=bad)
+        assert r.status_code == 422 and r.json()["detail"].startswith(detail), r.text
+    assert http.put(f"{api}/suppressions/not-an-address").status_code == 422
+    ndjson = "\n".join(json.dumps({"address": f"user{i}@dest.test", "reason": "bounce"}) for i in range(250)) + "\n" + '{"address": "broken"}\n{"nope": 1}\n'
+    r = http.post(f"{api}/suppressions/import", content=ndjson, headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 200 and r.json()["imported"] == 250 and [e["line"] for e in r.json()["errors"]] == [251, 252], r.text
+    seen, cursor = [], None
+    for _ in range(10):
+        page = http.get(f"{api}/suppressions", params={"reason": "bounce", "limit": 100, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [e["address"] for e in page["items"]]
+        cursor = page["nextCursor"]
+        if not cursor:
+            break
+    assert len(seen) == 250 and len(set(seen)) == 250 and seen == sorted(seen)
+    export = http.get(f"{api}/suppressions/export")
+    assert export.headers["content-type"] == "application/x-ndjson" and len(export.text.splitlines()) == 251
+    assert http.delete(f"{api}/suppressions/optout@dest.test").status_code == 204
+    assert http.delete(f"{api}/suppressions/optout@dest.test").status_code == 404
+    assert rcpt(relay, "optout@dest.test")[0] == 250, "removed: mail flows again"
+    assert http.get(f"{api}/suppressions", params={"reason": "spite"}).status_code == 422
+    audit = "".join(p.read_text() for p in (relay.dir / "audit").glob("audit-*.jsonl"))
+    assert '"suppression.added"' in audit and '"suppression.removed"' in audit and "optout@dest.test" not in audit, "changes audited, addresses masked"
