@@ -19,6 +19,9 @@ use crate::spool::{Envelope, Spool};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
+/// The database's page cache.
+const CACHE_BYTES: usize = 8 << 20;
+
 /// How long an `Idempotency-Key` is remembered.
 pub const IDEMPOTENCY_SECS: u64 = 24 * 3600;
 
@@ -93,7 +96,8 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Store {
     /// Opens (creating) `dir/state.redb`, with both tables.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(dir.join("state.redb"))?;
+        // A small page cache: the hot data (suppressions) is held in memory by its owner.
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(dir.join("state.redb"))?;
         let txn = db.begin_write()?;
         txn.open_table(STATUS)?;
         txn.open_table(IDEMPOTENCY)?;
@@ -177,15 +181,20 @@ impl Store {
         Ok(())
     }
 
-    /// Records (or replaces) a suppression entry, durably. `json` is the entry as the
-    /// suppression list keeps it.
-    pub fn suppress(&self, spool: &Spool, tenant: &str, address: &str, expires: Option<u64>, json: &[u8]) -> Result<(), StoreError> {
-        let name = suppression_name(tenant, address);
-        let mut plain = format!("{tenant}\0").into_bytes();
-        plain.extend_from_slice(json);
-        let sealed = spool.seal_claim(&suppression_context(&name), &plain).map_err(|e| StoreError::Record { name: name.clone(), reason: e.to_string() })?;
+    /// Records (or replaces) suppression entries of `tenant` — (address, expiry, the entry as
+    /// the suppression list keeps it) — durably, in one transaction.
+    pub fn suppress(&self, spool: &Spool, tenant: &str, entries: &[(&str, Option<u64>, Vec<u8>)]) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        txn.open_table(SUPPRESSIONS)?.insert(name.as_str(), (expires.unwrap_or(u64::MAX), sealed.as_slice()))?;
+        {
+            let mut table = txn.open_table(SUPPRESSIONS)?;
+            for (address, expires, json) in entries {
+                let name = suppression_name(tenant, address);
+                let mut plain = format!("{tenant}\0").into_bytes();
+                plain.extend_from_slice(json);
+                let sealed = spool.seal_claim(&suppression_context(&name), &plain).map_err(|e| StoreError::Record { name: name.clone(), reason: e.to_string() })?;
+                table.insert(name.as_str(), (expires.unwrap_or(u64::MAX), sealed.as_slice()))?;
+            }
+        }
         txn.commit()?;
         Ok(())
     }

@@ -105,17 +105,41 @@ impl Suppressions {
 
     /// Adds or replaces `entry` for `tenant` (durably first). Returns whether it is new; refuses
     /// an entry past the tenant's [`MAX_PER_TENANT`]. Blocking.
-    pub fn put(&self, relay: &Relay, tenant: &str, mut entry: Entry) -> Result<bool, String> {
-        entry.address = normalize(&entry.address);
-        let known = self.lists.read().unwrap_or_else(|e| e.into_inner()).get(tenant).is_some_and(|l| l.contains_key(&entry.address));
-        let count = self.lists.read().unwrap_or_else(|e| e.into_inner()).get(tenant).map_or(0, HashMap::len);
-        if !known && count >= MAX_PER_TENANT {
-            return Err(format!("the tenant's suppression list holds its limit of {MAX_PER_TENANT} entries"));
+    pub fn put(&self, relay: &Relay, tenant: &str, entry: Entry) -> Result<bool, String> {
+        let (mut added, mut refused) = self.put_all(relay, tenant, vec![entry])?;
+        refused.pop().map_or(Ok(added.pop().unwrap_or(false)), Err)
+    }
+
+    /// Adds or replaces `entries` for `tenant` in one durable write. Returns, for those taken,
+    /// whether each is new, and why each other was refused (the tenant's limit). Blocking.
+    pub fn put_all(&self, relay: &Relay, tenant: &str, entries: Vec<Entry>) -> Result<(Vec<bool>, Vec<String>), String> {
+        let (mut taken, mut new, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
+            let list = lists.get(tenant);
+            let mut count = list.map_or(0, HashMap::len);
+            let mut seen = std::collections::HashSet::new();
+            for mut e in entries {
+                e.address = normalize(&e.address);
+                let known = list.is_some_and(|l| l.contains_key(&e.address)) || seen.contains(&e.address);
+                if !known && count >= MAX_PER_TENANT {
+                    refused.push(format!("the tenant's suppression list holds its limit of {MAX_PER_TENANT} entries"));
+                    continue;
+                }
+                count += usize::from(!known);
+                seen.insert(e.address.clone());
+                new.push(!known);
+                taken.push(e);
+            }
         }
-        let json = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
-        relay.store.suppress(&relay.spool, tenant, &entry.address, entry.expires, &json).map_err(|e| e.to_string())?;
-        self.lists.write().unwrap_or_else(|e| e.into_inner()).entry(tenant.to_string()).or_default().insert(entry.address.clone(), entry);
-        Ok(!known)
+        let rows: Vec<(&str, Option<u64>, Vec<u8>)> = taken.iter().map(|e| (e.address.as_str(), e.expires, serde_json::to_vec(e).unwrap_or_default())).collect();
+        relay.store.suppress(&relay.spool, tenant, &rows).map_err(|e| e.to_string())?;
+        let mut lists = self.lists.write().unwrap_or_else(|e| e.into_inner());
+        let list = lists.entry(tenant.to_string()).or_default();
+        for e in taken {
+            list.insert(e.address.clone(), e);
+        }
+        Ok((new, refused))
     }
 
     /// Removes `address` from `tenant`'s list (durably); whether it was there. Blocking.

@@ -168,7 +168,7 @@ fn import(relay: &Relay, tenant: &str, key: &str, body: &[u8]) -> Answer {
     if lines.len() > MAX_IMPORT {
         return invalid(format!("/: more than {MAX_IMPORT} lines"));
     }
-    let (mut imported, mut errors) = (0usize, Vec::new());
+    let (mut valid, mut errors) = (Vec::new(), Vec::new());
     for (i, line) in lines.iter().enumerate() {
         let field = format!("/{i}");
         let parsed = serde_json::from_str::<Put>(line).map_err(|e| invalid(format!("{field}: {e}"))).and_then(|p| {
@@ -176,12 +176,19 @@ fn import(relay: &Relay, tenant: &str, key: &str, body: &[u8]) -> Answer {
             let a = crate::smtp::command::parse_address(&address).ok().filter(|a| !a.is_null()).ok_or_else(|| invalid(format!("{field}/address: not an address")))?;
             entry(normalize(&a.to_string()), p, &field)
         });
-        match parsed.map(|e| relay.suppressions.put(relay, tenant, e)) {
-            Ok(Ok(_)) => imported += 1,
-            Ok(Err(why)) => errors.push(serde_json::json!({ "line": i + 1, "detail": why })),
+        match parsed {
+            Ok(e) => valid.push(e),
             Err(a) => errors.push(serde_json::json!({ "line": i + 1, "detail": serde_json::from_str::<serde_json::Value>(&a.body).ok().and_then(|v| v["detail"].as_str().map(String::from)) })),
         }
     }
+    // One durable write for the whole import.
+    let imported = match relay.suppressions.put_all(relay, tenant, valid) {
+        Ok((taken, refused)) => {
+            errors.extend(refused.into_iter().map(|why| serde_json::json!({ "line": null, "detail": why })));
+            taken.len()
+        }
+        Err(why) => return unavailable(why),
+    };
     relay.audit.record("suppression.imported", serde_json::json!({ "tenant": tenant, "key": key, "imported": imported, "refused": errors.len() }));
     Answer::json(200, &serde_json::json!({ "imported": imported, "errors": errors }))
 }
