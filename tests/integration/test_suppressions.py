@@ -103,3 +103,38 @@ def test_the_api_adds_removes_pages_imports_and_exports(workdir, dns_server, cle
     assert http.get(f"{api}/suppressions", params={"reason": "spite"}).status_code == 422
     audit = "".join(p.read_text() for p in (relay.dir / "audit").glob("audit-*.jsonl"))
     assert '"suppression.added"' in audit and '"suppression.removed"' in audit and "optout@dest.test" not in audit, "changes audited, addresses masked"
+
+
+def arf(message_id, recipient):
+    """A feedback report as a mailbox provider sends one (RFC 5965), returning the headers."""
+    return (f"From: fbl@isp.example\r\nTo: feedback@example.test\r\nSubject: FW: complaint\r\nMIME-Version: 1.0\r\n"
+            f"Content-Type: multipart/report; report-type=feedback-report; boundary=\"part\"\r\n\r\n"
+            f"--part\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+            f"--part\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: isp-fbl/2.1\r\nVersion: 1\r\n"
+            f"Original-Mail-From: <dev@example.test>\r\nOriginal-Rcpt-To: <{recipient}>\r\nArrival-Date: Thu, 3 Dec 2026 09:00:00 +0000\r\n\r\n"
+            f"--part\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\nFrom: dev@example.test\r\nTo: {recipient}\r\nSubject: hello\r\n\r\n"
+            f"--part--\r\n").encode()
+
+
+def test_a_complaint_is_an_event_and_suppresses_the_recipient(workdir, dns_server, cleanup):
+    receiver, sink, relay = hooked_relay(workdir, dns_server, cleanup, second_tenant)
+    api = f"https://127.0.0.1:{relay.http}/v1"
+    http = httpx.Client(verify=str(relay.dir / "tls.crt"), timeout=30, auth=(relay.creds["username"], relay.creds["password"]))
+    cleanup(http.close)
+    sent = http.post(f"{api}/messages", json={"from": "dev@example.test", "to": ["reader@dest.test"], "subject": "news", "text": "t", "tags": {"list": "news"}})
+    assert sent.status_code == 202, sent.text
+    msg_id = sent.json()["id"]
+    wait_until(lambda: sink.messages, 30, "delivery")
+    report = arf(f"{msg_id}@localhost", "reader@dest.test")
+    other = httpx.post(f"{api}/feedback", content=report, auth=("ck_00000000000000ff", OTHER_SECRET), verify=str(relay.dir / "tls.crt"), timeout=30)
+    assert other.status_code == 422 and "not one of this tenant's" in other.json()["detail"], "another tenant cannot complain about dev's mail"
+    assert http.post(f"{api}/feedback", content=b"From: x@y.test\r\n\r\nnot a report\r\n").status_code == 422
+    assert http.post(f"{api}/feedback", content=arf(f"{msg_id}@localhost", "stranger@dest.test")).status_code == 422, "not a recipient of it"
+    r = http.post(f"{api}/feedback", content=report, headers={"content-type": "message/rfc822"})
+    assert r.status_code == 202 and r.json() == {"messageId": msg_id, "recipient": "reader@dest.test", "feedbackType": "abuse", "suppressed": True}, r.text
+    entry = http.get(f"{api}/suppressions/reader@dest.test").json()
+    assert entry["reason"] == "complaint" and entry["messageId"] == msg_id
+    code, text = rcpt(relay, "reader@dest.test")
+    assert code == 550 and b"recipient suppressed (complained" in text, text
+    events = wait_until(lambda: [e for _, e in receiver.events() if e["type"] == "message.complained"] or None, 30, "message.complained")
+    assert events[0]["data"] == {"messageId": msg_id, "tenant": "dev", "recipient": "reader@dest.test", "tags": {"list": "news"}, "feedbackType": "abuse"}

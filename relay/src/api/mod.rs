@@ -12,6 +12,7 @@
 //! ([`idempotency`]). Refusals are RFC 9457 problems naming the field.
 
 pub mod compose;
+pub mod feedback;
 pub mod idempotency;
 pub mod raw;
 pub mod status;

@@ -213,7 +213,7 @@ impl Probes for Tenant {
         MAX_BODY.max(message.saturating_mul(4) / 3 + (1 << 20))
     }
     fn authorize(&self, method: &hyper::Method, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
-        if crate::api::suppressions::routes(path) {
+        if crate::api::suppressions::routes(path) || path == "/v1/feedback" {
             return crate::api::suppressions::authorize(&self.0, authorization, peer);
         }
         if method != hyper::Method::POST {
@@ -228,6 +228,14 @@ impl Probes for Tenant {
     fn post(&self, method: &hyper::Method, path: &str, who: &str, headers: &hyper::HeaderMap, body: &[u8], peer: IpAddr) -> Answer {
         if crate::api::suppressions::routes(path) {
             return crate::api::suppressions::change(&self.0, method, path, who, body, peer);
+        }
+        if path == "/v1/feedback" {
+            if method != hyper::Method::POST {
+                return Answer::problem(405, "Method Not Allowed", "POST a feedback report");
+            }
+            let answer = crate::api::feedback::post(&self.0, who, body);
+            self.0.audit.record("api.request", serde_json::json!({ "path": path, "key": who, "client": peer.to_string(), "status": answer.status }));
+            return answer;
         }
         match path {
             "/dmarc/reports" => crate::dmarc::upload::ingest(&self.0, who, body).into(),
