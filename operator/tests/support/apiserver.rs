@@ -56,6 +56,12 @@ impl ApiServer {
 
     /// Starts etcd and the API server; `None` (after a loud message) when they are not available.
     pub async fn start() -> Option<Self> {
+        Self::start_attempt(3).await
+    }
+
+    /// One start; when etcd or the API server exits before it is ready (a port another test
+    /// took between choosing and binding it), another on new ports, `attempts` in all.
+    async fn start_attempt(attempts: u32) -> Option<Self> {
         let bin = match binaries() {
             Ok(b) => b,
             Err(why) => {
@@ -122,7 +128,7 @@ impl ApiServer {
             .expect("start apiextensions-apiserver");
         // Typed clients reach the stand-ins for built-in kinds through the rewrite layer.
         let client = super::rewrite::client(&dir.join("kubeconfig"), false).await;
-        let server = Self { children: vec![etcd, api], dir, client };
+        let mut server = Self { children: vec![etcd, api], dir, client };
         // Generous: the tests of one binary start their servers at once on a small machine.
         let deadline = Instant::now() + Duration::from_secs(150);
         loop {
@@ -130,7 +136,16 @@ impl ApiServer {
             if server.client.request_text(req).await.is_ok() {
                 return Some(server);
             }
-            assert!(Instant::now() < deadline, "API server not ready within 150s; see {}", server.dir.display());
+            if attempts > 1 && server.children.iter_mut().any(|c| matches!(c.try_wait(), Ok(Some(_)))) {
+                let tail = |f: &str| std::fs::read_to_string(server.dir.join(f)).unwrap_or_default().lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+                eprintln!("etcd or the API server exited before it was ready; starting again on other ports (etcd: {}; apiserver: {})", tail("etcd.err"), tail("apiserver.err"));
+                drop(server);
+                return Box::pin(Self::start_attempt(attempts - 1)).await;
+            }
+            if Instant::now() >= deadline {
+                let tail = |f: &str| std::fs::read_to_string(server.dir.join(f)).unwrap_or_default().lines().rev().take(5).collect::<Vec<_>>().join("\n  ");
+                panic!("API server not ready within 150s\netcd.err:\n  {}\napiserver.err:\n  {}", tail("etcd.err"), tail("apiserver.err"));
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
