@@ -3,7 +3,7 @@
 //! [`seal`] is the AES-256-GCM format and key ring (spool files, sealed DKIM keys); [`secret`]
 //! makes API key credentials and their hashes; [`dkim_key`] makes DKIM key material and its DNS
 //! record; [`dmarc`] is the DMARC summary window relays serve; [`audit`] writes and verifies the HMAC-chained audit trail;
-//! [`certificate`] makes self-signed certificates; [`cidr`] reads IP networks as both check them; [`shard`] digests configuration shards; [`time`] formats and parses the times both write.
+//! [`certificate`] makes self-signed certificates; [`cidr`] reads IP networks as both check them; [`shard`] digests configuration shards; [`suppression`] is the pool-wide suppression list's shared form; [`time`] formats and parses the times both write.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -16,6 +16,7 @@ pub mod resolver;
 pub mod seal;
 pub mod secret;
 pub mod shard;
+pub mod suppression;
 pub mod time;
 
 #[cfg(test)]

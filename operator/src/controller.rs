@@ -151,5 +151,6 @@ pub async fn run(ctx: Arc<Context>) {
         .run(crate::sending_domain::reconcile, crate::sending_domain::error_policy, ctx.clone());
     let feeds = futures::future::join4(pool_feed.run(c.clone()), domain_feed.run(c.clone()), dkim_feed.run(c.clone()), key_feed.run(c.clone()));
     let secret_feeds = futures::future::join3(credentials.run(c.clone()), dkim_secrets.run(c.clone()), hook_feed.run(c.clone()));
-    futures::join!(drain(dkim), drain(keys), drain(hooks), drain(pools), drain(domains), gauges, feeds, secret_feeds);
+    let suppressions = crate::suppression_sync::run(ctx.clone());
+    futures::join!(drain(dkim), drain(keys), drain(hooks), drain(pools), drain(domains), gauges, feeds, secret_feeds, suppressions);
 }

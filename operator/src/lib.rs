@@ -8,7 +8,7 @@
 //! [`secrets`], [`events`], [`bundle`] (the relay bundle, built once for the cluster and for
 //! `render`), [`workloads`] (the typed relay workloads). [`render::evaluate`] is the pure core
 //! (resources in, relay configuration, DNS records and statuses out); [`render`] runs it on
-//! files without a cluster; [`crdgen`] prints the CRDs; [`probes`] serves metrics and health.
+//! files without a cluster; [`crdgen`] prints the CRDs; [`suppression_sync`] shares the relays' suppression lists; [`probes`] serves metrics and health.
 #![forbid(unsafe_code)]
 
 pub mod admin_authority;
@@ -45,6 +45,7 @@ pub mod sending_domain;
 pub mod spool_drain;
 pub mod spool_key;
 pub mod status;
+pub mod suppression_sync;
 pub mod suspensions;
 pub mod webhook_endpoint;
 pub mod workloads;

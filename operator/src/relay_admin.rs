@@ -4,6 +4,7 @@
 //! `audit verify --anchor` can tell a trail cut short there.
 
 use cascade_core::http_client::{request, Call, Tls};
+use kube::ResourceExt;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +25,17 @@ pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, 
         Err(e) => {
             tracing::debug!(relay = %addr, path, error = %e, "relay admin read failed");
             None
+        }
+    }
+}
+
+/// The admin listeners of the pool's relays (one address per pod, from the headless Service).
+pub async fn addrs(ctx: &crate::Context, pool: &cascade_crds::v1alpha1::RelayPool) -> Vec<SocketAddr> {
+    match &ctx.relay_http {
+        Some(a) => a.clone(),
+        None => {
+            let host = crate::labels::headless_host(&pool.name_any(), &pool.namespace().unwrap_or_default());
+            ctx.dns.addresses(&host).await.into_iter().map(|ip| SocketAddr::new(ip, pool.spec.listeners.admin_port)).collect()
         }
     }
 }

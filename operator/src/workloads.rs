@@ -164,13 +164,22 @@ pub fn relay_rbac(pool: &RelayPool, shards: &[String]) -> (ServiceAccount, Role,
     let account = ServiceAccount { metadata: meta(pool, name.clone()), automount_service_account_token: Some(false), ..Default::default() };
     let role = Role {
         metadata: meta(pool, name.clone()),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["".into()]),
-            resources: Some(vec!["secrets".into()]),
-            resource_names: Some(std::iter::once(crate::labels::bundle_secret(&pool.name_any())).chain(shards.iter().cloned()).collect()),
-            verbs: vec!["get".into(), "list".into(), "watch".into()],
-            ..Default::default()
-        }]),
+        rules: Some(vec![
+            PolicyRule {
+                api_groups: Some(vec!["".into()]),
+                resources: Some(vec!["secrets".into()]),
+                resource_names: Some(std::iter::once(crate::labels::bundle_secret(&pool.name_any())).chain(shards.iter().cloned()).collect()),
+                verbs: vec!["get".into(), "list".into(), "watch".into()],
+                ..Default::default()
+            },
+            PolicyRule {
+                // The pool's shared suppression lists (selected by label; only the operator writes them).
+                api_groups: Some(vec!["cascade-mail.com".into()]),
+                resources: Some(vec!["suppressionshards".into()]),
+                verbs: vec!["get".into(), "list".into(), "watch".into()],
+                ..Default::default()
+            },
+        ]),
     };
     let binding = RoleBinding {
         metadata: meta(pool, name.clone()),
@@ -458,8 +467,11 @@ mod tests {
         let (account, role, binding) = relay_rbac(&pool(serde_json::json!({})), &["main-relay-config-shop".to_string()]);
         assert_eq!(account.metadata.name.as_deref(), Some("main-relay"));
         let rules = role.rules.unwrap();
-        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.len(), 2);
         assert_eq!(rules[0].resources.as_deref(), Some(&["secrets".to_string()][..]));
+        // The pool's shared suppression lists, read-only (sealed; only the operator writes them).
+        assert_eq!((rules[1].resources.as_deref(), rules[1].resource_names.as_deref()), (Some(&["suppressionshards".to_string()][..]), None));
+        assert_eq!(rules[1].verbs, ["get", "list", "watch"]);
         assert_eq!(rules[0].resource_names.as_deref(), Some(&["main-relay-config".to_string(), "main-relay-config-shop".to_string()][..]));
         assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
         let subject = &binding.subjects.unwrap()[0];

@@ -83,6 +83,10 @@ async fn crds_accept_the_examples_and_refuse_bad_specs() {
     assert!(refused(&domains, &wide).await.contains("spec.spf.egress"));
     let rua: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}, dmarc: {{rua: 'https://x.example'}}}}\n"));
     assert!(refused(&domains, &rua).await.contains("spec.dmarc.rua"));
+    let reasons: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}, suppressedReasons: [bounce, spam]}}\n"));
+    assert!(refused(&domains, &reasons).await.contains("spec.suppressedReasons[1]"));
+    let none: SendingDomain = from_yaml(&format!("{meta}spec: {{domain: shop.example, relayPool: {{name: main, namespace: cascade-system}}, suppressedReasons: []}}\n"));
+    domains.create(&dry_run(), &none).await.expect("no automatic suppression is a choice");
 
     // Every tenant field of an ApiKey is checked where it is written, naming the field.
     let meta = "apiVersion: cascade-mail.com/v1alpha1\nkind: ApiKey\nmetadata: {name: bad, namespace: shop}\n";

@@ -22,7 +22,7 @@ async fn endpoints_get_a_secret_a_status_and_a_place_in_the_tenants_shard() {
     support::world::pool(&op.client, serde_json::json!({ "dnsVerification": "warn" })).await;
     support::world::domain(&op.client, serde_json::json!({})).await;
     let hooks: Api<WebhookEndpoint> = Api::namespaced(op.client.clone(), "shop");
-    hooks.create(&PostParams::default(), &endpoint("orders", serde_json::json!({}))).await.unwrap();
+    hooks.create(&PostParams::default(), &endpoint("orders", serde_json::json!({ "batch": true }))).await.unwrap();
     hooks.create(&PostParams::default(), &endpoint("broken", serde_json::json!({ "secretName": "not-there" }))).await.unwrap();
 
     let secret = until("the generated signing secret", || async { op.secrets.get("shop", "orders-webhook").await.ok().flatten() }).await;
@@ -48,6 +48,7 @@ async fn endpoints_get_a_secret_a_status_and_a_place_in_the_tenants_shard() {
     .await;
     let yaml = String::from_utf8_lossy(&shard["tenant-shop.yaml"]).into_owned();
     assert!(yaml.contains("url: https://hooks.shop.example/cascade") && yaml.contains("secretFile: webhook-shop-orders.secret.sealed") && !yaml.contains("broken"), "{yaml}");
+    assert!(yaml.contains("batch: true"), "batching is passed on: {yaml}");
     let sealed = &shard["webhook-shop-orders.secret.sealed"];
     assert!(!String::from_utf8_lossy(sealed).contains("whsec_"), "sealed, not in the clear");
     support::relay::check_config(&op.secrets, "main-relay-config").await;

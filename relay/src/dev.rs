@@ -112,9 +112,14 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
         tls: TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
         tenants: vec![Tenant {
             name: "dev".into(),
-            domains: vec![SendingDomain { name: DEV_DOMAIN.into(), dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_file }], refuse: None }],
+            domains: vec![SendingDomain {
+                name: DEV_DOMAIN.into(),
+                dkim: vec![DkimKeyRef { selector: DEV_SELECTOR.into(), algorithm: DkimAlgorithm::RsaSha256, key_file: dkim_file }],
+                refuse: None,
+                suppressed_reasons: None,
+            }],
             suppressed_reasons: default_suppressed_reasons(),
-            webhooks: opts.webhook.iter().map(|url| Webhook { name: "dev".into(), url: url.clone(), events: vec![], secret_file: WEBHOOK_SECRET.into() }).collect(),
+            webhooks: opts.webhook.iter().map(|url| Webhook { name: "dev".into(), url: url.clone(), events: vec![], secret_file: WEBHOOK_SECRET.into(), batch: false }).collect(),
         }],
         shards: vec![],
         api_keys: vec![ApiKey {
@@ -144,6 +149,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
         sealing_key_file: None,
         retired_domains: vec![],
         dmarc_report_address: None,
+        feedback_address: None,
         audit: Some(cascade_crds::relay_config::AuditConfig::at("audit", "audit.key")),
         handover: None,
         admin_tls: Some(AdminTls {
@@ -155,6 +161,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
         }),
         limits: Limits::default(),
         webhooks: WebhookSettings { allow_plain_loopback: true, ..Default::default() },
+        suppressions: None,
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let spool = Spool::open(&spool_dir, rt.spool_keys.clone()).context("opening the spool")?;
     let store = crate::store::Store::open(&spool_dir).context("opening the state database")?;
     let (events, events_rx) = crate::events::Events::open(&spool_dir).context("opening the events queue")?;
-    let suppressions = crate::suppression::Suppressions::load(&store, &spool).context("reading the suppression lists")?;
+    let suppressions = crate::suppression::Suppressions::load(&store, &spool, rt.config.suppressions.as_ref().map(|s| s.pool.as_str())).context("reading the suppression lists")?;
     let (queue_handle, queue_rx) = QueueHandle::channel();
     let audit = match (&rt.config.audit, &rt.audit_key) {
         (Some(a), Some(key)) => {

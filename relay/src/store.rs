@@ -16,6 +16,7 @@
 //! relay runs every second, and shutdown). Blocking: call from the blocking pool.
 
 use crate::spool::{Envelope, Spool};
+use cascade_core::suppression::{Change, LOG_SECS};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -32,6 +33,11 @@ const IDEMPOTENCY: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("i
 /// Hex SHA-256 of `<tenant>\0<address>` → (expiry, `u64::MAX` for none; sealed
 /// `<tenant>\0<entry JSON>`): no address in the clear.
 const SUPPRESSIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("suppressions");
+/// This relay's suppression changes not yet confirmed merged by the operator: seq → (expiry,
+/// sealed [`Change`] JSON). See [`cascade_core::suppression`].
+const SUPPRESSION_LOG: TableDefinition<u64, (u64, &[u8])> = TableDefinition::new("suppression_log");
+/// Small facts: `suppression-log` → the change log's random identity.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +82,13 @@ fn suppression_context(name: &str) -> String {
     format!("cascade-suppression-v1:{name}")
 }
 
+fn log_context(seq: u64) -> String {
+    format!("cascade-suppression-log-v1:{seq}")
+}
+
+/// A tenant's suppression entries to write: (address, expiry, the entry JSON).
+pub type Rows<'a> = [(&'a str, Option<u64>, Vec<u8>)];
+
 fn idempotency_context(name: &str) -> String {
     format!("cascade-idempotency-v1:{name}")
 }
@@ -102,6 +115,8 @@ impl Store {
         txn.open_table(STATUS)?;
         txn.open_table(IDEMPOTENCY)?;
         txn.open_table(SUPPRESSIONS)?;
+        txn.open_table(SUPPRESSION_LOG)?;
+        txn.open_table(META)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -181,30 +196,76 @@ impl Store {
         Ok(())
     }
 
-    /// Records (or replaces) suppression entries of `tenant` — (address, expiry, the entry as
-    /// the suppression list keeps it) — durably, in one transaction.
-    pub fn suppress(&self, spool: &Spool, tenant: &str, entries: &[(&str, Option<u64>, Vec<u8>)]) -> Result<(), StoreError> {
+    /// Writes suppression entries of `tenant` — `puts` added or replaced, `removes` (addresses)
+    /// dropped — and appends `log` to the change log, durably, in one transaction.
+    pub fn suppress(&self, spool: &Spool, tenant: &str, puts: &Rows<'_>, removes: &[&str], log: &[Change]) -> Result<(), StoreError> {
+        let bad = |name: String, e: String| StoreError::Record { name, reason: e };
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(SUPPRESSIONS)?;
-            for (address, expires, json) in entries {
+            for (address, expires, json) in puts {
                 let name = suppression_name(tenant, address);
                 let mut plain = format!("{tenant}\0").into_bytes();
                 plain.extend_from_slice(json);
-                let sealed = spool.seal_claim(&suppression_context(&name), &plain).map_err(|e| StoreError::Record { name: name.clone(), reason: e.to_string() })?;
+                let sealed = spool.seal_claim(&suppression_context(&name), &plain).map_err(|e| bad(name.clone(), e.to_string()))?;
                 table.insert(name.as_str(), (expires.unwrap_or(u64::MAX), sealed.as_slice()))?;
+            }
+            for address in removes {
+                table.remove(suppression_name(tenant, address).as_str())?;
+            }
+            let mut changes = txn.open_table(SUPPRESSION_LOG)?;
+            let expires = cascade_core::time::now_unix() + LOG_SECS;
+            for c in log {
+                let json = serde_json::to_vec(c).map_err(|e| bad(c.seq.to_string(), e.to_string()))?;
+                let sealed = spool.seal_claim(&log_context(c.seq), &json).map_err(|e| bad(c.seq.to_string(), e.to_string()))?;
+                changes.insert(c.seq, (expires, sealed.as_slice()))?;
             }
         }
         txn.commit()?;
         Ok(())
     }
 
-    /// Removes a suppression entry, durably; whether there was one.
-    pub fn unsuppress(&self, tenant: &str, address: &str) -> Result<bool, StoreError> {
+    /// The change log's identity, made on first use.
+    pub fn log_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.db.begin_read()?.open_table(META)?.get("suppression-log")? {
+            return Ok(id.value().to_string());
+        }
+        let mut bytes = [0u8; 12];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Record { name: "suppression-log".into(), reason: "random number generator failed".into() })?;
+        let id = hex(&bytes);
         let txn = self.db.begin_write()?;
-        let found = txn.open_table(SUPPRESSIONS)?.remove(suppression_name(tenant, address).as_str())?.is_some();
+        txn.open_table(META)?.insert("suppression-log", id.as_str())?;
         txn.commit()?;
-        Ok(found)
+        Ok(id)
+    }
+
+    /// The change log, in order (unreadable or expired changes skipped).
+    pub fn logged(&self, spool: &Spool, now: u64) -> Result<Vec<Change>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for row in txn.open_table(SUPPRESSION_LOG)?.iter()? {
+            let (k, v) = row?;
+            let (expires, sealed) = v.value();
+            let json = (expires > now).then(|| spool.open_claim(&log_context(k.value()), sealed).ok()).flatten();
+            match json.and_then(|j| serde_json::from_slice::<Change>(&j).ok()) {
+                Some(c) => out.push(c),
+                None => tracing::warn!(seq = k.value(), "suppression change unreadable or expired; skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops changes the operator has merged.
+    pub fn confirm(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(SUPPRESSION_LOG)?;
+            for seq in seqs {
+                table.remove(*seq)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Every unexpired suppression entry: (tenant, entry JSON). Unreadable ones are skipped.
@@ -247,6 +308,11 @@ impl Store {
                 keep
             })?;
         }
+        txn.open_table(SUPPRESSION_LOG)?.retain(|_, (expires, _)| {
+            let keep = expires > now;
+            dropped += usize::from(!keep);
+            keep
+        })?;
         txn.commit()?;
         Ok(dropped)
     }

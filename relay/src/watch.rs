@@ -86,8 +86,10 @@ fn merged(names: &[String], seen: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) 
 
 /// Watches the bundle Secret and its shard Secrets (each by name: RBAC lets the relay read these
 /// and nothing else) until shutdown, installing every consistent set; reconnects with backoff
-/// when the API server goes away.
+/// when the API server goes away. The pool's shared suppression lists are watched beside it, in
+/// the same namespace ([`crate::suppression::shared::watch`]).
 pub async fn run(client: kube::Client, target: Target, relay: Arc<Relay>) {
+    tokio::spawn(crate::suppression::shared::watch(client.clone(), target.namespace.clone(), relay.clone()));
     let api: Api<Secret> = Api::namespaced(client, &target.namespace);
     let source = target.describe();
     let mut shutdown = relay.shutdown_signal();

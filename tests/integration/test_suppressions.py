@@ -138,3 +138,52 @@ def test_a_complaint_is_an_event_and_suppresses_the_recipient(workdir, dns_serve
     assert code == 550 and b"recipient suppressed (complained" in text, text
     events = wait_until(lambda: [e for _, e in receiver.events() if e["type"] == "message.complained"] or None, 30, "message.complained")
     assert events[0]["data"] == {"messageId": msg_id, "tenant": "dev", "recipient": "reader@dest.test", "tags": {"list": "news"}, "feedbackType": "abuse"}
+
+
+def test_a_feedback_report_by_mail_to_another_relay_of_the_pool_is_taken(workdir, dns_server, cleanup):
+    """Two relays of one pool (one bundle, own spools): relay A sends and finishes the message;
+    the tenant forwards the provider's report by mail to the pool's feedback address through
+    relay B, which finds the message on A over the admin channel and suppresses the recipient."""
+    import smtplib
+
+    from conftest import free_port
+    from test_handover import peer_of, start
+    _, sink, base = standard_setup(workdir, dns_server, cleanup)
+    base.stop()
+    a_admin, b_admin = free_port(), free_port()
+    a = peer_of(base, "a", sink.port, [a_admin, b_admin], a_admin)
+    b = peer_of(base, "b", sink.port, [a_admin, b_admin], b_admin)
+    for r in (a, b):
+        r.config.write_text(r.config.read_text() + "feedbackAddress: feedback@pool.test\n")
+        start(r, cleanup)
+    sent = httpx.post(f"https://127.0.0.1:{a.http}/v1/messages", json={"from": "dev@example.test", "to": ["reader@dest.test"], "subject": "news", "text": "t"},
+                      auth=(a.creds["username"], a.creds["password"]), verify=str(a.dir / "tls.crt"), timeout=30)
+    assert sent.status_code == 202, sent.text
+    msg_id = sent.json()["id"]
+    wait_until(lambda: any(b"news" in m[2] for m in sink.messages), 30, "delivery by relay A")
+
+    c = submit_client(b)
+    code, text = c.mail("dev@example.test")[0], None
+    assert c.rcpt("feedback@pool.test")[0] == 250
+    code, text = c.rcpt("someone@dest.test")
+    assert code == 452 and b"take a message of their own" in text, text
+    c.rset()
+    try:
+        c.sendmail("dev@example.test", ["feedback@pool.test"], b"From: x@y.test\r\nSubject: hi\r\n\r\nnot a report\r\n")
+        raise AssertionError("a non-report was taken")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 550 and e.smtp_error.startswith(b"5.6.0 feedback report refused: not a feedback report"), e
+    try:
+        c.sendmail("dev@example.test", ["feedback@pool.test"], arf(f"{msg_id}@localhost", "stranger@dest.test"))
+        raise AssertionError("a report naming a stranger was taken")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 550 and b"not a recipient" in e.smtp_error, e
+    c.mail("dev@example.test")
+    c.rcpt("feedback@pool.test")
+    code, text = c.data(arf(f"{msg_id}@localhost", "reader@dest.test"))
+    c.quit()
+    assert code == 250 and text.decode() == f"2.6.0 feedback report accepted: abuse from message {msg_id}, recipient suppressed", text
+    entry = httpx.get(f"https://127.0.0.1:{b.http}/v1/suppressions/reader@dest.test", auth=(b.creds["username"], b.creds["password"]), verify=str(b.dir / "tls.crt"), timeout=30)
+    assert entry.status_code == 200 and entry.json()["reason"] == "complaint" and entry.json()["messageId"] == msg_id, entry.text
+    assert rcpt(b, "reader@dest.test")[0] == 550
+    assert not any(b"not a report" in m[2] or b"feedback-report" in m[2] for m in sink.messages), "reports are never delivered"

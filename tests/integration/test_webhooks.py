@@ -67,9 +67,9 @@ class Receiver:
         self.server.shutdown()
 
 
-def with_webhook(url, secret_file, ca=None, max_age=None):
+def with_webhook(url, secret_file, ca=None, max_age=None, batch=False):
     def tweak(cfg):
-        hook = f"  webhooks:\n  - name: hooks\n    url: {url}\n    secretFile: {secret_file}\n"
+        hook = f"  webhooks:\n  - name: hooks\n    url: {url}\n    secretFile: {secret_file}\n" + ("    batch: true\n" if batch else "")
         cfg = cfg.replace("apiKeys:\n", hook + "apiKeys:\n", 1)
         # Not dev's plain-loopback allowance: HTTPS, verified against the test CA.
         cfg = re.sub(r"\nwebhooks:\n(  .*\n)+", "\n", cfg)
@@ -88,8 +88,9 @@ def hooked(workdir, dns_server, cleanup):
     cleanup(receiver.stop)
     (workdir / "webhook.secret").write_text(SECRET + "\n")
 
-    def setup(max_age=None):
-        dns, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=with_webhook(f"https://127.0.0.1:{receiver.port}/hook", workdir / "webhook.secret", ca=certs[0], max_age=max_age))
+    def setup(max_age=None, batch=False):
+        hook = with_webhook(f"https://127.0.0.1:{receiver.port}/hook", workdir / "webhook.secret", ca=certs[0], max_age=max_age, batch=batch)
+        dns, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=hook)
         return dns, sink, relay
     return receiver, setup
 
@@ -164,6 +165,29 @@ def test_kill_9_with_events_pending_loses_none_and_retries_keep_their_id(hooked)
     assert first <= delivered, "every refused event arrives after kill -9, under the same webhook-id"
     assert {e["data"]["messageId"] for _, e in events} == set(ids)
     assert sorted(e["type"] for _, e in events if e["type"] in ("message.accepted", "message.delivered")).count("message.accepted") == 3
+
+
+def test_a_batching_endpoint_gets_the_events_due_in_one_signed_request(hooked):
+    receiver, setup = hooked
+    receiver.answers = [(503, {})]
+    _, sink, relay = setup(batch=True)
+    ids = [send(relay, ["rcpt@dest.test"]) for _ in range(3)]
+    wait_until(lambda: len(sink.messages) == 3 or None, 30, "delivery")
+    def batched():
+        e = receiver.events(200)
+        return e if sum(len(p) for _, p in e) >= 6 else None
+    requests = wait_until(batched, 40, "the events after the 503")
+    refused = [json.loads(b) for _, _, b, s in receiver.requests if s == 503]
+    assert isinstance(refused[0], list) and refused[0], "the refused request was a batch too"
+    # The retry (5 s later) carries everything due by then: the refused events and the rest.
+    assert any(len(p) >= 2 for _, p in requests), [len(p) for _, p in requests]
+    items = [e for _, p in requests for e in p]
+    assert all(isinstance(p, list) and len(p) <= 100 for _, p in requests)
+    assert all(h["webhook-id"].startswith("batch_") for h, _ in requests)
+    assert {e["id"] for e in refused[0]} <= {e["id"] for e in items}, "a refused event arrives again under its own id"
+    assert len({e["id"] for e in items}) == len(items), "each event once"
+    assert {e["data"]["messageId"] for e in items} == set(ids)
+    assert sorted(e["type"] for e in items).count("message.accepted") == 3 and sorted(e["type"] for e in items).count("message.delivered") == 3
 
 
 def test_410_disables_the_endpoint_and_retry_after_is_honoured(hooked, workdir):

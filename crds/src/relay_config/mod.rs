@@ -76,6 +76,11 @@ pub struct RelayConfig {
     /// attachments or failure reports) about the sender's tenant's domains, not delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc_report_address: Option<String>,
+    /// Mail submitted to this address (as its only recipient) is taken as an ARF feedback report
+    /// (RFC 5965) about one of the sender's tenant's messages, as `POST /v1/feedback` takes it
+    /// (the key needs `suppressions:manage`), not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_address: Option<String>,
     /// The tamper-evident audit trail (changes need a restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditConfig>,
@@ -90,6 +95,22 @@ pub struct RelayConfig {
     /// How delivery events reach tenants' webhook endpoints.
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    /// Suppression lists shared by the pool's relays through the Kubernetes API; absent: each
+    /// relay keeps its own (`dev`, a single relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressions: Option<SharedSuppressions>,
+}
+
+/// Sharing suppression lists (see `cascade_core::suppression`): the relay logs its own changes
+/// for the operator (`GET /suppressions/changes` on the admin listener) and, running with
+/// `--watch-secret`, watches the `SuppressionShard` objects of its pool in that Secret's
+/// namespace.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SharedSuppressions {
+    /// The RelayPool: its shards carry the label `cascade-mail.com/pool=<pool>` and are sealed
+    /// for it under the spool key ring.
+    pub pool: String,
 }
 
 /// The admin channel's certificates, all issued by the pool's own authority (the operator's).
@@ -280,6 +301,10 @@ pub struct SendingDomain {
     /// its DKIM record is not verified in DNS yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refuse: Option<String>,
+    /// What adds a recipient of this domain's mail to the suppression list by itself (as the
+    /// tenant's `suppressedReasons`, which apply when this is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_reasons: Option<Vec<String>>,
 }
 
 /// DKIM signature algorithm.

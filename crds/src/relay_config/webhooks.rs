@@ -21,7 +21,14 @@ pub struct Webhook {
     /// A file holding the signing secrets (`whsec_<base64>`), one per line: every request is
     /// signed with each (several during a rotation).
     pub secret_file: String,
+    /// Send the events due at once in one request (a JSON array of payloads, each with its
+    /// `id`), up to [`MAX_BATCH`]; off: one event per request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
+
+/// The most events one batched request carries.
+pub const MAX_BATCH: usize = 100;
 
 /// How events are sent, for every tenant.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

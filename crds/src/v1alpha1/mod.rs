@@ -6,12 +6,14 @@ pub mod bounds;
 mod dkim_key;
 mod relay_pool;
 mod sending_domain;
+mod suppression_shard;
 mod webhook_endpoint;
 
 pub use api_key::*;
 pub use dkim_key::*;
 pub use relay_pool::*;
 pub use sending_domain::*;
+pub use suppression_shard::*;
 pub use webhook_endpoint::*;
 
 pub const GROUP: &str = "cascade-mail.com";

@@ -80,6 +80,13 @@ pub struct RelayPoolSpec {
     /// aggregate and failure reports to it, and the relays turn them into metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc_report_address: Option<String>,
+    /// An address on the relays that takes ARF feedback reports (RFC 5965): tenants forward
+    /// (submit) the complaint reports mailbox providers send them, with a key holding
+    /// `suppressions:manage`, and the complained recipient gets a `message.complained` event and
+    /// a suppression entry (as `POST /v1/feedback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254), regex(pattern = r"^[^@\s<>]{1,64}@([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
+    pub feedback_address: Option<String>,
     /// Client networks (CIDR) allowed to connect besides pods in the tenant namespaces. The
     /// pool's NetworkPolicy admits exactly the tenant namespaces and these networks (list
     /// `0.0.0.0/0` to admit everyone); when set, the relay also refuses any other address, so

@@ -47,6 +47,12 @@ pub struct SendingDomainSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DOMAIN_PATTERN), length(max = MAX_DOMAIN))]
     pub return_path: Option<String>,
+    /// What adds a recipient of this domain's mail to the tenant's suppression list by itself:
+    /// `bounce` (a hard bounce naming a bad address, `5.1.x` or `5.2.1`) and `complaint` (an ARF
+    /// feedback report); `[]`: neither (entries added by hand always apply). Absent: both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2), extend("items" = {"type": "string", "enum": ["bounce", "complaint"]}, "x-kubernetes-list-type" = "set"))]
+    pub suppressed_reasons: Option<Vec<String>>,
 }
 
 /// A RelayPool by name and namespace.

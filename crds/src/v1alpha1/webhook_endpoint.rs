@@ -39,6 +39,11 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_LABELLED_NAME), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub secret_name: Option<String>,
+    /// Batching: `true` sends the events due at once in one request (a JSON array of the usual
+    /// payloads, each with its `id`, at most 100), signed as one body; `false` (default): one
+    /// event per request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 /// Observed state of a WebhookEndpoint, folded from the relays' reports.

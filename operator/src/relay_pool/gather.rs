@@ -83,7 +83,7 @@ pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Erro
         }
     }
     let tls_secret = pool.spec.tls.secret_name.clone().unwrap_or_else(|| format!("{name}-tls"));
-    let addrs = relay_admin_addrs(ctx, pool).await;
+    let addrs = crate::relay_admin::addrs(ctx, pool).await;
     let admin = ctx.secrets.get(&ns, &crate::admin_authority::secret_name(&name)).await?;
     let client = admin.as_ref().and_then(|a| crate::admin_authority::operator_client(a, &ctx.master, &ns, &name, cascade_core::time::now_unix()));
     Ok(World {
@@ -117,17 +117,6 @@ async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, names: &BT
     let cache = cached(ctx.caches().await);
     let key = |s: &Secret| (s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
     cache.state().iter().filter(|s| names.contains(&key(s))).map(|s| (key(s), (**s).clone())).collect()
-}
-
-/// The admin listeners of the pool's relays (one address per pod, from the headless Service).
-async fn relay_admin_addrs(ctx: &Context, pool: &RelayPool) -> Vec<SocketAddr> {
-    match &ctx.relay_http {
-        Some(a) => a.clone(),
-        None => {
-            let host = crate::labels::headless_host(&pool.name_any(), &pool.namespace().unwrap_or_default());
-            ctx.dns.addresses(&host).await.into_iter().map(|ip| SocketAddr::new(ip, pool.spec.listeners.admin_port)).collect()
-        }
-    }
 }
 
 /// Asks every relay at once (over the pool's mutual TLS once its authority exists): one that

@@ -405,7 +405,7 @@ fn serve(pool: &RelayPool, d: &SendingDomain, keys: Vec<&DkimKey>, material: &Ma
         None => {
             let (ready, reason, msg, refuse) = dns_verdict(pool, d, &st.conditions, &format!("RelayPool {pool_ns}/{pool_name}"));
             conditions::set(&mut st.conditions, types::READY, ready, reason, &msg, gen, now);
-            Some(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs, refuse })
+            Some(rc::SendingDomain { name: d.spec.domain.clone(), dkim: refs, refuse, suppressed_reasons: d.spec.suppressed_reasons.clone() })
         }
     };
     Served { status: st, dkim_status, domain }

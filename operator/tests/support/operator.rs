@@ -13,6 +13,13 @@ pub struct Running {
     _server: ApiServer,
 }
 
+impl Running {
+    /// The test API server's kubeconfig (for a [`super::proxy::Proxy`] in front of it).
+    pub fn kubeconfig(&self) -> std::path::PathBuf {
+        self._server.kubeconfig()
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.controller.abort();

@@ -56,12 +56,14 @@ pub async fn get(relay: Arc<Relay>, id: String, key_id: String) -> Answer {
 }
 
 /// Asks every peer relay at once; the first that holds `id` answers.
-async fn ask_peers(relay: &Relay, id: &str) -> Option<Envelope> {
+pub(crate) async fn ask_peers(relay: &Relay, id: &str) -> Option<Envelope> {
     let rt = relay.runtime();
-    let (Some(handover), Some(channel)) = (&rt.config.handover, &rt.admin_tls) else { return None };
+    let Some(handover) = &rt.config.handover else { return None };
+    // Mutual TLS in a pool; plaintext only where the admin listener may speak it (loopback).
+    let tls = rt.admin_tls.as_ref().map(|c| &c.client);
     let path = format!("/messages/{id}");
     let asks = crate::handover::resolve(&handover.peers).await.into_iter().map(|addr| {
-        let call = Call { addr, tls: Some(&channel.client), method: hyper::Method::GET, path: &path, headers: &[], body: Default::default() };
+        let call = Call { addr, tls, method: hyper::Method::GET, path: &path, headers: &[], body: Default::default() };
         request(call, 1 << 20, Duration::from_secs(5))
     });
     futures::future::join_all(asks).await.into_iter().flatten().filter(|a| a.status == 200).find_map(|a| serde_json::from_slice(&a.body).ok())

@@ -67,16 +67,16 @@ pub fn read(relay: &Relay, path: &str, key: &str) -> Answer {
                 return invalid(format!("reason: {r:?} is not one of {}", REASONS.join(", ")));
             }
             let (items, next) = relay.suppressions.list(&tenant, q.get("reason").map(String::as_str), after, q.get("cursor").map(String::as_str), limit);
-            let items: Vec<_> = items.iter().map(Entry::view).collect();
+            let items: Vec<_> = items.iter().map(crate::suppression::view).collect();
             Answer::json(200, &serde_json::json!({ "items": items, "nextCursor": next }))
         }
         "/v1/suppressions/export" => {
             let (items, _) = relay.suppressions.list(&tenant, None, None, None, usize::MAX - 1);
-            let body: String = items.iter().map(|e| format!("{}\n", e.view())).collect();
+            let body: String = items.iter().map(|e| format!("{}\n", crate::suppression::view(e))).collect();
             Answer { status: 200, content_type: "application/x-ndjson", body, retry_after: None, replayed: false }
         }
         _ => match address_of(path) {
-            Ok(a) => relay.suppressions.get(&tenant, &a, cascade_core::time::now_unix()).map_or_else(not_found, |e| Answer::json(200, &e.view())),
+            Ok(a) => relay.suppressions.get(&tenant, &a, cascade_core::time::now_unix()).map_or_else(not_found, |e| Answer::json(200, &crate::suppression::view(&e))),
             Err(refusal) => refusal,
         },
     }
@@ -154,7 +154,7 @@ fn put(relay: &Relay, tenant: &str, key: &str, e: Entry) -> Answer {
     match relay.suppressions.put(relay, tenant, e) {
         Ok(created) => {
             relay.audit.record("suppression.added", serde_json::json!({ "tenant": tenant, "address": mask(&address), "reason": reason, "key": key }));
-            let view = relay.suppressions.get(tenant, &address, cascade_core::time::now_unix()).map(|e| e.view()).unwrap_or_default();
+            let view = relay.suppressions.get(tenant, &address, cascade_core::time::now_unix()).map(|e| crate::suppression::view(&e)).unwrap_or_default();
             Answer::json(if created { 201 } else { 200 }, &view)
         }
         Err(why) if why.contains("limit") => Answer::problem(422, "Unprocessable Content", why),

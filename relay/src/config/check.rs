@@ -72,6 +72,15 @@ pub(super) fn unseal(c: &mut Checker<'_>, field: &str, name: &str, ring: Option<
     cascade_core::seal::open_blob(ring, name, &bytes).map_err(|e| c.fail(field, format!("cannot decrypt with sealingKeyFile: {e}"))).ok()
 }
 
+/// Only `bounce` and `complaint` add entries by themselves.
+fn suppressed_reasons(c: &mut Checker<'_>, field: &str, reasons: &[String]) {
+    for (i, r) in reasons.iter().enumerate() {
+        if r != "bounce" && r != "complaint" {
+            c.fail(format!("{field}[{i}]"), format!("{r:?} is not bounce or complaint"));
+        }
+    }
+}
+
 fn networks(c: &mut Checker<'_>, field: &str, texts: &[String]) -> Vec<Cidr> {
     let mut out = Vec::new();
     for (i, text) in texts.iter().enumerate() {
@@ -184,9 +193,11 @@ fn tenants<'a>(c: &mut Checker<'_>, config: &'a RelayConfig) -> (HashMap<String,
         if tenant_domains.insert(&tenant.name, HashSet::new()).is_some() {
             c.fail(format!("{tf}.name"), format!("tenant {:?} is listed twice", tenant.name));
         }
+        suppressed_reasons(c, &format!("{tf}.suppressedReasons"), &tenant.suppressed_reasons);
         for (di, domain) in tenant.domains.iter().enumerate() {
             let df = format!("{tf}.domains[{di}]");
             let before = c.problems.len();
+            suppressed_reasons(c, &format!("{df}.suppressedReasons"), domain.suppressed_reasons.as_deref().unwrap_or_default());
             if !valid_domain(&domain.name) || domain.name != domain.name.to_ascii_lowercase() {
                 c.fail(format!("{df}.name"), format!("{:?} is not a lower-case domain name", domain.name));
             }
@@ -294,11 +305,15 @@ fn api_keys(c: &mut Checker<'_>, config: &RelayConfig, tenant_domains: &HashMap<
 /// The report address, the audit trail (returns its key) and retired domains (returns those
 /// no longer served).
 fn audit_and_retired(c: &mut Checker<'_>, config: &RelayConfig, domains: &HashMap<String, DomainPolicy>) -> (Option<Vec<u8>>, HashSet<(String, String)>) {
-    if let Some(a) = &config.dmarc_report_address {
+    for (field, address) in [("dmarcReportAddress", &config.dmarc_report_address), ("feedbackAddress", &config.feedback_address)] {
+        let Some(a) = address else { continue };
         let valid = a.rsplit_once('@').is_some_and(|(l, d)| !l.is_empty() && l.len() <= 64 && !l.contains(['<', '>', ' ']) && valid_domain(d));
         if !valid {
-            c.fail("dmarcReportAddress", format!("{a:?} is not a mail address"));
+            c.fail(field, format!("{a:?} is not a mail address"));
         }
+    }
+    if config.feedback_address.is_some() && config.feedback_address.as_deref().map(str::to_ascii_lowercase) == config.dmarc_report_address.as_deref().map(str::to_ascii_lowercase) {
+        c.fail("feedbackAddress", "must differ from dmarcReportAddress");
     }
     let audit_key = config.audit.clone().and_then(|a| {
         if a.retain_days == 0 {

@@ -310,3 +310,22 @@ fn the_admin_channel_tells_a_relay_of_the_pool_from_other_certificates() {
     let (foreign, _) = other.issue(&["another.relays.cascade.internal"], Usage::ServerAndClient, 1_800_000_000, 86_400).unwrap();
     assert!(!channel.is_relay(Some(&der(foreign.as_bytes()))), "another pool's relay name");
 }
+
+#[test]
+fn suppressed_reasons_apply_per_domain_over_the_tenant_and_bad_ones_are_named() {
+    let (path, text) = bundle();
+    let mut config = parse("relay.yaml", &text).unwrap();
+    config.tenants[0].suppressed_reasons = vec!["bounce".into()];
+    config.tenants[0].domains[0].suppressed_reasons = Some(vec![]);
+    let (tenant, domain) = (config.tenants[0].name.clone(), config.tenants[0].domains[0].name.clone());
+    std::fs::write(&path, serde_saphyr::to_string(&config).unwrap()).unwrap();
+    let rt = load(&path).unwrap();
+    use crate::suppression::reason_applies;
+    assert!(!reason_applies(&rt, &tenant, &format!("a@{}", domain.to_ascii_uppercase()), "bounce"), "the domain says none");
+    assert!(reason_applies(&rt, &tenant, "a@elsewhere.test", "bounce"), "the tenant's apply elsewhere");
+    assert!(!reason_applies(&rt, &tenant, "a@elsewhere.test", "complaint"));
+    assert!(!reason_applies(&rt, "stranger", "a@elsewhere.test", "bounce"));
+    config.tenants[0].domains[0].suppressed_reasons = Some(vec!["spam".into()]);
+    let found = problems(&path, &serde_saphyr::to_string(&config).unwrap());
+    assert!(found.iter().any(|p| p == "tenants[0].domains[0].suppressedReasons[0]: \"spam\" is not bounce or complaint"), "{found:?}");
+}

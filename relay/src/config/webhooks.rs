@@ -24,6 +24,8 @@ pub struct Endpoint {
     pub events: Vec<String>,
     /// Every request is signed with each.
     pub secrets: Vec<Vec<u8>>,
+    /// The events due at once go in one request.
+    pub batch: bool,
 }
 
 impl Endpoint {
@@ -75,7 +77,7 @@ fn endpoint(c: &mut Checker<'_>, field: &str, tenant: &str, w: &Webhook, allow_p
         c.fail(format!("{field}.secretFile"), "holds no whsec_<base64> secret of at least 16 bytes");
         return None;
     }
-    Some(Endpoint { tenant: tenant.to_string(), name: w.name.clone(), url: w.url.clone(), https, host, port, path, events: w.events.clone(), secrets })
+    Some(Endpoint { tenant: tenant.to_string(), name: w.name.clone(), url: w.url.clone(), https, host, port, path, events: w.events.clone(), secrets, batch: w.batch })
 }
 
 /// Each tenant's endpoints.

@@ -331,7 +331,7 @@ impl Job {
         }
         if !env.key.is_empty() {
             for r in attempted.iter().filter(|i| !expired.contains(i)).map(|&i| &env.recipients[i]).filter(|r| r.status == RcptStatus::Failed) {
-                self.relay.suppress_bounce(&env.tenant, &r.address, r.last_reply.as_deref().unwrap_or_default(), &env.id);
+                self.relay.suppress_bounce(&env.tenant, &env.sender, &r.address, r.last_reply.as_deref().unwrap_or_default(), &env.id);
             }
         }
         self.report(rt, &env, attempted, &expired);

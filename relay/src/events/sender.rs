@@ -4,13 +4,18 @@
 //! dev, to addresses the delivery destination filter allows; within `webhooks.timeout`. A `2xx`
 //! is success; `410 Gone` disables the endpoint at that URL (its pending events are dropped);
 //! anything else is retried on [`SCHEDULE`] (about 3 days, ±20 % jitter), later when the answer
-//! carried a longer `Retry-After`. At most [`CONCURRENT`] requests at once.
+//! carried a longer `Retry-After`. At most [`CONCURRENT`] requests at once. An endpoint with
+//! `batch` gets the events due at once (up to `MAX_BATCH`, oldest first) in one request: a JSON
+//! array of the payloads, each with its own `id` (its `webhook-id` when sent alone, stable across
+//! retries), the request's `webhook-id` naming the batch as sent; they succeed or retry together.
+//! A batching endpoint's new event waits [`BATCH_WINDOW`] for the ones that follow it.
 
 use super::{sign, Pending};
 use crate::config::webhooks::Endpoint;
 use crate::config::Runtime;
 use crate::relay::Relay;
 use cascade_core::http_client::{request, Call, Tls};
+use cascade_crds::relay_config::MAX_BATCH;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +28,7 @@ use tokio::sync::{mpsc, Semaphore};
 pub const SCHEDULE: &[u64] = &[5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000];
 pub const CONCURRENT: usize = 16;
 
+#[derive(Clone)]
 enum Outcome {
     Sent,
     Gone,
@@ -61,7 +67,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
         waiting.insert(p.file_name(), p);
     }
     let permits = Arc::new(Semaphore::new(CONCURRENT));
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Pending, Outcome)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Vec<Pending>, Outcome)>();
     loop {
         let now = cascade_core::time::now_unix();
         while let Some(Reverse((due, _))) = heap.peek() {
@@ -70,24 +76,30 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             }
             let Some(Reverse((_, file))) = heap.pop() else { break };
             let Some(p) = waiting.remove(&file) else { continue };
+            let batch = companions(&relay.runtime(), &mut waiting, p, now);
             let (relay, done, permit) = (relay.clone(), done_tx.clone(), permits.clone().acquire_owned().await.expect("never closed"));
             tokio::spawn(async move {
-                let outcome = attempt(&relay, &p).await;
+                let outcome = attempt(&relay, &batch).await;
                 drop(permit);
-                let _ = done.send((p, outcome));
+                let _ = done.send((batch, outcome));
             });
         }
         relay.metrics.events_pending.set((waiting.len() + CONCURRENT - permits.available_permits()) as i64);
         let sleep = heap.peek().map_or(Duration::from_secs(3600), |Reverse((due, _))| Duration::from_secs(due.saturating_sub(now).max(1)));
         tokio::select! {
             Some(p) = rx.recv() => {
-                heap.push(Reverse((p.next_attempt, p.file_name())));
+                // A batching endpoint's new events wait a moment for the ones that follow.
+                let due = if p.attempts == 0 && batches(&relay.runtime(), &p) { p.next_attempt.max(now) + BATCH_WINDOW } else { p.next_attempt };
+                heap.push(Reverse((due, p.file_name())));
                 waiting.insert(p.file_name(), p);
             }
-            Some((p, outcome)) = done_rx.recv() => {
-                if let Some(p) = settle(&relay, p, outcome).await {
-                    heap.push(Reverse((p.next_attempt, p.file_name())));
-                    waiting.insert(p.file_name(), p);
+            Some((batch, outcome)) = done_rx.recv() => {
+                relay.metrics.webhook_requests.with_label_values(&[outcome.result()]).inc();
+                for p in batch {
+                    if let Some(p) = settle(&relay, p, outcome.clone()).await {
+                        heap.push(Reverse((p.next_attempt, p.file_name())));
+                        waiting.insert(p.file_name(), p);
+                    }
                 }
             }
             _ = tokio::time::sleep(sleep) => {}
@@ -95,15 +107,65 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     }
 }
 
+impl Outcome {
+    fn result(&self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Gone => "gone",
+            Outcome::Retry(..) => "failed",
+            Outcome::Dropped(_) => "dropped",
+        }
+    }
+}
+
+/// How long (s) a batching endpoint's new event waits for others before its first attempt.
+pub const BATCH_WINDOW: u64 = 1;
+
+fn batches(rt: &Runtime, p: &Pending) -> bool {
+    rt.webhooks.get(&p.tenant).and_then(|l| l.iter().find(|e| e.name == p.endpoint)).is_some_and(|e| e.batch)
+}
+
+/// `first` and, when its endpoint batches, the other events of that endpoint due by `now` (taken
+/// out of `waiting`), oldest first, up to `MAX_BATCH`.
+fn companions(rt: &Runtime, waiting: &mut HashMap<String, Pending>, first: Pending, now: u64) -> Vec<Pending> {
+    if !batches(rt, &first) {
+        return vec![first];
+    }
+    let mut due: Vec<String> = waiting.iter().filter(|(_, p)| p.tenant == first.tenant && p.endpoint == first.endpoint && p.next_attempt <= now).map(|(f, _)| f.clone()).collect();
+    due.sort();
+    due.truncate(MAX_BATCH - 1);
+    let mut batch = vec![first];
+    batch.extend(due.iter().filter_map(|f| waiting.remove(f)));
+    batch.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
+    batch
+}
+
+/// The request body and its `webhook-id`: the event's own, or for a batched endpoint the array
+/// of payloads (each with its `id`) and an id naming the batch.
+fn body_of(endpoint: &Endpoint, batch: &[Pending]) -> (String, String) {
+    match (endpoint.batch, batch) {
+        (false, [p, ..]) => (p.body.clone(), p.webhook_id.clone()),
+        _ => {
+            let items: Vec<serde_json::Value> = batch
+                .iter()
+                .map(|p| {
+                    let mut v: serde_json::Value = serde_json::from_str(&p.body).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("id".into(), p.webhook_id.clone().into());
+                    }
+                    v
+                })
+                .collect();
+            let ids: Vec<&str> = batch.iter().map(|p| p.webhook_id.as_str()).collect();
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ids.join(",").as_bytes());
+            let id = format!("batch_{}", digest.as_ref()[..10].iter().map(|b| format!("{b:02x}")).collect::<String>());
+            (serde_json::Value::Array(items).to_string(), id)
+        }
+    }
+}
+
 /// Records the outcome; returns the event when it is to be tried again.
 async fn settle(relay: &Arc<Relay>, mut p: Pending, outcome: Outcome) -> Option<Pending> {
-    let result = match &outcome {
-        Outcome::Sent => "sent",
-        Outcome::Gone => "gone",
-        Outcome::Retry(..) => "failed",
-        Outcome::Dropped(_) => "dropped",
-    };
-    relay.metrics.webhook_requests.with_label_values(&[result]).inc();
     let keep = match outcome {
         Outcome::Retry(why, retry_after) => {
             tracing::info!(webhook_id = %p.webhook_id, tenant = %p.tenant, endpoint = %p.endpoint, attempts = p.attempts + 1, error = %why, "webhook attempt failed; will retry");
@@ -146,8 +208,9 @@ async fn settle(relay: &Arc<Relay>, mut p: Pending, outcome: Outcome) -> Option<
     keep.then_some(p)
 }
 
-async fn attempt(relay: &Relay, p: &Pending) -> Outcome {
+async fn attempt(relay: &Relay, batch: &[Pending]) -> Outcome {
     let rt = relay.runtime();
+    let Some(p) = batch.first() else { return Outcome::Dropped("nothing to send") };
     let Some(endpoint) = rt.webhooks.get(&p.tenant).and_then(|l| l.iter().find(|e| e.name == p.endpoint)).cloned() else {
         return Outcome::Dropped("the endpoint is no longer configured");
     };
@@ -159,13 +222,14 @@ async fn attempt(relay: &Relay, p: &Pending) -> Outcome {
         Err(why) => return Outcome::Retry(why, None),
     };
     let timestamp = cascade_core::time::now_unix();
-    let signature = sign::signature(&endpoint.secrets, &p.webhook_id, timestamp, p.body.as_bytes());
+    let (body, webhook_id) = body_of(&endpoint, batch);
+    let signature = sign::signature(&endpoint.secrets, &webhook_id, timestamp, body.as_bytes());
     let (ts, host) = (timestamp.to_string(), host_header(&endpoint));
     let headers = [
         ("host", host.as_str()),
         ("content-type", "application/json"),
         ("user-agent", "Cascade-Webhooks/1"),
-        ("webhook-id", p.webhook_id.as_str()),
+        ("webhook-id", webhook_id.as_str()),
         ("webhook-timestamp", ts.as_str()),
         ("webhook-signature", signature.as_str()),
     ];
@@ -176,7 +240,7 @@ async fn attempt(relay: &Relay, p: &Pending) -> Outcome {
         },
         false => None,
     };
-    let call = Call { addr, tls: tls.as_ref(), method: hyper::Method::POST, path: &endpoint.path, headers: &headers, body: p.body.clone().into() };
+    let call = Call { addr, tls: tls.as_ref(), method: hyper::Method::POST, path: &endpoint.path, headers: &headers, body: body.into() };
     match request(call, 64 * 1024, rt.config.webhooks.timeout.0).await {
         Ok(a) if (200..300).contains(&a.status) => Outcome::Sent,
         Ok(a) if a.status == 410 => {

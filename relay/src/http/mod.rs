@@ -144,6 +144,11 @@ impl Probes for Admin {
             "/dmarc/summary" => Some((200, "application/json", self.0.dmarc_summaries.json())),
             "/anomalies" => Some((200, "application/json", self.0.suspensions_json())),
             "/webhooks" => Some((200, "application/json", self.0.events.states_json())),
+            p if p.starts_with("/suppressions/changes") => {
+                // `?after=N`: this relay's unconfirmed suppression changes after N (the operator's read).
+                let after = p.split_once("?after=").and_then(|(_, n)| n.parse::<u64>().ok()).unwrap_or(0);
+                Some(self.0.suppressions.changes_json(after).map_or((404, "text/plain", "suppression lists are not shared\n".into()), |j| (200, "application/json", j)))
+            }
             "/audit/anchor" => Some(match self.0.audit.anchor() {
                 // Named after the relay: its pod name in a cluster, else its configured hostname.
                 Some(a) => {

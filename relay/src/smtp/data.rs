@@ -30,6 +30,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
+    /// A message to the feedback address: an ARF report about one of the tenant's messages.
+    async fn feedback_report(&mut self, key_id: &str, message: Vec<u8>) -> Reply {
+        let (relay, key) = (self.relay.clone(), key_id.to_string());
+        let Ok(result) = tokio::task::spawn_blocking(move || crate::api::feedback::take(&relay, &key, &message)).await else { return common::local_error() };
+        match result {
+            Ok(taken) => {
+                Reply::new(250, "2.6.0", format!("feedback report accepted: {} from message {}{}", taken.feedback_type, taken.message_id, if taken.suppressed { ", recipient suppressed" } else { "" }))
+            }
+            Err(crate::api::feedback::Refusal::Scope) => Reply::new(550, "5.7.1", "feedback reports need an API key with the scope suppressions:manage"),
+            Err(crate::api::feedback::Refusal::Report(why)) => {
+                tracing::warn!(client = %self.peer, key = %key_id, error = %why, "feedback report refused");
+                Reply::new(550, "5.6.0", format!("feedback report refused: {}", why.chars().filter(|c| !c.is_control()).take(300).collect::<String>()))
+            }
+        }
+    }
+
     pub(crate) async fn data(&mut self) -> Reply {
         let (from, to) = match std::mem::replace(&mut self.stage, Stage::Ready) {
             Stage::Rcpt { from, to } => (from, to),
@@ -68,6 +84,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if let Some(report_address) = rt.config.dmarc_report_address.as_deref() {
             if to.len() == 1 && to[0].to_string().eq_ignore_ascii_case(report_address) {
                 return self.dmarc_report(&key_id, message).await;
+            }
+        }
+        if let Some(feedback_address) = rt.config.feedback_address.as_deref() {
+            if to.len() == 1 && to[0].to_string().eq_ignore_ascii_case(feedback_address) {
+                return self.feedback_report(&key_id, message).await;
             }
         }
         let queue_id = crate::spool::new_queue_id();

@@ -37,11 +37,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 return common::bad_sequence("Need MAIL before RCPT");
             }
         };
-        // The DMARC report address takes a message of its own.
-        let report_address = self.relay.runtime().config.dmarc_report_address.clone();
-        let is_report = |a: &super::command::Address| report_address.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(&a.to_string()));
+        // The DMARC report and feedback addresses take a message of their own.
+        let rt = self.relay.runtime();
+        let own = [rt.config.dmarc_report_address.as_deref(), rt.config.feedback_address.as_deref()];
+        let is_report = |a: &super::command::Address| own.iter().flatten().any(|r| r.eq_ignore_ascii_case(&a.to_string()));
         let reply = if !list.is_empty() && (is_report(&to) || list.iter().any(is_report)) && !list.contains(&to) {
-            Reply::new(452, "4.5.3", "The DMARC report address takes a message of its own; send the other recipients separately")
+            Reply::new(452, "4.5.3", "The DMARC report and feedback addresses take a message of their own; send the other recipients separately")
         } else if list.len() >= max {
             self.reject("too_many_recipients");
             Reply::new(452, "4.5.3", format!("Too many recipients (limit {max}); send the rest in another message"))

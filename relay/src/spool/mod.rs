@@ -150,7 +150,7 @@ impl Spool {
         self.usage().of(tenant)
     }
 
-    fn keys(&self) -> Arc<KeyRing> {
+    pub(crate) fn keys(&self) -> Arc<KeyRing> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

@@ -78,11 +78,14 @@ pub fn relay_config(
         },
         sealing_key_file: None,
         dmarc_report_address: pool.spec.dmarc_report_address.clone(),
+        feedback_address: pool.spec.feedback_address.clone(),
         // Every relay keeps the chained audit trail; the controller puts it on the spool volume.
         audit: Some(rc::AuditConfig::at("audit", crate::bundle::AUDIT_KEY)),
         // Every relay of the pool, through the headless Service (a relay skips itself).
         handover: Some(rc::Handover { peers: vec![format!("{}:{}", crate::labels::headless_host(&pool_name, &pool_ns), l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
         webhooks: Default::default(),
+        // Shared through the pool's SuppressionShards (the operator merges the relays' changes).
+        suppressions: Some(rc::SharedSuppressions { pool: pool_name.clone() }),
         admin_tls: Some(rc::AdminTls {
             cert_file: crate::admin_authority::CERT_FILE.into(),
             key_file: crate::admin_authority::KEY_FILE.into(),

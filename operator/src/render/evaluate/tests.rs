@@ -88,6 +88,17 @@ fn a_domain_with_a_generated_key_is_served_signed_and_published() {
     assert_eq!(st.records.len(), 3);
     let ks = &p.dkim_status[&k("shop", "main-dkim")];
     assert_eq!(ks.dns_name.as_deref(), Some("cascade1._domainkey.shop.test."));
+    // Automatic suppression as the tenant's resources say (absent: the relay's default for the
+    // tenant), pool-wide sharing on, feedback address passed on.
+    assert_eq!((t.suppressed_reasons.clone(), t.domains[0].suppressed_reasons.clone()), (vec!["bounce".to_string(), "complaint".to_string()], None));
+    assert_eq!(p.config.suppressions.as_ref().map(|s| s.pool.as_str()), Some("main"));
+    let mut quiet = domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z");
+    quiet.spec.suppressed_reasons = Some(vec!["complaint".into()]);
+    let mut inputs = world(vec![quiet], vec![]);
+    inputs.pools[0].spec.feedback_address = Some("fbl@relay.test".into());
+    let p = plan(&inputs);
+    assert_eq!(p.config.tenants[0].domains[0].suppressed_reasons, Some(vec!["complaint".to_string()]));
+    assert_eq!(p.config.feedback_address.as_deref(), Some("fbl@relay.test"));
 }
 
 #[test]

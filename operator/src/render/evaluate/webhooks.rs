@@ -42,7 +42,7 @@ pub fn endpoints(ns: &str, all: &[WebhookEndpoint], secrets: &std::collections::
         }
         let file = secret_file(ns, &e.name_any());
         files.insert(file.clone(), data.and_then(|d| d.get(SECRET_KEY)).cloned().unwrap_or_default());
-        hooks.push(rc::Webhook { name: e.name_any(), url: e.spec.url.clone(), events: e.spec.events.clone(), secret_file: file });
+        hooks.push(rc::Webhook { name: e.name_any(), url: e.spec.url.clone(), events: e.spec.events.clone(), secret_file: file, batch: e.spec.batch });
     }
     (hooks, files)
 }

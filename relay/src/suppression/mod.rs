@@ -8,41 +8,22 @@
 use crate::relay::Relay;
 use crate::smtp::reply::Reply;
 use crate::store::StoreError;
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::RwLock;
+pub use cascade_core::suppression::Entry;
+use cascade_core::suppression::{shard_of, Change, SHARDS};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+
+pub mod shared;
 
 /// Why an address is suppressed.
 pub const REASONS: &[&str] = &["bounce", "complaint", "manual"];
 /// At most this many entries per tenant.
 pub const MAX_PER_TENANT: usize = 100_000;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    pub address: String,
-    pub reason: String,
-    /// Unix seconds.
-    pub created: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<u64>,
-    /// The reply that caused it, or the note given with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl Entry {
-    fn live(&self, now: u64) -> bool {
-        self.expires.is_none_or(|t| t > now)
-    }
-
-    /// The API's view of it (times in RFC 3339).
-    pub fn view(&self) -> serde_json::Value {
-        let time = |t: u64| cascade_core::time::rfc3339_utc(t);
-        serde_json::json!({ "address": self.address, "reason": self.reason, "createdAt": time(self.created), "messageId": self.message_id, "expiresAt": self.expires.map(time), "detail": self.detail })
-    }
+/// The API's view of an entry (times in RFC 3339).
+pub fn view(e: &Entry) -> serde_json::Value {
+    let time = |t: u64| cascade_core::time::rfc3339_utc(t);
+    serde_json::json!({ "address": e.address, "reason": e.reason, "createdAt": time(e.created), "messageId": e.message_id, "expiresAt": e.expires.map(time), "detail": e.detail })
 }
 
 pub fn normalize(address: &str) -> String {
@@ -68,27 +49,50 @@ pub fn refusal(e: &Entry) -> Reply {
     Reply::new(550, "5.1.1", format!("<{}>: recipient suppressed ({why} {date})", e.address))
 }
 
+/// A tenant's list, by shard (see [`cascade_core::suppression::shard_of`]), then address.
+type Shards = Vec<HashMap<String, Entry>>;
+
+fn empty() -> Shards {
+    vec![HashMap::new(); usize::from(SHARDS)]
+}
+
 #[derive(Default)]
 pub struct Suppressions {
-    lists: RwLock<HashMap<String, HashMap<String, Entry>>>,
+    lists: RwLock<HashMap<String, Shards>>,
+    /// Held across every change (durable write, log, memory) so changes are numbered, logged and
+    /// seen in one order; the changes the operator has not yet confirmed merged, by seq.
+    pending: Mutex<BTreeMap<u64, Change>>,
+    /// Set when the pool shares its lists: this relay's change log.
+    log: Option<shared::Log>,
 }
 
 impl Suppressions {
-    /// Every unexpired entry from the state database. Blocking.
-    pub fn load(relay_store: &crate::store::Store, spool: &crate::spool::Spool) -> Result<Self, StoreError> {
-        let mut lists: HashMap<String, HashMap<String, Entry>> = HashMap::new();
-        for (tenant, json) in relay_store.suppressions(spool, cascade_core::time::now_unix())? {
+    /// Every unexpired entry from the state database, and (with `shared`, the pool's name) the
+    /// change log not yet confirmed. Blocking.
+    pub fn load(relay_store: &crate::store::Store, spool: &crate::spool::Spool, shared: Option<&str>) -> Result<Self, StoreError> {
+        let now = cascade_core::time::now_unix();
+        let mut lists: HashMap<String, Shards> = HashMap::new();
+        for (tenant, json) in relay_store.suppressions(spool, now)? {
             if let Ok(e) = serde_json::from_slice::<Entry>(&json) {
-                lists.entry(tenant).or_default().insert(e.address.clone(), e);
+                let i = usize::from(shard_of(&tenant, &e.address));
+                lists.entry(tenant).or_insert_with(empty)[i].insert(e.address.clone(), e);
             }
         }
-        Ok(Self { lists: RwLock::new(lists) })
+        let (log, pending) = match shared {
+            Some(pool) => {
+                let pending = relay_store.logged(spool, now)?.into_iter().map(|c| (c.seq, c)).collect::<BTreeMap<_, _>>();
+                (Some(shared::Log::new(relay_store.log_id()?, pool, pending.keys().next_back().copied().unwrap_or(0))), pending)
+            }
+            None => (None, BTreeMap::new()),
+        };
+        Ok(Self { lists: RwLock::new(lists), pending: Mutex::new(pending), log })
     }
 
     /// The entry suppressing `address` for `tenant` now, if any.
     pub fn get(&self, tenant: &str, address: &str, now: u64) -> Option<Entry> {
+        let address = normalize(address);
         let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
-        lists.get(tenant)?.get(&normalize(address)).filter(|e| e.live(now)).cloned()
+        lists.get(tenant)?[usize::from(shard_of(tenant, &address))].get(&address).filter(|e| e.live(now)).cloned()
     }
 
     /// The tenant's live entries, by address, after `cursor` (an address), matching `reason` and
@@ -96,7 +100,7 @@ impl Suppressions {
     pub fn list(&self, tenant: &str, reason: Option<&str>, after: Option<u64>, cursor: Option<&str>, limit: usize) -> (Vec<Entry>, Option<String>) {
         let now = cascade_core::time::now_unix();
         let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<&Entry> = lists.get(tenant).map(|l| l.values().collect()).unwrap_or_default();
+        let mut all: Vec<&Entry> = lists.get(tenant).map(|l| l.iter().flat_map(HashMap::values).collect()).unwrap_or_default();
         all.retain(|e| e.live(now) && reason.is_none_or(|r| e.reason == r) && after.is_none_or(|t| e.created > t) && cursor.is_none_or(|c| e.address.as_str() > c));
         all.sort_by(|a, b| a.address.cmp(&b.address));
         let next = (all.len() > limit).then(|| all[limit - 1].address.clone());
@@ -110,18 +114,20 @@ impl Suppressions {
         refused.pop().map_or(Ok(added.pop().unwrap_or(false)), Err)
     }
 
-    /// Adds or replaces `entries` for `tenant` in one durable write. Returns, for those taken,
-    /// whether each is new, and why each other was refused (the tenant's limit). Blocking.
+    /// Adds or replaces `entries` for `tenant` in one durable write (logged for the pool when it
+    /// shares its lists). Returns, for those taken, whether each is new, and why each other was
+    /// refused (the tenant's limit). Blocking.
     pub fn put_all(&self, relay: &Relay, tenant: &str, entries: Vec<Entry>) -> Result<(Vec<bool>, Vec<String>), String> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let (mut taken, mut new, mut refused) = (Vec::new(), Vec::new(), Vec::new());
         {
             let lists = self.lists.read().unwrap_or_else(|e| e.into_inner());
             let list = lists.get(tenant);
-            let mut count = list.map_or(0, HashMap::len);
+            let mut count = list.map_or(0, |l| l.iter().map(HashMap::len).sum());
             let mut seen = std::collections::HashSet::new();
             for mut e in entries {
                 e.address = normalize(&e.address);
-                let known = list.is_some_and(|l| l.contains_key(&e.address)) || seen.contains(&e.address);
+                let known = list.is_some_and(|l| l[usize::from(shard_of(tenant, &e.address))].contains_key(&e.address)) || seen.contains(&e.address);
                 if !known && count >= MAX_PER_TENANT {
                     refused.push(format!("the tenant's suppression list holds its limit of {MAX_PER_TENANT} entries"));
                     continue;
@@ -133,21 +139,37 @@ impl Suppressions {
             }
         }
         let rows: Vec<(&str, Option<u64>, Vec<u8>)> = taken.iter().map(|e| (e.address.as_str(), e.expires, serde_json::to_vec(e).unwrap_or_default())).collect();
-        relay.store.suppress(&relay.spool, tenant, &rows).map_err(|e| e.to_string())?;
+        let log = self.log.as_ref().map(|l| l.changes(tenant, taken.iter().map(|e| (e.address.clone(), Some(e.clone()))))).unwrap_or_default();
+        relay.store.suppress(&relay.spool, tenant, &rows, &[], &log).map_err(|e| e.to_string())?;
+        pending.extend(log.into_iter().map(|c| (c.seq, c)));
         let mut lists = self.lists.write().unwrap_or_else(|e| e.into_inner());
-        let list = lists.entry(tenant.to_string()).or_default();
+        let list = lists.entry(tenant.to_string()).or_insert_with(empty);
         for e in taken {
-            list.insert(e.address.clone(), e);
+            list[usize::from(shard_of(tenant, &e.address))].insert(e.address.clone(), e);
         }
         Ok((new, refused))
     }
 
-    /// Removes `address` from `tenant`'s list (durably); whether it was there. Blocking.
+    /// Removes `address` from `tenant`'s list (durably, logged when shared); whether it was
+    /// there. Blocking.
     pub fn remove(&self, relay: &Relay, tenant: &str, address: &str) -> Result<bool, String> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let address = normalize(address);
-        relay.store.unsuppress(tenant, &address).map_err(|e| e.to_string())?;
-        Ok(self.lists.write().unwrap_or_else(|e| e.into_inner()).get_mut(tenant).and_then(|l| l.remove(&address)).is_some())
+        let log = self.log.as_ref().map(|l| l.changes(tenant, [(address.clone(), None)])).unwrap_or_default();
+        relay.store.suppress(&relay.spool, tenant, &[], &[&address], &log).map_err(|e| e.to_string())?;
+        pending.extend(log.into_iter().map(|c| (c.seq, c)));
+        let mut lists = self.lists.write().unwrap_or_else(|e| e.into_inner());
+        Ok(lists.get_mut(tenant).and_then(|l| l[usize::from(shard_of(tenant, &address))].remove(&address)).is_some())
     }
+}
+
+/// Whether `reason` (`bounce`, `complaint`) adds a recipient of `sender`'s mail to `tenant`'s list
+/// by itself: the sending domain's `suppressedReasons`, else the tenant's.
+pub fn reason_applies(rt: &crate::config::Runtime, tenant: &str, sender: &str, reason: &str) -> bool {
+    let Some(t) = rt.config.tenants.iter().find(|t| t.name == tenant) else { return false };
+    let domain = sender.rsplit_once('@').map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase());
+    let own = domain.and_then(|d| t.domains.iter().find(|x| x.name == d)).and_then(|x| x.suppressed_reasons.as_ref());
+    own.unwrap_or(&t.suppressed_reasons).iter().any(|r| r == reason)
 }
 
 impl Relay {
@@ -165,11 +187,11 @@ impl Relay {
         Some(refusal(&e))
     }
 
-    /// A hard bounce of `address` (the reply names a bad address) suppresses it when the tenant's
-    /// `suppressedReasons` include `bounce`. Blocking.
-    pub fn suppress_bounce(&self, tenant: &str, address: &str, reply: &str, message_id: &str) {
+    /// A hard bounce of `address` (the reply names a bad address) in mail from `sender` suppresses
+    /// it when the `suppressedReasons` that apply include `bounce`. Blocking.
+    pub fn suppress_bounce(&self, tenant: &str, sender: &str, address: &str, reply: &str, message_id: &str) {
         let rt = self.runtime();
-        let wanted = rt.config.tenants.iter().find(|t| t.name == tenant).is_some_and(|t| t.suppressed_reasons.iter().any(|r| r == "bounce"));
+        let wanted = reason_applies(&rt, tenant, sender, "bounce");
         if !wanted || !bad_address(reply) || self.suppressions.get(tenant, address, cascade_core::time::now_unix()).is_some() {
             return;
         }
