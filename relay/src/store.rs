@@ -68,6 +68,8 @@ pub struct Remembered {
 
 pub struct Store {
     db: Database,
+    /// A write not yet durable (a status record) awaits [`Store::flush`].
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 fn status_context(id: &str) -> String {
@@ -118,7 +120,7 @@ impl Store {
         txn.open_table(SUPPRESSION_LOG)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self { db, dirty: false.into() })
     }
 
     /// Records a finished message's envelope (its recipients' final states) until `expires`.
@@ -130,6 +132,7 @@ impl Store {
         txn.set_durability(Durability::None)?;
         txn.open_table(STATUS)?.insert(env.id.as_str(), (expires, sealed.as_slice()))?;
         txn.commit()?;
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -290,9 +293,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Makes every earlier write durable (one fsync).
+    /// Makes every earlier write durable (one fsync), when there is one that is not.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.begin_write()?.commit()?;
+        if self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.db.begin_write()?.commit()?;
+        }
         Ok(())
     }
 

@@ -140,6 +140,29 @@ def test_a_complaint_is_an_event_and_suppresses_the_recipient(workdir, dns_serve
     assert events[0]["data"] == {"messageId": msg_id, "tenant": "dev", "recipient": "reader@dest.test", "tags": {"list": "news"}, "feedbackType": "abuse"}
 
 
+def test_reads_and_list_changes_are_rate_limited_per_key_and_sends_are_not(workdir, dns_server, cleanup):
+    """A key's API requests other than sends (status reads ask every peer of the pool; list
+    changes write) are limited per key: over `apiRequestsPerMinute` they get 429 with
+    Retry-After, another key does not, and sending goes on."""
+    import re
+    limited = lambda c: second_tenant(re.sub(r"apiRequestsPerMinute: \d+", "apiRequestsPerMinute: 5", c))
+    _, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=limited)
+    api = f"https://127.0.0.1:{relay.http}/v1"
+    http = httpx.Client(verify=str(relay.dir / "tls.crt"), timeout=30, auth=(relay.creds["username"], relay.creds["password"]))
+    cleanup(http.close)
+    codes = [http.get(f"{api}/messages/0123456789abcdef0123").status_code for _ in range(3)]
+    codes += [http.put(f"{api}/suppressions/a{i}@dest.test", json={"reason": "manual"}).status_code for i in range(2)]
+    assert codes == [404, 404, 404, 201, 201], codes
+    over = http.get(f"{api}/suppressions")
+    assert over.status_code == 429 and over.headers["retry-after"] == "60" and "more than 5 requests in a minute" in over.json()["detail"], over.text
+    assert http.delete(f"{api}/suppressions/a0@dest.test").status_code == 429
+    other = httpx.get(f"{api}/suppressions", auth=("ck_00000000000000ff", OTHER_SECRET), verify=str(relay.dir / "tls.crt"), timeout=30)
+    assert other.status_code == 200, "another key has its own allowance"
+    sent = http.post(f"{api}/messages", json={"from": "dev@example.test", "to": ["rcpt@dest.test"], "subject": "s", "text": "t"})
+    assert sent.status_code == 202, "sends are metered per message, not by this limit"
+    assert 'cascade_relay_messages_rejected_total{reason="api_rate"} 2' in relay.metrics()
+
+
 def test_a_feedback_report_by_mail_to_another_relay_of_the_pool_is_taken(workdir, dns_server, cleanup):
     """Two relays of one pool (one bundle, own spools): relay A sends and finishes the message;
     the tenant forwards the provider's report by mail to the pool's feedback address through

@@ -29,13 +29,16 @@ class Receiver:
     """An HTTP(S) endpoint on 127.0.0.1 that records every request and answers with the next
     entry of `answers` ((status, headers) pairs; 200 once they run out)."""
 
-    def __init__(self, certs=None):
-        self.requests, self.answers, self.lock = [], [], threading.Lock()
+    def __init__(self, certs=None, delay=0):
+        self.requests, self.answers, self.lock, self.arrived = [], [], threading.Lock(), 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
+                with outer.lock:
+                    outer.arrived += 1
+                time.sleep(delay)
                 with outer.lock:
                     status, headers = outer.answers.pop(0) if outer.answers else (200, {})
                     outer.requests.append((time.monotonic(), dict(self.headers), body, status))
@@ -188,6 +191,45 @@ def test_a_batching_endpoint_gets_the_events_due_in_one_signed_request(hooked):
     assert len({e["id"] for e in items}) == len(items), "each event once"
     assert {e["data"]["messageId"] for e in items} == set(ids)
     assert sorted(e["type"] for e in items).count("message.accepted") == 3 and sorted(e["type"] for e in items).count("message.delivered") == 3
+
+
+OTHER_SECRET = "cascade_sk_the-other-tenants-secret-0123456789abcd"
+
+
+def test_a_tenant_whose_endpoint_hangs_delays_only_its_own_events(workdir, dns_server, cleanup):
+    """dev's endpoint takes 12 s per request; dev's 16 events could fill every request slot of the
+    relay. Another tenant's events still arrive within seconds: a tenant gets its share only."""
+    import hashlib
+    certs = make_certificate(workdir, "hooks")
+    slow, fast = Receiver(certs, delay=12), Receiver(certs)
+    cleanup(slow.stop)
+    cleanup(fast.stop)
+    (workdir / "webhook.secret").write_text(SECRET + "\n")
+    hook = with_webhook(f"https://127.0.0.1:{slow.port}/hook", workdir / "webhook.secret", ca=certs[0])
+
+    def two_tenants(cfg):
+        cfg = hook(cfg)
+        dkim = re.search(r"keyFile: (dkim-\S+\.pem)", cfg).group(1)
+        other = (f"- name: other\n  domains:\n  - name: other.test\n    dkim:\n    - selector: cascade1\n      keyFile: {dkim}\n"
+                 f"  webhooks:\n  - name: hooks\n    url: https://127.0.0.1:{fast.port}/hook\n    secretFile: {workdir / 'webhook.secret'}\n")
+        cfg = cfg.replace("apiKeys:\n", other + "apiKeys:\n", 1)
+        digest = hashlib.sha256(OTHER_SECRET.encode()).hexdigest()
+        return cfg.replace("apiKeys:\n", f"apiKeys:\n- id: ck_00000000000000ee\n  tenant: other\n  secretHash: sha256:{digest}\n  scopes: [messages:send]\n", 1)
+    _, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=two_tenants)
+    for _ in range(8):
+        send(relay, ["rcpt@dest.test"])
+    wait_until(lambda: slow.arrived >= 1 or None, 30, "dev's endpoint busy")
+    time.sleep(1)
+    started = time.monotonic()
+    r = httpx.post(f"https://127.0.0.1:{relay.http}/v1/messages", json={"from": "a@other.test", "to": ["rcpt@dest.test"], "subject": "other", "text": "x"},
+                   auth=("ck_00000000000000ee", OTHER_SECRET), verify=str(relay.dir / "tls.crt"), timeout=30)
+    assert r.status_code == 202, r.text
+    wait_until(lambda: {e["type"] for _, e in fast.events()} >= {"message.accepted", "message.delivered"} or None, 10, "the other tenant's events")
+    took = time.monotonic() - started
+    assert took < 8, f"the other tenant waited {took:.1f}s behind dev's hanging endpoint"
+    with slow.lock:
+        in_flight = slow.arrived
+    assert in_flight <= 4, f"dev had {in_flight} requests in flight at once: more than its share"
 
 
 def test_410_disables_the_endpoint_and_retry_after_is_honoured(hooked, workdir):

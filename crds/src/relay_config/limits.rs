@@ -64,6 +64,16 @@ pub struct Limits {
     /// How long in-flight sessions may take to finish on shutdown.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: HumanDuration,
+    /// Authenticated HTTP API requests other than sends (status reads, which may ask every peer,
+    /// suppression list reads and changes, feedback reports) per minute per key and pod,
+    /// bursting to one minute's worth; over it `429` with `Retry-After`. Sends are limited per
+    /// message (`messagesPerMinute`).
+    #[serde(default = "default_api_requests_per_minute")]
+    pub api_requests_per_minute: u32,
+}
+
+fn default_api_requests_per_minute() -> u32 {
+    600
 }
 
 impl Default for Limits {
@@ -86,6 +96,7 @@ impl Default for Limits {
             max_auth_failures: default_auth_failures(),
             auth_failure_window: default_auth_window(),
             shutdown_grace: default_shutdown_grace(),
+            api_requests_per_minute: default_api_requests_per_minute(),
         }
     }
 }

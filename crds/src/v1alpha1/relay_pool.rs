@@ -298,6 +298,11 @@ pub struct PoolLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub tenant_messages_per_minute: Option<u32>,
+    /// HTTP API requests other than sends (status reads, suppression list reads and changes,
+    /// feedback reports) per minute per key and pod (default 600); over it `429`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub api_requests_per_minute: Option<u32>,
     /// Messages one tenant may have queued per pod (default 100000); above it that tenant gets
     /// `451 4.3.1` and the others are served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -465,6 +470,7 @@ impl Default for PoolLimits {
             max_sessions: default_max_sessions(),
             max_sessions_per_client: default_max_sessions_per_client(),
             tenant_messages_per_minute: None,
+            api_requests_per_minute: None,
             tenant_queued_messages: None,
             tenant_queued_bytes: None,
             tenant_max_domains: default_tenant_max_domains(),

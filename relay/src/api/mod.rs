@@ -44,6 +44,18 @@ pub fn authorize(relay: &Relay, authorization: Option<&str>, peer: IpAddr) -> Re
     authorize_for(relay, authorization, peer, SCOPE_MESSAGES_SEND)
 }
 
+/// `key` (authorized) within its allowance of API requests other than sends (reads, which may
+/// ask every peer, and list changes; sends are metered per message): `limits.apiRequestsPerMinute`
+/// per key and relay, else `429` with `Retry-After`.
+pub fn metered(relay: &Relay, key: String) -> Result<String, Answer> {
+    let per_minute = relay.runtime().config.limits.api_requests_per_minute;
+    if relay.rates.allow(&format!("api\0{key}"), per_minute, cascade_core::time::now_unix_ms()) {
+        return Ok(key);
+    }
+    relay.metrics.rejected.with_label_values(&["api_rate"]).inc();
+    Err(Answer::problem(429, "Too Many Requests", format!("this API key made more than {per_minute} requests in a minute on this relay; try again later")).retry_after(60))
+}
+
 /// A key holding `scope`, or the refusal as a problem (`429` with `Retry-After`).
 pub fn authorize_for(relay: &Relay, authorization: Option<&str>, peer: IpAddr, scope: &str) -> Result<String, Answer> {
     crate::policy::auth::http(relay, authorization, peer, scope).map_err(|(status, detail)| {

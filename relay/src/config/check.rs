@@ -393,6 +393,9 @@ fn limits(c: &mut Checker<'_>, lim: &Limits) {
     if lim.max_recipients == 0 || lim.max_sessions == 0 || lim.max_commands == 0 || lim.max_sessions_per_client == 0 {
         c.fail("limits", "maxRecipients, maxSessions, maxSessionsPerClient and maxCommands must be at least 1");
     }
+    if lim.api_requests_per_minute == 0 {
+        c.fail("limits.apiRequestsPerMinute", "must be at least 1");
+    }
     if lim.tenant_messages_per_minute == Some(0) {
         c.fail("limits.tenantMessagesPerMinute", "must be at least 1");
     }

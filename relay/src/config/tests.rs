@@ -64,7 +64,7 @@ fn defaults_are_pinned() {
         serde_json::json!({
             "maxMessageSize": "25MiB", "maxRecipients": 100, "maxLineLength": 1000, "maxSessions": 2000, "maxSessionsPerClient": 50, "tenantQueuedMessages": 100000, "tenantQueuedBytes": "4GiB",
             "maxCommands": 1000, "commandTimeout": "5m", "dataTimeout": "3m", "sessionTimeout": "10m", "minDataRate": "500", "dataRateWindow": "30s", "maxAuthFailures": 5,
-            "authFailureWindow": "5m", "shutdownGrace": "25s"
+            "authFailureWindow": "5m", "shutdownGrace": "25s", "apiRequestsPerMinute": 600
         })
     );
     let delivery = serde_json::to_value(&config.delivery).unwrap();

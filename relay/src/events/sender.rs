@@ -4,7 +4,8 @@
 //! dev, to addresses the delivery destination filter allows; within `webhooks.timeout`. A `2xx`
 //! is success; `410 Gone` disables the endpoint at that URL (its pending events are dropped);
 //! anything else is retried on [`SCHEDULE`] (about 3 days, ±20 % jitter), later when the answer
-//! carried a longer `Retry-After`. At most [`CONCURRENT`] requests at once. An endpoint with
+//! carried a longer `Retry-After`. At most [`CONCURRENT`] requests at once, [`PER_TENANT`] of them
+//! for one tenant. An endpoint with
 //! `batch` gets the events due at once (up to `MAX_BATCH`, oldest first) in one request: a JSON
 //! array of the payloads, each with its own `id` (its `webhook-id` when sent alone, stable across
 //! retries), the request's `webhook-id` naming the batch as sent; they succeed or retry together.
@@ -27,6 +28,9 @@ use tokio::sync::{mpsc, Semaphore};
 /// 10 h six times: 2.8 days in all.
 pub const SCHEDULE: &[u64] = &[5, 300, 1800, 7200, 18000, 36000, 36000, 36000, 36000, 36000, 36000];
 pub const CONCURRENT: usize = 16;
+/// At most this many of them for one tenant: a tenant whose endpoint hangs until the timeout
+/// delays only its own events.
+pub const PER_TENANT: usize = 4;
 
 #[derive(Clone)]
 enum Outcome {
@@ -68,14 +72,23 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
     }
     let permits = Arc::new(Semaphore::new(CONCURRENT));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Vec<Pending>, Outcome)>();
+    let mut busy: HashMap<String, usize> = HashMap::new();
     loop {
         let now = cascade_core::time::now_unix();
+        let mut parked = Vec::new();
         while let Some(Reverse((due, _))) = heap.peek() {
             if *due > now || permits.available_permits() == 0 {
                 break;
             }
-            let Some(Reverse((_, file))) = heap.pop() else { break };
+            let Some(Reverse((due, file))) = heap.pop() else { break };
             let Some(p) = waiting.remove(&file) else { continue };
+            if busy.get(&p.tenant).copied().unwrap_or(0) >= PER_TENANT {
+                // The tenant has its share in flight: this one waits for a slot of its own.
+                parked.push(Reverse((due, file)));
+                waiting.insert(p.file_name(), p);
+                continue;
+            }
+            *busy.entry(p.tenant.clone()).or_default() += 1;
             let batch = companions(&relay.runtime(), &mut waiting, p, now);
             let (relay, done, permit) = (relay.clone(), done_tx.clone(), permits.clone().acquire_owned().await.expect("never closed"));
             tokio::spawn(async move {
@@ -84,6 +97,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 let _ = done.send((batch, outcome));
             });
         }
+        heap.extend(parked);
         relay.metrics.events_pending.set((waiting.len() + CONCURRENT - permits.available_permits()) as i64);
         let sleep = heap.peek().map_or(Duration::from_secs(3600), |Reverse((due, _))| Duration::from_secs(due.saturating_sub(now).max(1)));
         tokio::select! {
@@ -95,6 +109,10 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             }
             Some((batch, outcome)) = done_rx.recv() => {
                 relay.metrics.webhook_requests.with_label_values(&[outcome.result()]).inc();
+                if let Some(n) = batch.first().and_then(|p| busy.get_mut(&p.tenant)) {
+                    *n = n.saturating_sub(1);
+                }
+                busy.retain(|_, n| *n > 0);
                 for p in batch {
                     if let Some(p) = settle(&relay, p, outcome.clone()).await {
                         heap.push(Reverse((p.next_attempt, p.file_name())));

@@ -219,7 +219,7 @@ impl Probes for Tenant {
     }
     fn authorize(&self, method: &hyper::Method, path: &str, authorization: Option<&str>, peer: IpAddr) -> Result<String, Answer> {
         if crate::api::suppressions::routes(path) || path == "/v1/feedback" {
-            return crate::api::suppressions::authorize(&self.0, authorization, peer);
+            return crate::api::suppressions::authorize(&self.0, authorization, peer).and_then(|k| crate::api::metered(&self.0, k));
         }
         if method != hyper::Method::POST {
             return Err(Answer::text(405, "only GET and POST here\n"));
@@ -257,14 +257,14 @@ impl Probes for Tenant {
     /// `GET /v1/messages/{id}` with a key holding `messages:send`; `GET /v1/suppressions…`.
     fn lookup(&self, path: &str, authorization: Option<&str>, peer: IpAddr) -> Option<BoxFuture<'static, Answer>> {
         if crate::api::suppressions::routes(path) {
-            let answer = match crate::api::suppressions::authorize(&self.0, authorization, peer) {
+            let answer = match crate::api::suppressions::authorize(&self.0, authorization, peer).and_then(|k| crate::api::metered(&self.0, k)) {
                 Ok(key) => crate::api::suppressions::read(&self.0, path, &key),
                 Err(refusal) => refusal,
             };
             return Some(Box::pin(async move { answer }));
         }
         let id = path.split('?').next().unwrap_or_default().strip_prefix("/v1/messages/")?.to_string();
-        Some(match crate::api::authorize(&self.0, authorization, peer) {
+        Some(match crate::api::authorize(&self.0, authorization, peer).and_then(|k| crate::api::metered(&self.0, k)) {
             Ok(key) => Box::pin(crate::api::status::get(self.0.clone(), id, key)),
             Err(refusal) => Box::pin(async move { refusal }),
         })

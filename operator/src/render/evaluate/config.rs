@@ -72,6 +72,7 @@ pub fn relay_config(
             max_sessions: spec.limits.max_sessions as usize,
             max_sessions_per_client: spec.limits.max_sessions_per_client as usize,
             tenant_messages_per_minute: spec.limits.tenant_messages_per_minute,
+            api_requests_per_minute: spec.limits.api_requests_per_minute.unwrap_or(defaults.api_requests_per_minute),
             tenant_queued_messages: spec.limits.tenant_queued_messages.unwrap_or(defaults.tenant_queued_messages),
             tenant_queued_bytes,
             ..defaults
