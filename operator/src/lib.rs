@@ -35,6 +35,7 @@ pub mod leader;
 pub mod lean;
 pub mod master_key;
 pub mod metrics;
+pub mod pod_shape;
 pub mod probes;
 pub mod records;
 pub mod relay_admin;

@@ -63,7 +63,7 @@ pub fn plan(pool: &RelayPool, image: &str, o: &Observed) -> Vec<Step> {
 /// A Job that mounts `claim` and hands its messages to the pool's relays.
 pub fn drain_job(pool: &RelayPool, image: &str, claim: &str, job: &str) -> Job {
     let name = pool.name_any();
-    let container = Container {
+    let mut container = Container {
         name: "drain".into(),
         image: Some(image.into()),
         args: Some(["drain", "--config", &format!("{CONFIG_DIR}/relay.yaml"), "--spool", SPOOL_DIR, "--timeout", "10m"].map(String::from).to_vec()),
@@ -73,15 +73,16 @@ pub fn drain_job(pool: &RelayPool, image: &str, claim: &str, job: &str) -> Job {
     };
     let mut volumes = secret_volumes(&name);
     volumes.push(Volume { name: "spool".into(), persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.into(), read_only: Some(false) }), ..Default::default() });
-    let pod = PodSpec {
+    let mut pod = PodSpec {
         restart_policy: Some("OnFailure".into()),
         // The drain talks to its peers only; it needs no API access.
         automount_service_account_token: Some(false),
         security_context: Some(restricted_pod()),
-        containers: vec![container],
         volumes: Some(volumes),
         ..Default::default()
     };
+    crate::pod_shape::common(pool, &mut pod, &mut container);
+    pod.containers = vec![container];
     let mut metadata = meta(pool, job.to_string());
     let mut job_labels = labels(&name);
     job_labels.insert(crate::labels::MANAGED_BY.into(), crate::labels::FIELD_MANAGER.into());

@@ -96,7 +96,7 @@ pub(crate) fn secret_volumes(pool: &str) -> Vec<Volume> {
 pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> StatefulSet {
     let name = pool.name_any();
     let l = &pool.spec.listeners;
-    let container = Container {
+    let mut container = Container {
         name: "relay".into(),
         image: Some(image.into()),
         args: Some(vec![
@@ -113,14 +113,13 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
         volume_mounts: Some(relay_mounts()),
         ..Default::default()
     };
-    let pod = PodSpec {
+    let mut pod = PodSpec {
         // The token lets the relay watch its configuration Secret; its Role allows nothing else.
         service_account_name: Some(relay_account(&name)),
         automount_service_account_token: Some(true),
         // Sessions finish (shutdownGrace, 25 s), then the queue is handed to peers (up to 60 s).
         termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
         security_context: Some(restricted_pod()),
-        containers: vec![container],
         volumes: Some(secret_volumes(&name)),
         ..Default::default()
     };
@@ -139,6 +138,8 @@ pub fn statefulset(pool: &RelayPool, image: &str, config_hash: &str) -> Stateful
     };
     let mut template_meta = ObjectMeta { labels: Some(selector_labels(&name)), ..Default::default() };
     template_meta.annotations = Some([("cascade-mail.com/config-hash".to_string(), config_hash.to_string())].into());
+    crate::pod_shape::relay(pool, &selector_labels(&name), &mut pod, &mut container, &mut template_meta);
+    pod.containers = vec![container];
     StatefulSet {
         metadata: meta(pool, crate::labels::statefulset(&name)),
         spec: Some(StatefulSetSpec {
@@ -161,7 +162,10 @@ fn relay_account(pool: &str) -> String {
 /// The relay's account and the Role letting it read its bundle and shard Secrets, by name only.
 pub fn relay_rbac(pool: &RelayPool, shards: &[String]) -> (ServiceAccount, Role, RoleBinding) {
     let name = relay_account(&pool.name_any());
-    let account = ServiceAccount { metadata: meta(pool, name.clone()), automount_service_account_token: Some(false), ..Default::default() };
+    let mut account_meta = meta(pool, name.clone());
+    let annotations = &pool.spec.pod.service_account_annotations;
+    account_meta.annotations = (!annotations.is_empty()).then(|| annotations.clone());
+    let account = ServiceAccount { metadata: account_meta, automount_service_account_token: Some(false), ..Default::default() };
     let role = Role {
         metadata: meta(pool, name.clone()),
         rules: Some(vec![

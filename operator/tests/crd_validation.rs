@@ -66,6 +66,10 @@ async fn crds_accept_the_examples_and_refuse_bad_specs() {
     assert!(refused(&pools, &cluster_local).await.contains("externalTrafficPolicy needs type NodePort or LoadBalancer"));
     let local: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{service: {{type: LoadBalancer, externalTrafficPolicy: Local}}, listeners: {{trustedProxyCidrs: [10.0.0.0/8]}}}}\n"));
     pools.create(&dry_run(), &local).await.unwrap();
+    let hijack: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{pod: {{podLabels: {{cascade-mail.com/relay-pool: other}}}}}}\n"));
+    assert!(refused(&pools, &hijack).await.contains("podLabels: app.kubernetes.io/name and cascade-mail.com/relay-pool are the pool's selector"));
+    let shaped: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{pod: {{resources: {{requests: {{cpu: 500m}}}}, podLabels: {{team: mail}}, topologySpreadConstraints: []}}}}\n"));
+    pools.create(&dry_run(), &shaped).await.expect("pod settings");
     let too_many: RelayPool = from_yaml(&format!("{meta}kind: RelayPool\nspec: {{replicas: 1000}}\n"));
     assert!(refused(&pools, &too_many).await.contains("spec.replicas"));
 

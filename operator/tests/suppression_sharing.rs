@@ -3,12 +3,12 @@
 //! the bounce suppresses the address on A, the operator merges A's change into a sealed
 //! SuppressionShard, and relay B refuses RCPT to it within 10 s. A release through B's API
 //! reaches A the same way; relay A restarted on an empty volume (its pod and volume lost) gets
-//! the list back from the shards.
+//! the list back from the shards; a tenant leaving the pool takes its shards with it.
 
 mod support;
 
 use cascade_crds::relay_config::{DeliveryMode, SharedSuppressions, Smarthost};
-use cascade_crds::v1alpha1::SuppressionShard;
+use cascade_crds::v1alpha1::{SendingDomain, SuppressionShard};
 use kube::api::{Api, ListParams};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,6 +171,10 @@ async fn a_hard_bounce_on_one_relay_is_refused_on_another_within_ten_seconds() {
     }
     let log = std::fs::read_to_string(a.log()).unwrap();
     assert!(!log.contains("gone@dest.test"), "no address in the relay's log");
+
+    // The tenant leaves the pool (its one SendingDomain deleted): its shards are deleted.
+    Api::<SendingDomain>::namespaced(op.client.clone(), "shop").delete("shop", &Default::default()).await.unwrap();
+    until("the departed tenant's shards deleted", || async { shards.list(&ListParams::default().labels("cascade-mail.com/suppressions-of=main")).await.ok()?.items.is_empty().then_some(()) }).await;
 }
 
 /// `curl` over the relay's HTTPS API for `/v1/suppressions/{address}`: the status code.

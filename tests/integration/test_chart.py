@@ -172,6 +172,57 @@ def test_operator_rbac_is_exactly_what_it_calls(tools):
         assert call[2] not in ("bind", "escalate", "impersonate", "deletecollection"), call
 
 
+POD_SETTINGS = """  autoscaling: {minReplicas: 2, maxReplicas: 6, targetCpuPercent: 70}
+  pod:
+    resources: {requests: {cpu: 500m, memory: 512Mi}, limits: {memory: 2Gi}}
+    nodeSelector: {mail.example/egress: spf-listed}
+    tolerations: [{key: mail, operator: Exists, effect: NoSchedule}]
+    topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {cascade-mail.com/relay-pool: main}}}]
+    priorityClassName: mail-critical
+    imagePullSecrets: [{name: registry}]
+    podAnnotations: {prometheus.io/scrape: "true"}
+    podLabels: {team: mail}
+    serviceAccountAnnotations: {iam.gke.io/gcp-service-account: relay@project.iam.gserviceaccount.com}
+"""
+
+
+def test_pod_settings_and_autoscaling_render_valid_workloads_with_requests(tools, tmp_path):
+    """The CPU autoscaler can compute: the StatefulSet's relay container has requests (the
+    pool's, or the defaults), and the HorizontalPodAutoscaler targets it; every setting lands
+    where Kubernetes reads it, and all of it validates."""
+    _, validate = tools
+    operator = ROOT / "target" / "debug" / "cascade-operator"
+    for name, extra in [("defaults", "  autoscaling: {minReplicas: 1, maxReplicas: 3}\n"), ("settings", POD_SETTINGS)]:
+        example = tmp_path / f"{name}.yaml"
+        example.write_text((ROOT / "examples" / "cascade.yaml").read_text().replace("  replicas: 2\n", extra, 1))
+        r = subprocess.run([str(operator), "render", "-f", str(example), "-o", str(tmp_path / name)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        workloads = tmp_path / name / "workloads.yaml"
+        v = subprocess.run([validate, "--strict", "-k", "1.32.0", "--quiet", str(workloads)], capture_output=True, text=True, timeout=120)
+        assert v.returncode == 0, v.stdout + v.stderr
+        ds = docs(workloads.read_text())
+        sts = next(d for d in ds if d["kind"] == "StatefulSet")
+        hpa = next(d for d in ds if d["kind"] == "HorizontalPodAutoscaler")
+        assert "replicas" not in sts["spec"], "the autoscaler owns the replica count"
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": sts["metadata"]["name"]}
+        assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+        pod = sts["spec"]["template"]["spec"]
+        requests = pod["containers"][0]["resources"]["requests"]
+        account = next(d for d in ds if d["kind"] == "ServiceAccount")
+        if name == "defaults":
+            assert requests == {"cpu": "250m", "memory": "256Mi"} and pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+            assert "nodeSelector" not in pod and "annotations" not in account["metadata"]
+            continue
+        assert requests == {"cpu": "500m", "memory": "512Mi"} and pod["containers"][0]["resources"]["limits"] == {"memory": "2Gi"}
+        assert pod["nodeSelector"] == {"mail.example/egress": "spf-listed"} and pod["tolerations"][0]["key"] == "mail"
+        assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone" and len(pod["topologySpreadConstraints"]) == 1
+        assert pod["priorityClassName"] == "mail-critical" and pod["imagePullSecrets"] == [{"name": "registry"}]
+        meta = sts["spec"]["template"]["metadata"]
+        assert meta["labels"]["team"] == "mail" and meta["labels"]["cascade-mail.com/relay-pool"] == "main"
+        assert meta["annotations"]["prometheus.io/scrape"] == "true" and meta["annotations"]["cascade-mail.com/config-hash"]
+        assert account["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "relay@project.iam.gserviceaccount.com"}
+
+
 @pytest.mark.parametrize("example", ["cascade.yaml", "kind.yaml"])
 def test_the_relay_workloads_the_operator_renders_validate_and_are_restricted(tools, example, tmp_path):
     """`cascade-operator render` writes the pool's workloads as the operator applies them."""

@@ -4,6 +4,7 @@
 mod api_key;
 pub mod bounds;
 mod dkim_key;
+mod pod_settings;
 mod relay_pool;
 mod sending_domain;
 mod suppression_shard;
@@ -11,6 +12,7 @@ mod webhook_endpoint;
 
 pub use api_key::*;
 pub use dkim_key::*;
+pub use pod_settings::*;
 pub use relay_pool::*;
 pub use sending_domain::*;
 pub use suppression_shard::*;

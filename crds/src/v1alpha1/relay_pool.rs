@@ -33,6 +33,9 @@ pub struct RelayPoolSpec {
     /// Scale the pool with a HorizontalPodAutoscaler between these bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
+    /// The relay pods' resources and placement.
+    #[serde(default)]
+    pub pod: super::PodSettings,
     /// Host name the relays use in greetings, `Received:` headers and bounces.
     #[serde(default = "default_hostname")]
     pub hostname: String,
