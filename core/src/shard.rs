@@ -16,6 +16,13 @@ pub fn digest(shard: &[u8], key_files: &[&[u8]]) -> String {
     format!("sha256:{hex}")
 }
 
+/// The configuration generation a `relay.yaml` text is: the first 8 bytes of its SHA-256 in hex.
+/// The operator records it in the RelayPool status (and rolls pods on it); each relay reports the
+/// one it runs.
+pub fn config_hash(relay_yaml: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&SHA256, relay_yaml).as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

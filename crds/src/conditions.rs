@@ -42,12 +42,23 @@ pub mod types {
     /// The SendingDomain's namespace proved it controls the domain (the ownership challenge),
     /// or the serving pool assigns the domain to it.
     pub const DOMAIN_VERIFIED: &str = "DomainVerified";
+    /// A RelayPool's rollout (new pods or a new configuration) is under way.
+    pub const PROGRESSING: &str = "Progressing";
+    /// A relay of the pool refused the configuration it was given.
+    pub const DEGRADED: &str = "Degraded";
 }
 
 /// Condition and Event reasons: the machine-readable half of the status contract.
 pub mod reasons {
     // RelayPool
     pub const CONFIG_RENDERED: &str = "ConfigRendered";
+    /// Every desired relay is ready and runs the current configuration.
+    pub const SERVING: &str = "Serving";
+    /// Relays are starting, updating or loading the current configuration.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    pub const CONFIG_REFUSED: &str = "ConfigRefused";
+    pub const CONFIG_ACCEPTED: &str = "ConfigAccepted";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// A RelayPool outside the namespaces the operator may write workloads in.
     pub const NAMESPACE_NOT_MANAGED: &str = "NamespaceNotManaged";

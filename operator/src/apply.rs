@@ -28,8 +28,7 @@ impl<K> Outcome<K> {
 
 /// The first 8 bytes of SHA-256 in hex.
 pub fn short_hash(bytes: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    cascade_core::shard::config_hash(bytes)
 }
 
 /// `desired` with its spec hash annotation set.

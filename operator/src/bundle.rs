@@ -49,7 +49,8 @@ pub enum BundleError {
 }
 
 pub struct Bundle {
-    /// `relay.yaml` as written (its hash rolls the relay pods).
+    /// `relay.yaml` as written before its `configGeneration` (the hash of this) is stamped in:
+    /// the hash rolls the relay pods and is the generation the relays report.
     pub yaml: String,
     /// The bundle Secret's entries (Pod), or every file of the directory (Directory).
     pub files: SecretData,
@@ -142,9 +143,11 @@ pub fn build(config: &RelayConfig, parts: Parts<'_>, layout: Layout<'_>) -> Resu
         }
     }
     let yaml = serde_saphyr::to_string(&config)?;
+    // The generation stamped in: each relay reports the one it loaded (RelayPool readiness).
+    let stamped = format!("configGeneration: {}\n{yaml}", cascade_core::shard::config_hash(yaml.as_bytes()));
     let text = match layout {
-        Layout::Pod { .. } => yaml.clone(),
-        Layout::Directory { .. } => format!("# Rendered by `cascade-operator render`; do not edit.\n{yaml}"),
+        Layout::Pod { .. } => stamped,
+        Layout::Directory { .. } => format!("# Rendered by `cascade-operator render`; do not edit.\n{stamped}"),
     };
     files.insert("relay.yaml".into(), text.into_bytes());
     for file in ["tls.crt", "tls.key"] {

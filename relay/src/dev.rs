@@ -100,6 +100,7 @@ fn admin_material(dir: &Path) -> anyhow::Result<()> {
 /// sent to a smarthost.
 fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayConfig {
     RelayConfig {
+        config_generation: None,
         hostname: "localhost".into(),
         listeners: Listeners {
             submission: vec![opts.submission.clone()],

@@ -51,6 +51,8 @@ pub struct Relay {
     pub anomalies: crate::anomalies::Anomalies,
     /// This process's name among its peers (see [`crate::handover`]).
     pub instance: String,
+    /// The last configuration refused since the one in force was installed (for `GET /config`).
+    config_refused: std::sync::Mutex<Option<serde_json::Value>>,
 }
 
 impl Relay {
@@ -83,6 +85,7 @@ impl Relay {
             audit,
             anomalies: Default::default(),
             instance: crate::handover::new_instance(),
+            config_refused: Default::default(),
         })
     }
 
@@ -93,9 +96,25 @@ impl Relay {
 
     pub fn swap_runtime(&self, rt: Arc<Runtime>) {
         self.note_dropped(&rt);
+        *self.config_refused.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.spool.set_keys(rt.spool_keys.clone());
         *self.runtime.write().unwrap_or_else(|e| e.into_inner()) = rt;
         self.config_changed.notify_one();
+    }
+
+    /// Remembers a refused configuration (its generation when known, and the first problem: a field
+    /// and why, no values) until another is installed.
+    pub fn note_refused(&self, hash: Option<String>, problems: &[crate::config::Problem]) {
+        let first = problems.first().map(|p| format!("{}: {}", p.field, p.reason)).unwrap_or_default();
+        let report = serde_json::json!({ "configHash": hash, "at": cascade_core::time::rfc3339_utc(cascade_core::time::now_unix()), "problems": problems.len(), "first": first });
+        *self.config_refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    }
+
+    /// `GET /config` on the admin listener: the generation in force (the `configGeneration` the
+    /// operator stamped in, else the hash of its `relay.yaml`) and the last refusal.
+    pub fn config_json(&self) -> String {
+        let refused = self.config_refused.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        serde_json::json!({ "configHash": self.runtime().config_hash, "refused": refused }).to_string()
     }
 
     /// Logs and counts the tenant entries a configuration left out (no values: a field and why).

@@ -290,6 +290,7 @@ async fn reload_loop(path: PathBuf, relay: Arc<Relay>) {
                 relay.audit.record("config.reload", serde_json::json!({ "source": path.display().to_string(), "result": "ok" }));
             }
             Err(e) => {
+                relay.note_refused(std::fs::read(&path).ok().map(|t| config::generation_of(&t)), &e.0);
                 relay.metrics.config_reloads.with_label_values(&["refused"]).inc();
                 relay.audit.record("config.reload", serde_json::json!({ "source": path.display().to_string(), "result": "refused", "problems": e.0.len() }));
                 for p in &e.0 {

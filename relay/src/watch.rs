@@ -57,6 +57,7 @@ pub fn install(relay: &Relay, source: &str, files: &BTreeMap<String, Vec<u8>>) -
             true
         }
         Err(e) => {
+            relay.note_refused(files.get(crate::config::BUNDLE_CONFIG).map(|t| crate::config::generation_of(t)), &e.0);
             relay.metrics.config_reloads.with_label_values(&["refused"]).inc();
             relay.audit.record("config.reload", serde_json::json!({ "source": source, "result": "refused", "problems": e.0.len() }));
             for p in &e.0 {

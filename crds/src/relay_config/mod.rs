@@ -38,6 +38,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RelayConfig {
+    /// The configuration's generation, stamped in by the operator (the hash of the rest); the
+    /// relay reports it on `GET /config` so the RelayPool is Ready only when every relay runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_generation: Option<String>,
     /// The name this relay gives itself in greetings, `Received:` headers, EHLO and bounces.
     #[serde(default = "default_hostname")]
     pub hostname: String,

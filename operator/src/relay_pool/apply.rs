@@ -68,9 +68,11 @@ pub async fn apply(ctx: &Context, pool: &RelayPool, desired: Desired) -> Result<
         ctx.events.publish(&pool.object_ref(&()), &Note::normal(reasons::DOMAIN_RETIRED, "RetireDomain", note)).await;
     }
     crate::domain_cleanup::release(ctx, &deleting).await?;
+    // Relays load a new configuration without an event the operator sees: look again soon.
+    let progressing = conditions::is_true(&status.conditions, types::PROGRESSING);
     match tenant_failure {
         Some(e) => Err(e),
-        None => Ok(Action::requeue(requeue)),
+        None => Ok(Action::requeue(if progressing { requeue.min(Duration::from_secs(5)) } else { requeue })),
     }
 }
 
@@ -130,6 +132,9 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
     crate::spool_drain::apply(ctx, pool, desired, running).await?;
     let now = cascade_core::time::rfc3339_utc(ctx.clock.now());
     let generation = pool.metadata.generation.unwrap_or(0);
+    let config_hash = status.config_hash.clone().unwrap_or_default();
+    let rollout = super::readiness::Rollout::of(desired, sts.status.as_ref(), &served.configs, &config_hash);
+    super::readiness::set(&mut status.conditions, &rollout, &served.configs, &config_hash, generation, &now);
     match served.endpoints {
         Some(endpoints) => {
             let (ok, reason, msg) = match crate::external_dns::apply(ctx, &endpoints).await? {

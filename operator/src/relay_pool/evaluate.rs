@@ -53,6 +53,8 @@ pub struct Served {
     /// With `externalDns`: each served domain's DNSEndpoint.
     pub endpoints: Option<Vec<(SendingDomain, serde_json::Value)>>,
     pub workloads: Workloads,
+    /// What each relay that answered runs: `Ready` waits for the rendered configuration.
+    pub configs: Vec<super::readiness::ConfigReport>,
 }
 
 /// A new version of the bundle: its entries, the shard Secrets to write before it (an emptied
@@ -224,8 +226,6 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     });
     status.config_hash = Some(config_hash.clone());
     status.audit_anchors = crate::relay_admin::merge_anchors(&status.audit_anchors, world.relays.anchors.clone());
-    let msg = format!("configuration rendered into Secret {}", crate::labels::bundle_secret(&name));
-    conditions::set(&mut status.conditions, types::READY, true, reasons::CONFIG_RENDERED, &msg, generation, &now);
     // Material other controllers are still creating shows up as watch events, but an event can
     // slip past before this pool is in the mappers' cache: look again soon. Otherwise once a
     // minute, which bounds how long a suspension one relay imposed takes to reach the others
@@ -235,7 +235,8 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let shard_names: Vec<String> = built.shards.keys().cloned().collect();
     let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace, &shard_names);
     let webhook_statuses = crate::render::evaluate::webhooks::fold(&world.inputs.webhooks, &world.relays.webhooks);
-    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, webhook_statuses, endpoints, workloads };
+    let configs = std::mem::take(&mut world.relays.configs);
+    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, webhook_statuses, endpoints, workloads, configs };
     Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })
 }
 

@@ -45,6 +45,8 @@ pub struct Relays {
     pub anchors: Vec<AuditAnchor>,
     pub suspensions: Vec<Reported>,
     pub webhooks: Vec<crate::render::evaluate::webhooks::Reported>,
+    /// The configuration each relay runs (and refused).
+    pub configs: Vec<super::readiness::ConfigReport>,
 }
 
 pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Error> {
@@ -123,11 +125,12 @@ async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, names: &BT
 /// does not answer costs one timeout, not one each.
 async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
     let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, tls, path)));
-    let (dmarc, anchors, anomalies, webhooks) = futures::join!(
+    let (dmarc, anchors, anomalies, webhooks, configs) = futures::join!(
         futures::future::join_all(addrs.iter().map(|a| crate::dmarc_reports::fetch(*a, tls))),
         futures::future::join_all(addrs.iter().map(|a| crate::relay_admin::audit_anchor(*a, tls))),
         each("/anomalies"),
         each("/webhooks"),
+        each("/config"),
     );
     let dmarc: Vec<_> = dmarc.into_iter().flatten().collect();
     Relays {
@@ -135,5 +138,6 @@ async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
         anchors: anchors.into_iter().flatten().collect(),
         suspensions: anomalies.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<Reported>>(v).ok()).flatten().collect(),
         webhooks: webhooks.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::render::evaluate::webhooks::Reported>>(v).ok()).flatten().collect(),
+        configs: configs.into_iter().flatten().filter_map(|v| serde_json::from_value(v).ok()).collect(),
     }
 }

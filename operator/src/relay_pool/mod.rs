@@ -17,6 +17,7 @@
 mod apply;
 mod evaluate;
 mod gather;
+mod readiness;
 
 use crate::error::ReconcileError;
 use crate::Context;

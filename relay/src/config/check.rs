@@ -457,6 +457,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
                 webhooks,
                 webhook_tls: webhook_tls.expect("checked above"),
                 dropped: c.dropped,
+                config_hash: String::new(),
             })
         }
         // Refused: every problem is reported, the dropped entries' too.

@@ -91,6 +91,8 @@ pub struct Runtime {
     pub webhook_tls: Arc<rustls::ClientConfig>,
     /// Tenant entries (a domain, an API key) left out for their problems; the rest is served.
     pub dropped: Vec<Problem>,
+    /// The generation of the `relay.yaml` this is ([`generation_of`]).
+    pub config_hash: String,
 }
 
 impl Runtime {
@@ -161,7 +163,19 @@ pub fn load(path: &Path) -> Result<Arc<Runtime>, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors(vec![Problem { file: file.clone(), field: "(file)".into(), reason: format!("cannot read: {e}") }]))?;
     let config = parse(&file, &text)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    check(config, &file, &base).map(Arc::new)
+    let hash = generation_of(text.as_bytes());
+    check(config, &file, &base).map(|rt| Arc::new(Runtime { config_hash: hash, ..rt }))
+}
+
+/// The generation of a `relay.yaml` text: the `configGeneration` the operator stamped on its
+/// first line (after comments), else the hash of the text ([`cascade_core::shard::config_hash`]).
+pub fn generation_of(text: &[u8]) -> String {
+    let lines = text.split(|b| *b == b'\n').filter_map(|l| std::str::from_utf8(l).ok());
+    let first = lines.map(str::trim_end).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or_default();
+    match first.strip_prefix("configGeneration: ") {
+        Some(g) if !g.trim().is_empty() && g.trim().len() <= 64 => g.trim().trim_matches(['\'', '"']).to_string(),
+        _ => cascade_core::shard::config_hash(text),
+    }
 }
 
 /// The entry of a bundle that holds the configuration; every other entry is a file it names.
@@ -182,7 +196,8 @@ pub fn load_bundle(source: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<Ar
             return Err(ConfigErrors(vec![Problem { file, field: field.into(), reason: "must be an absolute path in a bundle".into() }]));
         }
     }
-    check_with(config, &file, Files::Bundle(files)).map(Arc::new)
+    let hash = generation_of(text.as_bytes());
+    check_with(config, &file, Files::Bundle(files)).map(|rt| Arc::new(Runtime { config_hash: hash, ..rt }))
 }
 
 /// Checks a parsed configuration, loading what it references from files relative to `base`.

@@ -329,3 +329,11 @@ fn suppressed_reasons_apply_per_domain_over_the_tenant_and_bad_ones_are_named() 
     let found = problems(&path, &serde_saphyr::to_string(&config).unwrap());
     assert!(found.iter().any(|p| p == "tenants[0].domains[0].suppressedReasons[0]: \"spam\" is not bounce or complaint"), "{found:?}");
 }
+
+#[test]
+fn the_generation_is_the_stamped_one_else_the_texts_hash() {
+    assert_eq!(generation_of(b"# Rendered\nconfigGeneration: 0123abcd\nhostname: x\n"), "0123abcd");
+    assert_eq!(generation_of(b"configGeneration: '0123abcd'\n"), "0123abcd");
+    assert_eq!(generation_of(b"hostname: x\n"), cascade_core::shard::config_hash(b"hostname: x\n"));
+    assert_eq!(generation_of(b"hostname: x\nconfigGeneration: late\n"), cascade_core::shard::config_hash(b"hostname: x\nconfigGeneration: late\n"), "only the first line counts");
+}

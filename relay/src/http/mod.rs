@@ -144,6 +144,7 @@ impl Probes for Admin {
             "/dmarc/summary" => Some((200, "application/json", self.0.dmarc_summaries.json())),
             "/anomalies" => Some((200, "application/json", self.0.suspensions_json())),
             "/webhooks" => Some((200, "application/json", self.0.events.states_json())),
+            "/config" => Some((200, "application/json", self.0.config_json())),
             p if p.starts_with("/suppressions/changes") => {
                 // `?after=N`: this relay's unconfirmed suppression changes after N (the operator's read).
                 let after = p.split_once("?after=").and_then(|(_, n)| n.parse::<u64>().ok()).unwrap_or(0);

@@ -48,6 +48,7 @@ pub fn relay_config(
     };
     let l = &spec.listeners;
     Ok(RelayConfig {
+        config_generation: None,
         hostname: spec.hostname.clone(),
         listeners: rc::Listeners {
             submission: vec![format!("0.0.0.0:{}", l.submission_port)],
