@@ -96,6 +96,10 @@ pub mod reasons {
     pub const KEY_RETIRING: &str = "KeyRetiring";
     pub const KEY_RETIRED: &str = "KeyRetired";
     pub const KEY_PENDING: &str = "KeyPending";
+    /// The Active DkimKey is due for rotation and its successor's record is not in DNS.
+    pub const ROTATION_STALLED: &str = "RotationStalled";
+    /// A reconcile failed (a Warning Event naming the failed operation; retried with backoff).
+    pub const RECONCILE_FAILED: &str = "ReconcileFailed";
     pub const SPOOL_DRAIN: &str = "SpoolDrain";
     pub const SPOOL_KEY_ROTATED: &str = "SpoolKeyRotated";
     pub const WORKLOAD_APPLIED: &str = "WorkloadApplied";

@@ -31,6 +31,8 @@ pub struct Context {
     /// The caches of the custom resources ([`crate::caches`]), set by the controllers' `run`
     /// before any reconcile runs: reconciles read them instead of listing.
     pub caches: std::sync::OnceLock<crate::caches::Caches>,
+    /// Recent reconcile failures per object, for the retry backoff ([`crate::error::record`]).
+    pub failures: crate::error::Failures,
 }
 
 impl Context {
@@ -75,6 +77,7 @@ impl Context {
             relay_http: None,
             external_dns: None,
             caches: Default::default(),
+            failures: Default::default(),
             client,
             master,
             metrics: Default::default(),

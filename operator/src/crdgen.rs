@@ -44,4 +44,24 @@ mod tests {
             assert!(y.contains(needle), "{needle} missing");
         }
     }
+
+    /// Every kind people write shows Ready with its reason (and, with `-o wide`, its message), as
+    /// cert-manager's do; SendingDomain shows its DNS verdicts.
+    #[test]
+    fn every_kind_shows_ready_reason_and_message() {
+        use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain, WebhookEndpoint};
+        use kube::CustomResourceExt;
+        for crd in [RelayPool::crd(), SendingDomain::crd(), DkimKey::crd(), ApiKey::crd(), WebhookEndpoint::crd()] {
+            let columns = crd.spec.versions[0].additional_printer_columns.clone().unwrap_or_default();
+            let path = |name: &str| columns.iter().find(|c| c.name == name).map(|c| (c.json_path.clone(), c.priority));
+            let kind = &crd.spec.names.kind;
+            assert_eq!(path("Ready"), Some((".status.conditions[?(@.type==\"Ready\")].status".into(), None)), "{kind}");
+            assert_eq!(path("Reason"), Some((".status.conditions[?(@.type==\"Ready\")].reason".into(), None)), "{kind}");
+            assert_eq!(path("Message"), Some((".status.conditions[?(@.type==\"Ready\")].message".into(), Some(1))), "{kind}");
+        }
+        let domain = SendingDomain::crd().spec.versions[0].additional_printer_columns.clone().unwrap();
+        for (name, t) in [("SPF", "SPFVerified"), ("DKIM", "DKIMVerified"), ("DMARC", "DMARCVerified")] {
+            assert!(domain.iter().any(|c| c.name == name && c.json_path == format!(".status.conditions[?(@.type==\"{t}\")].status")), "{name}");
+        }
+    }
 }

@@ -126,7 +126,7 @@ fn transition_note(selector: &str, phase: KeyPhase) -> Note {
 }
 
 /// The status fields that follow from the generations, and `Ready`.
-fn describe(st: &mut DkimKeyStatus, gens: Vec<KeyGeneration>, next_rotation: Option<u64>, generation: i64, now: &str) {
+fn describe(st: &mut DkimKeyStatus, gens: Vec<KeyGeneration>, next_rotation: Option<u64>, generation: i64, now: &str, now_unix: u64) {
     let signing = dkim_lifecycle::signing(&gens).cloned();
     st.current_selector = signing.as_ref().map(|g| g.selector.clone());
     st.dns_name = signing.as_ref().map(|g| g.dns_name.clone());
@@ -134,7 +134,16 @@ fn describe(st: &mut DkimKeyStatus, gens: Vec<KeyGeneration>, next_rotation: Opt
     let has_active = gens.iter().any(|g| g.phase == KeyPhase::Active);
     st.next_selector = gens.iter().rev().find(|g| g.phase == KeyPhase::Pending && has_active).map(|g| g.selector.clone());
     st.next_rotation = next_rotation.map(cascade_core::time::rfc3339_utc);
+    // The Active key is due and its successor's record has still not shown up in DNS.
+    let stalled = next_rotation.filter(|due| now_unix >= *due).and_then(|_| gens.iter().rev().find(|g| g.phase == KeyPhase::Pending && has_active));
     match signing.as_ref().filter(|g| g.phase == KeyPhase::Active) {
+        Some(g) if stalled.is_some() => {
+            let next = stalled.expect("checked");
+            let due = next_rotation.map(cascade_core::time::rfc3339_utc).unwrap_or_default();
+            let msg =
+                format!("rotation overdue since {due}: the record of {} ({}) is not in DNS yet; publish its txtValue there. Mail is still signed with {}", next.selector, next.dns_name, g.selector);
+            conditions::set(&mut st.conditions, types::READY, false, reasons::ROTATION_STALLED, &msg, generation, now)
+        }
         Some(g) => conditions::set(&mut st.conditions, types::READY, true, reasons::ACTIVE, &format!("signing with {}; its record is verified", g.selector), generation, now),
         None => {
             let msg = match &signing {
@@ -179,7 +188,7 @@ fn evaluate(dk: &DkimKey, observed: Observed, master: &KeyRing, recheck: Duratio
         data.remove(&sealed_entry(s));
     }
     notes.extend(steps.transitions.iter().map(|(selector, phase)| transition_note(selector, *phase)));
-    describe(&mut st, gens, steps.next_rotation, generation, &now_s);
+    describe(&mut st, gens, steps.next_rotation, generation, &now_s, now);
     // Pending records are looked for again soon; otherwise wake for the next due step.
     let wait = if st.generations.iter().any(|g| g.phase == KeyPhase::Pending) { recheck } else { Duration::from_secs(steps.next_event.map_or(3600, |t| t.saturating_sub(now)).clamp(1, 3600)) };
     let secret = (data != observed.secret).then_some(data);
@@ -219,5 +228,5 @@ fn record_metrics(ctx: &Context, ns: &str, name: &str, gens: &[KeyGeneration], n
 }
 
 pub fn error_policy(dk: Arc<DkimKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx.metrics, "DkimKey", &dk.name_any(), error)
+    crate::error::record(&ctx, "DkimKey", &*dk, error)
 }

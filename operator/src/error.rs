@@ -37,9 +37,58 @@ impl ReconcileError {
     }
 }
 
-/// Counts the failure by kind and error, logs it, and retries soon.
-pub fn record(metrics: &crate::metrics::Metrics, kind: &str, name: &str, error: &ReconcileError) -> Action {
-    metrics.reconcile_errors.with_label_values(&[kind, error.metric_label()]).inc();
-    tracing::warn!(kind, name, %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+/// Failures in a row per object (a failure more than [`FORGET`] after the last starts again).
+#[derive(Default)]
+pub struct Failures(std::sync::Mutex<std::collections::HashMap<String, (u32, u64)>>);
+
+/// A failure this long after the object's last one counts as its first again.
+const FORGET: u64 = 600;
+
+impl Failures {
+    /// Records one for `key` at `now`; how many in a row now.
+    pub fn bump(&self, key: &str, now: u64) -> u32 {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| now < *at + FORGET);
+        }
+        let entry = map.entry(key.to_string()).or_insert((0, now));
+        entry.0 = if now >= entry.1 + FORGET { 1 } else { entry.0 + 1 };
+        entry.1 = now;
+        entry.0
+    }
+}
+
+/// The wait before retry number `n` (1-based): 5 s doubling, at most 5 minutes.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs((5u64 << n.saturating_sub(1).min(6)).min(300))
+}
+
+/// Counts the failure by kind and error, logs it, tells the object's readers with a Warning
+/// Event (`ReconcileFailed`, the failed operation; never key material), and retries with
+/// backoff.
+pub fn record<K: kube::Resource<DynamicType = ()>>(ctx: &crate::Context, kind: &str, obj: &K, error: &ReconcileError) -> Action {
+    let name = obj.meta().name.clone().unwrap_or_default();
+    ctx.metrics.reconcile_errors.with_label_values(&[kind, error.metric_label()]).inc();
+    let key = format!("{kind}/{}/{name}", obj.meta().namespace.clone().unwrap_or_default());
+    let n = ctx.failures.bump(&key, cascade_core::time::now_unix());
+    let wait = backoff(n);
+    tracing::warn!(kind, name, %error, failures = n, retry_in_s = wait.as_secs(), "reconcile failed; retrying");
+    let note = crate::events::Note::warning(cascade_crds::conditions::reasons::RECONCILE_FAILED, "Reconcile", format!("{error} (failure {n} in a row; retrying in {} s)", wait.as_secs()));
+    let (events, regarding) = (ctx.events.clone(), obj.object_ref(&()));
+    tokio::spawn(async move { events.publish(&regarding, &note).await });
+    Action::requeue(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_a_quiet_spell_starts_again() {
+        let f = Failures::default();
+        let waits: Vec<u64> = (0..9).map(|i| backoff(f.bump("RelayPool/ns/main", 1000 + i)).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(f.bump("RelayPool/ns/other", 1010), 1, "per object");
+        assert_eq!(f.bump("RelayPool/ns/main", 1010 + FORGET), 1, "forgotten after a quiet spell");
+    }
 }

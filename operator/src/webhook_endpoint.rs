@@ -63,5 +63,5 @@ pub async fn report_status(ctx: &Context, ep: &WebhookEndpoint, new: &WebhookEnd
 }
 
 pub fn error_policy(ep: Arc<WebhookEndpoint>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx.metrics, "WebhookEndpoint", &ep.name_any(), error)
+    crate::error::record(&ctx, "WebhookEndpoint", &*ep, error)
 }

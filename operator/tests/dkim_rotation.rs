@@ -75,15 +75,22 @@ async fn keys_rotate_through_dns_verified_generations() {
     let k = until("the next key, Pending", || async { key().await.filter(|k| phases(k).len() == 2) }).await;
     assert_eq!(phases(&k), [("cascade1".into(), KeyPhase::Active), ("cascade1-2".into(), KeyPhase::Pending)]);
     assert_eq!(k.status.as_ref().unwrap().next_selector.as_deref(), Some("cascade1-2"));
-    publish(&mut knot, &k, "cascade1-2");
-    // Verified on day 88 but not due: still the old key.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(phases(&key().await.unwrap())[1].1, KeyPhase::Pending);
+    let ready = |k: &DkimKey| k.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned()).unwrap();
+    assert_eq!(ready(&k).status, "True", "not due yet: nothing is stalled");
+
+    // Day 90: the Active key is due and its successor's record is not in DNS: the rotation is
+    // stalled, Ready=False says so and what to publish; mail is still signed with the old key.
+    advance(2).await;
+    let k = until("the rotation stalled", || async { key().await.filter(|k| ready(k).reason == "RotationStalled") }).await;
+    let c = ready(&k);
+    assert_eq!(c.status, "False");
+    assert!(c.message.contains("cascade1-2 (cascade1-2._domainkey.shop.example.) is not in DNS yet") && c.message.contains("still signed with cascade1"), "{}", c.message);
     assert_eq!(bundle_selector().await.as_deref(), Some("cascade1"));
 
-    // Day 90: the switch, in the status and in the bundle.
-    advance(2).await;
+    // Its record published: the switch, in the status and in the bundle.
+    publish(&mut knot, &k, "cascade1-2");
     let k = until("the switch", || async { key().await.filter(|k| phases(k)[1].1 == KeyPhase::Active) }).await;
+    assert_eq!((ready(&k).status.as_str(), ready(&k).reason.as_str()), ("True", "Active"));
     assert_eq!(phases(&k)[0].1, KeyPhase::Retiring);
     until("the bundle signing with cascade1-2", || async { bundle_selector().await.filter(|s| s == "cascade1-2") }).await;
     let secret = op.secrets.get("shop", "shop-dkim-dkim").await.unwrap().unwrap();

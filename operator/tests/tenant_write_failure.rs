@@ -1,7 +1,8 @@
 //! A write to one tenant's objects that fails (here: every patch of tenant `blog`'s
 //! SendingDomains, so its finalizer and status can never be written) never keeps the pool from
 //! serving the other tenant: shop's new key and its revocation reach the bundle, the pool's
-//! status is written, and the failure is counted as a reconcile error (retried with backoff).
+//! status is written, and the failure is counted as a reconcile error, published as a Warning
+//! Event on the pool (retried with backoff).
 
 mod support;
 
@@ -29,6 +30,9 @@ async fn one_tenants_failing_writes_do_not_stop_the_pool() {
     until("the pool's status written", || async { pools.get("main").await.ok()?.status.filter(|s| s.config_hash.is_some()) }).await;
     let errors = || op.ctx.metrics.reconcile_errors.with_label_values(&["RelayPool", "kube"]).get();
     until("blog's failed writes counted", || async { (errors() > 0).then_some(()) }).await;
+    // The failure is on the pool as a Warning Event naming the failed operation, not only a log line.
+    let (kind, note) = support::operator::event(&op.client, "cascade-system", "main", "ReconcileFailed").await;
+    assert!(kind == "Warning" && note.starts_with("reading or writing Kubernetes objects:") && note.contains("in a row; retrying in"), "{kind}: {note}");
     let status = Api::<SendingDomain>::namespaced(op.client.clone(), "blog").get("blog").await.unwrap();
     assert!(status.metadata.finalizers.is_none() && status.status.is_none(), "blog's writes really failed");
 

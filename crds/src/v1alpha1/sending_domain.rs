@@ -20,6 +20,11 @@ use serde::{Deserialize, Serialize};
     category = "cascade",
     printcolumn = r#"{"name":"Domain","type":"string","jsonPath":".spec.domain"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"SPF","type":"string","jsonPath":".status.conditions[?(@.type==\"SPFVerified\")].status"}"#,
+    printcolumn = r#"{"name":"DKIM","type":"string","jsonPath":".status.conditions[?(@.type==\"DKIMVerified\")].status"}"#,
+    printcolumn = r#"{"name":"DMARC","type":"string","jsonPath":".status.conditions[?(@.type==\"DMARCVerified\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Pool","type":"string","jsonPath":".spec.relayPool.name"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new("size(self.metadata.name) <= 58 || (has(self.spec.dkim) && ((has(self.spec.dkim.keys) && size(self.spec.dkim.keys) > 0) || (has(self.spec.dkim.generate) && !self.spec.dkim.generate)))")
