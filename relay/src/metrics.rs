@@ -4,12 +4,15 @@ use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, I
 
 pub struct Metrics {
     registry: Registry,
-    pub accepted: IntCounter,
+    /// By tenant (`namespace`): bounded by the tenants the configuration lists.
+    pub accepted: IntCounterVec,
     pub rejected: IntCounterVec,
-    pub delivered: IntCounter,
-    pub deferred: IntCounter,
-    pub bounced: IntCounter,
+    pub delivered: IntCounterVec,
+    pub deferred: IntCounterVec,
+    pub bounced: IntCounterVec,
     pub queue_depth: IntGauge,
+    /// Age of the oldest message waiting in the queue, by tenant.
+    pub queue_oldest: IntGaugeVec,
     pub delivery_latency: Histogram,
     pub outbound_connections: IntCounterVec,
     pub auth_failures: IntCounterVec,
@@ -64,14 +67,15 @@ impl Default for Metrics {
         .expect("valid metric");
         r.register(Box::new(delivery_latency.clone())).expect("unique metric");
         Self {
-            accepted: counter(&r, "messages_accepted_total", "Messages accepted (spooled and acknowledged with 250)"),
+            accepted: counter_vec(&r, "messages_accepted_total", "Messages accepted (spooled and acknowledged with 250), by tenant", &["namespace"]),
             rejected: counter_vec(&r, "messages_rejected_total", "Commands or messages refused, by reason", &["reason"]),
-            delivered: counter(&r, "recipients_delivered_total", "Recipients delivered"),
-            deferred: counter(&r, "recipients_deferred_total", "Recipient delivery attempts that failed temporarily"),
-            bounced: counter(&r, "recipients_bounced_total", "Recipients that failed permanently"),
+            delivered: counter_vec(&r, "recipients_delivered_total", "Recipients delivered, by tenant", &["namespace"]),
+            deferred: counter_vec(&r, "recipients_deferred_total", "Recipient delivery attempts that failed temporarily, by tenant", &["namespace"]),
+            bounced: counter_vec(&r, "recipients_bounced_total", "Recipients that failed permanently, by tenant", &["namespace"]),
             queue_depth: gauge(&r, "queue_depth", "Messages in the spool"),
+            queue_oldest: gauge_vec(&r, "queue_oldest_message_age_seconds", "Age of the oldest message waiting for delivery, by tenant (updated every 10 s)", &["namespace"]),
             delivery_latency,
-            outbound_connections: counter_vec(&r, "outbound_connections_total", "Outbound SMTP sessions, by whether TLS was used", &["tls"]),
+            outbound_connections: counter_vec(&r, "outbound_connections_total", "Outbound SMTP sessions, by whether TLS was used (true or false)", &["tls"]),
             auth_failures: counter_vec(&r, "auth_failures_total", "Failed AUTH attempts, by reason", &["reason"]),
             sessions: gauge(&r, "smtp_sessions", "Open SMTP sessions"),
             config_reloads: counter_vec(&r, "config_reloads_total", "Configuration reloads, by result", &["result"]),
@@ -98,7 +102,14 @@ impl Default for Metrics {
             handed_over: counter_vec(&r, "messages_handed_over_total", "Queued messages handed to or taken from peer relays, by direction", &["direction"]),
             events_pending: gauge(&r, "events_pending", "Webhook events waiting to be sent or being sent"),
             webhook_requests: counter_vec(&r, "webhook_requests_total", "Webhook deliveries by result (sent, failed, gone, dropped)", &["result"]),
-            registry: r,
+            registry: {
+                let info = IntGaugeVec::new(Opts::new("cascade_relay_build_info", "The relay's version (always 1)"), &["version"]).expect("valid metric");
+                info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+                r.register(Box::new(info)).expect("unique metric");
+                // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+                r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("unique metric");
+                r
+            },
         }
     }
 }

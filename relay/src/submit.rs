@@ -60,7 +60,7 @@ pub fn accept(relay: &Relay, key_id: &str, env: Envelope, added: Vec<u8>, messag
 /// A message [`accept`]ed: counted, logged and audited (`message.accepted`, addresses masked,
 /// `via` the path it came by), and queued for delivery.
 pub fn queued(relay: &Relay, env: Envelope, stored: Vec<u8>, client: IpAddr, via: &str) {
-    relay.metrics.accepted.inc();
+    relay.metrics.accepted.with_label_values(&[&env.tenant]).inc();
     tracing::info!(queue_id = %env.id, client = %client, via, sender = %crate::relay::mask(&env.sender), recipients = env.recipients.len(), size = stored.len(), "message accepted");
     let recipients: Vec<String> = env.recipients.iter().map(|r| crate::relay::mask(&r.address)).collect();
     relay.audit.record(

@@ -289,8 +289,15 @@ class Relay:
         return self.admin_get("/metrics", cert=None)
 
     def metric(self, name):
-        m = re.search(r"^" + re.escape(name) + r" (\S+)$", self.metrics(), re.M)
-        return float(m.group(1)) if m else 0.0
+        """The sample `name` (with its labels, as `x{reason="y"}`), or, for a bare name, the sum
+        over its label sets (the per-tenant counters); 0 when there is none."""
+        text = self.metrics()
+        m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+        if m:
+            return float(m.group(1))
+        if "{" in name:
+            return 0.0
+        return sum(float(v) for v in re.findall(r"^" + re.escape(name) + r"\{[^}]*\} (\S+)$", text, re.M))
 
     def log_text(self):
         return (self.dir / "relay.log").read_bytes().decode(errors="replace")

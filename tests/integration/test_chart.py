@@ -64,10 +64,46 @@ def test_rendered_built_in_kinds_validate_strictly(tools, values, tmp_path):
         endpoint = relays["spec"]["endpoints"][0]
         # Scraped over HTTPS, the relays verified by the pool's admin authority under their name.
         assert endpoint["scheme"] == "https" and endpoint["tlsConfig"] == {"serverName": "main.mail.relays.cascade.internal", "ca": {"secret": {"name": "main-admin-ca", "key": "ca.crt"}}}
+        assert endpoint["honorLabels"] is True, "the per-tenant namespace label is kept"
     elif values:
         assert "NetworkPolicy" not in kinds and "ConfigMap" not in kinds and kinds.count("ClusterRole") == 1
     else:
         assert "ServiceMonitor" not in kinds and "PrometheusRule" not in kinds and "NetworkPolicy" in kinds
+
+
+# The alerts the operating surface promises, each unit-tested in tests/alerts/cascade.test.yaml.
+TESTED_ALERTS = {"CascadeConfigRefused", "CascadeRelaysNotReady", "CascadeRelaysOnOldConfiguration", "CascadeNoRelays", "CascadeQueueAge",
+                 "CascadeBounceRate", "CascadeOutboundTlsDropping", "CascadeDkimRotationOverdue", "CascadeAuthFailures"}
+
+
+def test_alert_rules_pass_promtool_and_each_has_a_runbook(tools, tmp_path):
+    """The chart's PrometheusRule, as rendered, passes `promtool check rules`; the alert
+    expressions pass their unit tests (`promtool test rules`: firing, not firing, labels and
+    annotations); every alert has a summary, a description and a runbook_url naming its section
+    of docs/runbooks.md."""
+    import shutil
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian's prometheus package) is missing: test.sh installs it"
+    helm, _ = tools
+    r = template(helm, ROOT / "tests/chart/values-monitoring.yaml", "--show-only", "templates/prometheusrule.yaml")
+    assert r.returncode == 0, r.stderr
+    groups = docs(r.stdout)[0]["spec"]["groups"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}))
+    shutil.copy(ROOT / "tests/alerts/cascade.test.yaml", tmp_path)
+    check = subprocess.run([promtool, "check", "rules", "rules.yaml"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    unit = subprocess.run([promtool, "test", "rules", "cascade.test.yaml"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert unit.returncode == 0 and "SUCCESS" in unit.stdout, unit.stdout + unit.stderr
+    sections = {line[3:].strip().lower() for line in (ROOT / "docs/runbooks.md").read_text().splitlines() if line.startswith("## ")}
+    names = set()
+    for rule in groups[0]["rules"]:
+        a = rule["annotations"]
+        names.add(rule["alert"])
+        assert a["summary"] and a["description"], rule["alert"]
+        assert a["runbook_url"] == f"https://github.com/cascade-mail/cascade/blob/main/docs/runbooks.md#{rule['alert'].lower()}", a
+        assert rule["alert"].lower() in sections, f"docs/runbooks.md has no section for {rule['alert']}"
+    tested = {a["alertname"] for t in yaml.safe_load((ROOT / "tests/alerts/cascade.test.yaml").read_text())["tests"] for a in t["alert_rule_test"]}
+    assert TESTED_ALERTS <= tested <= names, (TESTED_ALERTS - tested, tested - names)
 
 
 def test_the_schema_refuses_bad_values(tools):

@@ -135,6 +135,10 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
     let config_hash = status.config_hash.clone().unwrap_or_default();
     let rollout = super::readiness::Rollout::of(desired, sts.status.as_ref(), &served.configs, &config_hash);
     super::readiness::set(&mut status.conditions, &rollout, &served.configs, &config_hash, generation, &now);
+    for (state, n) in [("desired", rollout.desired), ("ready", rollout.ready), ("current", rollout.current)] {
+        ctx.metrics.pool_replicas.with_label_values(&[&ns, &name, state]).set(i64::from(n));
+    }
+    ctx.metrics.pool_config_refused.with_label_values(&[&ns, &name]).set(i64::from(served.configs.iter().any(|c| c.refused.is_some())));
     match served.endpoints {
         Some(endpoints) => {
             let (ok, reason, msg) = match crate::external_dns::apply(ctx, &endpoints).await? {

@@ -130,7 +130,7 @@ impl Job {
                     Err(e) => Outcome::Deferred(format!("capture: {e}")),
                 };
                 for &i in &pending {
-                    self.record(&env.key, &mut env.recipients[i], &outcome, &env.id, false);
+                    self.record(&env.tenant, &env.key, &mut env.recipients[i], &outcome, &env.id, false);
                 }
             }
             mode => {
@@ -147,7 +147,7 @@ impl Job {
                     let rcpts: Vec<String> = idx.iter().map(|&i| env.recipients[i].address.clone()).collect();
                     let (outcomes, tls) = self.deliver(&rt, &dest, &env.sender, &rcpts, &message).await;
                     for (&i, o) in idx.iter().zip(outcomes.iter()) {
-                        self.record(&env.key, &mut env.recipients[i], o, &env.id, tls);
+                        self.record(&env.tenant, &env.key, &mut env.recipients[i], o, &env.id, tls);
                     }
                 }
             }
@@ -164,7 +164,7 @@ impl Job {
         }
     }
 
-    fn record(&self, key: &str, r: &mut Recipient, outcome: &Outcome, queue_id: &str, tls: bool) {
+    fn record(&self, tenant: &str, key: &str, r: &mut Recipient, outcome: &Outcome, queue_id: &str, tls: bool) {
         let m = &self.relay.metrics;
         let (status, text, label) = match outcome {
             Outcome::Delivered(t) => (RcptStatus::Delivered, t, "delivered"),
@@ -172,10 +172,10 @@ impl Job {
             Outcome::Failed(t) => (RcptStatus::Failed, t, "failed"),
         };
         match status {
-            RcptStatus::Delivered => m.delivered.inc(),
-            RcptStatus::Pending => m.deferred.inc(),
+            RcptStatus::Delivered => m.delivered.with_label_values(&[tenant]).inc(),
+            RcptStatus::Pending => m.deferred.with_label_values(&[tenant]).inc(),
             RcptStatus::Failed => {
-                m.bounced.inc();
+                m.bounced.with_label_values(&[tenant]).inc();
                 self.relay.key_failed(key);
             }
         }
@@ -235,7 +235,7 @@ impl Job {
             Err(route::RouteError::Permanent(reason)) => return Err(Unreachable::Failed(SessionFailure { permanent: true, reason })),
         };
         let client = Client::connect(&addrs, &rt.config.hostname, tls, auth.map(|(u, p)| (u.as_str(), p.as_str())), timeouts(rt)).await.map_err(Unreachable::Failed)?;
-        self.relay.metrics.outbound_connections.with_label_values(&[if client.tls { "yes" } else { "no" }]).inc();
+        self.relay.metrics.outbound_connections.with_label_values(&[if client.tls { "true" } else { "false" }]).inc();
         Ok(client)
     }
 
@@ -325,7 +325,7 @@ impl Job {
                 let last = r.last_reply.clone().unwrap_or_default();
                 r.status = RcptStatus::Failed;
                 r.last_reply = Some(format!("gave up after {}: {last}", d.retry.max_age));
-                self.relay.metrics.bounced.inc();
+                self.relay.metrics.bounced.with_label_values(&[&env.tenant]).inc();
                 expired.push(i);
             }
         }

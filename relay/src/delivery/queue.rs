@@ -52,7 +52,10 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Claim, Option<Envelope>)>();
     let mut shutdown = relay.shutdown_signal();
     let mut engine = attempt::Engine::new(relay.clone());
+    let mut ages_at = 0u64;
     loop {
+        // Before due messages leave `waiting` for their attempt.
+        ages_at = oldest_by_tenant(&relay, &waiting, ages_at);
         start_due(&relay, &engine, &permits, &mut heap, &mut waiting, &mut parked, &mut running, &done_tx);
         relay.metrics.queue_depth.set(waiting.len() as i64 + (concurrency - permits.available_permits()) as i64);
         let now_ms = cascade_core::time::now_unix_ms();
@@ -93,6 +96,26 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
         tracing::warn!("shutdown grace period over with deliveries still running; they stay queued");
     }
+}
+
+/// Every 10 s: the age of each tenant's oldest waiting message (a scan of the queue). Returns
+/// when it last looked.
+fn oldest_by_tenant(relay: &Relay, waiting: &HashMap<String, QueueItem>, last: u64) -> u64 {
+    let now = cascade_core::time::now_unix();
+    if now < last + 10 {
+        return last;
+    }
+    let mut oldest: HashMap<&str, u64> = HashMap::new();
+    for item in waiting.values() {
+        let e = oldest.entry(item.env.tenant.as_str()).or_insert(item.env.created);
+        *e = (*e).min(item.env.created);
+    }
+    let gauge = &relay.metrics.queue_oldest;
+    gauge.reset();
+    for (tenant, created) in oldest {
+        gauge.with_label_values(&[tenant]).set(i64::try_from(now.saturating_sub(created)).unwrap_or(i64::MAX));
+    }
+    now
 }
 
 /// Starts every due message a free slot and its shares allow; parks the due ones they do not.
