@@ -106,6 +106,35 @@ def test_alert_rules_pass_promtool_and_each_has_a_runbook(tools, tmp_path):
     assert TESTED_ALERTS <= tested <= names, (TESTED_ALERTS - tested, tested - names)
 
 
+def test_the_dashboard_has_its_variables_units_and_panels_and_names_real_metrics():
+    """The Grafana dashboard (valid JSON) has the datasource, pool, pod and tenant variables;
+    every panel a unit and a description; the panels the issue lists; relay queries filtered by
+    pool and pod; and every metric it queries is one the relay or the operator exports."""
+    import re
+    d = json.loads((CHART / "dashboards" / "cascade.json").read_text())
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert {"datasource", "pool", "pod", "namespace"} <= set(variables), variables.keys()
+    titles = [p["title"] for p in d["panels"]]
+    for wanted in ["Delivery latency", "Oldest queued message by tenant", "DMARC results in aggregate reports", "Configuration reloads", "Outbound TLS share"]:
+        assert wanted in titles, wanted
+    exported = set()
+    for src, prefix in [(ROOT / "relay/src/metrics.rs", "cascade_relay_"), (ROOT / "operator/src/metrics.rs", "")]:
+        text = src.read_text()
+        exported |= {prefix + n for n in re.findall(r'(?:counter|counter_vec|gauge|gauge_vec)\(\s*&r,\s*"(\w+)"', text)}
+        exported |= set(re.findall(r'"(cascade_\w+)"', text))
+    exported |= {"process_resident_memory_bytes", "process_cpu_seconds_total"}
+    for p in d["panels"]:
+        assert p["fieldConfig"]["defaults"].get("unit"), p["title"]
+        assert p.get("description"), p["title"]
+        for t in p["targets"]:
+            names = set(re.findall(r"\b((?:cascade_|process_)\w+?)(?:_bucket)?\b(?=[{\[\s)])", t["expr"]))
+            assert names, t["expr"]
+            for n in names:
+                assert n in exported or n.removesuffix("_bucket") in exported, f"{p['title']}: {n} is not a metric Cascade exports"
+            if "cascade_relay_" in t["expr"] or "process_" in t["expr"]:
+                assert 'pool=~"$pool"' in t["expr"] and 'pod=~"$pod"' in t["expr"], t["expr"]
+
+
 def test_the_schema_refuses_bad_values(tools):
     helm, _ = tools
     for bad in [["--set", "operator.replicas=0"], ["--set", "operator.unknown=1"], ["--set", "networkPolicy.apiServerCIDRs={not-a-cidr}"], ["--set", "image.relay.repository="]]:
