@@ -135,6 +135,33 @@ def test_the_dashboard_has_its_variables_units_and_panels_and_names_real_metrics
                 assert 'pool=~"$pool"' in t["expr"] and 'pod=~"$pod"' in t["expr"], t["expr"]
 
 
+def test_notes_versions_and_a_parent_charts_global_values(tools, tmp_path):
+    """NOTES.txt says what was installed and how to create the first SendingDomain and get the
+    credentials (its YAML snippets parse and name Cascade's kinds); every object the chart
+    renders carries app.kubernetes.io/version; `global` (a parent chart's) is accepted."""
+    import shutil
+    helm, _ = tools
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    # `helm template` does not render NOTES.txt: render it through a template of a copy.
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.tpl")
+    (chart / "templates" / "notes.yaml").write_text('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: {{ tpl (.Files.Get "notes.tpl") . | quote }}\n')
+    r = subprocess.run([helm, "template", "cascade", str(chart), "--namespace", "cascade-system", "-f", str(ROOT / "tests/chart/values-monitoring.yaml"), "--show-only", "templates/notes.yaml"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    notes = yaml.safe_load(r.stdout)["data"]["notes"]
+    assert "Cascade 0.1.0 is installed in namespace cascade-system" in notes and "PrometheusRule" in notes and "mail/main" in notes, notes
+    snippets = [s.split("YAML", 1)[0] for s in notes.split("<<YAML\n")[1:]]
+    kinds = [d["kind"] for s in snippets for d in yaml.safe_load_all("\n".join(l[5:] for l in s.splitlines())) if d]
+    assert kinds == ["RelayPool", "SendingDomain", "ApiKey"], kinds
+    assert "web-credentials" in notes and "wait --for=condition=Ready relaypool/main" in notes
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    rendered = template(helm, ROOT / "tests/chart/values-monitoring.yaml", "--set", "global.imageRegistry=registry.example")
+    assert rendered.returncode == 0, rendered.stderr
+    for d in docs(rendered.stdout):
+        assert d["metadata"].get("labels", {}).get("app.kubernetes.io/version") == version, (d["kind"], d["metadata"].get("name"))
+
+
 def test_the_schema_refuses_bad_values(tools):
     helm, _ = tools
     for bad in [["--set", "operator.replicas=0"], ["--set", "operator.unknown=1"], ["--set", "networkPolicy.apiServerCIDRs={not-a-cidr}"], ["--set", "image.relay.repository="]]:
