@@ -14,6 +14,8 @@ pub struct Context {
     pub pool_namespaces: Vec<String>,
     /// The relay container image the StatefulSets run.
     pub relay_image: String,
+    /// Pull Secrets for relay pods of pools that name none (`--relay-image-pull-secrets`).
+    pub relay_pull_secrets: Vec<String>,
     /// The master key ring (see [`crate::master_key`]).
     pub master: cascade_core::seal::KeyRing,
     pub metrics: Arc<crate::metrics::Metrics>,
@@ -69,6 +71,7 @@ impl Context {
             namespace: "cascade-system".into(),
             pool_namespaces: vec!["cascade-system".into()],
             relay_image: concat!("cascade-relay:", env!("CARGO_PKG_VERSION")).into(),
+            relay_pull_secrets: Vec::new(),
             secrets: crate::secrets::SecretStore::new(client.clone()),
             events: crate::events::Events::new(client.clone(), std::env::var("POD_NAME").ok()),
             dns,

@@ -35,6 +35,10 @@ enum Command {
         /// The image relay pods (and spool drain Jobs) run; default cascade-relay:<version>.
         #[arg(long, env = "CASCADE_RELAY_IMAGE")]
         relay_image: Option<String>,
+        /// Image pull Secrets (names, comma-separated) for the relay pods and drain Jobs of pools
+        /// whose `spec.pod.imagePullSecrets` is empty (the chart passes its `imagePullSecrets`).
+        #[arg(long, env = "CASCADE_RELAY_IMAGE_PULL_SECRETS", value_delimiter = ',')]
+        relay_image_pull_secrets: Vec<String>,
         #[command(flatten)]
         audit: AuditArgs,
     },
@@ -100,7 +104,15 @@ impl AuditArgs {
     }
 }
 
-fn run(namespace: String, pool_namespaces: Vec<String>, http: String, nameservers: Vec<std::net::SocketAddr>, relay_image: Option<String>, audit: AuditArgs) -> anyhow::Result<()> {
+fn run(
+    namespace: String,
+    pool_namespaces: Vec<String>,
+    http: String,
+    nameservers: Vec<std::net::SocketAddr>,
+    relay_image: Option<String>,
+    pull_secrets: Vec<String>,
+    audit: AuditArgs,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt().json().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -131,6 +143,7 @@ fn run(namespace: String, pool_namespaces: Vec<String>, http: String, nameserver
         if let Some(image) = relay_image {
             ctx.relay_image = image;
         }
+        ctx.relay_pull_secrets = pull_secrets.into_iter().filter(|s| !s.is_empty()).collect();
         ctx.metrics = metrics.clone();
         ctx.namespace = namespace.clone();
         ctx.pool_namespaces = if pool_namespaces.is_empty() { vec![namespace.clone()] } else { pool_namespaces.clone() };
@@ -215,7 +228,9 @@ fn render(files: &[PathBuf], out: &std::path::Path, verified_claims: Option<&std
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
-        Command::Run { namespace, pool_namespaces, http, nameservers, relay_image, audit } => run(namespace, pool_namespaces, http, nameservers, relay_image, audit),
+        Command::Run { namespace, pool_namespaces, http, nameservers, relay_image, relay_image_pull_secrets, audit } => {
+            run(namespace, pool_namespaces, http, nameservers, relay_image, relay_image_pull_secrets, audit)
+        }
         Command::Audit { command } => command.run().map_err(anyhow::Error::from),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),

@@ -7,6 +7,17 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
+/// `pool` with `defaults` as its image pull Secrets when it names none (the operator's
+/// `--relay-image-pull-secrets`, from the chart's `imagePullSecrets`).
+pub fn with_default_pull_secrets<'a>(pool: &'a RelayPool, defaults: &[String]) -> std::borrow::Cow<'a, RelayPool> {
+    if !pool.spec.pod.image_pull_secrets.is_empty() || defaults.is_empty() {
+        return std::borrow::Cow::Borrowed(pool);
+    }
+    let mut shaped = pool.clone();
+    shaped.spec.pod.image_pull_secrets = defaults.iter().map(|n| k8s_openapi::api::core::v1::LocalObjectReference { name: n.clone() }).collect();
+    std::borrow::Cow::Owned(shaped)
+}
+
 /// Requests 250m CPU and 256Mi memory, limit 1Gi memory: Burstable, and a CPU request for the
 /// autoscaler to compute utilization against.
 pub fn default_resources() -> ResourceRequirements {
@@ -77,6 +88,16 @@ mod tests {
         assert_eq!((spread.topology_key.as_str(), spread.when_unsatisfiable.as_str(), spread.max_skew), ("kubernetes.io/hostname", "ScheduleAnyway", 1));
         assert_eq!(spread.label_selector.as_ref().unwrap().match_labels.as_ref().unwrap()["cascade-mail.com/relay-pool"], "main");
         assert!(pod.node_selector.is_none() && pod.tolerations.is_none() && pod.image_pull_secrets.is_none() && pod.affinity.is_none());
+    }
+
+    #[test]
+    fn the_operators_pull_secrets_fill_in_only_where_the_pool_names_none() {
+        let defaults = vec!["chart-registry".to_string()];
+        let shaped = with_default_pull_secrets(&pool(serde_json::json!({})), &defaults).into_owned();
+        assert_eq!(shaped.spec.pod.image_pull_secrets[0].name, "chart-registry");
+        let own = pool(serde_json::json!({ "imagePullSecrets": [{ "name": "mine" }] }));
+        assert_eq!(with_default_pull_secrets(&own, &defaults).spec.pod.image_pull_secrets[0].name, "mine");
+        assert!(matches!(with_default_pull_secrets(&own, &[]), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

@@ -155,6 +155,12 @@ def test_notes_versions_and_a_parent_charts_global_values(tools, tmp_path):
     kinds = [d["kind"] for s in snippets for d in yaml.safe_load_all("\n".join(l[5:] for l in s.splitlines())) if d]
     assert kinds == ["RelayPool", "SendingDomain", "ApiKey"], kinds
     assert "web-credentials" in notes and "wait --for=condition=Ready relaypool/main" in notes
+    pulled = template(helm, None, "--set", "imagePullSecrets[0].name=registry", "--set", "imagePullSecrets[1].name=mirror", "--show-only", "templates/deployment.yaml")
+    pod = docs(pulled.stdout)[0]["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "registry"}, {"name": "mirror"}]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["CASCADE_RELAY_IMAGE_PULL_SECRETS"] == "registry,mirror", "passed on to the relay pods the operator creates"
+    assert template(helm, None, "--set", "imagePullSecrets[0].name=Bad_Name").returncode != 0, "a pull Secret name is a Kubernetes name"
     version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     rendered = template(helm, ROOT / "tests/chart/values-monitoring.yaml", "--set", "global.imageRegistry=registry.example")
     assert rendered.returncode == 0, rendered.stderr

@@ -36,6 +36,7 @@ pub async fn reconcile(pool: Arc<RelayPool>, ctx: Arc<Context>) -> Result<Action
         return unmanaged(&ctx, &pool, &ns).await;
     }
     let world = gather::gather(&ctx, &pool).await?;
+    let pool = crate::pod_shape::with_default_pull_secrets(&pool, &ctx.relay_pull_secrets);
 
     ctx.metrics.managed.with_label_values(&["SendingDomain"]).set(world.inputs.domains.len() as i64);
     let site = evaluate::Site { relay_image: &ctx.relay_image, operator_namespace: &ctx.namespace };
