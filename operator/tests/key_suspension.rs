@@ -73,6 +73,11 @@ async fn a_relays_suspension_reaches_the_status_and_bundle_and_an_edit_lifts_it(
     let nudge = serde_json::json!({ "metadata": { "annotations": { "test/nudge": "1" } } });
     pools.patch("main", &PatchParams::default(), &Patch::Merge(&nudge)).await.unwrap();
     let st = until("status.suspension", || async { keys.get("web").await.ok()?.status.filter(|s| s.state == Some(ApiKeyState::Suspended)) }).await;
+    // The access review: when and from which network the key was last used, from the relay.
+    let used = until("status.lastUsedAt", || async { keys.get("web").await.ok()?.status.filter(|s| s.last_used_at.is_some()) }).await;
+    assert_eq!(used.last_source_network.as_deref(), Some("127.0.0.0/24"));
+    let at = cascade_core::time::parse_rfc3339(used.last_used_at.as_deref().unwrap()).unwrap();
+    assert!(cascade_core::time::now_unix().abs_diff(at) < 120, "{at}");
     let s = st.suspension.clone().unwrap();
     assert_eq!((s.generation, s.kind.as_str()), (1, "rate"));
     assert!(st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "Suspended" && c.message.contains("until this ApiKey is edited")));

@@ -53,6 +53,8 @@ pub struct Relay {
     pub instance: String,
     /// The last configuration refused since the one in force was installed (for `GET /config`).
     config_refused: std::sync::Mutex<Option<serde_json::Value>>,
+    /// Per key id: when this relay last authenticated it, and the client's network.
+    key_usage: std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>,
 }
 
 impl Relay {
@@ -86,6 +88,7 @@ impl Relay {
             anomalies: Default::default(),
             instance: crate::handover::new_instance(),
             config_refused: Default::default(),
+            key_usage: Default::default(),
         })
     }
 
@@ -108,6 +111,23 @@ impl Relay {
         let first = problems.first().map(|p| format!("{}: {}", p.field, p.reason)).unwrap_or_default();
         let report = serde_json::json!({ "configHash": hash, "at": cascade_core::time::rfc3339_utc(cascade_core::time::now_unix()), "problems": problems.len(), "first": first });
         *self.config_refused.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    }
+
+    /// Records a successful authentication of `key` from `client` (for the access review).
+    pub fn note_key_use(&self, key: &str, client: std::net::IpAddr) {
+        let prefix = if client.is_ipv4() { 24 } else { 64 };
+        let network = ipnet::IpNet::new(client, prefix).map(|n| n.trunc().to_string()).unwrap_or_default();
+        let mut usage = self.key_usage.lock().unwrap_or_else(|e| e.into_inner());
+        if usage.len() < 1_000_000 || usage.contains_key(key) {
+            usage.insert(key.to_string(), (cascade_core::time::now_unix(), network));
+        }
+    }
+
+    /// `GET /keys/usage` on the admin listener: `[{key, lastUsed (unix s), network}]`.
+    pub fn key_usage_json(&self) -> String {
+        let usage = self.key_usage.lock().unwrap_or_else(|e| e.into_inner());
+        let list: Vec<_> = usage.iter().map(|(k, (t, n))| serde_json::json!({ "key": k, "lastUsed": t, "network": n })).collect();
+        serde_json::Value::Array(list).to_string()
     }
 
     /// `GET /config` on the admin listener: the generation in force (the `configGeneration` the

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.expiresAt"}"#,
+    printcolumn = r#"{"name":"Last Used","type":"date","jsonPath":".status.lastUsedAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: at most 63 characters (it labels the credentials Secret)")
 )]
@@ -124,6 +125,14 @@ pub struct ApiKeyStatus {
     /// Set while the key is suspended after unusual sending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspension: Option<ApiKeySuspension>,
+    /// RFC 3339 UTC time a relay last authenticated the key (SMTP AUTH or the HTTP API), kept to
+    /// the minute (the relays report, the operator folds at most once a minute): the access
+    /// review's "unused since".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+    /// The network it was last used from (the client address's /24, or /64 for IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_source_network: Option<String>,
 }
 
 fn default_scopes() -> Vec<String> {

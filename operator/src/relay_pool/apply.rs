@@ -113,6 +113,12 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
             failed.get_or_insert(e.into());
         }
     }
+    for (key, last_used, network) in &served.usage {
+        if let Err(e) = crate::key_usage::record(ctx, key, *last_used, network).await {
+            tracing::warn!(namespace = ?key.namespace(), api_key = %key.name_any(), error = %e, "recording the key's last use failed; going on");
+            failed.get_or_insert(e.into());
+        }
+    }
     for (e, st) in &served.webhook_statuses {
         if let Err(e2) = crate::webhook_endpoint::report_status(ctx, e, st).await {
             tracing::warn!(namespace = ?e.namespace(), webhook_endpoint = %e.name_any(), error = %e2, "writing the delivery report failed; going on");

@@ -55,6 +55,8 @@ pub struct Served {
     pub workloads: Workloads,
     /// What each relay that answered runs: `Ready` waits for the rendered configuration.
     pub configs: Vec<super::readiness::ConfigReport>,
+    /// ApiKeys whose last use to record: (key, unix time, network).
+    pub usage: Vec<(ApiKey, u64, String)>,
 }
 
 /// A new version of the bundle: its entries, the shard Secrets to write before it (an emptied
@@ -218,6 +220,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let domain_statuses = domain_statuses(&world, &plan);
     let key_ids: Vec<_> = world.inputs.api_keys.iter().filter_map(|a| material.api_keys.get(&key_of(a)).map(|(id, _)| (a, id.as_str()))).collect();
     let suspensions = crate::suspensions::desired(&key_ids, &world.relays.suspensions).into_iter().map(|(k, s)| (k.clone(), s)).collect();
+    let usage = crate::key_usage::desired(&key_ids, &world.relays.usage).into_iter().map(|(k, t, n)| (k.clone(), t, n)).collect();
     let endpoints = pool.spec.external_dns.then(|| {
         // Served claims only, and only in the zones this pool assigns to the claim's namespace.
         let assigned = |d: &SendingDomain| crate::render::evaluate::ownership::assigned(pool, &key_of(d).0, &d.spec.domain);
@@ -236,7 +239,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let workloads = crate::workloads::all(pool, site.relay_image, &config_hash, site.operator_namespace, &shard_names);
     let webhook_statuses = crate::render::evaluate::webhooks::fold(&world.inputs.webhooks, &world.relays.webhooks);
     let configs = std::mem::take(&mut world.relays.configs);
-    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, webhook_statuses, endpoints, workloads, configs };
+    let served = Served { keys: keys_write, tls: tls_create, admin: admin_write.then_some(authority), bundle, domain_statuses, suspensions, webhook_statuses, endpoints, workloads, configs, usage };
     Ok(Desired { finalize, generated, deleting, served: Some(Box::new(served)), status, requeue: Duration::from_secs(if waiting { 2 } else { 60 }) })
 }
 

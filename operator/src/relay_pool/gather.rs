@@ -47,6 +47,8 @@ pub struct Relays {
     pub webhooks: Vec<crate::render::evaluate::webhooks::Reported>,
     /// The configuration each relay runs (and refused).
     pub configs: Vec<super::readiness::ConfigReport>,
+    /// When each key was last used on each relay.
+    pub usage: Vec<crate::key_usage::Reported>,
 }
 
 pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Error> {
@@ -125,12 +127,13 @@ async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, names: &BT
 /// does not answer costs one timeout, not one each.
 async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
     let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, tls, path)));
-    let (dmarc, anchors, anomalies, webhooks, configs) = futures::join!(
+    let (dmarc, anchors, anomalies, webhooks, configs, usage) = futures::join!(
         futures::future::join_all(addrs.iter().map(|a| crate::dmarc_reports::fetch(*a, tls))),
         futures::future::join_all(addrs.iter().map(|a| crate::relay_admin::audit_anchor(*a, tls))),
         each("/anomalies"),
         each("/webhooks"),
         each("/config"),
+        each("/keys/usage"),
     );
     let dmarc: Vec<_> = dmarc.into_iter().flatten().collect();
     Relays {
@@ -139,5 +142,6 @@ async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
         suspensions: anomalies.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<Reported>>(v).ok()).flatten().collect(),
         webhooks: webhooks.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::render::evaluate::webhooks::Reported>>(v).ok()).flatten().collect(),
         configs: configs.into_iter().flatten().filter_map(|v| serde_json::from_value(v).ok()).collect(),
+        usage: usage.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::key_usage::Reported>>(v).ok()).flatten().collect(),
     }
 }

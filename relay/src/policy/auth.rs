@@ -89,7 +89,10 @@ pub fn http(relay: &crate::relay::Relay, authorization: Option<&str>, peer: IpAd
         return Err((401, "authenticate with HTTP Basic (the API key id as user name, its secret as password) or Bearer <id>:<secret>".into()));
     };
     let rt = relay.runtime();
-    let Err(denied) = verify_for(&rt, &key_id, &secret, peer, now_ms / 1000, scope) else { return Ok(key_id) };
+    let Err(denied) = verify_for(&rt, &key_id, &secret, peer, now_ms / 1000, scope) else {
+        relay.note_key_use(&key_id, peer);
+        return Ok(key_id);
+    };
     relay.metrics.auth_failures.with_label_values(&[denied.as_str()]).inc();
     let shown: String = key_id.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
     relay.audit.record("auth.failure", serde_json::json!({ "client": peer.to_string(), "key": shown, "reason": denied.as_str(), "via": "http" }));

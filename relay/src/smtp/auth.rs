@@ -60,6 +60,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.relay.auth_failures.clear(self.peer);
                 tracing::info!(client = %self.peer, key = %user, "authenticated");
                 self.relay.audit.record("auth.success", serde_json::json!({ "client": self.peer.to_string(), "key": user, "via": "smtp" }));
+                self.relay.note_key_use(&user, self.peer);
                 self.key_id = Some(user);
                 Reply::new(235, "2.7.0", "Authentication successful")
             }
