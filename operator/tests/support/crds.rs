@@ -79,6 +79,14 @@ fn stand_in(group: &str, version: &str, kind: &str, plural: &str, cluster: bool)
     .unwrap()
 }
 
+/// More stand-ins, namespaced, each (group, version, kind, plural) as given (a built-in group's
+/// `.test.local` name, or a foreign CRD's real group): for example resources only.
+#[allow(dead_code)]
+pub async fn install_foreign_stand_ins(client: &kube::Client, kinds: &[(&str, &str, &str, &str)]) {
+    let crds: Vec<_> = kinds.iter().map(|&(group, version, kind, plural)| stand_in(group, version, kind, plural, false)).collect();
+    create_established(client, &crds).await;
+}
+
 /// Every built-in kind the operator and the relay use, as stand-ins the rewrite layer maps the
 /// typed clients to.
 pub async fn install_stand_ins(client: &kube::Client) {
