@@ -105,5 +105,5 @@ async fn beyond_quota(ctx: &Context, key: &ApiKey, (pools, labels): &(Vec<cascad
 }
 
 pub fn error_policy(key: Arc<ApiKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx, "ApiKey", &*key, error)
+    crate::failure::record(&ctx, "ApiKey", &*key, error)
 }

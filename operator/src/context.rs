@@ -33,7 +33,7 @@ pub struct Context {
     /// The caches of the custom resources ([`crate::caches`]), set by the controllers' `run`
     /// before any reconcile runs: reconciles read them instead of listing.
     pub caches: std::sync::OnceLock<crate::caches::Caches>,
-    /// Recent reconcile failures per object, for the retry backoff ([`crate::error::record`]).
+    /// Recent reconcile failures per object, for the retry backoff of the error policy.
     pub failures: crate::error::Failures,
 }
 

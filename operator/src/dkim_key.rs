@@ -228,5 +228,5 @@ fn record_metrics(ctx: &Context, ns: &str, name: &str, gens: &[KeyGeneration], n
 }
 
 pub fn error_policy(dk: Arc<DkimKey>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx, "DkimKey", &*dk, error)
+    crate::failure::record(&ctx, "DkimKey", &*dk, error)
 }

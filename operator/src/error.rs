@@ -1,7 +1,6 @@
 //! The reconcile error every controller returns: each variant names the operation that failed
 //! and keeps its source. The error policy counts it by kind and retries.
 
-use kube::runtime::controller::Action;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,22 +60,6 @@ impl Failures {
 /// The wait before retry number `n` (1-based): 5 s doubling, at most 5 minutes.
 pub fn backoff(n: u32) -> Duration {
     Duration::from_secs((5u64 << n.saturating_sub(1).min(6)).min(300))
-}
-
-/// Counts the failure by kind and error, logs it, tells the object's readers with a Warning
-/// Event (`ReconcileFailed`, the failed operation; never key material), and retries with
-/// backoff.
-pub fn record<K: kube::Resource<DynamicType = ()>>(ctx: &crate::Context, kind: &str, obj: &K, error: &ReconcileError) -> Action {
-    let name = obj.meta().name.clone().unwrap_or_default();
-    ctx.metrics.reconcile_errors.with_label_values(&[kind, error.metric_label()]).inc();
-    let key = format!("{kind}/{}/{name}", obj.meta().namespace.clone().unwrap_or_default());
-    let n = ctx.failures.bump(&key, cascade_core::time::now_unix());
-    let wait = backoff(n);
-    tracing::warn!(kind, name, %error, failures = n, retry_in_s = wait.as_secs(), "reconcile failed; retrying");
-    let note = crate::events::Note::warning(cascade_crds::conditions::reasons::RECONCILE_FAILED, "Reconcile", format!("{error} (failure {n} in a row; retrying in {} s)", wait.as_secs()));
-    let (events, regarding) = (ctx.events.clone(), obj.object_ref(&()));
-    tokio::spawn(async move { events.publish(&regarding, &note).await });
-    Action::requeue(wait)
 }
 
 #[cfg(test)]

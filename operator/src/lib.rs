@@ -30,6 +30,7 @@ pub mod domain_cleanup;
 pub mod error;
 pub mod events;
 pub mod external_dns;
+pub mod failure;
 pub mod key_usage;
 pub mod labels;
 pub mod leader;

@@ -87,7 +87,7 @@ pub async fn reconcile(d: Arc<SendingDomain>, ctx: Arc<Context>) -> Result<Actio
 }
 
 pub fn error_policy(d: Arc<SendingDomain>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx, "SendingDomain", &*d, error)
+    crate::failure::record(&ctx, "SendingDomain", &*d, error)
 }
 
 #[cfg(test)]

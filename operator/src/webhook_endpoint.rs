@@ -63,5 +63,5 @@ pub async fn report_status(ctx: &Context, ep: &WebhookEndpoint, new: &WebhookEnd
 }
 
 pub fn error_policy(ep: Arc<WebhookEndpoint>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx, "WebhookEndpoint", &*ep, error)
+    crate::failure::record(&ctx, "WebhookEndpoint", &*ep, error)
 }

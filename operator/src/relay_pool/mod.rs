@@ -57,5 +57,5 @@ async fn unmanaged(ctx: &Context, pool: &RelayPool, ns: &str) -> Result<Action, 
 }
 
 pub fn error_policy(pool: Arc<RelayPool>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    crate::error::record(&ctx, "RelayPool", &*pool, error)
+    crate::failure::record(&ctx, "RelayPool", &*pool, error)
 }

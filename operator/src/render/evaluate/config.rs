@@ -86,8 +86,7 @@ pub fn relay_config(
         // Every relay of the pool, through the headless Service (a relay skips itself).
         handover: Some(rc::Handover { peers: vec![format!("{}:{}", crate::labels::headless_host(&pool_name, &pool_ns), l.admin_port)], timeout: cascade_crds::HumanDuration::secs(60) }),
         webhooks: Default::default(),
-        // Shared through the pool's SuppressionShards (the operator merges the relays' changes).
-        suppressions: Some(rc::SharedSuppressions { pool: pool_name.clone() }),
+        suppressions: Some(rc::SharedSuppressions { pool: pool_name.clone() }), // the pool's SuppressionShards
         admin_tls: Some(rc::AdminTls {
             cert_file: crate::admin_authority::CERT_FILE.into(),
             key_file: crate::admin_authority::KEY_FILE.into(),
