@@ -33,6 +33,9 @@ pub const UNKNOWN: &str = "Unknown";
 /// verdicts the SendingDomain controller's; `ExternalDNS` is the RelayPool's.
 pub mod types {
     pub const READY: &str = "Ready";
+    /// Whether the last reconcile of the object succeeded (every kind; its own writer, the error
+    /// policy).
+    pub const RECONCILED: &str = "Reconciled";
     pub const DOMAIN_CONFLICT: &str = "DomainConflict";
     pub const EXTERNAL_DNS: &str = "ExternalDNS";
     pub const SPF_VERIFIED: &str = "SPFVerified";
@@ -57,6 +60,8 @@ pub mod reasons {
     /// Relays are starting, updating or loading the current configuration.
     pub const ROLLING_OUT: &str = "RollingOut";
     pub const ROLLOUT_COMPLETE: &str = "RolloutComplete";
+    /// Drain Jobs are handing a scale-down's spool volumes to the relays.
+    pub const DRAINING: &str = "Draining";
     pub const CONFIG_REFUSED: &str = "ConfigRefused";
     pub const CONFIG_ACCEPTED: &str = "ConfigAccepted";
     pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -100,6 +105,8 @@ pub mod reasons {
     pub const ROTATION_STALLED: &str = "RotationStalled";
     /// A reconcile failed (a Warning Event naming the failed operation; retried with backoff).
     pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+    /// The reconcile after a failure succeeded.
+    pub const RECONCILED: &str = "Reconciled";
     pub const SPOOL_DRAIN: &str = "SpoolDrain";
     pub const SPOOL_KEY_ROTATED: &str = "SpoolKeyRotated";
     pub const WORKLOAD_APPLIED: &str = "WorkloadApplied";

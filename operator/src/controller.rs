@@ -31,12 +31,23 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn drain<T, E: std::fmt::Display>(stream: impl Stream<Item = Result<T, E>>) {
+/// Runs a controller's results: a success after failures turns `Reconciled` True again
+/// ([`crate::failure::recovered`]).
+async fn drain<K, A, E: std::fmt::Display>(stream: impl Stream<Item = Result<(ObjectRef<K>, A), E>>, kind: &'static str, cache: Store<K>, ctx: Arc<Context>)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     stream
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
+        .for_each(|result| {
+            match result {
+                Ok((oref, _)) => {
+                    if let Some(obj) = cache.get(&oref) {
+                        crate::failure::recovered::<K>(&ctx, kind, obj.meta());
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "controller event"),
             }
+            futures::future::ready(())
         })
         .await;
 }
@@ -152,5 +163,16 @@ pub async fn run(ctx: Arc<Context>) {
     let feeds = futures::future::join4(pool_feed.run(c.clone()), domain_feed.run(c.clone()), dkim_feed.run(c.clone()), key_feed.run(c.clone()));
     let secret_feeds = futures::future::join3(credentials.run(c.clone()), dkim_secrets.run(c.clone()), hook_feed.run(c.clone()));
     let suppressions = crate::suppression_sync::run(ctx.clone());
-    futures::join!(drain(dkim), drain(keys), drain(hooks), drain(pools), drain(domains), gauges, feeds, secret_feeds, suppressions);
+    let (k, p, d) = (caches.api_keys.clone(), caches.pools.clone(), caches.domains.clone());
+    futures::join!(
+        drain(dkim, "DkimKey", caches.dkim_keys.clone(), ctx.clone()),
+        drain(keys, "ApiKey", k, ctx.clone()),
+        drain(hooks, "WebhookEndpoint", caches.webhooks.clone(), ctx.clone()),
+        drain(pools, "RelayPool", p, ctx.clone()),
+        drain(domains, "SendingDomain", d, ctx.clone()),
+        gauges,
+        feeds,
+        secret_feeds,
+        suppressions
+    );
 }

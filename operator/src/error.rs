@@ -55,6 +55,11 @@ impl Failures {
         entry.1 = now;
         entry.0
     }
+
+    /// Forgets `key`'s failures (it reconciled); whether it had any.
+    pub fn clear(&self, key: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key).is_some()
+    }
 }
 
 /// The wait before retry number `n` (1-based): 5 s doubling, at most 5 minutes.
@@ -73,5 +78,7 @@ mod tests {
         assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(f.bump("RelayPool/ns/other", 1010), 1, "per object");
         assert_eq!(f.bump("RelayPool/ns/main", 1010 + FORGET), 1, "forgotten after a quiet spell");
+        assert!(f.clear("RelayPool/ns/main") && !f.clear("RelayPool/ns/main"), "a success clears, once");
+        assert_eq!(f.bump("RelayPool/ns/main", 1011 + FORGET), 1);
     }
 }

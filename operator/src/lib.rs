@@ -8,7 +8,7 @@
 //! [`secrets`], [`events`], [`bundle`] (the relay bundle, built once for the cluster and for
 //! `render`), [`workloads`] (the typed relay workloads). [`render::evaluate`] is the pure core
 //! (resources in, relay configuration, DNS records and statuses out); [`render`] runs it on
-//! files without a cluster; [`crdgen`] prints the CRDs; [`suppression_sync`] shares the relays' suppression lists; [`probes`] serves metrics and health.
+//! files without a cluster; [`crdgen`] prints the CRDs; [`suppression_sync`] shares the relays' suppression lists; [`probes`] serves metrics and health; [`plugin`] is `kubectl cascade`.
 #![forbid(unsafe_code)]
 
 pub mod admin_authority;
@@ -37,6 +37,7 @@ pub mod leader;
 pub mod lean;
 pub mod master_key;
 pub mod metrics;
+pub mod plugin;
 pub mod pod_shape;
 pub mod probes;
 pub mod records;

@@ -1,7 +1,7 @@
 //! The operator's reads of its relays' admin listeners (`listeners.adminPort`): a bounded GET
 //! of a JSON document, `None` when a relay does not answer in time (it is then left out). Also
 //! the relays' audit anchors, kept in the RelayPool's status: outside the relays' volumes, so
-//! `audit verify --anchor` can tell a trail cut short there.
+//! `audit verify --anchor` can tell a trail cut short there; and the mail they hold per tenant.
 
 use cascade_core::http_client::{request, Call, Tls};
 use kube::ResourceExt;
@@ -62,10 +62,50 @@ pub fn merge_anchors(previous: &[cascade_crds::v1alpha1::AuditAnchor], fresh: Ve
     all
 }
 
+/// What one relay reports of its queue for one tenant (`GET /queue`).
+#[derive(Clone, Debug, serde::Deserialize, PartialEq)]
+pub struct QueueReport {
+    pub namespace: String,
+    pub messages: u64,
+    /// When its oldest waiting message was accepted (unix seconds).
+    pub oldest: u64,
+}
+
+/// How many tenants' queues a pool's status lists (the largest).
+const MAX_QUEUES: usize = 200;
+
+/// The pool's queue per tenant: summed over the relays, the oldest of the oldest, largest first
+/// up to [`MAX_QUEUES`], then by name. Pure.
+pub fn fold_queues(reports: &[QueueReport]) -> Vec<cascade_crds::v1alpha1::TenantQueue> {
+    let mut by: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for r in reports {
+        let e = by.entry(&r.namespace).or_insert((0, r.oldest));
+        *e = (e.0 + r.messages, e.1.min(r.oldest));
+    }
+    let mut all: Vec<_> = by.into_iter().collect();
+    all.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(b.0)));
+    all.truncate(MAX_QUEUES);
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let at = |t: u64| cascade_core::time::rfc3339_utc(t);
+    all.into_iter().map(|(ns, (n, oldest))| cascade_crds::v1alpha1::TenantQueue { namespace: ns.to_string(), messages: n, oldest_accepted_at: at(oldest) }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use cascade_crds::v1alpha1::AuditAnchor;
+
+    #[test]
+    fn queues_sum_over_relays_and_keep_the_oldest() {
+        let r = |ns: &str, messages, oldest| QueueReport { namespace: ns.into(), messages, oldest };
+        let folded = fold_queues(&[r("shop", 3, 1_800_000_100), r("blog", 1, 1_800_000_000), r("shop", 2, 1_800_000_050)]);
+        let got: Vec<_> = folded.iter().map(|q| (q.namespace.as_str(), q.messages, q.oldest_accepted_at.as_str())).collect();
+        assert_eq!(got, [("blog", 1, "2027-01-15T08:00:00Z"), ("shop", 5, "2027-01-15T08:00:50Z")]);
+        let many: Vec<_> = (0..500).map(|i| r(&format!("t{i:03}"), i, 1)).collect();
+        let kept = fold_queues(&many);
+        assert_eq!(kept.len(), MAX_QUEUES);
+        assert!(kept.iter().all(|q| q.messages >= 300), "the largest are kept");
+    }
 
     fn anchor(relay: &str, seq: u64, time: &str) -> AuditAnchor {
         AuditAnchor { relay: relay.into(), seq, mac: "ab".repeat(32), time: time.into() }

@@ -98,30 +98,40 @@ pub fn drain_job(pool: &RelayPool, image: &str, claim: &str, job: &str) -> Job {
     }
 }
 
+/// Whether a drain Job has finished (succeeded; a failed one is retried by its backoff and then
+/// left for a person, and counts as draining until then).
+fn finished(job: &Job) -> bool {
+    job.status.as_ref().is_some_and(|s| s.succeeded.unwrap_or(0) > 0 || s.conditions.iter().flatten().any(|c| c.type_ == "Complete" && c.status == "True"))
+}
+
 /// Lists the pool's spool claims and drain Jobs, then creates and deletes Jobs as [`plan`] says.
-pub async fn apply(ctx: &Context, pool: &RelayPool, desired: i32, running: i32) -> Result<(), ReconcileError> {
+/// Returns how many drain Jobs are still at work (the `Progressing` condition's `draining`).
+pub async fn apply(ctx: &Context, pool: &RelayPool, desired: i32, running: i32) -> Result<i32, ReconcileError> {
     let (ns, name) = (pool.namespace().unwrap_or_default(), pool.name_any());
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let claims = claims.list(&ListParams::default().labels(&format!("{}={name}", crate::labels::RELAY_POOL))).await?.items.iter().map(|c| c.name_any()).collect();
     let listed = jobs.list(&ListParams::default().labels(&format!("{DRAIN_OF}={name}"))).await?;
     let observed = Observed { desired, running, claims, jobs: listed.items.iter().map(|j| j.name_any()).collect() };
+    let mut draining: BTreeSet<String> = listed.items.iter().filter(|j| !finished(j)).map(|j| j.name_any()).collect();
     for step in plan(pool, &ctx.relay_image, &observed) {
         match step {
             Step::Create { claim, job } => {
                 let job_name = job.name_any();
                 crate::apply::force(&jobs, &job).await?;
+                draining.insert(job_name.clone());
                 tracing::info!(namespace = %ns, relay_pool = %name, job = %job_name, claim = %claim, "draining a spool volume no relay uses");
                 let note = format!("spool volume {claim} belongs to no relay: Job {job_name} hands its queued mail to the pool's relays");
                 ctx.events.publish(&pool.object_ref(&()), &Note::normal(reasons::SPOOL_DRAIN, "DrainSpool", note)).await;
             }
             Step::Delete(job_name) => {
                 jobs.delete(&job_name, &DeleteParams::background()).await?;
+                draining.remove(&job_name);
                 tracing::info!(namespace = %ns, relay_pool = %name, job = %job_name, "spool volume in use again; drain Job removed");
             }
         }
     }
-    Ok(())
+    Ok(i32::try_from(draining.len()).unwrap_or(i32::MAX))
 }
 
 #[cfg(test)]

@@ -29,8 +29,10 @@ impl Writer {
         if let (Some(fields), Some(o)) = (self.fields, v.as_object_mut()) {
             o.retain(|k, _| fields.contains(&k.as_str()));
         }
-        if let (Some(types), Some(conds)) = (self.conditions, v.get_mut("conditions").and_then(|c| c.as_array_mut())) {
-            conds.retain(|c| c.get("type").and_then(|t| t.as_str()).is_some_and(|t| types.contains(&t)));
+        if let Some(conds) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
+            // `Reconciled` is the error policy's, never a status writer's.
+            let owned = |t: &str| t != cascade_crds::conditions::types::RECONCILED && self.conditions.is_none_or(|types| types.contains(&t));
+            conds.retain(|c| c.get("type").and_then(|t| t.as_str()).is_some_and(owned));
         }
         v
     }

@@ -2,7 +2,8 @@
 //! SendingDomains, so its finalizer and status can never be written) never keeps the pool from
 //! serving the other tenant: shop's new key and its revocation reach the bundle, the pool's
 //! status is written, and the failure is counted as a reconcile error, published as a Warning
-//! Event on the pool (retried with backoff).
+//! Event and a `Reconciled=False` condition on the pool (retried with backoff); once the writes
+//! work again, `Reconciled` turns True.
 
 mod support;
 
@@ -39,4 +40,20 @@ async fn one_tenants_failing_writes_do_not_stop_the_pool() {
     // shop's revocation still reaches the bundle while blog's writes keep failing.
     keys.patch("web", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "spec": { "revoked": true } }))).await.unwrap();
     until("the revocation in the bundle", || async { bundle().await?.split(&format!("id: {id}")).nth(1)?.split("- id:").next()?.contains("revoked: true").then_some(()) }).await;
+
+    // The failure is a condition too, beside the other writers' (which stay).
+    let reconciled = || async {
+        let st = pools.get("main").await.ok()?.status?;
+        let c = st.conditions.iter().find(|c| c.type_ == "Reconciled")?.clone();
+        st.conditions.iter().any(|c| c.type_ == "Ready").then_some(c)
+    };
+    let failed = until("Reconciled=False on the pool", || async { reconciled().await.filter(|c| c.status == "False") }).await;
+    assert!(failed.reason == "ReconcileFailed" && failed.message.starts_with("reading or writing Kubernetes objects:"), "{failed:?}");
+    // The writes work again: the next reconcile turns it True (the backoff is at most 5 minutes;
+    // a change to the pool triggers a reconcile now).
+    support::calls::clear_faults();
+    pools.patch("main", &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "metadata": { "annotations": { "touch": "1" } } }))).await.unwrap();
+    let ok = until("Reconciled=True after the recovery", || async { reconciled().await.filter(|c| c.status == "True") }).await;
+    assert_eq!(ok.reason, "Reconciled");
+    until("blog's status written at last", || async { Api::<SendingDomain>::namespaced(op.client.clone(), "blog").get("blog").await.ok()?.status }).await;
 }

@@ -10,6 +10,7 @@
 
 pub mod anomalies;
 pub mod api;
+pub mod audit_check;
 pub mod complaints;
 pub mod config;
 pub mod delivery;

@@ -11,6 +11,10 @@ pub struct Metrics {
     pub deferred: IntCounterVec,
     pub bounced: IntCounterVec,
     pub queue_depth: IntGauge,
+    /// Breaks the run-time audit check found since the relay started.
+    pub audit_chain_breaks: IntGauge,
+    /// Audit records the run-time check verified since the relay started.
+    pub audit_records_verified: IntGauge,
     /// Age of the oldest message waiting in the queue, by tenant.
     pub queue_oldest: IntGaugeVec,
     pub delivery_latency: Histogram,
@@ -73,6 +77,8 @@ impl Default for Metrics {
             deferred: counter_vec(&r, "recipients_deferred_total", "Recipient delivery attempts that failed temporarily, by tenant", &["namespace"]),
             bounced: counter_vec(&r, "recipients_bounced_total", "Recipients that failed permanently, by tenant", &["namespace"]),
             queue_depth: gauge(&r, "queue_depth", "Messages in the spool"),
+            audit_chain_breaks: gauge(&r, "audit_chain_breaks", "Breaks in the audit trail (chain, mac, missing checkpoint, cut-short file) the run-time check found since the relay started"),
+            audit_records_verified: gauge(&r, "audit_records_verified", "Audit records the run-time check verified since the relay started"),
             queue_oldest: gauge_vec(&r, "queue_oldest_message_age_seconds", "Age of the oldest message waiting for delivery, by tenant (updated every 10 s)", &["namespace"]),
             delivery_latency,
             outbound_connections: counter_vec(&r, "outbound_connections_total", "Outbound SMTP sessions, by whether TLS was used (true or false)", &["tls"]),

@@ -55,6 +55,8 @@ pub struct Relay {
     config_refused: std::sync::Mutex<Option<serde_json::Value>>,
     /// Per key id: when this relay last authenticated it, and the client's network.
     key_usage: std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>,
+    /// Per tenant: messages waiting and the oldest one's acceptance time (the queue's 10 s scan).
+    pub queue_summary: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
 }
 
 impl Relay {
@@ -89,6 +91,7 @@ impl Relay {
             instance: crate::handover::new_instance(),
             config_refused: Default::default(),
             key_usage: Default::default(),
+            queue_summary: Default::default(),
         })
     }
 
@@ -127,6 +130,15 @@ impl Relay {
     pub fn key_usage_json(&self) -> String {
         let usage = self.key_usage.lock().unwrap_or_else(|e| e.into_inner());
         let list: Vec<_> = usage.iter().map(|(k, (t, n))| serde_json::json!({ "key": k, "lastUsed": t, "network": n })).collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// `GET /queue` on the admin listener: per tenant, the messages waiting and the oldest one's
+    /// age (as of the queue's last scan, at most 10 s old).
+    pub fn queue_json(&self) -> String {
+        let now = cascade_core::time::now_unix();
+        let summary = self.queue_summary.lock().unwrap_or_else(|e| e.into_inner());
+        let list: Vec<_> = summary.iter().map(|(t, (n, oldest))| serde_json::json!({ "namespace": t, "messages": n, "oldest": oldest, "oldestAgeSeconds": now.saturating_sub(*oldest) })).collect();
         serde_json::Value::Array(list).to_string()
     }
 

@@ -45,15 +45,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let relay = Relay::new(rt.clone(), crate::relay::Volume { spool, store, events, suppressions }, certs, queue_handle.clone(), audit);
     relay.note_dropped(&rt);
 
-    let recovered = relay.spool.recover().context("reading the spool")?;
-    if !recovered.is_empty() {
-        tracing::info!(messages = recovered.len(), "requeued messages found in the spool");
-    }
-    for env in recovered {
-        if !relay.purge_if_retired(&env) {
-            queue_handle.submit(env, None);
-        }
-    }
+    requeue_recovered(&relay, &queue_handle)?;
 
     let limits = rt.config.limits.clone();
     let sessions = Arc::new(Semaphore::new(limits.max_sessions));
@@ -80,6 +72,7 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     let queue_task = tokio::spawn(queue::run(relay.clone(), queue_rx, limits.shutdown_grace.0));
     tokio::spawn(reload_loop(config_path.to_path_buf(), relay.clone()));
     tokio::spawn(store_loop(relay.clone()));
+    tokio::spawn(crate::audit_check::run(relay.clone()));
     tokio::spawn(crate::events::sender::run(relay.clone(), events_rx));
     let watching = watch.is_some();
     if let Some(target) = watch {
@@ -113,6 +106,20 @@ pub async fn serve(config_path: &Path, watch: Option<crate::watch::Target>) -> a
     relay.spool.save_seal_counts();
     if let Err(e) = relay.store.flush() {
         tracing::warn!(error = %e, "the state database could not be flushed at shutdown");
+    }
+    Ok(())
+}
+
+/// Queues what the spool holds from before (a restart or a crash), but mail of retired domains.
+fn requeue_recovered(relay: &Relay, queue: &QueueHandle) -> anyhow::Result<()> {
+    let recovered = relay.spool.recover().context("reading the spool")?;
+    if !recovered.is_empty() {
+        tracing::info!(messages = recovered.len(), "requeued messages found in the spool");
+    }
+    for env in recovered {
+        if !relay.purge_if_retired(&env) {
+            queue.submit(env, None);
+        }
     }
     Ok(())
 }

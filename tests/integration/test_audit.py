@@ -114,3 +114,25 @@ def test_a_torn_last_record_does_not_stop_the_relay(workdir, dns_server, cleanup
     files = sorted((relay.dir / "audit").glob("audit-*.jsonl"))
     assert verify(relay, files).returncode == 0
     assert any('"event":"audit.recovery"' in f.read_text() for f in files)
+
+
+def test_the_relay_checks_its_own_trail_and_a_break_sets_the_metric(workdir, dns_server, cleanup):
+    """The run-time check (`audit.verifyInterval`): records appended since the last look are
+    verified while the relay runs; a forged record shows as `cascade_relay_audit_chain_breaks`
+    (the CascadeAuditChainBroken alert) and a log line naming the file and line, never its
+    contents."""
+    tweak = lambda cfg: cfg.replace("verifyInterval: 1m", "verifyInterval: 1s")
+    dns, sink, relay = standard_setup(workdir, dns_server, cleanup, tweak=tweak)
+    assert "verifyInterval: 1s" in relay.config.read_text()
+    assert relay.swaks().returncode == 0
+    wait_until(lambda: relay.metric("cascade_relay_audit_records_verified") >= 3, 15, "the run-time check verifying records")
+    assert relay.metric("cascade_relay_audit_chain_breaks") == 0
+    # Someone without the key appends a record.
+    newest = sorted((relay.dir / "audit").glob("audit-*.jsonl"))[-1]
+    forged = '{"seq":999,"time":"2027-01-01T00:00:00Z","event":"auth.success","data":{"client":"203.0.113.9"},"prev":"00","mac":"00"}\n'
+    with open(newest, "a") as f:
+        f.write(forged)
+    wait_until(lambda: relay.metric("cascade_relay_audit_chain_breaks") >= 1, 15, "the break counted")
+    log = relay.log_text()
+    assert "the audit trail does not verify" in log and newest.name in log
+    assert "203.0.113.9" not in log, "the record's contents are not logged"

@@ -73,7 +73,7 @@ def test_rendered_built_in_kinds_validate_strictly(tools, values, tmp_path):
 
 # The alerts the operating surface promises, each unit-tested in tests/alerts/cascade.test.yaml.
 TESTED_ALERTS = {"CascadeConfigRefused", "CascadeRelaysNotReady", "CascadeRelaysOnOldConfiguration", "CascadeNoRelays", "CascadeQueueAge",
-                 "CascadeBounceRate", "CascadeOutboundTlsDropping", "CascadeDkimRotationOverdue", "CascadeAuthFailures"}
+                 "CascadeBounceRate", "CascadeOutboundTlsDropping", "CascadeDkimRotationOverdue", "CascadeAuthFailures", "CascadeAuditChainBroken"}
 
 
 def test_alert_rules_pass_promtool_and_each_has_a_runbook(tools, tmp_path):

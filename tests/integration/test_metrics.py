@@ -1,6 +1,9 @@
 """The relay's metrics as Prometheus scrapes them: counters per tenant (`namespace`), the age of
-each tenant's oldest queued message, the build and process metrics."""
+each tenant's oldest queued message, the build and process metrics; and `GET /queue` on the admin
+listener, the per-tenant queue the operator folds into the RelayPool's `status.queues`."""
+import json
 import re
+import time
 
 from conftest import standard_setup, wait_until
 from helpers import message, submit_client
@@ -22,3 +25,6 @@ def test_counters_are_per_tenant_and_the_oldest_queued_message_is_measured(workd
         assert re.search(rf"^{name} \S+$", text, re.M), name
     age = wait_until(lambda: relay.metric('cascade_relay_queue_oldest_message_age_seconds{namespace="dev"}') or None, 30, "the queue age of dev's oldest message")
     assert 1 <= age < 60, age
+    queue = json.loads(relay.admin_get("/queue"))
+    assert [(q["namespace"], q["messages"]) for q in queue] == [("dev", 1)], queue
+    assert abs(queue[0]["oldest"] - (time.time() - queue[0]["oldestAgeSeconds"])) < 5, queue

@@ -49,65 +49,94 @@ pub struct Verdict {
     pub breaks: Vec<Break>,
 }
 
-/// Checks files in order (oldest first). The first record's `prev` is trusted (earlier files may
-/// have been removed by retention); everything after must chain. With an `anchor` (a sequence
-/// and mac kept outside the files), the record of that sequence must be there with that mac:
-/// a trail that ends before it was cut short.
-pub fn verify(key: &hmac::Key, files: &[(String, String)], anchor: Option<(u64, &str)>) -> Verdict {
-    let mut v = Verdict::default();
-    let mut expect: Option<(u64, String)> = None;
-    let mut anchored = false;
-    for (name, text) in files {
-        for (i, line) in text.lines().enumerate() {
-            let at = |what: String| Break { file: name.clone(), line: i + 1, what };
-            let Some(pos) = line.rfind(MAC_FIELD) else {
-                v.breaks.push(at("not an audit record (no mac)".into()));
-                continue;
-            };
-            let (body, tail) = (&line[..pos], &line[pos + MAC_FIELD.len()..]);
-            let mac = tail.trim_end_matches("\"}");
-            if hmac::verify(key, body.as_bytes(), &(0..mac.len() / 2).filter_map(|j| u8::from_str_radix(mac.get(2 * j..2 * j + 2)?, 16).ok()).collect::<Vec<_>>()).is_err() {
-                v.breaks.push(at("the record does not match its mac: edited, or not written with this key".into()));
-            }
-            let head: Head = match serde_json::from_str(&format!("{body}}}")) {
-                Ok(h) => h,
-                Err(e) => {
-                    v.breaks.push(at(format!("unreadable record: {e}")));
-                    continue;
-                }
-            };
-            match &expect {
-                None => v.first_seq = Some(head.seq),
-                Some((seq, prev)) => {
-                    if head.seq != *seq {
-                        v.breaks.push(at(format!("sequence {} where {seq} was expected: records removed, inserted or reordered", head.seq)));
-                    } else if head.prev != *prev {
-                        v.breaks.push(at("does not chain to the record before it: records removed, inserted or reordered".into()));
-                    }
-                }
-            }
-            if let Some((seq, anchor_mac)) = anchor.filter(|(seq, _)| *seq == head.seq) {
-                anchored = true;
-                if mac != anchor_mac {
-                    v.breaks.push(at(format!("record {seq} does not match the anchor: the trail was rewritten up to here")));
-                }
-            }
-            expect = Some((head.seq + 1, mac.to_string()));
-            v.records += 1;
-            v.last_mac = Some(mac.to_string());
-        }
+/// A verification fed one record at a time, in order, that can go on where it stopped (the
+/// relay's run-time check, [`super::watch`]). The first record's `prev` is trusted (earlier
+/// files may have been removed by retention); everything after must chain.
+#[derive(Debug, Default)]
+pub struct Checker {
+    pub verdict: Verdict,
+    /// The next record's sequence number and `prev`.
+    expect: Option<(u64, String)>,
+    /// Whether the anchor's record was seen.
+    anchored: bool,
+}
+
+impl Checker {
+    /// The sequence number of the last record checked.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.expect.as_ref().map(|(next, _)| next - 1)
     }
-    if let Some((seq, _)) = anchor.filter(|_| !anchored) {
-        let last = expect.as_ref().map(|(next, _)| next - 1);
-        let (file, line) = files.last().map(|(n, t)| (n.clone(), t.lines().count())).unwrap_or_default();
-        let what = match (last, v.first_seq) {
+
+    /// Checks one line (`file`, 1-based `line`); with an `anchor`, the record of its sequence must
+    /// carry its mac.
+    pub fn line(&mut self, key: &hmac::Key, file: &str, line: usize, text: &str, anchor: Option<(u64, &str)>) {
+        let v = &mut self.verdict;
+        let at = |what: String| Break { file: file.to_string(), line, what };
+        let Some(pos) = text.rfind(MAC_FIELD) else {
+            v.breaks.push(at("not an audit record (no mac)".into()));
+            return;
+        };
+        let (body, tail) = (&text[..pos], &text[pos + MAC_FIELD.len()..]);
+        let mac = tail.trim_end_matches("\"}");
+        if hmac::verify(key, body.as_bytes(), &(0..mac.len() / 2).filter_map(|j| u8::from_str_radix(mac.get(2 * j..2 * j + 2)?, 16).ok()).collect::<Vec<_>>()).is_err() {
+            v.breaks.push(at("the record does not match its mac: edited, or not written with this key".into()));
+        }
+        let head: Head = match serde_json::from_str(&format!("{body}}}")) {
+            Ok(h) => h,
+            Err(e) => {
+                v.breaks.push(at(format!("unreadable record: {e}")));
+                return;
+            }
+        };
+        match &self.expect {
+            None => v.first_seq = Some(head.seq),
+            Some((seq, prev)) => {
+                if head.seq != *seq {
+                    v.breaks.push(at(format!("sequence {} where {seq} was expected: records removed, inserted or reordered", head.seq)));
+                } else if head.prev != *prev {
+                    v.breaks.push(at("does not chain to the record before it: records removed, inserted or reordered".into()));
+                }
+            }
+        }
+        if let Some((seq, anchor_mac)) = anchor.filter(|(seq, _)| *seq == head.seq) {
+            self.anchored = true;
+            if mac != anchor_mac {
+                v.breaks.push(at(format!("record {seq} does not match the anchor: the trail was rewritten up to here")));
+            }
+        }
+        self.expect = Some((head.seq + 1, mac.to_string()));
+        v.records += 1;
+        v.last_mac = Some(mac.to_string());
+    }
+
+    /// The break when the `anchor`'s record was not among those checked (`at`: the end, as
+    /// file and line), if any.
+    pub fn missing_anchor(&self, anchor: Option<(u64, &str)>, at: (String, usize)) -> Option<Break> {
+        let (seq, _) = anchor.filter(|_| !self.anchored)?;
+        let what = match (self.last_seq(), self.verdict.first_seq) {
             (Some(last), _) if last < seq => format!("truncated: the trail ends at sequence {last} but the anchor is at {seq}"),
             (_, Some(first)) if first > seq => format!("the anchor's sequence {seq} is before the first record given ({first}); give the older files"),
             _ => format!("no record with the anchor's sequence {seq}"),
         };
-        v.breaks.push(Break { file, line, what });
+        Some(Break { file: at.0, line: at.1, what })
     }
-    v
+}
+
+/// Checks files in order (oldest first), as [`Checker`] does. With an `anchor` (a sequence and
+/// mac kept outside the files), the record of that sequence must be there with that mac: a
+/// trail that ends before it was cut short.
+pub fn verify(key: &hmac::Key, files: &[(String, String)], anchor: Option<(u64, &str)>) -> Verdict {
+    let mut c = Checker::default();
+    for (name, text) in files {
+        for (i, line) in text.lines().enumerate() {
+            c.line(key, name, i + 1, line, anchor);
+        }
+    }
+    let end = files.last().map(|(n, t)| (n.clone(), t.lines().count())).unwrap_or_default();
+    if let Some(b) = c.missing_anchor(anchor, end) {
+        c.verdict.breaks.push(b);
+    }
+    c.verdict
 }
 
 #[cfg(test)]

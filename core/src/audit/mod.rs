@@ -13,6 +13,7 @@
 //! continues from the last whole record with an `audit.recovery` record saying what was set aside.
 
 pub mod chain;
+pub mod watch;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -217,6 +218,11 @@ impl Audit {
                 tracing::error!(error = %e, "writing an audit checkpoint failed");
             }
         }
+    }
+
+    /// A run-time check of this trail ([`watch`]); `None` when the trail is off.
+    pub fn watch(&self) -> Option<watch::Watch> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|w| watch::Watch::new(&w.dir, w.key.clone()))
     }
 
     /// The latest durable checkpoint (`None` when the trail is off).

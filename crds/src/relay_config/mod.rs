@@ -189,6 +189,11 @@ pub struct AuditConfig {
     /// ... or this long after the last one, whichever comes first (only when records were written).
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval: HumanDuration,
+    /// How often the relay checks the records appended since its last look (chain, macs, the
+    /// latest checkpoint present, files not cut short); a break sets
+    /// `cascade_relay_audit_chain_breaks` and logs `file:line: what`.
+    #[serde(default = "default_verify_interval")]
+    pub verify_interval: HumanDuration,
 }
 
 impl AuditConfig {
@@ -201,6 +206,7 @@ impl AuditConfig {
             rotate_size: default_rotate_size(),
             checkpoint_every: default_checkpoint_every(),
             checkpoint_interval: default_checkpoint_interval(),
+            verify_interval: default_verify_interval(),
         }
     }
 }
@@ -211,6 +217,10 @@ fn default_checkpoint_every() -> u64 {
 
 fn default_checkpoint_interval() -> HumanDuration {
     HumanDuration::secs(10)
+}
+
+fn default_verify_interval() -> HumanDuration {
+    HumanDuration::secs(60)
 }
 
 fn default_retain_days() -> u32 {

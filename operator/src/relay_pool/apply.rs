@@ -135,13 +135,13 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
     let spec_replicas = sts.spec.as_ref().and_then(|s| s.replicas);
     let (ready, running) = sts.status.as_ref().map(|s| (s.ready_replicas.unwrap_or(0), s.replicas)).unwrap_or((0, 0));
     let desired = spec_replicas.unwrap_or(pool.spec.replicas);
-    crate::spool_drain::apply(ctx, pool, desired, running).await?;
+    let draining = crate::spool_drain::apply(ctx, pool, desired, running).await?;
     let now = cascade_core::time::rfc3339_utc(ctx.clock.now());
     let generation = pool.metadata.generation.unwrap_or(0);
     let config_hash = status.config_hash.clone().unwrap_or_default();
-    let rollout = super::readiness::Rollout::of(desired, sts.status.as_ref(), &served.configs, &config_hash);
+    let rollout = super::readiness::Rollout::of(desired, sts.status.as_ref(), &served.configs, &config_hash, draining);
     super::readiness::set(&mut status.conditions, &rollout, &served.configs, &config_hash, generation, &now);
-    for (state, n) in [("desired", rollout.desired), ("ready", rollout.ready), ("current", rollout.current)] {
+    for (state, n) in [("desired", rollout.desired), ("ready", rollout.ready), ("current", rollout.current), ("draining", rollout.draining)] {
         ctx.metrics.pool_replicas.with_label_values(&[&ns, &name, state]).set(i64::from(n));
     }
     ctx.metrics.pool_config_refused.with_label_values(&[&ns, &name]).set(i64::from(served.configs.iter().any(|c| c.refused.is_some())));

@@ -229,6 +229,9 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     });
     status.config_hash = Some(config_hash.clone());
     status.audit_anchors = crate::relay_admin::merge_anchors(&status.audit_anchors, world.relays.anchors.clone());
+    if let Some(queues) = &world.relays.queues {
+        status.queues = crate::relay_admin::fold_queues(queues);
+    }
     // Material other controllers are still creating shows up as watch events, but an event can
     // slip past before this pool is in the mappers' cache: look again soon. Otherwise once a
     // minute, which bounds how long a suspension one relay imposed takes to reach the others

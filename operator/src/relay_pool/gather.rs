@@ -49,6 +49,8 @@ pub struct Relays {
     pub configs: Vec<super::readiness::ConfigReport>,
     /// When each key was last used on each relay.
     pub usage: Vec<crate::key_usage::Reported>,
+    /// Each relay's queue per tenant; `None` when no relay answered.
+    pub queues: Option<Vec<crate::relay_admin::QueueReport>>,
 }
 
 pub async fn gather(ctx: &Context, pool: &RelayPool) -> Result<World, kube::Error> {
@@ -127,14 +129,16 @@ async fn issued(ctx: &Context, cached: fn(&Caches) -> &Store<Secret>, names: &BT
 /// does not answer costs one timeout, not one each.
 async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
     let each = |path: &'static str| futures::future::join_all(addrs.iter().map(move |a| crate::relay_admin::get_json::<serde_json::Value>(*a, tls, path)));
-    let (dmarc, anchors, anomalies, webhooks, configs, usage) = futures::join!(
+    let (dmarc, anchors, anomalies, webhooks, configs, usage, queues) = futures::join!(
         futures::future::join_all(addrs.iter().map(|a| crate::dmarc_reports::fetch(*a, tls))),
         futures::future::join_all(addrs.iter().map(|a| crate::relay_admin::audit_anchor(*a, tls))),
         each("/anomalies"),
         each("/webhooks"),
         each("/config"),
         each("/keys/usage"),
+        each("/queue"),
     );
+    let answered: Vec<_> = queues.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::relay_admin::QueueReport>>(v).ok()).collect();
     let dmarc: Vec<_> = dmarc.into_iter().flatten().collect();
     Relays {
         dmarc: crate::dmarc_reports::merge(&dmarc),
@@ -143,5 +147,6 @@ async fn relays(addrs: &[SocketAddr], tls: Option<&Tls>) -> Relays {
         webhooks: webhooks.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::render::evaluate::webhooks::Reported>>(v).ok()).flatten().collect(),
         configs: configs.into_iter().flatten().filter_map(|v| serde_json::from_value(v).ok()).collect(),
         usage: usage.into_iter().flatten().filter_map(|v| serde_json::from_value::<Vec<crate::key_usage::Reported>>(v).ok()).flatten().collect(),
+        queues: (!answered.is_empty()).then(|| answered.into_iter().flatten().collect()),
     }
 }

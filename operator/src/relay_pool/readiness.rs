@@ -30,21 +30,22 @@ pub struct Refused {
 }
 
 /// The rollout as counted: replicas wanted, ready and updated (the StatefulSet's), relays on the
-/// current configuration (those that answer), drain Jobs running.
+/// current configuration (those that answer), drain Jobs still at work.
 #[derive(Debug, PartialEq)]
 pub struct Rollout {
     pub desired: i32,
     pub ready: i32,
     pub updated: i32,
     pub current: i32,
+    pub draining: i32,
 }
 
 impl Rollout {
-    pub fn of(desired: i32, sts: Option<&StatefulSetStatus>, reports: &[ConfigReport], config_hash: &str) -> Self {
+    pub fn of(desired: i32, sts: Option<&StatefulSetStatus>, reports: &[ConfigReport], config_hash: &str, draining: i32) -> Self {
         let ready = sts.and_then(|s| s.ready_replicas).unwrap_or(0);
         let updated = sts.and_then(|s| s.updated_replicas).unwrap_or(0);
         let current = reports.iter().filter(|r| r.config_hash == config_hash).count() as i32;
-        Self { desired, ready, updated, current }
+        Self { desired, ready, updated, current, draining }
     }
 
     pub fn complete(&self) -> bool {
@@ -52,12 +53,16 @@ impl Rollout {
     }
 }
 
-/// Sets `Ready`, `Progressing` and `Degraded`.
+/// Sets `Ready`, `Progressing` and `Degraded`. A drain under way keeps `Progressing` (reason
+/// `Draining`) but not `Ready` from being set: the pool serves while volumes drain.
 pub fn set(conds: &mut Vec<Condition>, r: &Rollout, reports: &[ConfigReport], config_hash: &str, generation: i64, now: &str) {
-    let counts = format!("{} desired, {} ready, {} updated, {} on configuration {config_hash}", r.desired, r.ready, r.updated, r.current);
+    let counts = format!("{} desired, {} ready, {} updated, {} on configuration {config_hash}, {} draining", r.desired, r.ready, r.updated, r.current, r.draining);
     if r.complete() {
         conditions::set(conds, types::READY, true, reasons::SERVING, &format!("every relay is ready on the current configuration ({counts})"), generation, now);
-        conditions::set(conds, types::PROGRESSING, false, reasons::ROLLOUT_COMPLETE, &counts, generation, now);
+        match r.draining {
+            0 => conditions::set(conds, types::PROGRESSING, false, reasons::ROLLOUT_COMPLETE, &counts, generation, now),
+            _ => conditions::set(conds, types::PROGRESSING, true, reasons::DRAINING, &format!("spool volumes left by a scale-down are draining to the relays: {counts}"), generation, now),
+        }
     } else {
         conditions::set(conds, types::READY, false, reasons::ROLLING_OUT, &format!("not every relay is ready on the current configuration yet: {counts}"), generation, now);
         conditions::set(conds, types::PROGRESSING, true, reasons::ROLLING_OUT, &counts, generation, now);
@@ -101,15 +106,22 @@ mod tests {
             (Some(sts(2, 2)), vec![report("new"), report("new")], true),
         ];
         for (s, reports, ready) in cases {
-            let r = Rollout::of(2, s.as_ref(), &reports, "new");
+            let r = Rollout::of(2, s.as_ref(), &reports, "new", 0);
             set(&mut conds, &r, &reports, "new", 3, "2026-12-03T00:00:00Z");
             assert_eq!(status(&conds, types::READY).0 == "True", ready, "{r:?}");
             assert_eq!(status(&conds, types::PROGRESSING).0 == "True", !ready, "{r:?}");
         }
         let msg = &conds.iter().find(|c| c.type_ == types::PROGRESSING).unwrap().message;
-        assert_eq!(msg, "2 desired, 2 ready, 2 updated, 2 on configuration new");
-        let zero = Rollout::of(0, None, &[], "new");
+        assert_eq!(msg, "2 desired, 2 ready, 2 updated, 2 on configuration new, 0 draining");
+        let zero = Rollout::of(0, None, &[], "new", 0);
         assert!(zero.complete(), "a pool scaled to zero has nothing to wait for");
+        // A drain under way: still Ready (the pool serves), Progressing with the count.
+        let reports = [report("new"), report("new")];
+        set(&mut conds, &Rollout::of(2, Some(&sts(2, 2)), &reports, "new", 1), &reports, "new", 3, "2026-12-03T00:00:00Z");
+        assert_eq!(status(&conds, types::READY).0, "True");
+        assert_eq!(status(&conds, types::PROGRESSING), ("True".into(), reasons::DRAINING.into()));
+        let msg = &conds.iter().find(|c| c.type_ == types::PROGRESSING).unwrap().message;
+        assert!(msg.ends_with("1 draining"), "{msg}");
     }
 
     #[test]
@@ -117,7 +129,7 @@ mod tests {
         let mut conds = Vec::new();
         let refused = ConfigReport { config_hash: "old".into(), refused: Some(Refused { config_hash: Some("new".into()), problems: 2, first: "tls.keyFile: cannot read".into() }) };
         let reports = vec![refused, report("new")];
-        set(&mut conds, &Rollout::of(2, Some(&sts(2, 2)), &reports, "new"), &reports, "new", 3, "2026-12-03T00:00:00Z");
+        set(&mut conds, &Rollout::of(2, Some(&sts(2, 2)), &reports, "new", 0), &reports, "new", 3, "2026-12-03T00:00:00Z");
         assert_eq!(status(&conds, types::DEGRADED), ("True".into(), reasons::CONFIG_REFUSED.into()));
         assert_eq!(status(&conds, types::READY).0, "False", "the refusing relay runs the old one");
         let c = conds.iter().find(|c| c.type_ == types::DEGRADED).unwrap();

@@ -79,6 +79,11 @@ pub fn inject_fault(method: http::Method, part: &str) {
     FAULTS.lock().unwrap().push((method, part.to_string()));
 }
 
+/// Lifts every injected fault.
+pub fn clear_faults() {
+    FAULTS.lock().unwrap().clear();
+}
+
 /// Records a request (a tower `MapRequest` function) and passes it on, or sends it nowhere
 /// when a fault was injected for it.
 pub fn record_request(mut req: http::Request<kube::client::Body>) -> http::Request<kube::client::Body> {

@@ -37,7 +37,12 @@ impl Proxy {
                             let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let req = http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
                             match client.send(req).await {
-                                Ok(resp) => Ok::<_, std::convert::Infallible>(resp.map(|b| b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>).boxed_unsync())),
+                                Ok(mut resp) => {
+                                    // The rewrite layer changes bodies' lengths (the stand-in
+                                    // apiVersion back to the real one): let hyper frame them.
+                                    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+                                    Ok::<_, std::convert::Infallible>(resp.map(|b| b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>).boxed_unsync()))
+                                }
                                 Err(e) => {
                                     let body = Full::new(Bytes::from(e.to_string())).map_err(|never| match never {}).boxed_unsync();
                                     Ok(http::Response::builder().status(502).body(body).unwrap())

@@ -98,23 +98,24 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     }
 }
 
-/// Every 10 s: the age of each tenant's oldest waiting message (a scan of the queue). Returns
-/// when it last looked.
+/// Every 10 s: each tenant's waiting messages and the age of its oldest (a scan of the queue),
+/// as gauges and for `GET /queue`. Returns when it last looked.
 fn oldest_by_tenant(relay: &Relay, waiting: &HashMap<String, QueueItem>, last: u64) -> u64 {
     let now = cascade_core::time::now_unix();
     if now < last + 10 {
         return last;
     }
-    let mut oldest: HashMap<&str, u64> = HashMap::new();
+    let mut summary: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     for item in waiting.values() {
-        let e = oldest.entry(item.env.tenant.as_str()).or_insert(item.env.created);
-        *e = (*e).min(item.env.created);
+        let e = summary.entry(item.env.tenant.clone()).or_insert((0, item.env.created));
+        *e = (e.0 + 1, e.1.min(item.env.created));
     }
     let gauge = &relay.metrics.queue_oldest;
     gauge.reset();
-    for (tenant, created) in oldest {
-        gauge.with_label_values(&[tenant]).set(i64::try_from(now.saturating_sub(created)).unwrap_or(i64::MAX));
+    for (tenant, (_, created)) in &summary {
+        gauge.with_label_values(&[tenant]).set(i64::try_from(now.saturating_sub(*created)).unwrap_or(i64::MAX));
     }
+    *relay.queue_summary.lock().unwrap_or_else(|e| e.into_inner()) = summary;
     now
 }
 

@@ -146,6 +146,7 @@ impl Probes for Admin {
             "/webhooks" => Some((200, "application/json", self.0.events.states_json())),
             "/config" => Some((200, "application/json", self.0.config_json())),
             "/keys/usage" => Some((200, "application/json", self.0.key_usage_json())),
+            "/queue" => Some((200, "application/json", self.0.queue_json())),
             p if p.starts_with("/suppressions/changes") => {
                 // `?after=N`: this relay's unconfirmed suppression changes after N (the operator's read).
                 let after = p.split_once("?after=").and_then(|(_, n)| n.parse::<u64>().ok()).unwrap_or(0);

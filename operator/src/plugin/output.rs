@@ -1,0 +1,97 @@
+//! How the plugin prints: a table for people (columns padded, `-` for nothing), or the same
+//! document as JSON or YAML for scripts (`-o json|yaml`).
+
+use std::fmt::Write;
+
+/// `-o`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Rows under headers, printed with padded columns.
+pub struct Table {
+    pub title: Option<&'static str>,
+    pub headers: &'static [&'static str],
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(title: Option<&'static str>, headers: &'static [&'static str]) -> Self {
+        Self { title, headers, rows: Vec::new() }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        if let Some(t) = self.title {
+            let _ = writeln!(out, "{t}");
+        }
+        if self.rows.is_empty() {
+            let _ = writeln!(out, "  (none)");
+            return;
+        }
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.len()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                if let Some(w) = widths.get_mut(i) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+        }
+        let line = |cells: Vec<&str>, out: &mut String| {
+            let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let _ = writeln!(out, "{}", padded.join("   ").trim_end());
+        };
+        line(self.headers.to_vec(), out);
+        for r in &self.rows {
+            line(r.iter().map(|c| if c.is_empty() { "-" } else { c.as_str() }).collect(), out);
+        }
+    }
+}
+
+/// Prints `doc` as `format` says; `tables` make the table form.
+pub fn print(format: Format, doc: &serde_json::Value, tables: impl FnOnce() -> String) {
+    match format {
+        Format::Table => print!("{}", tables()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default()),
+        Format::Yaml => print!("{}", serde_saphyr::to_string(doc).unwrap_or_default()),
+    }
+}
+
+/// A condition's status, reason and message from a status' `conditions`, or empty strings.
+pub fn condition(conditions: &[cascade_crds::conditions::Condition], type_: &str) -> (String, String, String) {
+    conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone())).unwrap_or_default()
+}
+
+/// A message cut to `n` characters for a table cell (the full text is in `-o yaml`).
+pub fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    format!("{}…", s.chars().take(n.saturating_sub(1)).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_pad_columns_and_mark_empty_cells() {
+        let mut t = Table::new(Some("KEYS"), &["NAMESPACE", "NAME", "LAST USED"]);
+        t.row(vec!["shop".into(), "web".into(), String::new()]);
+        t.row(vec!["blog".into(), "a-longer-name".into(), "2027-01-01T00:00:00Z".into()]);
+        let mut out = String::new();
+        t.render(&mut out);
+        assert_eq!(out, "KEYS\nNAMESPACE   NAME            LAST USED\nshop        web             -\nblog        a-longer-name   2027-01-01T00:00:00Z\n");
+        let mut empty = String::new();
+        Table::new(None, &["A"]).render(&mut empty);
+        assert_eq!(empty, "  (none)\n");
+        assert_eq!(short("abcdef", 4), "abc…");
+    }
+}
