@@ -31,7 +31,34 @@ if command -v docker >/dev/null && command -v kind >/dev/null && kind get cluste
   swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user "$user" --auth-password "$pass" \
     --from orders@shop.example --to someone@example.net --timeout 30 | grep -q "250 2.0.0 OK queued as"
   kubectl get sendingdomains,dkimkeys,apikeys,relaypools -A
+  # The plugin's one screen, and the pool Ready on the current configuration.
+  cargo build --locked --ignore-rust-version -p cascade-operator --bin kubectl-cascade
+  PATH=$PWD/target/debug:$PATH kubectl cascade status -A
+  kubectl -n cascade-system wait --for=condition=Ready relaypool/main --timeout=300s
+  # The CPU autoscaler acts under load (requests are set by spec.pod.resources): metrics-server
+  # when the cluster has none, a low target, then load until the HPA wants more than one relay.
+  if ! kubectl get apiservice v1beta1.metrics.k8s.io >/dev/null 2>&1; then
+    kubectl apply -f https://github.com/kubernetes-sigs/metrics-server/releases/latest/download/components.yaml
+    kubectl -n kube-system patch deployment metrics-server --type json \
+      -p '[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--kubelet-insecure-tls"}]'
+    kubectl -n kube-system rollout status deployment/metrics-server --timeout=180s
+  fi
+  kubectl -n cascade-system patch relaypool main --type merge \
+    -p '{"spec":{"autoscaling":{"minReplicas":1,"maxReplicas":3,"targetCpuPercent":5}}}'
+  scaled=
+  for i in $(seq 1 60); do   # at most 60 rounds of 20 messages (about 10 minutes)
+    for j in $(seq 1 20); do
+      swaks --server 127.0.0.1:2587 --tls --auth PLAIN --auth-user "$user" --auth-password "$pass" \
+        --from orders@shop.example --to "load$j@example.net" --timeout 30 >/dev/null 2>&1 &
+    done
+    wait
+    want=$(kubectl -n cascade-system get hpa main-relay -o jsonpath='{.status.desiredReplicas}' 2>/dev/null || echo 0)
+    if [ "${want:-0}" -gt 1 ]; then scaled=$want; break; fi
+  done
+  [ -n "$scaled" ] || { echo "e2e: the HPA never asked for more relays under load"; kubectl -n cascade-system describe hpa main-relay; exit 1; }
+  echo "e2e: the HPA scaled the pool to $scaled relays under load"
   # Scale down with mail queued: nothing is stranded (the handover, or a drain Job).
+  kubectl -n cascade-system patch relaypool main --type merge -p '{"spec":{"autoscaling":null}}'
   kubectl -n cascade-system patch relaypool main --type merge -p '{"spec":{"replicas":0}}'
   kubectl -n cascade-system wait --for=delete pod/main-relay-0 --timeout=180s
   echo "e2e: passed (helm, kind)"

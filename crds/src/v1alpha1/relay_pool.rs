@@ -354,7 +354,6 @@ impl NamespaceSelector {
     }
 }
 
-
 fn default_replicas() -> i32 {
     2
 }
