@@ -35,6 +35,9 @@ export PATH="$PATH:/usr/sbin"
 cargo fmt --all -- --check
 cargo build --locked --ignore-rust-version --workspace --bins
 cargo clippy --locked --ignore-rust-version --workspace --all-targets -- -D warnings
+# Dependency advisories (the RustSec snapshot, offline), licences, duplicates, sources; and a
+# planted advisory that must fail the check (docs/dependencies.md).
+bash tests/deny/run.sh
 # The real Kubernetes API server for the operator's controller tests: built once from Debian
 # packages and cached outside the repo. If it cannot be built here, those tests skip loudly.
 bash tests/apiserver/build.sh >/dev/null || echo "test.sh: no real API server (exit $?); controller tests will print SKIP"
