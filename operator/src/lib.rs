@@ -14,6 +14,7 @@
 pub mod admin_authority;
 pub mod api_key;
 pub mod apply;
+pub mod backup;
 pub mod bundle;
 pub mod caches;
 pub mod check_dns;

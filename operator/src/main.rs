@@ -47,6 +47,41 @@ enum Command {
         #[command(subcommand)]
         command: cascade_core::audit::AuditCommand,
     },
+    /// Write an encrypted backup of the cluster's Cascade objects and keys (see README "Backup and restore").
+    Backup {
+        /// The operator's namespace (the master key lives there).
+        #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
+        namespace: String,
+        /// The archive to write.
+        #[arg(short = 'o', long = "output")]
+        out: PathBuf,
+        /// The key escrow to write: the tenants' data keys, under the backup key. Keep only the
+        /// latest; a restore into an empty cluster needs it.
+        #[arg(long)]
+        escrow: PathBuf,
+        #[command(flatten)]
+        key: cascade_operator::backup::cli::KeyArgs,
+    },
+    /// Restore a backup into a cluster without those objects, with the operator scaled to 0.
+    Restore {
+        file: PathBuf,
+        #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
+        namespace: String,
+        /// The key escrow (needed when the cluster no longer holds the tenants' data keys).
+        #[arg(long)]
+        escrow: Option<PathBuf>,
+        #[command(flatten)]
+        key: cascade_operator::backup::cli::KeyArgs,
+    },
+    /// Erase data: `--tenant NS` destroys the tenant's backup data key (crypto-shredding every
+    /// earlier backup of it).
+    Erase {
+        #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
+        namespace: String,
+        /// The tenant namespace whose backups become unreadable.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
     /// exit 1 unless every check passes.
     CheckDns {
@@ -232,6 +267,9 @@ fn main() -> ExitCode {
             run(namespace, pool_namespaces, http, nameservers, relay_image, relay_image_pull_secrets, audit)
         }
         Command::Audit { command } => command.run().map_err(anyhow::Error::from),
+        Command::Backup { namespace, out, escrow, key } => cascade_operator::backup::cli::backup(&namespace, &key, &out, &escrow),
+        Command::Restore { file, namespace, escrow, key } => cascade_operator::backup::cli::restore(&namespace, &key, &file, escrow.as_deref()),
+        Command::Erase { namespace, tenant } => cascade_operator::backup::cli::erase_tenant(&namespace, &tenant),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out, verified_claims, nameservers, strict } => return render(&files, &out, verified_claims.as_deref(), &nameservers, strict),

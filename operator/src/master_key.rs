@@ -7,7 +7,8 @@ use crate::secrets::SecretStore;
 use cascade_core::seal::{self, KeyRing};
 
 pub const SECRET_NAME: &str = "cascade-master-key";
-const FIELD: &str = "keys";
+/// The field of [`SECRET_NAME`] holding the ring.
+pub const FIELD: &str = "keys";
 pub const AUDIT_SECRET_NAME: &str = "cascade-audit-key";
 
 /// Why the operator's own keys could not be loaded or created.

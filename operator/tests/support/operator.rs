@@ -40,6 +40,17 @@ pub async fn start_with(adjust: impl FnOnce(&mut cascade_operator::Context)) -> 
 
 /// [`start_with`], on CRDs without validation when `loose` (see `crds::install_loose`).
 pub async fn start_on(loose: bool, adjust: impl FnOnce(&mut cascade_operator::Context)) -> Option<Running> {
+    Some(empty(loose).await?.run(adjust).await)
+}
+
+/// A test API server with the CRDs and the stand-ins for built-in kinds, the controllers not
+/// yet running (a restore drill writes into it first).
+pub struct Empty {
+    pub client: kube::Client,
+    server: ApiServer,
+}
+
+pub async fn empty(loose: bool) -> Option<Empty> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let server = ApiServer::start().await?;
     let client = server.client.clone();
@@ -49,16 +60,28 @@ pub async fn start_on(loose: bool, adjust: impl FnOnce(&mut cascade_operator::Co
         super::crds::install(&client).await;
     }
     super::crds::install_stand_ins(&client).await;
-    // The operator's own client records its calls (support::calls); the test's does not.
-    let operator_client = super::calls::recording_client(&server.kubeconfig()).await;
-    let master = cascade_operator::master_key::ensure(&cascade_operator::secrets::SecretStore::new(operator_client.clone()), "cascade-system").await.unwrap();
-    let mut ctx = super::crds::context(&operator_client, master);
-    // What the test itself reads and writes goes through the unrecorded client.
-    let secrets = cascade_operator::secrets::SecretStore::new(client.clone());
-    adjust(&mut ctx);
-    let ctx = Arc::new(ctx);
-    let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
-    Some(Running { client, secrets, ctx, controller, _server: server })
+    Some(Empty { client, server })
+}
+
+impl Empty {
+    pub fn kubeconfig(&self) -> std::path::PathBuf {
+        self.server.kubeconfig()
+    }
+
+    /// Ensures the master key and runs the controllers, the context adjusted by `adjust`.
+    pub async fn run(self, adjust: impl FnOnce(&mut cascade_operator::Context)) -> Running {
+        let Empty { client, server } = self;
+        // The operator's own client records its calls (support::calls); the test's does not.
+        let operator_client = super::calls::recording_client(&server.kubeconfig()).await;
+        let master = cascade_operator::master_key::ensure(&cascade_operator::secrets::SecretStore::new(operator_client.clone()), "cascade-system").await.unwrap();
+        let mut ctx = super::crds::context(&operator_client, master);
+        // What the test itself reads and writes goes through the unrecorded client.
+        let secrets = cascade_operator::secrets::SecretStore::new(client.clone());
+        adjust(&mut ctx);
+        let ctx = Arc::new(ctx);
+        let controller = tokio::spawn(cascade_operator::controller::run(ctx.clone()));
+        Running { client, secrets, ctx, controller, _server: server }
+    }
 }
 
 /// Polls `f` until it yields a value; fails the test after 45 seconds.

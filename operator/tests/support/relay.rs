@@ -110,6 +110,39 @@ impl Bundle {
         Self { dir, user, password, submission, http, admin, yaml }
     }
 
+    /// The pool `main`'s bundle exactly as the operator wrote it to the API server (relay.yaml,
+    /// shards, sealed DKIM keys, and the pool's keys Secret), run on loopback ports with the
+    /// spool and audit trail in a fresh directory and delivery captured to `outbox/`.
+    pub async fn from_operator(tag: &str, secrets: &cascade_operator::secrets::SecretStore) -> Self {
+        let dir = std::env::temp_dir().join(format!("cascade-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("relay")).unwrap();
+        std::fs::create_dir_all(dir.join("keys")).unwrap();
+        let files = bundle_files(secrets).await.expect("the bundle and its shards");
+        for (file, bytes) in &files {
+            std::fs::write(dir.join("relay").join(file), bytes).unwrap();
+        }
+        for (file, bytes) in secrets.get("cascade-system", "main-keys").await.unwrap().expect("the pool's keys") {
+            std::fs::write(dir.join("keys").join(file), bytes).unwrap();
+        }
+        let text = String::from_utf8_lossy(&files["relay.yaml"]).replace("/etc/cascade-keys", &dir.join("keys").display().to_string());
+        let mut config: cascade_crds::RelayConfig = serde_saphyr::from_str(&text).unwrap();
+        let (submission, submissions, http, admin) = (free_port(), free_port(), free_port(), free_port());
+        config.listeners.submission = vec![format!("127.0.0.1:{submission}")];
+        config.listeners.submissions = vec![format!("127.0.0.1:{submissions}")];
+        config.listeners.http = format!("127.0.0.1:{http}");
+        config.listeners.admin = format!("127.0.0.1:{admin}");
+        config.spool.dir = dir.join("spool").display().to_string();
+        if let Some(audit) = config.audit.as_mut() {
+            audit.dir = dir.join("audit").display().to_string();
+        }
+        config.delivery.mode = cascade_crds::relay_config::DeliveryMode::Capture;
+        config.delivery.capture_dir = Some(dir.join("outbox").display().to_string());
+        let yaml = serde_saphyr::to_string(&config).unwrap();
+        std::fs::write(dir.join("relay/relay.yaml"), &yaml).unwrap();
+        Self { dir, user: String::new(), password: String::new(), submission, http, admin, yaml }
+    }
+
     /// Every file of the relay directory, as a bundle Secret holds them.
     pub fn files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
         std::fs::read_dir(self.dir.join("relay"))
