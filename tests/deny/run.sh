@@ -14,6 +14,9 @@ if [ ! -x "$deny" ]; then
   echo "tests/deny: building cargo-deny $version (once; cached in $cache)"
   cargo install --locked --quiet cargo-deny --version "$version" --root "$cache/cargo-deny-$version"
 fi
+# cargo-deny reads the metadata of every platform's crates offline: fetch them (crates.io is
+# reachable; only the advisory database is not).
+cargo fetch --locked --quiet
 bundle=""
 for b in "${CASCADE_ADVISORY_BUNDLE:-}" ../shared/advisory-db/advisory-db.bundle /work/shared/advisory-db/advisory-db.bundle; do
   if [ -n "$b" ] && [ -f "$b" ]; then bundle=$b; break; fi
