@@ -36,6 +36,7 @@ pub mod key_usage;
 pub mod labels;
 pub mod leader;
 pub mod lean;
+pub mod lockdown;
 pub mod master_key;
 pub mod metrics;
 pub mod plugin;

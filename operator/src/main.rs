@@ -82,6 +82,17 @@ enum Command {
         #[arg(long)]
         tenant: String,
     },
+    /// Tenant lockdown (every API key refused, queued mail held on every relay), `--rotate`: and
+    /// an emergency rotation of all its DKIM keys and API key secrets. Also `kubectl cascade lockdown`.
+    Lockdown {
+        tenant: String,
+        #[arg(long, default_value = "incident")]
+        reason: String,
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Lift a tenant's lockdown.
+    Unlock { tenant: String },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
     /// exit 1 unless every check passes.
     CheckDns {
@@ -260,6 +271,14 @@ fn render(files: &[PathBuf], out: &std::path::Path, verified_claims: Option<&std
     ExitCode::SUCCESS
 }
 
+fn lockdown(tenant: &str, reason: Option<&str>, rotate: bool) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        let client = kube::Client::try_default().await?;
+        let format = cascade_operator::plugin::output::Format::Table;
+        cascade_operator::plugin::actions::lockdown(&client, tenant, reason, rotate, format).await.map(|_| ()).map_err(|e| anyhow::anyhow!("{e}"))
+    })
+}
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let result = match Cli::parse().command {
@@ -270,6 +289,8 @@ fn main() -> ExitCode {
         Command::Backup { namespace, out, escrow, key } => cascade_operator::backup::cli::backup(&namespace, &key, &out, &escrow),
         Command::Restore { file, namespace, escrow, key } => cascade_operator::backup::cli::restore(&namespace, &key, &file, escrow.as_deref()),
         Command::Erase { namespace, tenant } => cascade_operator::backup::cli::erase_tenant(&namespace, &tenant),
+        Command::Lockdown { tenant, reason, rotate } => lockdown(&tenant, Some(&reason), rotate),
+        Command::Unlock { tenant } => lockdown(&tenant, None, false),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
         Command::Render { files, out, verified_claims, nameservers, strict } => return render(&files, &out, verified_claims.as_deref(), &nameservers, strict),

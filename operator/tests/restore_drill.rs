@@ -108,7 +108,7 @@ async fn a_backup_restores_into_an_empty_cluster_and_an_erased_tenant_stays_gone
     let b = b.run(|_| {}).await;
     until("the restored key in the new bundle", || async { support::relay::assembled(&b.secrets).await.filter(|y| y.contains(&user)) }).await;
     let rto = started.elapsed();
-    let relay = support::relay::Bundle::from_operator("drill", &b.secrets).await;
+    let relay = support::relay::Bundle::from_operator("drill", &b.secrets, |_| {}).await;
     let _running = relay.serve(&[], &[]);
     until("the relay's submission port", || async { tokio::net::TcpStream::connect(("127.0.0.1", relay.submission)).await.ok() }).await;
     assert_eq!(send(relay.submission, &user, &password), Ok(()), "the pre-backup credentials authenticate");

@@ -120,6 +120,7 @@ fn config(opts: &DevOptions, dkim_file: String, creds: &Credentials) -> RelayCon
                 suppressed_reasons: None,
             }],
             suppressed_reasons: default_suppressed_reasons(),
+            held: false,
             webhooks: opts.webhook.iter().map(|url| Webhook { name: "dev".into(), url: url.clone(), events: vec![], secret_file: WEBHOOK_SECRET.into(), batch: false }).collect(),
         }],
         shards: vec![],

@@ -296,6 +296,10 @@ pub struct Tenant {
     /// naming a bad address) and `complaint`; entries added by hand always apply.
     #[serde(default = "default_suppressed_reasons")]
     pub suppressed_reasons: Vec<String>,
+    /// Lockdown: the tenant's queued mail is held (kept in the spool, neither delivered nor
+    /// expired) until this is false again. Its API keys are refused separately (`revoked`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 pub fn default_suppressed_reasons() -> Vec<String> {

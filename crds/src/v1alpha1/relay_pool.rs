@@ -69,6 +69,12 @@ pub struct RelayPoolSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 1000))]
     pub assigned_domains: BTreeMap<String, Vec<String>>,
+    /// Tenants in lockdown, by namespace, with the reason and time (`cascade-operator lockdown
+    /// NS` writes it, `unlock` removes it): every API key of the tenant is refused and its queued
+    /// mail is held on every relay (kept, not delivered, not expired) until the entry goes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 1000, "additionalProperties" = {"type": "string", "maxLength": 256}))]
+    pub lockdown: BTreeMap<String, String>,
     /// `enforce` (default): the relays send for a domain only once its DKIM record is verified in
     /// DNS (until then its mail is refused with `550 5.7.1` and the reason), and a domain is
     /// `Ready` only when SPF, DKIM and DMARC are verified. `warn`: failed checks show in the

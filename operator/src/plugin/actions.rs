@@ -45,6 +45,39 @@ pub async fn rotate_dkim(client: &kube::Client, ns: &str, name: &str, wait: Opti
     Ok(true)
 }
 
+/// `lockdown` (with a reason) or `unlock` (without), and the emergency rotation.
+pub async fn lockdown(client: &kube::Client, tenant: &str, reason: Option<&str>, rotate: bool, format: Format) -> Outcome {
+    let now = cascade_core::time::now_unix();
+    let pools = match reason {
+        Some(r) => crate::lockdown::lockdown(client, tenant, r, now).await,
+        None => crate::lockdown::unlock(client, tenant).await,
+    }
+    .map_err(PluginError::api(format!("recording the lockdown of {tenant} in the RelayPools")))?;
+    let rotated = match rotate {
+        true => Some(crate::lockdown::rotate_all(client, tenant, now).await.map_err(PluginError::api(format!("rotating the keys of {tenant}")))?),
+        false => None,
+    };
+    let doc = json!({ "tenant": tenant, "locked": reason.is_some(), "pools": pools, "rotated": rotated });
+    output::print(format, &doc, || {
+        let verb = if reason.is_some() { "locked down: its API keys are refused and its queued mail held" } else { "unlocked: its API keys work and its held mail is delivered" };
+        let mut out = format!(
+            "tenant {tenant} {verb} (RelayPools: {})
+",
+            if pools.is_empty() { "none".to_string() } else { pools.join(", ") }
+        );
+        if let Some(r) = &rotated {
+            out.push_str(&format!(
+                "rotating DKIM keys: {}; new secrets for API keys: {}
+",
+                r.dkim_keys.join(", "),
+                r.api_keys.join(", ")
+            ));
+        }
+        out
+    });
+    Ok(true)
+}
+
 fn text(data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>, key: &str) -> Option<String> {
     data.get(key).map(|b| String::from_utf8_lossy(&b.0).into_owned())
 }

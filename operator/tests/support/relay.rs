@@ -81,6 +81,7 @@ pub struct Bundle {
     pub user: String,
     pub password: String,
     pub submission: u16,
+    pub submissions: u16,
     pub http: u16,
     /// The platform listener (metrics, DMARC summaries).
     pub admin: u16,
@@ -107,19 +108,29 @@ impl Bundle {
         );
         std::fs::write(dir.join("relay/relay.yaml"), &yaml).unwrap();
         let (user, password) = (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
-        Self { dir, user, password, submission, http, admin, yaml }
+        Self { dir, user, password, submission, submissions, http, admin, yaml }
     }
 
     /// The pool `main`'s bundle exactly as the operator wrote it to the API server (relay.yaml,
     /// shards, sealed DKIM keys, and the pool's keys Secret), run on loopback ports with the
-    /// spool and audit trail in a fresh directory and delivery captured to `outbox/`.
-    pub async fn from_operator(tag: &str, secrets: &cascade_operator::secrets::SecretStore) -> Self {
+    /// spool and audit trail in a fresh directory and delivery captured to `outbox/`; `edit`
+    /// adjusts the configuration after that.
+    pub async fn from_operator(tag: &str, secrets: &cascade_operator::secrets::SecretStore, edit: impl FnOnce(&mut cascade_crds::RelayConfig)) -> Self {
         let dir = std::env::temp_dir().join(format!("cascade-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let mut b = Self { dir, user: String::new(), password: String::new(), submission: free_port(), submissions: free_port(), http: free_port(), admin: free_port(), yaml: String::new() };
+        b.sync(secrets, edit).await;
+        b
+    }
+
+    /// Writes the operator's current bundle over this one's files (same ports and directories),
+    /// as the relay's Secret watch would deliver it; the running relay reloads it.
+    pub async fn sync(&mut self, secrets: &cascade_operator::secrets::SecretStore, edit: impl FnOnce(&mut cascade_crds::RelayConfig)) {
+        let dir = &self.dir;
         std::fs::create_dir_all(dir.join("relay")).unwrap();
         std::fs::create_dir_all(dir.join("keys")).unwrap();
         let files = bundle_files(secrets).await.expect("the bundle and its shards");
-        for (file, bytes) in &files {
+        for (file, bytes) in files.iter().filter(|(f, _)| *f != "relay.yaml") {
             std::fs::write(dir.join("relay").join(file), bytes).unwrap();
         }
         for (file, bytes) in secrets.get("cascade-system", "main-keys").await.unwrap().expect("the pool's keys") {
@@ -127,20 +138,21 @@ impl Bundle {
         }
         let text = String::from_utf8_lossy(&files["relay.yaml"]).replace("/etc/cascade-keys", &dir.join("keys").display().to_string());
         let mut config: cascade_crds::RelayConfig = serde_saphyr::from_str(&text).unwrap();
-        let (submission, submissions, http, admin) = (free_port(), free_port(), free_port(), free_port());
-        config.listeners.submission = vec![format!("127.0.0.1:{submission}")];
-        config.listeners.submissions = vec![format!("127.0.0.1:{submissions}")];
-        config.listeners.http = format!("127.0.0.1:{http}");
-        config.listeners.admin = format!("127.0.0.1:{admin}");
+        config.listeners.submission = vec![format!("127.0.0.1:{}", self.submission)];
+        config.listeners.submissions = vec![format!("127.0.0.1:{}", self.submissions)];
+        config.listeners.http = format!("127.0.0.1:{}", self.http);
+        config.listeners.admin = format!("127.0.0.1:{}", self.admin);
         config.spool.dir = dir.join("spool").display().to_string();
         if let Some(audit) = config.audit.as_mut() {
             audit.dir = dir.join("audit").display().to_string();
         }
         config.delivery.mode = cascade_crds::relay_config::DeliveryMode::Capture;
         config.delivery.capture_dir = Some(dir.join("outbox").display().to_string());
-        let yaml = serde_saphyr::to_string(&config).unwrap();
-        std::fs::write(dir.join("relay/relay.yaml"), &yaml).unwrap();
-        Self { dir, user: String::new(), password: String::new(), submission, http, admin, yaml }
+        edit(&mut config);
+        self.yaml = serde_saphyr::to_string(&config).unwrap();
+        let tmp = dir.join("relay/relay.yaml.tmp");
+        std::fs::write(&tmp, &self.yaml).unwrap();
+        std::fs::rename(&tmp, dir.join("relay/relay.yaml")).unwrap();
     }
 
     /// Every file of the relay directory, as a bundle Secret holds them.

@@ -438,6 +438,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
     match spool_keys {
         Some(spool_keys) if c.problems.is_empty() && webhook_tls.is_some() => {
             let tls_pem = (cert_pem.unwrap_or_default(), key_pem.unwrap_or_default());
+            let held = config.tenants.iter().filter(|t| t.held).map(|t| t.name.clone()).collect();
             Ok(Runtime {
                 config,
                 base_dir: base,
@@ -453,6 +454,7 @@ pub(super) fn check_with(mut config: RelayConfig, file: &str, files: Files<'_>) 
                 tls_pem,
                 admin_tls,
                 retired,
+                held,
                 audit_key,
                 webhooks,
                 webhook_tls: webhook_tls.expect("checked above"),

@@ -81,6 +81,8 @@ pub struct Runtime {
     pub audit_key: Option<Vec<u8>>,
     /// (tenant, domain) pairs whose queued mail is purged (see `retiredDomains`).
     pub retired: HashSet<(String, String)>,
+    /// Tenants in lockdown: their queued mail waits, untouched, until they leave this set.
+    pub held: HashSet<String>,
     /// The server certificate and key (PEM) as checked at load, so a configuration that did not
     /// come from files (a watched Secret) can install them.
     pub tls_pem: (Vec<u8>, Vec<u8>),

@@ -2,7 +2,9 @@
 //! bounded number of concurrent attempts, shared fairly ([`super::shares`]): a due message whose
 //! tenant or destination holds its share of the slots is parked until one of those attempts
 //! ends, and the next due message is looked at instead. A new message carries its bytes so the
-//! first attempt needs no disk read; retries read the spool again. On shutdown no new attempt
+//! first attempt needs no disk read; retries read the spool again. A due message of a tenant in
+//! lockdown is set aside, still in the spool and in `waiting`, until the next configuration
+//! change looks at it again (neither attempted nor expired meanwhile). On shutdown no new attempt
 //! starts, running ones finish their transaction (bounded), and everything else stays in the
 //! spool.
 
@@ -48,6 +50,8 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     let mut waiting: HashMap<String, QueueItem> = HashMap::new();
     // Due messages held back by their tenant's or destination's share, until an attempt ends.
     let mut parked: Parked<Reverse<(u64, String)>> = Parked::default();
+    // Due messages of tenants in lockdown.
+    let mut held: Vec<Reverse<(u64, String)>> = Vec::new();
     let mut running = Running::default();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Claim, Option<Envelope>)>();
     let mut shutdown = relay.shutdown_signal();
@@ -56,7 +60,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
     loop {
         // Before due messages leave `waiting` for their attempt.
         ages_at = oldest_by_tenant(&relay, &waiting, ages_at);
-        start_due(&relay, &engine, &permits, &mut heap, &mut waiting, &mut parked, &mut running, &done_tx);
+        start_due(&relay, &engine, &permits, &mut heap, &mut waiting, &mut parked, &mut held, &mut running, &done_tx);
         relay.metrics.queue_depth.set(waiting.len() as i64 + (concurrency - permits.available_permits()) as i64);
         let now_ms = cascade_core::time::now_unix_ms();
         // With every slot busy nothing can start before an attempt ends: no timer until then.
@@ -86,6 +90,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
                 // Heap entries of purged messages find nothing in `waiting` and are skipped.
                 waiting.retain(|_, item| !relay.purge_if_retired(&item.env));
                 heap.extend(parked.drain());
+                heap.extend(held.drain(..));
             }
             _ = crate::relay::Relay::stopped(&mut shutdown) => break,
         }
@@ -128,6 +133,7 @@ fn start_due(
     heap: &mut BinaryHeap<Reverse<(u64, String)>>,
     waiting: &mut HashMap<String, QueueItem>,
     parked: &mut Parked<Reverse<(u64, String)>>,
+    held: &mut Vec<Reverse<(u64, String)>>,
     running: &mut Running,
     done_tx: &mpsc::UnboundedSender<(Claim, Option<Envelope>)>,
 ) {
@@ -141,6 +147,10 @@ fn start_due(
         }
         let Reverse((due, id)) = heap.pop().expect("peeked");
         let Some(item) = waiting.get(&id) else { continue };
+        if rt.held.contains(&item.env.tenant) {
+            held.push(Reverse((due, id)));
+            continue;
+        }
         let claim = Claim::of(&item.env, per_destination);
         if let Some(share) = running.blocked_by(&claim, d.concurrency_per_tenant, d.concurrency_per_destination) {
             parked.park(share, Reverse((due, id)));

@@ -59,11 +59,9 @@ pub fn relay_config(
             trusted_proxy_cidrs: l.trusted_proxy_cidrs.clone(),
         },
         tls: rc::TlsFiles { cert_file: "tls.crt".into(), key_file: "tls.key".into() },
-        tenants: tenants
-            .into_iter()
-            .map(|(name, domains)| rc::Tenant { webhooks: webhooks.remove(&name).unwrap_or_default(), name, domains, suppressed_reasons: rc::default_suppressed_reasons() })
-            .collect(),
-        api_keys,
+        tenants: tenant_entries(spec, tenants, &mut webhooks),
+        // A tenant in lockdown: every key refused on every relay.
+        api_keys: api_keys.into_iter().map(|k| rc::ApiKey { revoked: k.revoked || spec.lockdown.contains_key(&k.tenant), ..k }).collect(),
         shards: vec![],
         delivery,
         spool: rc::Spool { dir: "spool".into(), key_file: "spool.key".into(), status_retention: HumanDuration::days(7) },
@@ -96,4 +94,18 @@ pub fn relay_config(
         }),
         retired_domains: inputs.retired.iter().map(|r| rc::RetiredDomain { name: r.domain.clone(), tenant: r.namespace.clone() }).collect(),
     })
+}
+
+/// The tenants' entries: their domains and webhooks, held while in `spec.lockdown`.
+fn tenant_entries(spec: &cascade_crds::v1alpha1::RelayPoolSpec, tenants: BTreeMap<String, Vec<rc::SendingDomain>>, webhooks: &mut BTreeMap<String, Vec<rc::Webhook>>) -> Vec<rc::Tenant> {
+    tenants
+        .into_iter()
+        .map(|(name, domains)| rc::Tenant {
+            webhooks: webhooks.remove(&name).unwrap_or_default(),
+            held: spec.lockdown.contains_key(&name),
+            name,
+            domains,
+            suppressed_reasons: rc::default_suppressed_reasons(),
+        })
+        .collect()
 }

@@ -456,3 +456,18 @@ fn a_malformed_domain_is_refused_alone_naming_the_field() {
     assert!(p.domain_status[&k("blog", "bad")].conditions.iter().any(|c| c.message.starts_with("spec.domain: \"Not_A.Domain\"")));
     assert_eq!(p.config.tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["shop"]);
 }
+
+#[test]
+fn a_tenant_in_lockdown_has_every_key_refused_and_its_mail_held_and_no_one_else() {
+    let domains = vec![domain("shop", "main", "shop.test", "2026-01-01T00:00:00Z"), domain("blog", "main", "blog.test", "2026-01-01T00:00:00Z")];
+    let keys = vec![api_key("shop", "web", serde_json::json!({})), api_key("blog", "news", serde_json::json!({}))];
+    let mut inputs = world(domains, keys);
+    inputs.pools[0].spec.lockdown.insert("shop".into(), "leaked key at 2027-01-15T08:00:00Z".into());
+    let p = plan(&inputs);
+    let tenant = |n: &str| p.config.tenants.iter().find(|t| t.name == n).unwrap();
+    let key = |id: &str| p.config.api_keys.iter().find(|a| a.id == format!("ck_{id}")).unwrap();
+    assert!(tenant("shop").held && key("web").revoked);
+    assert!(!tenant("blog").held && !key("news").revoked);
+    // The domain stays in the bundle: held mail keeps its signing key and tenant.
+    assert_eq!(tenant("shop").domains[0].name, "shop.test");
+}
