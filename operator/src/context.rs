@@ -35,6 +35,9 @@ pub struct Context {
     pub caches: std::sync::OnceLock<crate::caches::Caches>,
     /// Recent reconcile failures per object, for the retry backoff of the error policy.
     pub failures: crate::error::Failures,
+    /// Per pool, the object generations its last bundle was rendered from (for the audit
+    /// trail's `config.generation` records).
+    pub config_sources: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, i64>>>,
 }
 
 impl Context {
@@ -81,6 +84,7 @@ impl Context {
             external_dns: None,
             caches: Default::default(),
             failures: Default::default(),
+            config_sources: Default::default(),
             client,
             master,
             metrics: Default::default(),

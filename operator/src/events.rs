@@ -50,6 +50,11 @@ impl Events {
         self
     }
 
+    /// One record in the operator's audit trail only (no Event).
+    pub fn record(&self, event: &str, data: serde_json::Value) {
+        self.audit.record(event, data);
+    }
+
     pub async fn publish(&self, regarding: &ObjectReference, note: &Note) {
         let record = serde_json::json!({
             "type": if note.warning { "Warning" } else { "Normal" },

@@ -13,6 +13,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 
+/// The field manager of these changes: the audit trail's `changedBy` (see [`crate::status::last_writer`]).
+pub const MANAGER: &str = "cascade-lockdown";
+
+fn by(manager: &str) -> PatchParams {
+    PatchParams { field_manager: Some(manager.into()), ..Default::default() }
+}
+
 fn merge(client: &kube::Client, pool: &RelayPool) -> Api<RelayPool> {
     Api::namespaced(client.clone(), &pool.namespace().unwrap_or_default())
 }
@@ -35,7 +42,7 @@ async fn set(client: &kube::Client, tenant: &str, value: serde_json::Value) -> R
             continue;
         }
         let patch = serde_json::json!({ "spec": { "lockdown": { tenant: value } } });
-        merge(client, &pool).patch(&pool.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        merge(client, &pool).patch(&pool.name_any(), &by(MANAGER), &Patch::Merge(&patch)).await?;
         changed.push(format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any()));
     }
     Ok(changed)
@@ -54,7 +61,7 @@ pub async fn rotate_all(client: &kube::Client, tenant: &str, now: u64) -> Result
     let dkim: Api<DkimKey> = Api::namespaced(client.clone(), tenant);
     for key in dkim.list(&ListParams::default()).await?.items {
         let patch = serde_json::json!({ "metadata": { "annotations": { crate::dkim_key::ROTATE_ANNOTATION: format!("emergency-{now}") } } });
-        dkim.patch(&key.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        dkim.patch(&key.name_any(), &by(MANAGER), &Patch::Merge(&patch)).await?;
         out.dkim_keys.push(key.name_any());
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), tenant);

@@ -38,6 +38,18 @@ impl Writer {
     }
 }
 
+/// Who last changed the object's spec or metadata as the API server tells it: the newest
+/// `managedFields` entry outside the operator's own managers and the status subresource, as
+/// `manager (operation, time)`. Names the field manager (kubectl, argocd-controller, ...); the
+/// cluster's API audit log has the authenticated user behind it.
+pub fn last_writer(meta: &kube::core::ObjectMeta) -> Option<String> {
+    let entries = meta.managed_fields.iter().flatten();
+    let theirs = entries.filter(|e| e.subresource.as_deref().unwrap_or_default() != "status" && !e.manager.as_deref().unwrap_or_default().starts_with(crate::labels::FIELD_MANAGER));
+    let last = theirs.max_by_key(|e| e.time.as_ref().map(|t| t.0))?;
+    let when = last.time.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+    Some(format!("{} ({}, {when})", last.manager.as_deref().unwrap_or("unknown"), last.operation.as_deref().unwrap_or("?")))
+}
+
 /// A projected status without transition times: equal when nothing but the clock moved.
 fn comparable(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(conds) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
@@ -69,7 +81,13 @@ where
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": new });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(writer.manager).force(), &Patch::Apply(&patch)).await?;
+    // The answer carries managedFields, which the caches strip (crate::lean).
+    let written = api.patch_status(&obj.name_any(), &PatchParams::apply(writer.manager).force(), &Patch::Apply(&patch)).await?;
+    let observed = |v: Option<&serde_json::Value>| v.and_then(|v| v.get("observedGeneration")).and_then(serde_json::Value::as_i64);
+    if let Some(generation) = observed(Some(&new)).filter(|g| observed(old.as_ref()) != Some(*g)) {
+        let record = serde_json::json!({ "kind": K::kind(&()), "namespace": obj.namespace(), "name": obj.name_any(), "generation": generation, "changedBy": last_writer(written.meta()) });
+        ctx.events.record("object.generation", record);
+    }
     let before = old.as_ref().map(conditions_of).unwrap_or_default();
     for note in crate::events::condition_changes(&before, &conditions_of(&new)) {
         ctx.events.publish(&obj.object_ref(&()), &note).await;

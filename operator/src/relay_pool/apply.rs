@@ -94,7 +94,7 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
         let (data, l, o) = owned(tls);
         ctx.secrets.apply(&ns, &format!("{name}-tls"), &data, l, o).await?;
     }
-    if let Some(super::evaluate::BundleWrite { files: bundle, shards, note }) = served.bundle {
+    if let Some(super::evaluate::BundleWrite { files: bundle, shards, note, sources }) = served.bundle {
         // Shards first, the bundle listing them last: a relay installs only a consistent set.
         for (shard, data) in shards {
             let l = labels::managed(&[(RELAY_POOL, &name), (labels::SHARD_OF, &name)]);
@@ -104,6 +104,7 @@ async fn serve(ctx: &Context, pool: &RelayPool, served: Served, status: &mut Rel
         ctx.secrets.apply(&ns, &labels::bundle_secret(&name), &data, l, o).await?;
         tracing::info!(namespace = %ns, relay_pool = %name, "relay configuration bundle updated");
         ctx.events.publish(&pool.object_ref(&()), &note).await;
+        record_generation(ctx, pool, &data, sources);
     }
     // One tenant's object failing a write never stops the others' (reported at the end).
     let mut failed: Option<ReconcileError> = None;
@@ -233,4 +234,18 @@ async fn recreate_orphaning_pods(api: &Api<StatefulSet>, name: &str) -> Result<(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(ReconcileError::StillThere(name.into()))
+}
+
+/// The audit record of a bundle write: its configGeneration and which object generations
+/// changed since the last one this operator wrote (all of them after a start), the first 200.
+fn record_generation(ctx: &Context, pool: &RelayPool, bundle: &crate::secrets::SecretData, sources: std::collections::BTreeMap<String, i64>) {
+    let generation = bundle.get("relay.yaml").and_then(|y| std::str::from_utf8(y).ok()?.lines().next()?.strip_prefix("configGeneration: ").map(str::to_string));
+    let key = format!("{}/{}", pool.namespace().unwrap_or_default(), pool.name_any());
+    let previous = ctx.config_sources.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), sources.clone()).unwrap_or_default();
+    let mut changed: Vec<String> = sources.iter().filter(|(k, g)| previous.get(*k) != Some(g)).map(|(k, g)| format!("{k}@{g}")).collect();
+    changed.extend(previous.keys().filter(|k| !sources.contains_key(*k)).map(|k| format!("{k} deleted")));
+    let total = changed.len();
+    changed.truncate(200);
+    let lockdown: Vec<&String> = pool.spec.lockdown.keys().collect();
+    ctx.events.record("config.generation", serde_json::json!({ "pool": key, "configGeneration": generation, "changed": changed, "changedTotal": total, "lockdown": lockdown }));
 }

@@ -65,6 +65,23 @@ pub struct BundleWrite {
     pub files: SecretData,
     pub shards: Vec<(String, SecretData)>,
     pub note: Note,
+    /// The generation of every object it was rendered from (`Kind namespace/name`), for the
+    /// audit trail's `config.generation` record.
+    pub sources: std::collections::BTreeMap<String, i64>,
+}
+
+/// `Kind namespace/name` → generation of the pool and of every object its inputs hold.
+fn sources(pool: &RelayPool, inputs: &crate::render::evaluate::Inputs) -> std::collections::BTreeMap<String, i64> {
+    fn of<K: kube::Resource<DynamicType = ()>>(o: &K) -> (String, i64) {
+        let m = o.meta();
+        (format!("{} {}/{}", K::kind(&()), m.namespace.as_deref().unwrap_or_default(), m.name.as_deref().unwrap_or_default()), m.generation.unwrap_or(0))
+    }
+    let mut out: std::collections::BTreeMap<String, i64> = [of(pool)].into();
+    out.extend(inputs.domains.iter().map(of));
+    out.extend(inputs.dkim_keys.iter().map(of));
+    out.extend(inputs.api_keys.iter().map(of));
+    out.extend(inputs.webhooks.iter().map(of));
+    out
 }
 
 fn new_keys() -> Result<SecretData, ReconcileError> {
@@ -214,7 +231,7 @@ pub fn desired(pool: &RelayPool, mut world: World, master: &KeyRing, site: &Site
     let bundle = (world.bundle.as_ref() != Some(&built.files) || !shards.is_empty()).then(|| {
         let domains: usize = plan.config.tenants.iter().map(|t| t.domains.len()).sum();
         let note = format!("Secret {} updated: {} tenant(s), {domains} domain(s), {} API key(s)", crate::labels::bundle_secret(&name), plan.config.tenants.len(), plan.config.api_keys.len());
-        BundleWrite { files: built.files.clone(), shards, note: Note::normal(reasons::CONFIG_UPDATED, "RenderConfig", note) }
+        BundleWrite { files: built.files.clone(), shards, note: Note::normal(reasons::CONFIG_UPDATED, "RenderConfig", note), sources: sources(pool, &world.inputs) }
     });
     let config_hash = crate::apply::short_hash(built.yaml.as_bytes());
     let domain_statuses = domain_statuses(&world, &plan);
