@@ -52,9 +52,12 @@ enum Command {
         /// The operator's namespace (the master key lives there).
         #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
         namespace: String,
-        /// The archive to write.
+        /// The archive to write; a directory: `cascade-<UTC time>.backup` in it.
         #[arg(short = 'o', long = "output")]
         out: PathBuf,
+        /// With a directory: keep only the newest N archives in it.
+        #[arg(long)]
+        keep: Option<usize>,
         /// The key escrow to write: the tenants' data keys, under the backup key. Keep only the
         /// latest; a restore into an empty cluster needs it.
         #[arg(long)]
@@ -286,7 +289,7 @@ fn main() -> ExitCode {
             run(namespace, pool_namespaces, http, nameservers, relay_image, relay_image_pull_secrets, audit)
         }
         Command::Audit { command } => command.run().map_err(anyhow::Error::from),
-        Command::Backup { namespace, out, escrow, key } => cascade_operator::backup::cli::backup(&namespace, &key, &out, &escrow),
+        Command::Backup { namespace, out, keep, escrow, key } => cascade_operator::backup::cli::backup(&namespace, &key, &out, &escrow, keep),
         Command::Restore { file, namespace, escrow, key } => cascade_operator::backup::cli::restore(&namespace, &key, &file, escrow.as_deref()),
         Command::Erase { namespace, tenant } => cascade_operator::backup::cli::erase_tenant(&namespace, &tenant),
         Command::Lockdown { tenant, reason, rotate } => lockdown(&tenant, Some(&reason), rotate),

@@ -338,3 +338,48 @@ def test_the_relay_workloads_the_operator_renders_validate_and_are_restricted(to
     assert (sc["allowPrivilegeEscalation"], sc["readOnlyRootFilesystem"], sc["capabilities"]["drop"]) == (False, True, ["ALL"])
     writable = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"] if not m.get("readOnly")]
     assert writable == ["/var/spool/cascade"], writable
+
+
+BACKUP = """backup:
+  enabled: true
+  schedule: "0 */6 * * *"
+  keep: 14
+  volume: {persistentVolumeClaim: {claimName: cascade-backups}}
+  escrowVolume: {persistentVolumeClaim: {claimName: cascade-escrow}}
+"""
+
+
+def test_scheduled_backups_are_a_restricted_cronjob_that_only_reads(tools, tmp_path):
+    """backup.enabled renders a CronJob running `cascade-operator backup` into the archive
+    volume (pruned to `keep`), the escrow on its own volume, the key from its Secret; its service
+    account lists Cascade's kinds and Secrets and may touch only the master key and the tenant
+    key ring by name. It validates; without volumes the chart refuses to render."""
+    helm, validate = tools
+    values = tmp_path / "backup.yaml"
+    values.write_text(BACKUP)
+    r = template(helm, values)
+    assert r.returncode == 0, r.stderr
+    rendered = docs(r.stdout)
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(rendered))
+    v = subprocess.run([validate, "--strict", "-k", "1.32.0", "--quiet", str(path)], capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
+    cron = next(d for d in rendered if d["kind"] == "CronJob")
+    assert cron["spec"]["schedule"] == "0 */6 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "cascade-backup" and pod["securityContext"]["runAsNonRoot"] is True
+    c = pod["containers"][0]
+    assert c["args"] == ["backup", "--output", "/backup", "--keep", "14", "--escrow", "/escrow/cascade.escrow", "--key-file", "/etc/cascade-backup/backup.key"]
+    assert (c["securityContext"]["readOnlyRootFilesystem"], c["securityContext"]["capabilities"]["drop"]) == (True, ["ALL"])
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["backup"]["persistentVolumeClaim"]["claimName"] == "cascade-backups"
+    assert volumes["escrow"]["persistentVolumeClaim"]["claimName"] == "cascade-escrow"
+    assert volumes["key"]["secret"] == {"secretName": "cascade-backup-key", "defaultMode": 0o400}
+    cluster = next(d for d in rendered if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "cascade-backup")
+    kinds = ["relaypools", "sendingdomains", "dkimkeys", "apikeys", "webhookendpoints", "suppressionshards"]
+    assert set().union(*(grants(rule) for rule in cluster["rules"])) == {("cascade-mail.com", k, "list") for k in kinds} | {("", "secrets", "list")}
+    role = next(d for d in rendered if d["kind"] == "Role" and d["metadata"]["name"] == "cascade-backup")
+    assert role["metadata"]["namespace"] == "cascade-system"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["cascade-master-key", "cascade-backup-tenant-keys"], "verbs": ["get", "patch"]}]
+    refused = template(helm, None, "--set", "backup.enabled=true")
+    assert refused.returncode != 0 and "backup.volume is required" in refused.stderr, refused.stderr

@@ -48,14 +48,41 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
-pub fn backup(namespace: &str, key: &KeyArgs, out: &Path, escrow: &Path) -> anyhow::Result<()> {
+/// Where the archive goes: `out` itself, or in a directory `cascade-<UTC time>.backup`.
+pub fn archive_path(out: &Path, now: u64) -> PathBuf {
+    match out.is_dir() {
+        true => out.join(format!("cascade-{}.backup", cascade_core::time::rfc3339_utc(now).replace(':', ""))),
+        false => out.to_path_buf(),
+    }
+}
+
+/// The archives in `dir` beyond the newest `keep` (names sort by time).
+pub fn beyond(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("cascade-") && n.ends_with(".backup")))
+        .collect();
+    all.sort();
+    Ok(all.into_iter().rev().skip(keep).collect())
+}
+
+pub fn backup(namespace: &str, key: &KeyArgs, out: &Path, escrow: &Path, keep: Option<usize>) -> anyhow::Result<()> {
     let source = key.source()?;
+    let now = cascade_core::time::now_unix();
+    let out = &archive_path(out, now);
     let written = runtime()?.block_on(async {
         let client = kube::Client::try_default().await?;
-        Ok::<_, anyhow::Error>(super::backup(&client, namespace, &source, cascade_core::time::now_unix()).await?)
+        Ok::<_, anyhow::Error>(super::backup(&client, namespace, &source, now).await?)
     })?;
     write_private(out, &written.archive)?;
     write_private(escrow, &written.escrow)?;
+    if let (Some(keep), Some(dir)) = (keep, out.parent()) {
+        for old in beyond(dir, keep)? {
+            std::fs::remove_file(&old).map_err(|e| anyhow::anyhow!("removing {}: {e}", old.display()))?;
+            println!("removed {} (keeping the newest {keep})", old.display());
+        }
+    }
     print!("{}", written.manifest.summary());
     println!("wrote {} ({} bytes) and the key escrow {} (keep only its latest copy)", out.display(), written.archive.len(), escrow.display());
     Ok(())
@@ -87,4 +114,26 @@ pub fn erase_tenant(namespace: &str, tenant: &str) -> anyhow::Result<()> {
         false => println!("tenant {tenant}: no data key (nothing of it was ever backed up, or it was erased before)"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_gets_timestamped_archives_and_keep_prunes_the_oldest() {
+        let dir = std::env::temp_dir().join(format!("cascade-backup-names-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = archive_path(&dir, 1_800_000_000);
+        assert_eq!(first.file_name().unwrap(), "cascade-2027-01-15T080000Z.backup");
+        for t in [1_800_000_000, 1_800_086_400, 1_800_172_800] {
+            std::fs::write(archive_path(&dir, t), b"x").unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), b"x").unwrap();
+        assert_eq!(beyond(&dir, 2).unwrap(), vec![first]);
+        assert!(beyond(&dir, 5).unwrap().is_empty());
+        assert_eq!(archive_path(&dir.join("given.backup"), 0), dir.join("given.backup"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
