@@ -13,6 +13,19 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 
+/// `lockdown`'s arguments (the operator binary and the kubectl plugin take the same).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The tenant (namespace).
+    pub tenant: String,
+    /// Why (recorded with the time).
+    #[arg(long, default_value = "incident")]
+    pub reason: String,
+    /// Emergency rotation as well: every DKIM key and API key secret of the tenant.
+    #[arg(long)]
+    pub rotate: bool,
+}
+
 /// The field manager of these changes: the audit trail's `changedBy` (see [`crate::status::last_writer`]).
 pub const MANAGER: &str = "cascade-lockdown";
 

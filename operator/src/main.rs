@@ -87,13 +87,7 @@ enum Command {
     },
     /// Tenant lockdown (every API key refused, queued mail held on every relay), `--rotate`: and
     /// an emergency rotation of all its DKIM keys and API key secrets. Also `kubectl cascade lockdown`.
-    Lockdown {
-        tenant: String,
-        #[arg(long, default_value = "incident")]
-        reason: String,
-        #[arg(long)]
-        rotate: bool,
-    },
+    Lockdown(cascade_operator::lockdown::Args),
     /// Lift a tenant's lockdown.
     Unlock { tenant: String },
     /// Check the DNS records of SendingDomains (SPF, DKIM, DMARC) and print the conditions;
@@ -292,7 +286,7 @@ fn main() -> ExitCode {
         Command::Backup { namespace, out, keep, escrow, key } => cascade_operator::backup::cli::backup(&namespace, &key, &out, &escrow, keep),
         Command::Restore { file, namespace, escrow, key } => cascade_operator::backup::cli::restore(&namespace, &key, &file, escrow.as_deref()),
         Command::Erase { namespace, tenant } => cascade_operator::backup::cli::erase_tenant(&namespace, &tenant),
-        Command::Lockdown { tenant, reason, rotate } => lockdown(&tenant, Some(&reason), rotate),
+        Command::Lockdown(a) => lockdown(&a.tenant, Some(&a.reason), a.rotate),
         Command::Unlock { tenant } => lockdown(&tenant, None, false),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),
         Command::Crds => cascade_operator::crdgen::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),

@@ -6,7 +6,7 @@
 mod support;
 
 use cascade_crds::relay_config::{DeliveryMode, OutboundTls, RelayConfig, Smarthost};
-use cascade_crds::v1alpha1::{ApiKey, DkimKey, RelayPool, SendingDomain};
+use cascade_crds::v1alpha1::{DkimKey, RelayPool, SendingDomain};
 use kube::api::{Api, PostParams};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -48,16 +48,6 @@ fn swaks(port: u16, (user, password): &(String, String), from: &str, send: bool)
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn create_key(client: &kube::Client, ns: &str, name: &str, domain: &str) {
-    let key: ApiKey = obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "ApiKey", "metadata": { "name": name }, "spec": { "allowedDomains": [domain] } }));
-    Api::<ApiKey>::namespaced(client.clone(), ns).create(&PostParams::default(), &key).await.unwrap();
-}
-
-async fn credentials(secrets: &cascade_operator::secrets::SecretStore, ns: &str, name: &str) -> (String, String) {
-    let creds = until("credentials", || async { secrets.get(ns, &format!("{name}-credentials")).await.ok().flatten() }).await;
-    (String::from_utf8(creds["username"].clone()).unwrap(), String::from_utf8(creds["password"].clone()).unwrap())
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -71,9 +61,9 @@ async fn a_lockdown_refuses_the_tenants_keys_and_holds_its_mail_and_unlock_deliv
     let blog: SendingDomain = obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "SendingDomain", "metadata": { "name": "blog" },
         "spec": { "domain": "blog.example", "relayPool": { "name": "main", "namespace": "cascade-system" } } }));
     Api::<SendingDomain>::namespaced(op.client.clone(), "blog").create(&PostParams::default(), &blog).await.unwrap();
-    create_key(&op.client, "shop", "web", "shop.example").await;
-    create_key(&op.client, "blog", "news", "blog.example").await;
-    let (shop, news) = (credentials(&op.secrets, "shop", "web").await, credentials(&op.secrets, "blog", "news").await);
+    support::world::api_key(&op.client, "shop", "web", "shop.example").await;
+    support::world::api_key(&op.client, "blog", "news", "blog.example").await;
+    let (shop, news) = (support::world::credentials(&op.secrets, "shop", "web").await, support::world::credentials(&op.secrets, "blog", "news").await);
     until("both keys and domains in the bundle", || async { support::relay::assembled(&op.secrets).await.filter(|y| y.contains(&shop.0) && y.contains(&news.0) && y.contains("blog.example")) }).await;
 
     // The relay delivers through a smarthost that is down for now, retrying every second.

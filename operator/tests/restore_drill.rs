@@ -21,20 +21,10 @@ use support::world::obj;
 
 const NS: &str = "cascade-system";
 
-async fn create_key(client: &kube::Client, ns: &str, name: &str, domain: &str) {
-    let key: ApiKey = obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "ApiKey", "metadata": { "name": name }, "spec": { "allowedDomains": [domain] } }));
-    Api::<ApiKey>::namespaced(client.clone(), ns).create(&PostParams::default(), &key).await.unwrap();
-}
-
 async fn create_shard(client: &kube::Client, tenant: &str) {
     let spec = serde_json::json!({ "pool": "main", "tenant": tenant, "index": 0, "entries": 1, "sealed": "AAAA" });
     let shard: SuppressionShard = obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "SuppressionShard", "metadata": { "name": format!("main-{tenant}-0") }, "spec": spec }));
     Api::<SuppressionShard>::namespaced(client.clone(), NS).create(&PostParams::default(), &shard).await.unwrap();
-}
-
-async fn credentials(secrets: &cascade_operator::secrets::SecretStore, ns: &str, name: &str) -> (String, String) {
-    let creds = until("credentials", || async { secrets.get(ns, &format!("{name}-credentials")).await.ok().flatten() }).await;
-    (String::from_utf8(creds["username"].clone()).unwrap(), String::from_utf8(creds["password"].clone()).unwrap())
 }
 
 async fn names<K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
@@ -67,14 +57,14 @@ async fn a_backup_restores_into_an_empty_cluster_and_an_erased_tenant_stays_gone
     let spec = serde_json::json!({ "dnsVerification": "warn", "tenants": { "matchNames": ["shop", "blog"] }, "assignedDomains": { "shop": ["shop.example"], "blog": ["blog.example"] } });
     support::world::pool(&a.client, spec).await;
     support::world::domain(&a.client, serde_json::json!({})).await;
-    create_key(&a.client, "shop", "web", "shop.example").await;
-    create_key(&a.client, "blog", "news", "blog.example").await;
+    support::world::api_key(&a.client, "shop", "web", "shop.example").await;
+    support::world::api_key(&a.client, "blog", "news", "blog.example").await;
     create_shard(&a.client, "shop").await;
     create_shard(&a.client, "blog").await;
-    let (user, password) = credentials(&a.secrets, "shop", "web").await;
+    let (user, password) = support::world::credentials(&a.secrets, "shop", "web").await;
     let dkim: Api<DkimKey> = Api::namespaced(a.client.clone(), "shop");
     let record = until("the DKIM record", || async { dkim.get("shop-dkim").await.ok()?.status.and_then(|s| Some((s.dns_name?, s.txt_value?))) }).await;
-    credentials(&a.secrets, "blog", "news").await;
+    support::world::credentials(&a.secrets, "blog", "news").await;
     until("the key in the bundle", || async { support::relay::assembled(&a.secrets).await.filter(|y| y.contains(&user)) }).await;
 
     let key = KeySource::key_file(&base64::engine::general_purpose::STANDARD.encode([42u8; 32])).unwrap();

@@ -69,15 +69,7 @@ pub enum Command {
     /// Tenant lockdown: every API key of NAMESPACE refused and its queued mail held on every
     /// relay (recorded in each RelayPool's `spec.lockdown`); `--rotate` also rotates all its DKIM
     /// keys and API key secrets.
-    Lockdown {
-        tenant: String,
-        /// Why (recorded with the time).
-        #[arg(long, default_value = "incident")]
-        reason: String,
-        /// Emergency rotation as well.
-        #[arg(long)]
-        rotate: bool,
-    },
+    Lockdown(crate::lockdown::Args),
     /// Lift a tenant's lockdown: its keys work again and its held mail is delivered.
     Unlock { tenant: String },
     /// Ask the operator for something now.
@@ -179,7 +171,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Dns { target, nameservers, no_check } => dns::run(&client, &namespace, &target, &nameservers, no_check, g.output).await,
         Command::Rotate { what: Rotate::Dkim { name, wait, timeout } } => actions::rotate_dkim(&client, &namespace, &name, wait.then_some(timeout.0), g.output).await,
         Command::Credentials { api_key, env_file } => actions::credentials(&client, &namespace, &api_key, env_file.as_deref(), g.output).await,
-        Command::Lockdown { tenant, reason, rotate } => actions::lockdown(&client, &tenant, Some(&reason), rotate, g.output).await,
+        Command::Lockdown(a) => actions::lockdown(&client, &a.tenant, Some(&a.reason), a.rotate, g.output).await,
         Command::Unlock { tenant } => actions::lockdown(&client, &tenant, None, false, g.output).await,
         Command::Keys { unused } => keys::run(&client, scope, unused.map(|u| u.0), g.output).await,
         Command::Check { .. } => unreachable!("answered above"),

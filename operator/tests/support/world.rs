@@ -28,3 +28,16 @@ pub async fn domain(client: &kube::Client, extra: serde_json::Value) -> Api<Send
     api.create(&PostParams::default(), &obj(domain)).await.unwrap();
     api
 }
+
+/// Creates ApiKey `ns/name` allowed to send for `domain`.
+pub async fn api_key(client: &kube::Client, ns: &str, name: &str, domain: &str) {
+    let key: cascade_crds::v1alpha1::ApiKey =
+        obj(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "ApiKey", "metadata": { "name": name }, "spec": { "allowedDomains": [domain] } }));
+    Api::namespaced(client.clone(), ns).create(&PostParams::default(), &key).await.unwrap();
+}
+
+/// The username and password the operator issued for ApiKey `ns/name`, once it has.
+pub async fn credentials(secrets: &cascade_operator::secrets::SecretStore, ns: &str, name: &str) -> (String, String) {
+    let creds = super::operator::until("credentials", || async { secrets.get(ns, &format!("{name}-credentials")).await.ok().flatten() }).await;
+    (String::from_utf8(creds["username"].clone()).unwrap(), String::from_utf8(creds["password"].clone()).unwrap())
+}
