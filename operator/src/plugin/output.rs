@@ -24,8 +24,10 @@ impl Table {
         Self { title, headers, rows: Vec::new() }
     }
 
+    /// A row; control characters in cells (a tenant-written condition message, a name) are
+    /// shown as `?`, so nothing a tenant wrote can move the cursor or recolour the terminal.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| if c.chars().any(char::is_control) { c.chars().map(|ch| if ch.is_control() { '?' } else { ch }).collect() } else { c }).collect());
     }
 
     pub fn render(&self, out: &mut String) {
@@ -93,5 +95,14 @@ mod tests {
         Table::new(None, &["A"]).render(&mut empty);
         assert_eq!(empty, "  (none)\n");
         assert_eq!(short("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn control_characters_in_cells_are_neutralised() {
+        let mut t = Table::new(None, &["NAME"]);
+        t.row(vec!["evil\x1b[31mred\r\nline".into()]);
+        let mut out = String::new();
+        t.render(&mut out);
+        assert_eq!(out, "NAME\nevil?[31mred??line\n");
     }
 }

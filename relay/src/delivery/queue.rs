@@ -110,11 +110,13 @@ fn oldest_by_tenant(relay: &Relay, waiting: &HashMap<String, QueueItem>, last: u
     if now < last + 10 {
         return last;
     }
-    let mut summary: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    // Keyed by reference: one String per tenant, not one per waiting message.
+    let mut by_tenant: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
     for item in waiting.values() {
-        let e = summary.entry(item.env.tenant.clone()).or_insert((0, item.env.created));
+        let e = by_tenant.entry(item.env.tenant.as_str()).or_insert((0, item.env.created));
         *e = (e.0 + 1, e.1.min(item.env.created));
     }
+    let summary: std::collections::BTreeMap<String, (u64, u64)> = by_tenant.into_iter().map(|(t, v)| (t.to_string(), v)).collect();
     let gauge = &relay.metrics.queue_oldest;
     gauge.reset();
     for (tenant, (_, created)) in &summary {
