@@ -73,7 +73,7 @@ pub async fn reconcile(key: Arc<ApiKey>, ctx: Arc<Context>) -> Result<Action, Re
 
 /// The pools whose `tenants` select namespace `ns` (sorted by namespace and name), and the
 /// namespace's labels.
-async fn serving(ctx: &Context, ns: &str) -> Result<(Vec<cascade_crds::v1alpha1::RelayPool>, std::collections::BTreeMap<String, String>), kube::Error> {
+pub(crate) async fn serving(ctx: &Context, ns: &str) -> Result<(Vec<cascade_crds::v1alpha1::RelayPool>, std::collections::BTreeMap<String, String>), kube::Error> {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::api::{Api, ListParams};
     let caches = ctx.caches().await;

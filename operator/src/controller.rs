@@ -163,6 +163,10 @@ pub async fn run(ctx: Arc<Context>) {
     let feeds = futures::future::join4(pool_feed.run(c.clone()), domain_feed.run(c.clone()), dkim_feed.run(c.clone()), key_feed.run(c.clone()));
     let secret_feeds = futures::future::join3(credentials.run(c.clone()), dkim_secrets.run(c.clone()), hook_feed.run(c.clone()));
     let suppressions = crate::suppression_sync::run(ctx.clone());
+    // Erasure requests: rare, reconciled straight from their own watch.
+    let erasures = Controller::new(Api::<cascade_crds::v1alpha1::ErasureRequest>::all(c.clone()), watch_config())
+        .run(crate::erasure::reconcile, crate::erasure::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
     let (k, p, d) = (caches.api_keys.clone(), caches.pools.clone(), caches.domains.clone());
     futures::join!(
         drain(dkim, "DkimKey", caches.dkim_keys.clone(), ctx.clone()),
@@ -173,6 +177,7 @@ pub async fn run(ctx: Arc<Context>) {
         gauges,
         feeds,
         secret_feeds,
-        suppressions
+        suppressions,
+        erasures
     );
 }

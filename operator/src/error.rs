@@ -23,6 +23,8 @@ pub enum ReconcileError {
     Spec { field: &'static str, reason: String },
     #[error("StatefulSet {0} still exists 10 s after its deletion")]
     StillThere(String),
+    #[error("destroying the backup data key of tenant {tenant}: {reason}")]
+    Shred { tenant: String, reason: String },
 }
 
 impl ReconcileError {
@@ -32,6 +34,7 @@ impl ReconcileError {
             Self::Random(_) | Self::DkimKey(_) | Self::Seal { .. } | Self::Certificate(_) => "key",
             Self::Render(_) | Self::Secret { .. } | Self::Spec { .. } => "input",
             Self::StillThere(_) => "workload",
+            Self::Shred { .. } => "key",
         }
     }
 }

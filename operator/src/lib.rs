@@ -28,6 +28,7 @@ pub mod dkim_lifecycle;
 pub mod dmarc_reports;
 pub mod dns;
 pub mod domain_cleanup;
+pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod external_dns;

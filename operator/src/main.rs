@@ -76,14 +76,18 @@ enum Command {
         #[command(flatten)]
         key: cascade_operator::backup::cli::KeyArgs,
     },
-    /// Erase data: `--tenant NS` destroys the tenant's backup data key (crypto-shredding every
-    /// earlier backup of it).
+    /// Erase data. `--tenant NS --address ADDR`: an ErasureRequest (the address leaves every
+    /// relay's queue, statuses and suppression list; the tenant's backups are shredded), waited
+    /// for. `--tenant NS` alone: destroy the tenant's backup data key (crypto-shredding).
     Erase {
         #[arg(long, env = "CASCADE_NAMESPACE", default_value = "cascade-system")]
         namespace: String,
-        /// The tenant namespace whose backups become unreadable.
+        /// The tenant (namespace).
         #[arg(long)]
         tenant: String,
+        /// The address to erase from the tenant's data.
+        #[arg(long)]
+        address: Option<String>,
     },
     /// Tenant lockdown (every API key refused, queued mail held on every relay), `--rotate`: and
     /// an emergency rotation of all its DKIM keys and API key secrets. Also `kubectl cascade lockdown`.
@@ -285,7 +289,10 @@ fn main() -> ExitCode {
         Command::Audit { command } => command.run().map_err(anyhow::Error::from),
         Command::Backup { namespace, out, keep, escrow, key } => cascade_operator::backup::cli::backup(&namespace, &key, &out, &escrow, keep),
         Command::Restore { file, namespace, escrow, key } => cascade_operator::backup::cli::restore(&namespace, &key, &file, escrow.as_deref()),
-        Command::Erase { namespace, tenant } => cascade_operator::backup::cli::erase_tenant(&namespace, &tenant),
+        Command::Erase { namespace, tenant, address } => match address {
+            Some(address) => cascade_operator::erasure::request_and_wait(&tenant, &address),
+            None => cascade_operator::backup::cli::erase_tenant(&namespace, &tenant),
+        },
         Command::Lockdown(a) => lockdown(&a.tenant, Some(&a.reason), a.rotate),
         Command::Unlock { tenant } => lockdown(&tenant, None, false),
         Command::CheckDns { files, nameservers } => return check_dns(&files, &nameservers),

@@ -29,6 +29,23 @@ pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, 
     }
 }
 
+/// `POST path` with a JSON body; the answer's JSON on `200` within `timeout`, else `None`.
+pub async fn post_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, path: &str, body: &serde_json::Value, timeout: Duration) -> Option<T> {
+    let headers = [("content-type", "application/json")];
+    let call = Call { addr, tls, method: hyper::Method::POST, path, headers: &headers, body: serde_json::to_vec(body).ok()?.into() };
+    match request(call, MAX_BODY, timeout).await {
+        Ok(a) if a.status == 200 => serde_json::from_slice(&a.body).ok(),
+        Ok(a) => {
+            tracing::warn!(relay = %addr, path, status = a.status, "relay admin request refused");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(relay = %addr, path, error = %e, "relay admin request failed");
+            None
+        }
+    }
+}
+
 /// The admin listeners of the pool's relays (one address per pod, from the headless Service).
 pub async fn addrs(ctx: &crate::Context, pool: &cascade_crds::v1alpha1::RelayPool) -> Vec<SocketAddr> {
     match &ctx.relay_http {

@@ -116,4 +116,11 @@ async fn crds_accept_the_examples_and_refuse_bad_specs() {
     assert!(refused(&dkim, &dk("{domain: 'Shop Example', selector: s1}")).await.contains("spec.domain"));
     assert!(refused(&dkim, &dk("{domain: shop.example, selector: s1, rotation: {rotateEvery: soon}}")).await.contains("spec.rotation.rotateEvery"));
     dkim.create(&dry_run(), &dk("{domain: shop.example, selector: s1, rotation: {rotateEvery: 30d}}")).await.unwrap();
+
+    let erasures: Api<cascade_crds::v1alpha1::ErasureRequest> = Api::namespaced(server.client.clone(), "shop");
+    let meta = "apiVersion: cascade-mail.com/v1alpha1\nkind: ErasureRequest\nmetadata: {name: bad, namespace: shop}\n";
+    let er = |spec: &str| -> cascade_crds::v1alpha1::ErasureRequest { from_yaml(&format!("{meta}spec: {spec}\n")) };
+    assert!(refused(&erasures, &er("{address: 'no at sign'}")).await.contains("spec.address"));
+    assert!(refused(&erasures, &er(&format!("{{address: '{}@example.test'}}", "a".repeat(400)))).await.contains("spec.address"));
+    erasures.create(&dry_run(), &er("{address: someone@example.test}")).await.unwrap();
 }

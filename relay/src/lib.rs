@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod dev;
 pub mod dkim;
 pub mod dmarc;
+pub mod erase;
 pub mod events;
 pub mod handover;
 pub mod http;

@@ -45,6 +45,8 @@ pub struct Relay {
     watch_delivered: AtomicBool,
     /// Woken on every configuration swap (the queue then purges mail of retired domains).
     pub config_changed: tokio::sync::Notify,
+    /// Recent erasures, applied again to attempts that were running ([`crate::erase`]).
+    pub erasures: crate::erase::Erasures,
     pub dmarc_sources: crate::dmarc::record::Sources,
     pub dmarc_summaries: crate::dmarc::summary::Summaries,
     pub audit: cascade_core::audit::Audit,
@@ -84,6 +86,7 @@ impl Relay {
             ready: AtomicBool::new(false),
             watch_delivered: AtomicBool::new(false),
             config_changed: tokio::sync::Notify::new(),
+            erasures: Default::default(),
             dmarc_sources: Default::default(),
             dmarc_summaries: Default::default(),
             audit,

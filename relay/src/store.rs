@@ -150,6 +150,36 @@ impl Store {
         serde_json::from_slice(&json).map(Some).map_err(|e| bad(e.to_string()))
     }
 
+    /// Rewrites every unexpired finished-message record `f` changes (an erasure), durably; how
+    /// many it rewrote. Unreadable records are left as they are.
+    pub fn rewrite_statuses(&self, spool: &Spool, now: u64, f: impl Fn(&mut Envelope) -> bool) -> Result<usize, StoreError> {
+        let mut changed = Vec::new();
+        {
+            let txn = self.db.begin_read()?;
+            for row in txn.open_table(STATUS)?.iter()? {
+                let (k, v) = row?;
+                let (expires, sealed) = v.value();
+                let id = k.value().to_string();
+                let Ok(json) = spool.open_claim(&status_context(&id), sealed) else { continue };
+                let Ok(mut env) = serde_json::from_slice::<Envelope>(&json) else { continue };
+                if expires > now && f(&mut env) {
+                    changed.push((expires, env));
+                }
+            }
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(STATUS)?;
+            for (expires, env) in &changed {
+                let json = serde_json::to_vec(env).map_err(|e| StoreError::Record { name: env.id.clone(), reason: e.to_string() })?;
+                let sealed = spool.seal_claim(&status_context(&env.id), &json).map_err(|e| StoreError::Record { name: env.id.clone(), reason: e.to_string() })?;
+                table.insert(env.id.as_str(), (*expires, sealed.as_slice()))?;
+            }
+        }
+        txn.commit()?;
+        Ok(changed.len())
+    }
+
     /// Looks `name` up and, if it is not there (or expired), remembers `fresh` under it, durably,
     /// in one write transaction: two concurrent requests with one key cannot both be the first.
     /// Returns what was there before, if anything.

@@ -4,6 +4,7 @@
 mod api_key;
 pub mod bounds;
 mod dkim_key;
+mod erasure_request;
 mod pod_settings;
 mod relay_pool;
 mod relay_pool_status;
@@ -13,6 +14,7 @@ mod webhook_endpoint;
 
 pub use api_key::*;
 pub use dkim_key::*;
+pub use erasure_request::*;
 pub use pod_settings::*;
 pub use relay_pool::*;
 pub use relay_pool_status::*;

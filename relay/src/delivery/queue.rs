@@ -80,7 +80,8 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
             Some((claim, result)) = done_rx.recv() => {
                 running.finish(&claim);
                 heap.extend(parked.release(&claim));
-                if let Some(env) = result {
+                // An erasure while it ran is applied again to what the attempt left.
+                if let Some(env) = result.and_then(|env| crate::erase::Erasures::reapply(&relay, env)) {
                     heap.push(Reverse((env.next_attempt * 1000, env.id.clone())));
                     waiting.insert(env.id.clone(), QueueItem { env, message: None });
                 }
@@ -89,6 +90,17 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<QueueItem>, 
             _ = relay.config_changed.notified() => {
                 // Heap entries of purged messages find nothing in `waiting` and are skipped.
                 waiting.retain(|_, item| !relay.purge_if_retired(&item.env));
+                // Messages an erasure touched: what the spool now holds, or gone.
+                waiting.retain(|_, item| match relay.erasures.matching(&item.env).is_empty() {
+                    true => true,
+                    false => match relay.spool.load(&item.env.id) {
+                        Ok((env, _)) => {
+                            *item = QueueItem { env, message: None };
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                });
                 heap.extend(parked.drain());
                 heap.extend(held.drain(..));
             }

@@ -175,12 +175,18 @@ impl Probes for Admin {
         }
         match path.split_once('?') {
             Some(("/handover", q)) => crate::handover::authorize(q, authorization).map_err(Answer::from),
+            // Admitted above: a certificate of the pool's authority (the operator).
+            None if path == "/erase" => Ok(String::new()),
             _ => Err(Answer::text(404, "not found\n")),
         }
     }
     fn post(&self, _method: &hyper::Method, path: &str, claim: &str, _headers: &hyper::HeaderMap, body: &[u8], _peer: IpAddr) -> Answer {
         match path.split_once('?') {
             Some(("/handover", q)) => crate::handover::receive(&self.0, q, claim, body).into(),
+            None if path == "/erase" => match crate::erase::Erasure::parse(body).and_then(|e| crate::erase::run(&self.0, e)) {
+                Ok(counts) => Answer::json(200, &serde_json::to_value(&counts).unwrap_or_default()),
+                Err(why) => Answer::text(400, format!("{why}\n")),
+            },
             _ => Answer::text(404, "not found\n"),
         }
     }
