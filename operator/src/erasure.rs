@@ -29,13 +29,7 @@ struct Counts {
     suppressions_removed: u64,
 }
 
-/// `d***@example.test`, as the relays mask addresses.
-pub fn mask(address: &str) -> String {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
-        None => "***".into(),
-    }
-}
+pub use cascade_core::audit::mask;
 
 fn add(status: &mut ErasureRequestStatus, c: &Counts) {
     status.relays += 1;

@@ -15,15 +15,20 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 /// answers `200` with a document within 3 s.
 pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, path: &str) -> Option<T> {
     let call = Call { addr, tls, method: hyper::Method::GET, path, headers: &[], body: Default::default() };
-    let answer = request(call, MAX_BODY, Duration::from_secs(3)).await;
-    match answer {
+    json_of(call, Duration::from_secs(3)).await
+}
+
+/// The answer's JSON on `200` within `timeout`; else `None`, logged.
+async fn json_of<T: DeserializeOwned>(call: Call<'_>, timeout: Duration) -> Option<T> {
+    let (addr, path) = (call.addr, call.path);
+    match request(call, MAX_BODY, timeout).await {
         Ok(a) if a.status == 200 => serde_json::from_slice(&a.body).ok(),
         Ok(a) => {
-            tracing::debug!(relay = %addr, path, status = a.status, "relay admin read refused");
+            tracing::debug!(relay = %addr, path, status = a.status, "relay admin request refused");
             None
         }
         Err(e) => {
-            tracing::debug!(relay = %addr, path, error = %e, "relay admin read failed");
+            tracing::debug!(relay = %addr, path, error = %e, "relay admin request failed");
             None
         }
     }
@@ -32,18 +37,7 @@ pub async fn get_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, 
 /// `POST path` with a JSON body; the answer's JSON on `200` within `timeout`, else `None`.
 pub async fn post_json<T: DeserializeOwned>(addr: SocketAddr, tls: Option<&Tls>, path: &str, body: &serde_json::Value, timeout: Duration) -> Option<T> {
     let headers = [("content-type", "application/json")];
-    let call = Call { addr, tls, method: hyper::Method::POST, path, headers: &headers, body: serde_json::to_vec(body).ok()?.into() };
-    match request(call, MAX_BODY, timeout).await {
-        Ok(a) if a.status == 200 => serde_json::from_slice(&a.body).ok(),
-        Ok(a) => {
-            tracing::warn!(relay = %addr, path, status = a.status, "relay admin request refused");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(relay = %addr, path, error = %e, "relay admin request failed");
-            None
-        }
-    }
+    json_of(Call { addr, tls, method: hyper::Method::POST, path, headers: &headers, body: serde_json::to_vec(body).ok()?.into() }, timeout).await
 }
 
 /// The admin listeners of the pool's relays (one address per pod, from the headless Service).

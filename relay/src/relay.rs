@@ -233,14 +233,8 @@ impl Relay {
     }
 }
 
-/// `d***@example.test`: enough to follow a message in the logs without exposing the address.
-pub fn mask(address: &str) -> String {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
-        None if address.is_empty() => "<>".into(),
-        None => "***".into(),
-    }
-}
+/// Addresses in logs and audit records: `d***@example.test` ([`cascade_core::audit::mask`]).
+pub use cascade_core::audit::mask;
 
 #[cfg(test)]
 mod tests {
