@@ -39,15 +39,21 @@ impl Writer {
 }
 
 /// Who last changed the object's spec or metadata as the API server tells it: the newest
-/// `managedFields` entry outside the operator's own managers and the status subresource, as
-/// `manager (operation, time)`. Names the field manager (kubectl, argocd-controller, ...); the
-/// cluster's API audit log has the authenticated user behind it.
+/// `managedFields` entries outside the operator's own managers and the status subresource, as
+/// `manager (operation, time)` — several joined by ` or ` when they share that second (the API
+/// server keeps times to the second). Names the field manager (kubectl, argocd-controller, ...);
+/// the cluster's API audit log has the authenticated user behind it.
 pub fn last_writer(meta: &kube::core::ObjectMeta) -> Option<String> {
     let entries = meta.managed_fields.iter().flatten();
-    let theirs = entries.filter(|e| e.subresource.as_deref().unwrap_or_default() != "status" && !e.manager.as_deref().unwrap_or_default().starts_with(crate::labels::FIELD_MANAGER));
-    let last = theirs.max_by_key(|e| e.time.as_ref().map(|t| t.0))?;
-    let when = last.time.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
-    Some(format!("{} ({}, {when})", last.manager.as_deref().unwrap_or("unknown"), last.operation.as_deref().unwrap_or("?")))
+    let theirs: Vec<_> = entries.filter(|e| e.subresource.as_deref().unwrap_or_default() != "status" && !e.manager.as_deref().unwrap_or_default().starts_with(crate::labels::FIELD_MANAGER)).collect();
+    let newest = theirs.iter().filter_map(|e| e.time.as_ref().map(|t| t.0)).max();
+    let mut last: Vec<String> = theirs
+        .iter()
+        .filter(|e| e.time.as_ref().map(|t| t.0) == newest)
+        .map(|e| format!("{} ({}, {})", e.manager.as_deref().unwrap_or("unknown"), e.operation.as_deref().unwrap_or("?"), e.time.as_ref().map(|t| t.0.to_string()).unwrap_or_default()))
+        .collect();
+    last.sort();
+    (!last.is_empty()).then(|| last.join(" or "))
 }
 
 /// A projected status without transition times: equal when nothing but the clock moved.
@@ -93,4 +99,29 @@ where
         ctx.events.publish(&obj.object_ref(&()), &note).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+
+    fn entry(manager: &str, operation: &str, time: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
+        let time: Time = serde_json::from_value(serde_json::json!(time)).unwrap();
+        ManagedFieldsEntry { manager: Some(manager.into()), operation: Some(operation.into()), time: Some(time), subresource: subresource.map(String::from), ..Default::default() }
+    }
+
+    #[test]
+    fn the_last_writer_is_the_newest_foreign_manager_and_ties_name_them_all() {
+        let mut meta = kube::core::ObjectMeta::default();
+        assert_eq!(super::last_writer(&meta), None);
+        meta.managed_fields = Some(vec![
+            entry("argocd-controller", "Apply", "2027-01-01T00:00:00Z", None),
+            entry("kubectl-patch", "Update", "2027-01-01T00:00:05Z", None),
+            entry("cascade-operator", "Apply", "2027-01-01T00:00:09Z", None),
+            entry("someone", "Update", "2027-01-01T00:00:09Z", Some("status")),
+        ]);
+        assert_eq!(super::last_writer(&meta).as_deref(), Some("kubectl-patch (Update, 2027-01-01T00:00:05Z)"));
+        meta.managed_fields.as_mut().unwrap().push(entry("cascade-lockdown", "Update", "2027-01-01T00:00:05Z", None));
+        assert_eq!(super::last_writer(&meta).as_deref(), Some("cascade-lockdown (Update, 2027-01-01T00:00:05Z) or kubectl-patch (Update, 2027-01-01T00:00:05Z)"));
+    }
 }
