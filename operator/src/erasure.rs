@@ -1,17 +1,23 @@
 //! The ErasureRequest controller: an address leaves a tenant's data everywhere Cascade keeps
 //! it. Every relay of every pool serving the tenant gets `POST /erase` on its admin listener
-//! (mutual TLS; queued mail, message statuses, the suppression list — see the relay's
-//! `erase` module); the counts add up in the status across attempts (an erasure is idempotent,
-//! so a relay that did not answer is simply asked again, every 30 s, with `Ready=False`
-//! `RelaysUnreachable`). Once all answered, the tenant's backup data key is destroyed
-//! (`shredBackups`, [`crate::backup::tenant_keys`]), the status says `Done`, and the audit trail
-//! records it with the address masked. A done request is never run again.
+//! (mutual TLS; queued mail, message statuses, the suppression list, pending webhook events —
+//! see the relay's `erase` module); the counts add up in the status, which also names the relays
+//! that answered, so a retry (every 30 s, `Ready=False` `RelaysUnreachable`) asks only the
+//! others. Once all answered, the tenant's backup data key is destroyed (`shredBackups`,
+//! [`crate::backup::tenant_keys`]), the status says `Done`, and the audit trail records it with
+//! the address masked. A done request is never run again.
+//!
+//! Each erasure makes every relay read its whole spool, and a tenant can create requests at
+//! will: a namespace's requests run one at a time, oldest first (the others say `Waiting`), so
+//! a flood of them costs the relays one scan at a time (a ResourceQuota on
+//! `count/erasurerequests.cascade-mail.com` bounds how many may wait).
 
 use crate::error::ReconcileError;
 use crate::events::Note;
 use crate::Context;
 use cascade_crds::conditions;
 use cascade_crds::v1alpha1::{ErasureRequest, ErasureRequestStatus};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
@@ -27,16 +33,53 @@ struct Counts {
     queued_recipients_erased: u64,
     statuses_masked: u64,
     suppressions_removed: u64,
+    #[serde(default)]
+    events_masked: u64,
 }
 
 pub use cascade_core::audit::mask;
 
-fn add(status: &mut ErasureRequestStatus, c: &Counts) {
-    status.relays += 1;
+fn add(status: &mut ErasureRequestStatus, relay: String, c: &Counts) {
+    status.erased_on.push(relay);
+    status.relays = status.erased_on.len() as u32;
     status.queued_messages_purged += c.queued_messages_purged;
     status.queued_recipients_erased += c.queued_recipients_erased;
     status.statuses_masked += c.statuses_masked;
     status.suppressions_removed += c.suppressions_removed;
+    status.events_masked += c.events_masked;
+}
+
+/// The request of the same namespace that runs before `req`: the oldest one not done, when it is
+/// older (creation time, then name) than `req`. Pure.
+pub fn runs_first<'a>(req: &ErasureRequest, all: &'a [ErasureRequest]) -> Option<&'a ErasureRequest> {
+    let order = |r: &ErasureRequest| (r.metadata.creation_timestamp.clone(), r.name_any());
+    let done = |r: &ErasureRequest| r.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(DONE);
+    all.iter().filter(|r| !done(r)).min_by_key(|r| order(r)).filter(|first| order(first) < order(req))
+}
+
+/// Asks every relay of the tenant's pools that has not answered yet; the ones still missing.
+async fn fan_out(ctx: &Context, ns: &str, body: &serde_json::Value, status: &mut ErasureRequestStatus, now_unix: u64) -> Result<Vec<String>, ReconcileError> {
+    let mut missing = Vec::new();
+    for pool in crate::api_key::serving(ctx, ns).await?.0 {
+        let (pns, pname) = (pool.namespace().unwrap_or_default(), pool.name_any());
+        let admin = ctx.secrets.get(&pns, &crate::admin_authority::secret_name(&pname)).await?;
+        let tls = admin.as_ref().and_then(|a| crate::admin_authority::operator_client(a, &ctx.master, &pns, &pname, now_unix));
+        let addrs = crate::relay_admin::addrs(ctx, &pool).await;
+        if addrs.is_empty() || (tls.is_none() && ctx.relay_http.is_none()) {
+            missing.push(format!("{pns}/{pname}: no relay reachable"));
+        }
+        for addr in addrs {
+            let relay = format!("{pns}/{pname}/{addr}");
+            if status.erased_on.contains(&relay) {
+                continue;
+            }
+            match crate::relay_admin::post_json::<Counts>(addr, tls.as_ref(), "/erase", body, Duration::from_secs(60)).await {
+                Some(c) => add(status, relay, &c),
+                None => missing.push(format!("{pns}/{pname}: relay {addr} did not answer")),
+            }
+        }
+    }
+    Ok(missing)
 }
 
 pub async fn reconcile(req: Arc<ErasureRequest>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
@@ -47,31 +90,20 @@ pub async fn reconcile(req: Arc<ErasureRequest>, ctx: Arc<Context>) -> Result<Ac
     let ns = req.namespace().unwrap_or_default();
     let now_unix = ctx.clock.now();
     let now = cascade_core::time::rfc3339_utc(now_unix);
-    let body = serde_json::json!({ "address": req.spec.address, "tenant": ns });
-    let mut status = old.clone();
-    let (mut answered, mut missing) = (0u32, Vec::new());
-    for pool in crate::api_key::serving(&ctx, &ns).await?.0 {
-        let (pns, pname) = (pool.namespace().unwrap_or_default(), pool.name_any());
-        let admin = ctx.secrets.get(&pns, &crate::admin_authority::secret_name(&pname)).await?;
-        let tls = admin.as_ref().and_then(|a| crate::admin_authority::operator_client(a, &ctx.master, &pns, &pname, now_unix));
-        let addrs = crate::relay_admin::addrs(&ctx, &pool).await;
-        if addrs.is_empty() || (tls.is_none() && ctx.relay_http.is_none()) {
-            missing.push(format!("{pns}/{pname}: no relay reachable"));
-        }
-        for addr in addrs {
-            match crate::relay_admin::post_json::<Counts>(addr, tls.as_ref(), "/erase", &body, Duration::from_secs(60)).await {
-                Some(c) => {
-                    add(&mut status, &c);
-                    answered += 1;
-                }
-                None => missing.push(format!("{pns}/{pname}: relay {addr} did not answer")),
-            }
-        }
-    }
     let generation = req.metadata.generation.unwrap_or(0);
+    let mut status = old.clone();
+    let all = Api::<ErasureRequest>::namespaced(ctx.client.clone(), &ns).list(&ListParams::default()).await?;
+    if let Some(first) = runs_first(&req, &all.items) {
+        status.phase = Some("Waiting".into());
+        conditions::set(&mut status.conditions, "Ready", false, "Waiting", &format!("waits for {}, which runs first", first.name_any()), generation, &now);
+        crate::status::apply(&ctx, &crate::status::WHOLE, &*req, req.status.as_ref(), &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(10)));
+    }
+    let body = serde_json::json!({ "address": req.spec.address, "tenant": ns });
+    let missing = fan_out(&ctx, &ns, &body, &mut status, now_unix).await?;
     if !missing.is_empty() {
         status.phase = Some("Pending".into());
-        let why = format!("{answered} relay(s) erased it; retrying: {}", missing.join("; "));
+        let why = format!("{} relay(s) erased it; retrying: {}", status.relays, missing.join("; "));
         conditions::set(&mut status.conditions, "Ready", false, "RelaysUnreachable", &why, generation, &now);
         crate::status::apply(&ctx, &crate::status::WHOLE, &*req, req.status.as_ref(), &status).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
@@ -82,11 +114,12 @@ pub async fn reconcile(req: Arc<ErasureRequest>, ctx: Arc<Context>) -> Result<Ac
     status.phase = Some(DONE.into());
     status.completed_at = Some(now.clone());
     let summary = format!(
-        "erased on {} relay(s): {} queued message(s) purged, {} queued recipient(s) erased, {} suppression(s) removed{}",
+        "erased on {} relay(s): {} queued message(s) purged, {} queued recipient(s) erased, {} suppression(s) removed, {} pending event(s) masked{}",
         status.relays,
         status.queued_messages_purged,
         status.queued_recipients_erased,
         status.suppressions_removed,
+        status.events_masked,
         if status.backups_shredded { "; earlier backups of this tenant can no longer be read" } else { "" }
     );
     conditions::set(&mut status.conditions, "Ready", true, "Erased", &summary, generation, &now);
@@ -128,6 +161,27 @@ pub fn error_policy(req: Arc<ErasureRequest>, error: &ReconcileError, ctx: Arc<C
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn request(name: &str, created: &str, phase: Option<&str>) -> ErasureRequest {
+        serde_json::from_value(serde_json::json!({ "apiVersion": "cascade-mail.com/v1alpha1", "kind": "ErasureRequest",
+            "metadata": { "name": name, "namespace": "shop", "creationTimestamp": created },
+            "spec": { "address": "gone@dest.test" }, "status": { "phase": phase } }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_namespace_runs_its_oldest_open_request_first() {
+        let (a, b, c) = (request("a", "2026-12-01T10:00:00Z", None), request("b", "2026-12-01T10:00:00Z", None), request("c", "2026-12-01T09:00:00Z", Some(DONE)));
+        let all = [c.clone(), b.clone(), a.clone()];
+        assert_eq!(runs_first(&a, &all).map(|r| r.name_any()), None, "a is the oldest open one (same second: by name)");
+        assert_eq!(runs_first(&b, &all).map(|r| r.name_any()).as_deref(), Some("a"));
+        let newer = request("z", "2026-12-02T00:00:00Z", None);
+        assert_eq!(runs_first(&newer, std::slice::from_ref(&newer)).map(|r| r.name_any()), None, "alone");
+        let done_a = request("a", "2026-12-01T10:00:00Z", Some(DONE));
+        assert_eq!(runs_first(&b, &[c, done_a, b.clone()]).map(|r| r.name_any()), None, "the older ones are done");
+    }
+
     #[test]
     fn addresses_are_masked_as_the_relays_do() {
         assert_eq!(super::mask("gone@dest.test"), "g***@dest.test");

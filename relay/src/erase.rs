@@ -5,15 +5,25 @@
 //!   (no DSN: it would carry the address);
 //! - **message status**: finished messages keep their record with the address masked;
 //! - **the suppression list** of the tenant (or of every tenant): removed, and logged so the
-//!   pool's shared list loses it too.
+//!   pool's shared list loses it too;
+//! - **pending webhook events** (the tenant's own deliveries of `message.*` events): masked
+//!   wherever the address appears in the payload, on disk; the sender reads each event's body
+//!   from disk before every attempt, and writes and sends go through the active erasures
+//!   ([`Erasures::scrub`]), so an event emitted or retried meanwhile is masked too.
+//!
+//! DMARC reports need nothing: the relay keeps only the reported domain, source IPs, counts and
+//! failure types from them (see `crate::dmarc`), never an address.
 //!
 //! The scheduler holds queued envelopes in memory: it reloads those an erasure touched at the
 //! next configuration notice, and an attempt running meanwhile gets the erasure applied again
-//! when it ends ([`Erasures::reapply`]). Every erasure is an `erasure` audit record with the
-//! address masked. [`Erasure::apply`] is pure.
+//! when it ends ([`Erasures::reapply`]). Erasures run one at a time (each reads the whole spool,
+//! on the blocking pool). Every erasure is an `erasure` audit record with the address masked.
+//! [`Erasure::apply`] and [`Erasure::scrub`] are pure.
 
+use crate::events::Pending;
 use crate::relay::{mask, Relay};
 use crate::spool::{Envelope, RcptStatus};
+use serde_json::Value;
 use std::sync::Mutex;
 
 /// The reply recorded for an erased recipient.
@@ -49,6 +59,7 @@ pub struct Counts {
     pub queued_recipients_erased: usize,
     pub statuses_masked: usize,
     pub suppressions_removed: usize,
+    pub events_masked: usize,
 }
 
 impl Erasure {
@@ -98,22 +109,76 @@ impl Erasure {
             false => Applied::Rewritten(erased),
         }
     }
+
+    /// `text` with every occurrence of the address (ASCII case ignored) masked; `None` when it
+    /// has none.
+    fn masked_in(&self, text: &str) -> Option<String> {
+        // ASCII lowercasing keeps every byte offset, so the matches index `text` itself.
+        let lower = text.to_ascii_lowercase();
+        let mut found = lower.match_indices(self.address.as_str()).peekable();
+        found.peek()?;
+        let (mut out, mut at) = (String::with_capacity(text.len()), 0);
+        for (start, m) in found {
+            out.push_str(&text[at..start]);
+            out.push_str(&mask(&self.address));
+            at = start + m.len();
+        }
+        out.push_str(&text[at..]);
+        Some(out)
+    }
+
+    fn scrub_json(&self, v: &mut Value) -> bool {
+        match v {
+            Value::String(s) => self.masked_in(s).map(|m| *s = m).is_some(),
+            Value::Array(list) => list.iter_mut().fold(false, |changed, x| self.scrub_json(x) | changed),
+            Value::Object(map) => map.values_mut().fold(false, |changed, x| self.scrub_json(x) | changed),
+            _ => false,
+        }
+    }
+
+    /// Masks the address wherever it appears in the event's payload (a tenant's event only
+    /// when the erasure is scoped to it); whether anything changed.
+    pub fn scrub(&self, p: &mut Pending) -> bool {
+        if self.tenant.as_ref().is_some_and(|t| *t != p.tenant) {
+            return false;
+        }
+        let Ok(mut body) = serde_json::from_str::<Value>(&p.body) else {
+            // Never written by this relay; masked as text all the same.
+            return self.masked_in(&p.body).map(|m| p.body = m).is_some();
+        };
+        let changed = self.scrub_json(&mut body);
+        if changed {
+            p.body = body.to_string();
+        }
+        changed
+    }
 }
 
-/// The erasures of the last hour, for attempts that were running when they happened.
+/// The erasures of the last hour, for attempts that were running when they happened; and the
+/// lock that runs erasures one at a time.
 #[derive(Default)]
-pub struct Erasures(Mutex<Vec<(Erasure, u64)>>);
+pub struct Erasures {
+    active: Mutex<Vec<(Erasure, u64)>>,
+    running: Mutex<()>,
+}
 
 impl Erasures {
     fn add(&self, e: Erasure, now: u64) {
-        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.active.lock().unwrap_or_else(|e| e.into_inner());
         list.retain(|(_, at)| now < at + REAPPLY_SECS);
         list.push((e, now));
     }
 
     /// The active erasures that mention `env`.
     pub fn matching(&self, env: &Envelope) -> Vec<Erasure> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(e, _)| e.mentions(env)).map(|(e, _)| e.clone()).collect()
+        self.active.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(e, _)| e.mentions(env)).map(|(e, _)| e.clone()).collect()
+    }
+
+    /// Applies every active erasure to an event about to be written or sent.
+    pub fn scrub(&self, p: &mut Pending) {
+        for (e, _) in self.active.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            e.scrub(p);
+        }
     }
 
     /// An envelope back from an attempt (or in the queue): with every active erasure applied
@@ -149,6 +214,7 @@ fn persist(relay: &Relay, env: &Envelope, removed: bool) -> bool {
 
 /// Runs `erasure` on every store of this relay. Blocking (an admin request, rare).
 pub fn run(relay: &Relay, erasure: Erasure) -> Result<Counts, String> {
+    let _one_at_a_time = relay.erasures.running.lock().unwrap_or_else(|e| e.into_inner());
     let now = cascade_core::time::now_unix();
     relay.erasures.add(erasure.clone(), now);
     let mut counts = Counts::default();
@@ -173,6 +239,7 @@ pub fn run(relay: &Relay, erasure: Erasure) -> Result<Counts, String> {
             counts.suppressions_removed += 1;
         }
     }
+    counts.events_masked = relay.events.erase(&relay.spool, &erasure).map_err(|e| format!("rewriting pending events: {e}"))?;
     // The scheduler reloads what it holds of the touched messages.
     relay.config_changed.notify_one();
     let record = serde_json::json!({ "address": mask(&erasure.address), "tenant": erasure.tenant, "counts": &counts });
@@ -214,6 +281,30 @@ mod tests {
         let mut from = env("gone@shop.example", &["a@dest.test", "b@dest.test"]);
         assert_eq!(erasure("gone@shop.example", None).apply(&mut from), Applied::Removed(0));
         assert!(from.recipients.iter().all(|r| r.status == RcptStatus::Failed) && from.sender == "g***@shop.example");
+    }
+
+    fn event(tenant: &str, body: serde_json::Value) -> Pending {
+        Pending { webhook_id: "evt_1".into(), tenant: tenant.into(), endpoint: "hooks".into(), body: body.to_string(), created: 0, attempts: 1, next_attempt: 0 }
+    }
+
+    #[test]
+    fn an_event_is_masked_wherever_the_address_appears_and_only_in_scope() {
+        let body = serde_json::json!({ "type": "message.bounced", "data": { "recipient": "Gone@Dest.Test", "recipients": ["keep@dest.test", "gone@dest.test"],
+            "smtp": { "code": 550, "reply": "550 5.1.1 <gone@dest.test>: no such user (gone@dest.test)" } } });
+        let mut p = event("shop", body);
+        assert!(erasure("gone@dest.test", Some("shop")).scrub(&mut p));
+        let v: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+        assert_eq!(v["data"]["recipient"], "g***@dest.test");
+        assert_eq!(v["data"]["recipients"], serde_json::json!(["keep@dest.test", "g***@dest.test"]));
+        assert_eq!(v["data"]["smtp"]["reply"], "550 5.1.1 <g***@dest.test>: no such user (g***@dest.test)");
+        assert_eq!(v["data"]["smtp"]["code"], 550);
+        assert!(!erasure("gone@dest.test", None).scrub(&mut p), "nothing left to mask");
+        let mut other = event("blog", serde_json::json!({ "data": { "recipient": "gone@dest.test" } }));
+        assert!(!erasure("gone@dest.test", Some("shop")).scrub(&mut other) && other.body.contains("gone@dest.test"), "another tenant's event");
+        assert!(erasure("gone@dest.test", None).scrub(&mut other) && !other.body.contains("gone@"));
+        let mut text = event("shop", serde_json::json!(null));
+        text.body = "not json: GONE@dest.test".into();
+        assert!(erasure("gone@dest.test", None).scrub(&mut text) && text.body == "not json: g***@dest.test");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct Relay {
     /// Woken on every configuration swap (the queue then purges mail of retired domains).
     pub config_changed: tokio::sync::Notify,
     /// Recent erasures, applied again to attempts that were running ([`crate::erase`]).
-    pub erasures: crate::erase::Erasures,
+    pub erasures: Arc<crate::erase::Erasures>,
     pub dmarc_sources: crate::dmarc::record::Sources,
     pub dmarc_summaries: crate::dmarc::summary::Summaries,
     pub audit: cascade_core::audit::Audit,
@@ -64,6 +64,7 @@ pub struct Relay {
 impl Relay {
     pub fn new(rt: Arc<Runtime>, volume: Volume, certs: Arc<CertStore>, queue: QueueHandle, audit: cascade_core::audit::Audit) -> Arc<Self> {
         let Volume { spool, store, events, suppressions } = volume;
+        let erasures = events.erasures.clone();
         let limits = &rt.config.limits;
         let auth_failures = AuthFailures::new(limits.max_auth_failures, limits.auth_failure_window.0.as_millis() as u64);
         // A key id may be guessed from many addresses: twice the per-address allowance.
@@ -86,7 +87,7 @@ impl Relay {
             ready: AtomicBool::new(false),
             watch_delivered: AtomicBool::new(false),
             config_changed: tokio::sync::Notify::new(),
-            erasures: Default::default(),
+            erasures,
             dmarc_sources: Default::default(),
             dmarc_summaries: Default::default(),
             audit,

@@ -70,7 +70,7 @@ def test_an_erasure_reaches_queued_mail_statuses_and_the_suppression_list(workdi
     status, text = admin_post(relay, "/erase", json.dumps({"address": "Gone@Dest.Test", "tenant": "dev"}))
     assert status == 200, text
     counts = json.loads(text)
-    assert counts == {"queuedMessagesPurged": 1, "queuedRecipientsErased": 2, "statusesMasked": 0, "suppressionsRemoved": 1}, counts
+    assert counts == {"queuedMessagesPurged": 1, "queuedRecipientsErased": 2, "statusesMasked": 0, "suppressionsRemoved": 1, "eventsMasked": 0}, counts
 
     # The purged message: finished, the address masked, nothing bounced; the other still queued for keep@.
     def recipients(msg_id):
@@ -98,3 +98,33 @@ def test_an_erasure_reaches_queued_mail_statuses_and_the_suppression_list(workdi
     records = [json.loads(line) for line in audit.splitlines() if '"erasure"' in line]
     assert records and records[0]["data"]["address"] == "g***@dest.test", records
     assert GONE not in audit and GONE not in relay.log_text()
+
+
+def test_pending_webhook_events_lose_the_address_on_disk_and_on_the_wire(workdir, dns_server, cleanup):
+    """Events the tenant's endpoint has not taken yet (it answers 503) are masked where they wait,
+    on disk; their retries, after the erasure, carry the masked address only."""
+    from test_webhooks import hooked_relay
+    receiver, sink, relay = hooked_relay(workdir, dns_server, cleanup)
+    receiver.answers.extend([(503, {})] * 100)
+    sink.handler.busy_rcpts.update({GONE, "keep@dest.test"})
+    send(relay, [GONE, "keep@dest.test"], "events")
+
+    def refused():
+        ids = {h["webhook-id"] for h, e in receiver.events(503) if GONE in json.dumps(e)}
+        return ids if len(ids) >= 3 else None  # accepted, and deferred for each recipient
+    waiting = wait_until(refused, 30, "three events refused by the endpoint")
+    status, text = admin_post(relay, "/erase", json.dumps({"address": GONE, "tenant": "dev"}))
+    assert status == 200, text
+    assert json.loads(text)["eventsMasked"] >= len(waiting), text
+    with receiver.lock:
+        receiver.answers.clear()
+
+    def retried():
+        got = {h["webhook-id"]: e for h, e in receiver.events(200)}
+        return got if waiting <= set(got) else None
+    got = wait_until(retried, 30, "the refused events retried and taken")
+    with receiver.lock:
+        sent = [b.decode() for _, _, b, s in receiver.requests if s == 200]
+    assert all(GONE not in b.lower() for b in sent), "an event after the erasure named the address"
+    accepted = next(e for i, e in got.items() if i in waiting and e["type"] == "message.accepted")
+    assert sorted(accepted["data"]["recipients"]) == ["g***@dest.test", "keep@dest.test"], accepted

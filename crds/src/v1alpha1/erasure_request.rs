@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// A request to erase one address from this tenant's data (GDPR Art. 17): the operator removes
 /// it from every relay's queued mail (purged or the recipient failed and masked, no DSN), message
-/// statuses (masked), and the tenant's suppression list, records the erasure (masked) in the
-/// audit trails, and — `shredBackups` — destroys the tenant's backup data key so no earlier
-/// backup yields the address. Done once; delete the object afterwards (it holds the address).
+/// statuses (masked), the tenant's suppression list and its pending webhook events (masked),
+/// records the erasure (masked) in the audit trails, and — `shredBackups` — destroys the
+/// tenant's backup data key so no earlier backup yields the address. A namespace's requests run
+/// one at a time, oldest first. Done once; delete the object afterwards (it holds the address).
 #[derive(CustomResource, JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cascade-mail.com",
@@ -40,7 +41,8 @@ fn yes() -> bool {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureRequestStatus {
-    /// `Pending` (some relay has not answered yet; retried) or `Done`.
+    /// `Waiting` (an older request of this namespace runs first), `Pending` (some relay has not
+    /// answered yet; retried) or `Done`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// RFC 3339 UTC.
@@ -49,6 +51,9 @@ pub struct ErasureRequestStatus {
     /// Relays that carried it out.
     #[serde(default)]
     pub relays: u32,
+    /// The admin addresses of the relays that answered (a retry asks only the others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased_on: Vec<String>,
     #[serde(default)]
     pub queued_messages_purged: u64,
     #[serde(default)]
@@ -57,6 +62,9 @@ pub struct ErasureRequestStatus {
     pub statuses_masked: u64,
     #[serde(default)]
     pub suppressions_removed: u64,
+    /// Webhook events waiting for the tenant's endpoints, masked.
+    #[serde(default)]
+    pub events_masked: u64,
     /// The tenant's backup data key was destroyed.
     #[serde(default)]
     pub backups_shredded: bool,

@@ -145,6 +145,25 @@ fn reports_arrive_by_mail_as_attachments_or_feedback_reports() {
     assert!(parse_mail(&mail("text/plain", "just a note")).unwrap_err().0.contains("no DMARC report in the message"));
 }
 
+/// What erasure relies on: nothing the relay keeps from a report names an address, even when
+/// the report quotes the message (RFC 6591 `Original-Rcpt-To`, the original headers).
+#[test]
+fn failure_reports_leave_no_address_behind() {
+    let arf = "--f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nVersion: 1\r\nAuth-Failure: dkim\r\n\
+               Original-Mail-From: <gone@shop.example>\r\nOriginal-Rcpt-To: <gone@dest.test>\r\nReported-Domain: shop.example\r\nSource-IP: 203.0.113.5\r\n\r\n\
+               --f\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: gone@shop.example\r\nTo: Gone@Dest.Test\r\n\r\n--f--\r\n";
+    let reports = parse_mail(&mail("multipart/report; report-type=feedback-report; boundary=\"f\"", arf)).unwrap();
+    let (metrics, sources, summaries) = (crate::metrics::Metrics::default(), record::Sources::default(), summary::Summaries::default());
+    for r in &reports {
+        record::record(&metrics, &sources, r);
+        if let Report::Aggregate(a) = r {
+            summaries.add(a);
+        }
+    }
+    let kept = format!("{reports:?}{}{}", metrics.render(), summaries.json()).to_ascii_lowercase();
+    assert!(kept.contains("shop.example") && !kept.contains("gone@"), "{kept}");
+}
+
 #[test]
 fn source_series_are_capped_per_domain() {
     let metrics = crate::metrics::Metrics::default();

@@ -7,6 +7,10 @@
 //! state change it reports is written to the spool; the [`sender`] then delivers it at least
 //! once, with the same `webhook-id` on every retry, and removes the file only after a `2xx`.
 //! A relay killed with `kill -9` sends what it had on disk when it starts again.
+//!
+//! **Erasable**: every write applies the active erasures, [`Events::erase`] masks an address in
+//! every event on disk, and the sender takes each event's body from disk before an attempt
+//! ([`Events::fresh`]), so what it holds in memory never outlives an erasure.
 
 pub mod message;
 pub mod sender;
@@ -14,6 +18,7 @@ pub mod sign;
 
 use crate::config::webhooks::key_of;
 use crate::config::Runtime;
+use crate::erase::{Erasure, Erasures};
 use crate::spool::Spool;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -21,7 +26,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// One event waiting for one endpoint.
@@ -52,6 +57,10 @@ pub struct Events {
     dir: PathBuf,
     tx: mpsc::UnboundedSender<Pending>,
     states: Mutex<HashMap<String, EndpointState>>,
+    /// The relay's recent erasures (shared with it), applied to every write.
+    pub erasures: Arc<Erasures>,
+    /// Held for every write, so an erasure's rewrite and a sender's write never interleave.
+    writing: Mutex<()>,
 }
 
 fn context(file: &str) -> String {
@@ -65,7 +74,7 @@ impl Events {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         let states = fs::read(dir.join("endpoints.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
-        Ok((Self { dir, tx, states: Mutex::new(states) }, rx))
+        Ok((Self { dir, tx, states: Mutex::new(states), erasures: Default::default(), writing: Mutex::new(()) }, rx))
     }
 
     /// Whether `tenant` has an endpoint for `kind` (cheap: callers build the data only then).
@@ -98,8 +107,15 @@ impl Events {
         }
     }
 
-    /// Writes `p` (sealed) to its file; `sync`: fsynced too.
+    /// Writes `p` (sealed, the active erasures applied) to its file; `sync`: fsynced too.
     pub fn store(&self, spool: &Spool, p: &Pending, sync: bool) -> std::io::Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = p.clone();
+        self.erasures.scrub(&mut p);
+        self.write(spool, &p, sync)
+    }
+
+    fn write(&self, spool: &Spool, p: &Pending, sync: bool) -> std::io::Result<()> {
         let name = p.file_name();
         let json = serde_json::to_vec(p).map_err(std::io::Error::other)?;
         let sealed = spool.seal_claim(&context(&name), &json).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -118,18 +134,50 @@ impl Events {
         }
     }
 
+    /// The event in file `name`, if it opens and is the one its name says.
+    fn read(&self, spool: &Spool, name: &str) -> Option<Pending> {
+        let bytes = fs::read(self.dir.join(name)).ok()?;
+        let p: Pending = serde_json::from_slice(&spool.open_claim(&context(name), &bytes).ok()?).ok()?;
+        (p.file_name() == name).then_some(p)
+    }
+
+    /// The names of the event files on disk.
+    fn files(&self) -> Vec<String> {
+        let names = fs::read_dir(&self.dir).into_iter().flatten().flatten().filter_map(|e| e.file_name().into_string().ok());
+        names.filter(|n| n.ends_with(".evt")).collect()
+    }
+
+    /// `p` about to be sent: its body as on disk now (an erasure may have rewritten it), with
+    /// the active erasures applied. Blocking.
+    pub fn fresh(&self, spool: &Spool, mut p: Pending) -> Pending {
+        if let Some(disk) = self.read(spool, &p.file_name()) {
+            p.body = disk.body;
+        }
+        self.erasures.scrub(&mut p);
+        p
+    }
+
+    /// Masks `erasure`'s address in every event on disk; how many were rewritten. Blocking.
+    pub fn erase(&self, spool: &Spool, erasure: &Erasure) -> std::io::Result<usize> {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut masked = 0;
+        for name in self.files() {
+            let Some(mut p) = self.read(spool, &name) else { continue };
+            if erasure.scrub(&mut p) {
+                self.write(spool, &p, true)?;
+                masked += 1;
+            }
+        }
+        Ok(masked)
+    }
+
     /// Every event on disk (at start); unreadable files are set aside as `*.bad`.
     pub fn load_all(&self, spool: &Spool) -> Vec<Pending> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            if !name.ends_with(".evt") {
-                continue;
-            }
-            let opened = fs::read(&path).ok().and_then(|b| spool.open_claim(&context(&name), &b).ok()).and_then(|j| serde_json::from_slice::<Pending>(&j).ok());
-            match opened {
-                Some(p) if p.file_name() == name => out.push(p),
+        for name in self.files() {
+            let path = self.dir.join(&name);
+            match self.read(spool, &name) {
+                Some(p) => out.push(p),
                 _ => {
                     tracing::error!(file = %path.display(), "event file unreadable; set aside");
                     let _ = fs::rename(&path, path.with_extension("bad"));

@@ -92,6 +92,7 @@ pub async fn run(relay: Arc<Relay>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             let batch = companions(&relay.runtime(), &mut waiting, p, now);
             let (relay, done, permit) = (relay.clone(), done_tx.clone(), permits.clone().acquire_owned().await.expect("never closed"));
             tokio::spawn(async move {
+                let batch = fresh(&relay, batch).await;
                 let outcome = attempt(&relay, &batch).await;
                 drop(permit);
                 let _ = done.send((batch, outcome));
@@ -180,6 +181,14 @@ fn body_of(endpoint: &Endpoint, batch: &[Pending]) -> (String, String) {
             (serde_json::Value::Array(items).to_string(), id)
         }
     }
+}
+
+/// The batch with each body as on disk now, erasures applied ([`super::Events::fresh`]).
+async fn fresh(relay: &Arc<Relay>, batch: Vec<Pending>) -> Vec<Pending> {
+    let relay = relay.clone();
+    let copy = batch.clone();
+    let fresh = tokio::task::spawn_blocking(move || batch.into_iter().map(|p| relay.events.fresh(&relay.spool, p)).collect());
+    fresh.await.unwrap_or(copy)
 }
 
 /// Records the outcome; returns the event when it is to be tried again.
