@@ -38,6 +38,9 @@ pub struct Context {
     /// Per pool, the object generations its last bundle was rendered from (for the audit
     /// trail's `config.generation` records).
     pub config_sources: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeMap<String, i64>>>,
+    /// Per object (by uid), the generation its last `object.generation` record named: a
+    /// reconcile that runs again before the cache has the new status records nothing twice.
+    pub recorded_generations: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl Context {
@@ -85,6 +88,7 @@ impl Context {
             caches: Default::default(),
             failures: Default::default(),
             config_sources: Default::default(),
+            recorded_generations: Default::default(),
             client,
             master,
             metrics: Default::default(),

@@ -56,6 +56,18 @@ pub fn last_writer(meta: &kube::core::ObjectMeta) -> Option<String> {
     (!last.is_empty()).then(|| last.join(" or "))
 }
 
+/// Whether `generation` of the object `uid` is not recorded yet (now it is). The map is
+/// forgotten past `REMEMBERED` objects: at worst one record is written twice.
+fn first_record(ctx: &Context, uid: Option<&str>, generation: i64) -> bool {
+    const REMEMBERED: usize = 100_000;
+    let Some(uid) = uid else { return true };
+    let mut seen = ctx.recorded_generations.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.len() >= REMEMBERED {
+        seen.clear();
+    }
+    seen.insert(uid.to_string(), generation) != Some(generation)
+}
+
 /// A projected status without transition times: equal when nothing but the clock moved.
 fn comparable(mut v: serde_json::Value) -> serde_json::Value {
     if let Some(conds) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
@@ -90,7 +102,7 @@ where
     // The answer carries managedFields, which the caches strip (crate::lean).
     let written = api.patch_status(&obj.name_any(), &PatchParams::apply(writer.manager).force(), &Patch::Apply(&patch)).await?;
     let observed = |v: Option<&serde_json::Value>| v.and_then(|v| v.get("observedGeneration")).and_then(serde_json::Value::as_i64);
-    if let Some(generation) = observed(Some(&new)).filter(|g| observed(old.as_ref()) != Some(*g)) {
+    if let Some(generation) = observed(Some(&new)).filter(|g| observed(old.as_ref()) != Some(*g) && first_record(ctx, obj.meta().uid.as_deref(), *g)) {
         let record = serde_json::json!({ "kind": K::kind(&()), "namespace": obj.namespace(), "name": obj.name_any(), "generation": generation, "changedBy": last_writer(written.meta()) });
         ctx.events.record("object.generation", record);
     }

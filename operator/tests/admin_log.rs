@@ -62,6 +62,12 @@ async fn object_and_configuration_generations_are_audited_with_who_changed_them(
     })
     .await;
     assert!(pool["data"]["generation"].as_i64().unwrap() >= 2, "{pool}");
+    // Each generation of each object is recorded once, however often its reconcile ran.
+    let mut seen = std::collections::HashMap::new();
+    for r in records(&dir).into_iter().filter(|r| r["event"] == "object.generation") {
+        *seen.entry(format!("{} {}/{}@{}", r["data"]["kind"], r["data"]["namespace"], r["data"]["name"], r["data"]["generation"])).or_insert(0) += 1;
+    }
+    assert!(seen.values().all(|n| *n == 1), "recorded twice: {seen:?}");
 
     audit.tick(true);
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
