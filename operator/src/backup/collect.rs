@@ -42,8 +42,24 @@ async fn list<K>(client: &kube::Client, kind: &str, params: &ListParams) -> Resu
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let list = Api::<K>::all(client.clone()).list(params).await.map_err(kube(format!("listing {kind}s")))?;
-    list.items.into_iter().map(|o| Ok(clean(kind, serde_json::to_value(o).map_err(super::ArchiveError::from)?))).collect()
+    // In pages of PAGE, all from the first page's snapshot (the API server's continue token).
+    const PAGE: u32 = 500;
+    let api = Api::<K>::all(client.clone());
+    let (mut out, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let mut page_params = params.clone().limit(PAGE);
+        if let Some(t) = token.take() {
+            page_params = page_params.continue_token(&t);
+        }
+        let page = api.list(&page_params).await.map_err(kube(format!("listing {kind}s")))?;
+        for o in page.items {
+            out.push(clean(kind, serde_json::to_value(o).map_err(super::ArchiveError::from)?));
+        }
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Whether a Secret the operator wrote is derived (rendered again from the rest) or the tenant

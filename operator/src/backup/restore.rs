@@ -136,7 +136,7 @@ async fn restore_held(client: &kube::Client, secrets: &SecretStore, ns: &str, he
         let mut of_kind: Vec<&Item> = items.iter().filter(|i| i.kind == *kind).collect();
         of_kind.sort_by_key(|i| i.object["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string());
         for item in of_kind {
-            let obj = create_cr(client, item, owner_ref(item, &created)).await?;
+            let obj = on_kind(client, item, Op::Create(owner_ref(item, &created))).await?.unwrap_or_default();
             report.created.push(format!("{kind} {}/{}", item.namespace(), item.name()));
             created.insert((kind.to_string(), item.namespace().into(), item.name().into()), obj);
         }
@@ -149,22 +149,44 @@ async fn restore_held(client: &kube::Client, secrets: &SecretStore, ns: &str, he
 }
 
 async fn exists(client: &kube::Client, item: &Item) -> Result<bool, BackupError> {
-    let (ns, name) = (item.namespace(), item.name());
-    let what = format!("checking {} {ns}/{name}", item.kind);
-    async fn get<K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug>(c: &kube::Client, ns: &str, name: &str) -> Result<bool, kube::Error> {
-        Ok(Api::<K>::namespaced(c.clone(), ns).get_opt(name).await?.is_some())
-    }
+    Ok(on_kind(client, item, Op::Get).await?.is_some())
+}
+
+/// What [`on_kind`] does with an item.
+enum Op {
+    /// The live object, if any.
+    Get,
+    /// Created (a custom resource, its status too when it carries state), with this owner.
+    Create(Option<OwnerReference>),
+}
+
+/// `op` on `item` through its kind's typed API: the one list of the kinds restore writes.
+async fn on_kind(client: &kube::Client, item: &Item, op: Op) -> Result<Option<serde_json::Value>, BackupError> {
     match item.kind.as_str() {
-        "RelayPool" => get::<RelayPool>(client, ns, name).await,
-        "SendingDomain" => get::<SendingDomain>(client, ns, name).await,
-        "DkimKey" => get::<DkimKey>(client, ns, name).await,
-        "ApiKey" => get::<ApiKey>(client, ns, name).await,
-        "WebhookEndpoint" => get::<WebhookEndpoint>(client, ns, name).await,
-        "SuppressionShard" => get::<SuppressionShard>(client, ns, name).await,
-        "Secret" => get::<Secret>(client, ns, name).await,
-        other => return Err(BackupError::Refused(format!("the archive holds an unknown kind {other}"))),
+        "RelayPool" => typed::<RelayPool>(client, item, op).await,
+        "SendingDomain" => typed::<SendingDomain>(client, item, op).await,
+        "DkimKey" => typed::<DkimKey>(client, item, op).await,
+        "ApiKey" => typed::<ApiKey>(client, item, op).await,
+        "WebhookEndpoint" => typed::<WebhookEndpoint>(client, item, op).await,
+        "SuppressionShard" => typed::<SuppressionShard>(client, item, op).await,
+        // Secrets are created by create_secret (owners re-linked, credentials re-marked).
+        "Secret" if matches!(op, Op::Get) => typed::<Secret>(client, item, op).await,
+        other => Err(BackupError::Refused(format!("the archive holds an unknown kind {other}"))),
     }
-    .map_err(kube(what))
+}
+
+async fn typed<K>(client: &kube::Client, item: &Item, op: Op) -> Result<Option<serde_json::Value>, BackupError>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    match op {
+        Op::Get => {
+            let what = format!("checking {} {}/{}", item.kind, item.namespace(), item.name());
+            let live = Api::<K>::namespaced(client.clone(), item.namespace()).get_opt(item.name()).await.map_err(kube(what))?;
+            Ok(live.map(|_| serde_json::Value::Null))
+        }
+        Op::Create(owner) => create::<K>(client, item, owner).await.map(Some),
+    }
 }
 
 type Created = BTreeMap<(String, String, String), serde_json::Value>;
@@ -198,18 +220,6 @@ where
         api.patch_status(item.name(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await.map_err(kube(format!("{what} (status)")))?;
     }
     serde_json::to_value(made).map_err(|e| BackupError::Refused(format!("{what}: {e}")))
-}
-
-async fn create_cr(client: &kube::Client, item: &Item, owner: Option<OwnerReference>) -> Result<serde_json::Value, BackupError> {
-    match item.kind.as_str() {
-        "RelayPool" => create::<RelayPool>(client, item, owner).await,
-        "SendingDomain" => create::<SendingDomain>(client, item, owner).await,
-        "DkimKey" => create::<DkimKey>(client, item, owner).await,
-        "ApiKey" => create::<ApiKey>(client, item, owner).await,
-        "WebhookEndpoint" => create::<WebhookEndpoint>(client, item, owner).await,
-        "SuppressionShard" => create::<SuppressionShard>(client, item, owner).await,
-        other => Err(BackupError::Refused(format!("the archive holds an unknown kind {other}"))),
-    }
 }
 
 /// A Secret, owned by its owner's new incarnation; API-key credentials marked for it.
