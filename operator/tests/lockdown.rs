@@ -1,7 +1,7 @@
-//! Tenant lockdown against the real API server and a real relay: `lockdown shop` makes the
-//! relay refuse shop's key within 5 s while blog's key keeps working, and shop's queued mail is
-//! held (still queued, not delivered, though its destination is up); `unlock` delivers it and the
-//! key works again. The emergency rotation issues new credentials and a DKIM rotation for every key.
+//! Tenant lockdown against the real API server and two real relays running the operator's
+//! bundle: `lockdown shop` makes every relay refuse shop's key within 5 s while blog's key keeps
+//! working, and shop's queued mail is held on each (still queued, not delivered, though its
+//! destination is up); `unlock` delivers it and the key works again. The emergency rotation issues new credentials and a DKIM rotation for every key.
 
 mod support;
 
@@ -77,10 +77,13 @@ async fn a_lockdown_refuses_the_tenants_keys_and_holds_its_mail_and_unlock_deliv
         c.delivery.retry.max_delay = cascade_crds::HumanDuration::secs(1);
     };
     let mut relay = support::relay::Bundle::from_operator("lockdown", &op.secrets, edit).await;
-    let _running = relay.serve(&[], &[]);
-    until("the relay's submission port", || async { tokio::net::TcpStream::connect(("127.0.0.1", relay.submission)).await.ok() }).await;
-    let (ok, log) = swaks(relay.submission, &shop, "orders@shop.example", true);
-    assert!(ok, "shop's message is accepted before the lockdown:\n{log}");
+    let mut second = support::relay::Bundle::from_operator("lockdown-2", &op.secrets, edit).await;
+    let _running = (relay.serve(&[], &[]), second.serve(&[], &[]));
+    for r in [&relay, &second] {
+        until("the relay's submission port", || async { tokio::net::TcpStream::connect(("127.0.0.1", r.submission)).await.ok() }).await;
+        let (ok, log) = swaks(r.submission, &shop, "orders@shop.example", true);
+        assert!(ok, "shop's message is accepted before the lockdown:\n{log}");
+    }
 
     // Lockdown: recorded in the pool, and within 5 s the relay refuses shop's key.
     let locked = Instant::now();
@@ -92,16 +95,19 @@ async fn a_lockdown_refuses_the_tenants_keys_and_holds_its_mail_and_unlock_deliv
         if let Some(yaml) = support::relay::assembled(&op.secrets).await.filter(|y| y.contains("held: true")) {
             assert!(!yaml.contains("held: false"), "held is written only when set");
             relay.sync(&op.secrets, edit).await;
+            second.sync(&op.secrets, edit).await;
         }
-        if !swaks(relay.submission, &shop, "orders@shop.example", false).0 {
+        if [&relay, &second].iter().all(|r| !swaks(r.submission, &shop, "orders@shop.example", false).0) {
             break;
         }
         assert!(locked.elapsed() < Duration::from_secs(5), "shop's key still authenticates {:?} after the lockdown", locked.elapsed());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("lockdown reached the relay in {:?}", locked.elapsed());
-    let (_, refused) = swaks(relay.submission, &shop, "orders@shop.example", false);
-    assert!(refused.contains("535"), "{refused}");
+    eprintln!("lockdown reached both relays in {:?}", locked.elapsed());
+    for r in [&relay, &second] {
+        let (_, refused) = swaks(r.submission, &shop, "orders@shop.example", false);
+        assert!(refused.contains("535"), "{refused}");
+    }
     // The other tenant is untouched: blog sends, and its message arrives once the sink is up.
     let _sink = Sink::start(sink_port, &inbox);
     let (ok, log) = swaks(relay.submission, &news, "news@blog.example", true);
@@ -110,14 +116,18 @@ async fn a_lockdown_refuses_the_tenants_keys_and_holds_its_mail_and_unlock_deliv
     // shop's message is held: the sink is up, retries are every second, and still nothing.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!received(&inbox).iter().any(|m| m.contains("from orders@shop.example")), "a held message was delivered");
-    let spooled = std::fs::read_dir(relay.dir.join("spool")).unwrap().count();
-    assert!(spooled > 0, "the held message is still in the spool");
+    for r in [&relay, &second] {
+        let spooled = std::fs::read_dir(r.dir.join("spool")).unwrap().filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "msg")).count();
+        assert_eq!(spooled, 1, "the held message is still in each relay's spool");
+    }
 
     // Unlock: the key works again and the held message is delivered.
     assert_eq!(cascade_operator::lockdown::unlock(&op.client, "shop").await.unwrap(), vec!["cascade-system/main".to_string()]);
     until("the bundle without the hold", || async { support::relay::assembled(&op.secrets).await.filter(|y| !y.contains("held: true")) }).await;
     relay.sync(&op.secrets, edit).await;
-    until("shop's held message at the sink", || async { received(&inbox).iter().any(|m| m.contains("from orders@shop.example")).then_some(()) }).await;
+    second.sync(&op.secrets, edit).await;
+    let both = || async { (received(&inbox).iter().filter(|m| m.contains("from orders@shop.example")).count() == 2).then_some(()) };
+    until("shop's held messages from both relays at the sink", both).await;
     until("shop's key accepted again", || async { swaks(relay.submission, &shop, "orders@shop.example", false).0.then_some(()) }).await;
 
     // Emergency rotation: a new secret for every API key of the tenant and a DKIM rotation.
