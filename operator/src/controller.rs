@@ -168,6 +168,7 @@ pub async fn run(ctx: Arc<Context>) {
         .run(crate::erasure::reconcile, crate::erasure::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
     let (k, p, d) = (caches.api_keys.clone(), caches.pools.clone(), caches.domains.clone());
+    let admin_records = crate::admin_records::run(ctx.clone());
     futures::join!(
         drain(dkim, "DkimKey", caches.dkim_keys.clone(), ctx.clone()),
         drain(keys, "ApiKey", k, ctx.clone()),
@@ -178,6 +179,7 @@ pub async fn run(ctx: Arc<Context>) {
         feeds,
         secret_feeds,
         suppressions,
-        erasures
+        erasures,
+        admin_records
     );
 }

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_authority;
+pub mod admin_records;
 pub mod api_key;
 pub mod apply;
 pub mod backup;

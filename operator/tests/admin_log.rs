@@ -10,19 +10,10 @@ use cascade_crds::v1alpha1::ApiKey;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use support::operator::until;
 
-fn records(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
-    files.sort();
-    files.iter().flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<serde_json::Value>>()).collect()
-}
-
 #[tokio::test]
 async fn object_and_configuration_generations_are_audited_with_who_changed_them() {
-    let dir = std::env::temp_dir().join(format!("cascade-admin-log-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let key = [5u8; 32];
-    let audit = std::sync::Arc::new(cascade_core::audit::Audit::open(&dir, &key, 90, 1 << 20, Default::default()).unwrap());
-    let Some(op) = support::operator::start_with(|ctx| ctx.events = ctx.events.clone().with_audit(audit.clone())).await else { return };
+    let trail = support::trail::Trail::new("admin-log");
+    let Some(op) = support::operator::start_with(|ctx| trail.attach(ctx)).await else { return };
     support::world::pool(&op.client, serde_json::json!({ "dnsVerification": "warn" })).await;
     support::world::domain(&op.client, serde_json::json!({})).await;
     let keys: Api<ApiKey> = Api::namespaced(op.client.clone(), "shop");
@@ -32,31 +23,32 @@ async fn object_and_configuration_generations_are_audited_with_who_changed_them(
     let creds = until("credentials", || async { op.secrets.get("shop", "web-credentials").await.ok().flatten() }).await;
     let password = String::from_utf8(creds["password"].clone()).unwrap();
     let generation = |recs: &[serde_json::Value], kind: &str, g: i64| recs.iter().find(|r| r["event"] == "object.generation" && r["data"]["kind"] == kind && r["data"]["generation"] == g).cloned();
-    let first = until("the ApiKey's generation 1 recorded", || async { generation(&records(&dir), "ApiKey", 1) }).await;
+    let first = until("the ApiKey's generation 1 recorded", || async { generation(&trail.records(), "ApiKey", 1) }).await;
     assert!(first["data"]["changedBy"].as_str().unwrap().contains("argocd-controller (Update, "), "{first}");
     until("a bundle built from it", || async {
-        records(&dir).into_iter().find(|r| r["event"] == "config.generation" && r["data"]["changed"].as_array().is_some_and(|c| c.iter().any(|c| c == "ApiKey shop/web@1")))
+        trail.records().into_iter().find(|r| r["event"] == "config.generation" && r["data"]["changed"].as_array().is_some_and(|c| c.iter().any(|c| c == "ApiKey shop/web@1")))
     })
     .await;
 
     // A revocation by another manager, then a lockdown: each is traceable to the bundle it made.
     let revoke = serde_json::json!({ "spec": { "revoked": true } });
     keys.patch("web", &PatchParams { field_manager: Some("kubectl-patch".into()), ..Default::default() }, &Patch::Merge(&revoke)).await.unwrap();
-    let second = until("generation 2 recorded", || async { generation(&records(&dir), "ApiKey", 2) }).await;
+    let second = until("generation 2 recorded", || async { generation(&trail.records(), "ApiKey", 2) }).await;
     // Within the same second as the creation, both managers are named.
     assert!(second["data"]["changedBy"].as_str().unwrap().contains("kubectl-patch (Update, "), "{second}");
     let config = until("the bundle of generation 2", || async {
-        records(&dir).into_iter().find(|r| r["event"] == "config.generation" && r["data"]["changed"].as_array().is_some_and(|c| c.iter().any(|c| c == "ApiKey shop/web@2")))
+        trail.records().into_iter().find(|r| r["event"] == "config.generation" && r["data"]["changed"].as_array().is_some_and(|c| c.iter().any(|c| c == "ApiKey shop/web@2")))
     })
     .await;
     assert!(!config["data"]["changed"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().starts_with("RelayPool")), "only what changed is listed: {config}");
     assert!(config["data"]["configGeneration"].as_str().is_some_and(|g| !g.is_empty()), "{config}");
     cascade_operator::lockdown::lockdown(&op.client, "shop", "drill", cascade_core::time::now_unix()).await.unwrap();
     let locked =
-        until("the lockdown in a bundle record", || async { records(&dir).into_iter().find(|r| r["event"] == "config.generation" && r["data"]["lockdown"] == serde_json::json!(["shop"])) }).await;
+        until("the lockdown in a bundle record", || async { trail.records().into_iter().find(|r| r["event"] == "config.generation" && r["data"]["lockdown"] == serde_json::json!(["shop"])) }).await;
     assert!(locked["data"]["changed"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().starts_with("RelayPool cascade-system/main@")), "{locked}");
     let pool = until("the pool's new generation recorded", || async {
-        records(&dir)
+        trail
+            .records()
             .into_iter()
             .find(|r| r["event"] == "object.generation" && r["data"]["kind"] == "RelayPool" && r["data"]["changedBy"].as_str().is_some_and(|w| w.contains("cascade-lockdown (Update, ")))
     })
@@ -64,16 +56,14 @@ async fn object_and_configuration_generations_are_audited_with_who_changed_them(
     assert!(pool["data"]["generation"].as_i64().unwrap() >= 2, "{pool}");
     // Each generation of each object is recorded once, however often its reconcile ran.
     let mut seen = std::collections::HashMap::new();
-    for r in records(&dir).into_iter().filter(|r| r["event"] == "object.generation") {
+    for r in trail.records().into_iter().filter(|r| r["event"] == "object.generation") {
         *seen.entry(format!("{} {}/{}@{}", r["data"]["kind"], r["data"]["namespace"], r["data"]["name"], r["data"]["generation"])).or_insert(0) += 1;
     }
     assert!(seen.values().all(|n| *n == 1), "recorded twice: {seen:?}");
 
-    audit.tick(true);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
-    files.sort();
-    cascade_core::audit::verify_files(&key, &files, None).expect("the operator's trail verifies");
+    trail.audit.tick(true);
+    let files = trail.files();
+    cascade_core::audit::verify_files(&trail.key, &files, None).expect("the operator's trail verifies");
     let text: String = files.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
     assert!(!text.contains(&password), "a secret in the audit trail");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -95,9 +95,17 @@ async fn a_backup_restores_into_an_empty_cluster_and_an_erased_tenant_stays_gone
     assert!(report.shredded.is_empty(), "{:?}", report.shredded);
     let again = backup::restore::restore(&b.client, NS, &first.archive, &key, Some(&first.escrow)).await.unwrap_err();
     assert!(again.to_string().starts_with("restore needs an empty cluster; these exist: RelayPool cascade-system/main"), "{again}");
-    let b = b.run(|_| {}).await;
+    let trail = support::trail::Trail::new("restore-drill");
+    let b = b.run(|ctx| trail.attach(ctx)).await;
     until("the restored key in the new bundle", || async { support::relay::assembled(&b.secrets).await.filter(|y| y.contains(&user)) }).await;
     let rto = started.elapsed();
+    // The restore is in the operator's audit trail, with who ran it; the mailbox is emptied.
+    let restored = until("the restore in the operator's trail", || async { trail.find("restore") }).await;
+    assert_eq!((restored["data"]["objects"].as_u64(), restored["data"]["shredded"].as_array().map(Vec::len)), (Some(report.created.len() as u64), Some(0)), "{restored}");
+    // Who: the API server's SelfSubjectReview, which this test server does not serve (unit-tested).
+    assert_eq!(restored["data"]["by"], cascade_operator::admin_records::UNKNOWN, "{restored}");
+    let mailbox = until("the mailbox emptied", || async { b.secrets.get(NS, cascade_operator::admin_records::SECRET_NAME).await.ok().flatten().filter(|d| d.is_empty()) }).await;
+    assert!(mailbox.is_empty());
     let relay = support::relay::Bundle::from_operator("drill", &b.secrets, |_| {}).await;
     let _running = relay.serve(&[], &[]);
     until("the relay's submission port", || async { tokio::net::TcpStream::connect(("127.0.0.1", relay.submission)).await.ok() }).await;

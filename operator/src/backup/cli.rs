@@ -107,7 +107,10 @@ pub fn restore(namespace: &str, key: &KeyArgs, file: &Path, escrow: Option<&Path
 pub fn erase_tenant(namespace: &str, tenant: &str) -> anyhow::Result<()> {
     let had = runtime()?.block_on(async {
         let client = kube::Client::try_default().await?;
-        Ok::<_, anyhow::Error>(super::erase_tenant(&client, namespace, tenant).await?)
+        let had = super::erase_tenant(&client, namespace, tenant).await?;
+        let record = serde_json::json!({ "tenant": tenant, "keyDestroyed": had });
+        crate::admin_records::leave(&client, namespace, "backup.tenant_shredded", record).await?;
+        Ok::<_, anyhow::Error>(had)
     })?;
     match had {
         true => println!("tenant {tenant}: data key destroyed; backups taken before can no longer yield its data. Write a new key escrow (run a backup) and discard older escrows."),

@@ -93,7 +93,11 @@ pub async fn restore(client: &kube::Client, operator_ns: &str, bytes: &[u8], sou
     }
     let result = restore_held(client, &secrets, operator_ns, &header, &payload, &escrowed).await;
     lease.release().await.map_err(kube("releasing the operator's Lease"))?;
-    result
+    let report = result?;
+    // For the operator's audit trail (crate::admin_records); a refused restore leaves nothing.
+    let record = serde_json::json!({ "archive": header.id, "backupCreated": report.manifest.created, "objects": report.created.len(), "shredded": report.shredded });
+    crate::admin_records::leave(client, operator_ns, "restore", record).await.map_err(kube("recording the restore for the audit trail"))?;
+    Ok(report)
 }
 
 async fn restore_held(client: &kube::Client, secrets: &SecretStore, ns: &str, header: &archive::Header, payload: &Payload, escrowed: &BTreeMap<String, TenantKey>) -> Result<Report, BackupError> {

@@ -9,4 +9,5 @@ pub mod operator;
 pub mod proxy;
 pub mod relay;
 pub mod rewrite;
+pub mod trail;
 pub mod world;
